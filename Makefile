@@ -1,0 +1,56 @@
+# raftkv - the two commands a user needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DEV    := $(VENV)/.installed-dev
+RUNTIME:= $(VENV)/.installed
+DEBIAN_TEST_TOOLS := redis-server:redis-server redis-tools:redis-cli
+DEBIAN_BENCH_TOOLS := $(DEBIAN_TEST_TOOLS) etcd-server:etcd wrk:wrk
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck bench bench-quick soak clean debian-test-tools debian-bench-tools
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(RUNTIME): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(DEV): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(RUNTIME)
+
+## Start one node on 127.0.0.1:8080 with its data in ./data
+run: $(RUNTIME)
+	$(VENV)/bin/raftkv serve --data-dir ./data
+
+debian-test-tools:
+	scripts/ensure-debian.sh $(DEBIAN_TEST_TOOLS)
+
+debian-bench-tools:
+	scripts/ensure-debian.sh $(DEBIAN_BENCH_TOOLS)
+
+## The whole suite: lint, types, unit, property, integration and fault tests
+test: $(DEV) debian-test-tools lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+typecheck: $(DEV)
+	$(VENV)/bin/mypy src/raftkv
+
+## Long runs that are not part of `make test`
+soak: $(DEV)
+	$(PY) -m pytest -m slow -p no:cacheprovider
+
+bench: $(DEV) debian-bench-tools
+	$(PY) -m benchmarks.run --full
+
+bench-quick: $(DEV) debian-bench-tools
+	$(PY) -m benchmarks.run --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,327 @@
+"""Commands (what goes into the log), results (what apply returns), and their codec.
+
+Every change to the keyspace is one of these frozen dataclasses, encoded with a
+versioned binary codec (never pickle: log records cross the network in a cluster).
+Each command carries:
+
+* ``now_ms`` - the proposer's clock when it was submitted. ``apply`` reads no clock;
+  it decides "is this key expired?" against this stamp, so every replica agrees.
+* ``request_id`` - chosen by the client (or the service); a command whose id was
+  already applied is not applied again and returns the first result (Raft
+  dissertation section 6.3). Empty means "no deduplication".
+
+Wire format, version 1: ``u8 version | u8 tag | request_id | fields`` with integers little-endian
+and byte strings as ``u32 length | bytes``. Optional integers are ``u8 present | i64``.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+CODEC_VERSION: Final = 1
+
+
+class Cond(enum.IntEnum):
+    """A precondition on the key's current (unexpired) state."""
+
+    NONE = 0
+    ABSENT = 1  # create-only: If-None-Match: *, SET NX
+    EXISTS = 2  # replace-only: SET XX
+    MOD_REVISION = 3  # compare-and-swap: If-Match: "<modRevision>"
+
+
+@dataclass(frozen=True, slots=True)
+class Noop:
+    """Appended by a new leader at the start of its term (Raft section 8); changes nothing."""
+
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Store ``value`` under ``key``. ``expires_at_ms`` is absolute; None means no TTL
+    (unless ``keep_ttl``, which keeps the key's current deadline, Redis SET KEEPTTL)."""
+
+    key: bytes
+    value: bytes
+    expires_at_ms: int | None = None
+    keep_ttl: bool = False
+    cond: Cond = Cond.NONE
+    expected_mod_revision: int = 0
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove ``key`` if present (and if the condition holds)."""
+
+    key: bytes
+    cond: Cond = Cond.NONE
+    expected_mod_revision: int = 0
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    """Set an absolute deadline on an existing key, or remove it (``expires_at_ms`` None:
+    Redis PERSIST). A deadline not after ``now_ms`` deletes the key, as Redis does."""
+
+    key: bytes
+    expires_at_ms: int | None
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IncrBy:
+    """Add ``delta`` to the base-10 integer stored at ``key`` (missing counts as 0)."""
+
+    key: bytes
+    delta: int
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Append ``value`` to the key's value (missing counts as empty); keeps the TTL."""
+
+    key: bytes
+    value: bytes
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MultiPut:
+    """Store several keys atomically (Redis MSET); with ``only_if_none_exist`` store
+    none of them if any exists (MSETNX)."""
+
+    items: tuple[tuple[bytes, bytes], ...]
+    only_if_none_exist: bool = False
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteExpired:
+    """Delete those of ``keys`` whose deadline is not after ``now_ms``.
+
+    Proposed only by the leader (or the single node) after scanning its expiry index,
+    so all replicas delete the same keys at the same index. A key refreshed since the
+    scan is left alone: the check happens again here, at apply time."""
+
+    keys: tuple[bytes, ...]
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Evict:
+    """Delete ``keys`` unconditionally: the leader's eviction decision under memory
+    pressure (the policy runs outside ``apply``; only its outcome is logged)."""
+
+    keys: tuple[bytes, ...]
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+Command = Noop | Put | Delete | Expire | IncrBy | Append | MultiPut | DeleteExpired | Evict
+
+
+class Outcome(enum.IntEnum):
+    """How a command ended. Only OK changed the keyspace (for batches: at least one key)."""
+
+    OK = 0
+    CONDITION_FAILED = 1
+    NOT_FOUND = 2
+    NOT_INTEGER = 3
+    OVERFLOW = 4  # INCR past the signed 64-bit range
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A key's stored state. Revisions are log indexes and only grow."""
+
+    key: bytes
+    value: bytes
+    version: int
+    create_revision: int
+    mod_revision: int
+    expires_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What ``apply`` returns: the outcome, the index it was applied at, the key's
+    state after (``entry``) and before (``previous``), and a count for batches."""
+
+    outcome: Outcome
+    revision: int
+    entry: Entry | None = None
+    previous: Entry | None = None
+    count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+
+# --- codec -------------------------------------------------------------------------
+
+_TAGS: Final[dict[type, int]] = {
+    Noop: 0,
+    Put: 1,
+    Delete: 2,
+    Expire: 3,
+    IncrBy: 4,
+    Append: 5,
+    MultiPut: 6,
+    DeleteExpired: 7,
+    Evict: 8,
+}
+_U32 = struct.Struct("<I")
+_I64 = struct.Struct("<q")
+_HEAD = struct.Struct("<BB")
+_PUT_FIXED = struct.Struct("<BqBBqq")  # has_ttl, expires_at, keep_ttl, cond, expected, now
+
+
+class CodecError(ValueError):
+    """Raised when bytes do not decode to a command of a known version."""
+
+
+def _b(out: bytearray, data: bytes) -> None:
+    out += _U32.pack(len(data))
+    out += data
+
+
+_PUT_HEAD = _HEAD.pack(CODEC_VERSION, 1)
+
+
+def encode(cmd: Command) -> bytes:
+    """Encode a command to its versioned binary form."""
+    if type(cmd) is Put:  # the hot path, flattened: same bytes as the general branch
+        rid, key, value, exp = cmd.request_id, cmd.key, cmd.value, cmd.expires_at_ms
+        return b"".join((
+            _PUT_HEAD, _U32.pack(len(rid)), rid, _U32.pack(len(key)), key,
+            _U32.pack(len(value)), value,
+            _PUT_FIXED.pack(exp is not None, exp or 0, cmd.keep_ttl, cmd.cond,
+                            cmd.expected_mod_revision, cmd.now_ms),
+        ))
+    out = bytearray(_HEAD.pack(CODEC_VERSION, _TAGS[type(cmd)]))
+    _b(out, cmd.request_id)
+    if isinstance(cmd, Put):
+        _b(out, cmd.key)
+        _b(out, cmd.value)
+        exp = cmd.expires_at_ms
+        out += _PUT_FIXED.pack(
+            exp is not None, exp or 0, cmd.keep_ttl, cmd.cond, cmd.expected_mod_revision, cmd.now_ms
+        )
+    elif isinstance(cmd, Delete):
+        _b(out, cmd.key)
+        out += struct.pack("<Bqq", cmd.cond, cmd.expected_mod_revision, cmd.now_ms)
+    elif isinstance(cmd, Expire):
+        _b(out, cmd.key)
+        exp = cmd.expires_at_ms
+        out += struct.pack("<Bqq", exp is not None, exp or 0, cmd.now_ms)
+    elif isinstance(cmd, IncrBy):
+        _b(out, cmd.key)
+        out += struct.pack("<qq", cmd.delta, cmd.now_ms)
+    elif isinstance(cmd, Append):
+        _b(out, cmd.key)
+        _b(out, cmd.value)
+        out += _I64.pack(cmd.now_ms)
+    elif isinstance(cmd, MultiPut):
+        out += struct.pack("<IBq", len(cmd.items), cmd.only_if_none_exist, cmd.now_ms)
+        for key, value in cmd.items:
+            _b(out, key)
+            _b(out, value)
+    elif isinstance(cmd, DeleteExpired | Evict):
+        out += struct.pack("<Iq", len(cmd.keys), cmd.now_ms)
+        for key in cmd.keys:
+            _b(out, key)
+    else:
+        out += _I64.pack(cmd.now_ms)
+    return bytes(out)
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def fixed(self, fmt: struct.Struct) -> tuple[int, ...]:
+        if self.pos + fmt.size > len(self.data):
+            raise CodecError("command truncated")
+        values = fmt.unpack_from(self.data, self.pos)
+        self.pos += fmt.size
+        return values
+
+    def blob(self) -> bytes:
+        (n,) = self.fixed(_U32)
+        end = self.pos + n
+        if end > len(self.data):
+            raise CodecError("command field longer than the record")
+        value = self.data[self.pos : end]
+        self.pos = end
+        return value
+
+
+_BQQ = struct.Struct("<Bqq")
+_QQ = struct.Struct("<qq")
+_IBQ = struct.Struct("<IBq")
+_IQ = struct.Struct("<Iq")
+
+
+def decode(data: bytes) -> Command:
+    """Decode bytes made by :func:`encode`; raise CodecError on anything else."""
+    r = _Reader(data)
+    version, tag = r.fixed(_HEAD)
+    if version != CODEC_VERSION:
+        raise CodecError(f"unknown command codec version {version}")
+    rid = r.blob()
+    cmd: Command
+    if tag == 1:
+        key, value = r.blob(), r.blob()
+        has_ttl, exp, keep, cond, expected, now = r.fixed(_PUT_FIXED)
+        cmd = Put(key, value, exp if has_ttl else None, bool(keep), Cond(cond), expected, rid, now)
+    elif tag == 2:
+        key = r.blob()
+        cond, expected, now = r.fixed(_BQQ)
+        cmd = Delete(key, Cond(cond), expected, rid, now)
+    elif tag == 3:
+        key = r.blob()
+        has_ttl, exp, now = r.fixed(_BQQ)
+        cmd = Expire(key, exp if has_ttl else None, rid, now)
+    elif tag == 4:
+        key = r.blob()
+        delta, now = r.fixed(_QQ)
+        cmd = IncrBy(key, delta, rid, now)
+    elif tag == 5:
+        key, value = r.blob(), r.blob()
+        (now,) = r.fixed(_I64)
+        cmd = Append(key, value, rid, now)
+    elif tag == 6:
+        n, nx, now = r.fixed(_IBQ)
+        items = tuple((r.blob(), r.blob()) for _ in range(n))
+        cmd = MultiPut(items, bool(nx), rid, now)
+    elif tag in (7, 8):
+        n, now = r.fixed(_IQ)
+        keys = tuple(r.blob() for _ in range(n))
+        cmd = DeleteExpired(keys, rid, now) if tag == 7 else Evict(keys, rid, now)
+    elif tag == 0:
+        (now,) = r.fixed(_I64)
+        cmd = Noop(rid, now)
+    else:
+        raise CodecError(f"unknown command tag {tag}")
+    if r.pos != len(data):
+        raise CodecError("trailing bytes after command")
+    return cmd

@@ -1,0 +1,232 @@
+"""The keyspace: keys in order, their values and revisions, and an index of deadlines.
+
+Memory is the constraint that shapes this module. Each key costs one dict slot and
+one packed ``bytes`` object holding a fixed header (mod_revision, create_revision,
+expires_at_ms, version) followed by the value, instead of an object with five int
+fields (a slotted object plus its ints costs ~120 bytes more per key here).
+
+Ordered iteration (prefix scans, cursors, Redis SCAN) uses a ``SortedList`` of keys.
+New keys go to a small pending set first and are merged into the sorted list in one
+batch when an ordered read needs them, so the write path is a dict store plus a set
+add; deletes remove from whichever of the two holds the key.
+
+Expiry is hidden, never acted on, here: reads take ``now_ms`` and treat a key whose
+deadline is not after it as absent. Deleting expired keys is a logged command
+(``DeleteExpired``); :meth:`Keyspace.due` finds candidates in deadline order, in
+O(expired) work, from the deadline index.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from sortedcontainers import SortedList
+
+from raftkv.core.commands import Entry
+
+HEADER: Final = struct.Struct("<QQQI")  # mod_revision, create_revision, expires_at_ms, version
+HEADER_BYTES: Final = HEADER.size
+NO_DEADLINE: Final = 0
+
+
+def pack(value: bytes, mod_revision: int, create_revision: int, expires_at_ms: int | None,
+         version: int) -> bytes:
+    """The stored form of one key's state."""
+    return HEADER.pack(mod_revision, create_revision, expires_at_ms or NO_DEADLINE, version) + value
+
+
+def unpack(key: bytes, packed: bytes) -> Entry:
+    mod, create, expires, version = HEADER.unpack_from(packed)
+    return Entry(key, packed[HEADER_BYTES:], version, create, mod, expires or None)
+
+
+def deadline_of(packed: bytes) -> int:
+    """The absolute deadline in ms of a packed entry, 0 when it has none."""
+    deadline: int = HEADER.unpack_from(packed)[2]
+    return deadline
+
+
+def is_live(packed: bytes, now_ms: int) -> bool:
+    deadline: int = HEADER.unpack_from(packed)[2]
+    return deadline == NO_DEADLINE or deadline > now_ms
+
+
+class Keyspace:
+    """Ordered map of key -> packed entry with a deadline index. Not thread-safe."""
+
+    __slots__ = ("_data_bytes", "_deadlines", "_entries", "_pending", "_sorted")
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, bytes] = {}
+        self._sorted: SortedList = SortedList()
+        self._pending: set[bytes] = set()
+        self._deadlines: SortedList = SortedList()  # of (expires_at_ms, key)
+        self._data_bytes = 0
+
+    # --- reads -------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Keys stored, including expired keys not yet deleted (as Redis DBSIZE counts)."""
+        return len(self._entries)
+
+    @property
+    def data_bytes(self) -> int:
+        """Sum of key and value lengths: the raw payload the keyspace holds."""
+        return self._data_bytes
+
+    @property
+    def volatile_count(self) -> int:
+        """Keys that have a deadline."""
+        return len(self._deadlines)
+
+    def raw(self, key: bytes) -> bytes | None:
+        """The packed entry, expired or not."""
+        return self._entries.get(key)
+
+    def get(self, key: bytes, now_ms: int) -> Entry | None:
+        """The key's entry, or None when absent or expired at ``now_ms``."""
+        packed = self._entries.get(key)
+        if packed is None:
+            return None
+        mod, create, expires, version = HEADER.unpack_from(packed)
+        if expires and expires <= now_ms:
+            return None
+        return Entry(key, packed[HEADER_BYTES:], version, create, mod, expires or None)
+
+    def value(self, key: bytes, now_ms: int) -> bytes | None:
+        """The key's value alone (the hot path of GET), or None when absent or expired."""
+        packed = self._entries.get(key)
+        if packed is None:
+            return None
+        expires = HEADER.unpack_from(packed)[2]
+        if expires and expires <= now_ms:
+            return None
+        return packed[HEADER_BYTES:]
+
+    def scan(self, now_ms: int, prefix: bytes = b"", after: bytes | None = None,
+             limit: int = 100) -> list[Entry]:
+        """Up to ``limit`` live entries in key order, starting after ``after``."""
+        out: list[Entry] = []
+        for key in self.iter_keys(prefix, after):
+            entry = self.get(key, now_ms)
+            if entry is not None:
+                out.append(entry)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def iter_keys(self, prefix: bytes = b"", after: bytes | None = None) -> Iterator[bytes]:
+        """Stored keys (expired ones too) with ``prefix``, in order, strictly after ``after``.
+
+        The iterator reads a fresh position after every key, so keys added or removed
+        while it runs are seen or skipped by their order alone (Redis SCAN's guarantee:
+        a key present for the whole iteration is returned exactly once)."""
+        self._merge_pending()
+        if after is not None and after >= prefix:
+            start, inclusive = after, False
+        else:
+            start, inclusive = prefix, True
+        while True:
+            found = None
+            for key in self._sorted.irange(start, None, (inclusive, True)):
+                found = key
+                break
+            if found is None or not found.startswith(prefix):
+                return
+            yield found
+            self._merge_pending()
+            start, inclusive = found, False
+
+    def due(self, now_ms: int, limit: int) -> list[bytes]:
+        """Keys whose deadline is not after ``now_ms``, earliest first, at most ``limit``."""
+        out: list[bytes] = []
+        for deadline, key in self._deadlines:
+            if deadline > now_ms or len(out) >= limit:
+                break
+            out.append(key)
+        return out
+
+    def earliest_deadlines(self, count: int) -> list[bytes]:
+        """The ``count`` keys that expire soonest (for volatile-ttl eviction)."""
+        return [key for _, key in self._deadlines.islice(0, count)]
+
+    def key_at(self, position: int) -> bytes:
+        """The key at ``position`` in key order (for sampling: O(log n))."""
+        self._merge_pending()
+        key: bytes = self._sorted[position]
+        return key
+
+    def volatile_key_at(self, position: int) -> bytes:
+        key: bytes = self._deadlines[position][1]
+        return key
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        """(key, packed entry) pairs in no particular order."""
+        return self._entries.items()
+
+    def copy_entries(self) -> dict[bytes, bytes]:
+        """A point-in-time copy: cheap (values are immutable) and safe to read off-loop."""
+        return self._entries.copy()
+
+    # --- writes ------------------------------------------------------------------
+
+    def store(self, key: bytes, packed: bytes, old: bytes | None) -> None:
+        """Store ``packed`` under ``key``; ``old`` is what ``raw(key)`` returned."""
+        entries = self._entries
+        entries[key] = packed
+        if old is None:
+            self._pending.add(key)
+            self._data_bytes += len(key) + len(packed) - HEADER_BYTES
+            old_deadline = NO_DEADLINE
+        else:
+            self._data_bytes += len(packed) - len(old)
+            old_deadline = HEADER.unpack_from(old)[2]
+        new_deadline = HEADER.unpack_from(packed)[2]
+        if old_deadline != new_deadline:
+            if old_deadline:
+                self._deadlines.remove((old_deadline, key))
+            if new_deadline:
+                self._deadlines.add((new_deadline, key))
+
+    def remove(self, key: bytes) -> bytes | None:
+        """Remove ``key``; return its packed entry, or None if it was absent."""
+        old = self._entries.pop(key, None)
+        if old is None:
+            return None
+        if key in self._pending:
+            self._pending.discard(key)
+        else:
+            self._sorted.remove(key)
+        self._data_bytes -= len(key) + len(old) - HEADER_BYTES
+        deadline = HEADER.unpack_from(old)[2]
+        if deadline:
+            self._deadlines.remove((deadline, key))
+        return old
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._sorted.clear()
+        self._pending.clear()
+        self._deadlines.clear()
+        self._data_bytes = 0
+
+    def load(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Replace the contents with ``items``; fastest when they come in key order."""
+        self.clear()
+        entries = dict(items)
+        self._entries = entries
+        self._sorted = SortedList(entries)
+        deadline_at = HEADER.unpack_from
+        self._deadlines = SortedList(
+            (d, k) for k, p in entries.items() if (d := deadline_at(p)[2])
+        )
+        self._data_bytes = sum(len(k) + len(p) for k, p in entries.items()) - (
+            HEADER_BYTES * len(entries)
+        )
+
+    def _merge_pending(self) -> None:
+        if self._pending:
+            self._sorted.update(self._pending)
+            self._pending.clear()

@@ -1,0 +1,231 @@
+"""The deterministic state machine: ``apply(index, command) -> Result``.
+
+Rules (ARCHITECTURE.md rule 1):
+
+* ``apply`` reads no clock, randomness or environment. "Now" is the command's
+  ``now_ms``, stamped by the proposer, so a key is expired or not identically on
+  every replica.
+* ``apply`` never raises for user errors (a failed condition, INCR on text): it
+  returns a :class:`Result` so every replica takes the same path.
+* A command whose ``request_id`` was applied before returns the first result and
+  changes nothing (dissertation section 6.3). The table of recent ids is part of
+  the state (it is in snapshots) and is trimmed oldest-first at a fixed size, so
+  every replica trims identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from raftkv.core.commands import (
+    Append,
+    Command,
+    Cond,
+    Delete,
+    DeleteExpired,
+    Entry,
+    Evict,
+    Expire,
+    IncrBy,
+    MultiPut,
+    Noop,
+    Outcome,
+    Put,
+    Result,
+)
+from raftkv.core.keyspace import Keyspace, is_live, pack, unpack
+
+DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A point-in-time image of the state machine at ``index`` (cheap to take:
+    the dict copies share the immutable values)."""
+
+    index: int
+    entries: dict[bytes, bytes]
+    requests: dict[bytes, Result]
+
+
+def parse_int64(value: bytes) -> int | None:
+    """Redis's rule for "is an integer": base 10, optional '-', no '+', spaces or
+    leading zeros, within signed 64 bits. None when the value is not one."""
+    if not value or len(value) > 20:
+        return None
+    digits = value[1:] if value[:1] == b"-" else value
+    if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0") or value == b"-0":
+        return None
+    number = int(value)
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
+
+
+class StateMachine:
+    """The keyspace plus the bookkeeping that makes ``apply`` exactly-once."""
+
+    __slots__ = ("_handlers", "_max_requests", "_requests", "applied_index", "evicted_total",
+                 "expired_total", "keyspace")
+
+    def __init__(self, max_tracked_requests: int = DEFAULT_MAX_TRACKED_REQUESTS) -> None:
+        self.keyspace = Keyspace()
+        self.applied_index = 0
+        self.expired_total = 0
+        self.evicted_total = 0
+        self._requests: dict[bytes, Result] = {}
+        self._max_requests = max_tracked_requests
+        self._handlers: dict[type, Callable[[int, Command], Result]] = {
+            Put: self._put,  # type: ignore[dict-item]
+            Delete: self._delete,  # type: ignore[dict-item]
+            Expire: self._expire,  # type: ignore[dict-item]
+            IncrBy: self._incr_by,  # type: ignore[dict-item]
+            Append: self._append,  # type: ignore[dict-item]
+            MultiPut: self._multi_put,  # type: ignore[dict-item]
+            DeleteExpired: self._delete_expired,  # type: ignore[dict-item]
+            Evict: self._evict,  # type: ignore[dict-item]
+            Noop: self._noop,  # type: ignore[dict-item]
+        }
+
+    def apply(self, index: int, command: Command) -> Result:
+        """Apply ``command`` as log entry ``index``. Indexes must increase."""
+        if index <= self.applied_index:
+            raise ValueError(f"apply of index {index} after {self.applied_index}")
+        rid = command.request_id
+        if rid:
+            earlier = self._requests.get(rid)
+            if earlier is not None:
+                self.applied_index = index
+                return earlier
+        result = self._handlers[type(command)](index, command)
+        self.applied_index = index
+        if rid:
+            requests = self._requests
+            requests[rid] = result
+            if len(requests) > self._max_requests:
+                del requests[next(iter(requests))]
+        return result
+
+    # --- snapshots ---------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.applied_index, self.keyspace.copy_entries(), self._requests.copy())
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.keyspace.load(sorted(snapshot.entries.items()))
+        self._requests = dict(snapshot.requests)
+        self.applied_index = snapshot.index
+
+    def restore_parts(self, index: int, sorted_entries: list[tuple[bytes, bytes]],
+                      requests: dict[bytes, Result]) -> None:
+        """Restore from a snapshot file's contents, already in key order."""
+        self.keyspace.load(sorted_entries)
+        self._requests = requests
+        self.applied_index = index
+
+    # --- handlers (one per command) ----------------------------------------------
+
+    def _live(self, key: bytes, now_ms: int) -> tuple[bytes | None, Entry | None]:
+        raw = self.keyspace.raw(key)
+        if raw is None or not is_live(raw, now_ms):
+            return raw, None
+        return raw, unpack(key, raw)
+
+    @staticmethod
+    def _condition_holds(cond: Cond, expected: int, current: Entry | None) -> bool:
+        if cond is Cond.NONE:
+            return True
+        if cond is Cond.ABSENT:
+            return current is None
+        if cond is Cond.EXISTS:
+            return current is not None
+        return current is not None and current.mod_revision == expected
+
+    def _write(self, index: int, key: bytes, value: bytes, expires_at_ms: int | None,
+               raw: bytes | None, current: Entry | None) -> Entry:
+        if current is None:
+            version, create = 1, index
+        else:
+            version, create = current.version + 1, current.create_revision
+        self.keyspace.store(key, pack(value, index, create, expires_at_ms, version), raw)
+        return Entry(key, value, version, create, index, expires_at_ms)
+
+    def _put(self, index: int, c: Put) -> Result:
+        raw, current = self._live(c.key, c.now_ms)
+        if not self._condition_holds(c.cond, c.expected_mod_revision, current):
+            return Result(Outcome.CONDITION_FAILED, index, current, current)
+        expires = current.expires_at_ms if (c.keep_ttl and current) else c.expires_at_ms
+        entry = self._write(index, c.key, c.value, expires, raw, current)
+        return Result(Outcome.OK, index, entry, current)
+
+    def _delete(self, index: int, c: Delete) -> Result:
+        raw, current = self._live(c.key, c.now_ms)
+        if current is None:
+            if raw is not None:  # expired, not yet collected: collect it now
+                self.keyspace.remove(c.key)
+                self.expired_total += 1
+            return Result(Outcome.NOT_FOUND, index)
+        if not self._condition_holds(c.cond, c.expected_mod_revision, current):
+            return Result(Outcome.CONDITION_FAILED, index, current, current)
+        self.keyspace.remove(c.key)
+        return Result(Outcome.OK, index, None, current, 1)
+
+    def _expire(self, index: int, c: Expire) -> Result:
+        raw, current = self._live(c.key, c.now_ms)
+        if current is None:
+            return Result(Outcome.NOT_FOUND, index)
+        if c.expires_at_ms is None and current.expires_at_ms is None:
+            return Result(Outcome.OK, index, current, current, 0)  # PERSIST on a key without TTL
+        if c.expires_at_ms is not None and c.expires_at_ms <= c.now_ms:
+            self.keyspace.remove(c.key)  # a deadline in the past deletes, as in Redis
+            return Result(Outcome.OK, index, None, current, 1)
+        entry = self._write(index, c.key, current.value, c.expires_at_ms, raw, current)
+        return Result(Outcome.OK, index, entry, current, 1)
+
+    def _incr_by(self, index: int, c: IncrBy) -> Result:
+        raw, current = self._live(c.key, c.now_ms)
+        number = 0 if current is None else parse_int64(current.value)
+        if number is None:
+            return Result(Outcome.NOT_INTEGER, index, current, current)
+        total = number + c.delta
+        if not _INT64_MIN <= total <= _INT64_MAX:
+            return Result(Outcome.OVERFLOW, index, current, current)
+        expires = current.expires_at_ms if current else None
+        entry = self._write(index, c.key, str(total).encode(), expires, raw, current)
+        return Result(Outcome.OK, index, entry, current)
+
+    def _append(self, index: int, c: Append) -> Result:
+        raw, current = self._live(c.key, c.now_ms)
+        old_value = current.value if current else b""
+        expires = current.expires_at_ms if current else None
+        entry = self._write(index, c.key, old_value + c.value, expires, raw, current)
+        return Result(Outcome.OK, index, entry, current)
+
+    def _multi_put(self, index: int, c: MultiPut) -> Result:
+        if c.only_if_none_exist and any(self._live(k, c.now_ms)[1] for k, _ in c.items):
+            return Result(Outcome.CONDITION_FAILED, index)
+        for key, value in c.items:
+            raw, current = self._live(key, c.now_ms)
+            self._write(index, key, value, None, raw, current)
+        return Result(Outcome.OK, index, count=len(c.items))
+
+    def _delete_expired(self, index: int, c: DeleteExpired) -> Result:
+        removed = 0
+        for key in c.keys:
+            raw = self.keyspace.raw(key)
+            if raw is not None and not is_live(raw, c.now_ms):
+                self.keyspace.remove(key)
+                removed += 1
+        self.expired_total += removed
+        return Result(Outcome.OK, index, count=removed)
+
+    def _evict(self, index: int, c: Evict) -> Result:
+        removed = sum(1 for key in c.keys if self.keyspace.remove(key) is not None)
+        self.evicted_total += removed
+        return Result(Outcome.OK, index, count=removed)
+
+    def _noop(self, index: int, c: Noop) -> Result:
+        return Result(Outcome.OK, index)
+

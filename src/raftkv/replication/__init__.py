@@ -1,0 +1,1 @@
+"""Replication: how a command becomes durable and ordered. See DESIGN.md."""

@@ -1,0 +1,270 @@
+"""The write-ahead log: segment files of framed records, and group commit.
+
+:class:`SegmentedLog` is synchronous file work, run on one thread at a time.
+:class:`WalWriter` is the event-loop side: it gathers records from many writers,
+hands each batch to a dedicated I/O thread (write + fdatasync), and reports the
+batch durable through a callback, so one fsync covers every record that arrived
+meanwhile. It never waits on a timer for a batch to fill: a record that finds the
+log idle is flushed at once, and records that arrive during that flush form the
+next batch. Loss windows of each fsync policy are in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import enum
+import errno
+import os
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from raftkv.errors import DiskFullError, StorageError
+from raftkv.storage import failpoints
+from raftkv.storage.fs import File, FileSystem
+
+SEGMENT_SUFFIX = ".wal"
+DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+class FsyncPolicy(enum.StrEnum):
+    ALWAYS = "always"
+    EVERYSEC = "everysec"
+    NO = "no"
+
+
+def segment_name(first_index: int) -> str:
+    return f"{first_index:020d}{SEGMENT_SUFFIX}"
+
+
+def segment_first_index(name: str) -> int:
+    return int(name[: -len(SEGMENT_SUFFIX)])
+
+
+def list_segments(fs: FileSystem, directory: str) -> list[str]:
+    return sorted(n for n in fs.listdir(directory) if n.endswith(SEGMENT_SUFFIX)
+                  and n[: -len(SEGMENT_SUFFIX)].isdigit())
+
+
+class FsyncFailed(Exception):
+    """An fsync error: always fatal to the writer, whatever its errno."""
+
+
+class SegmentedLog:
+    """Appends to the newest segment; starts a new one past ``segment_max_bytes``."""
+
+    def __init__(self, fs: FileSystem, directory: str, segment_max_bytes: int) -> None:
+        self.fs = fs
+        self.directory = directory
+        self.segment_max_bytes = segment_max_bytes
+        self._file: File | None = None
+        self._segment: str | None = None
+        segments = list_segments(fs, directory)
+        if segments:
+            self._segment = segments[-1]
+            self._file = fs.open_append(self._path(self._segment))
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def write(self, data: bytes, first_index: int) -> int:
+        """Append ``data`` (whole records starting with entry ``first_index``); returns the
+        size the current segment had before, for rolling back a failed write."""
+        if self._file is None or self._file.size() >= self.segment_max_bytes:
+            self._roll(first_index)
+        assert self._file is not None
+        before = self._file.size()
+        failpoints.hit("wal.before_write")
+        try:
+            self._file.write(data)
+        except OSError:
+            self._file.truncate(before)
+            raise
+        failpoints.hit("wal.after_write")
+        return before
+
+    def sync(self) -> None:
+        if self._file is not None:
+            failpoints.hit("wal.before_fsync")
+            self._file.sync()
+            failpoints.hit("wal.after_fsync")
+
+    def _roll(self, first_index: int) -> None:
+        if self._file is not None:
+            self._file.sync()  # a sealed segment is complete on disk
+            self._file.close()
+        self._segment = segment_name(first_index)
+        self._file = self.fs.create(self._path(self._segment))
+        if not failpoints.enabled("skip_dir_fsync"):
+            self.fs.sync_dir(self.directory)
+
+    def remove_covered(self, index: int) -> int:
+        """Remove sealed segments whose every entry is at or below ``index``."""
+        segments = list_segments(self.fs, self.directory)
+        removed = 0
+        for name, successor in zip(segments, segments[1:], strict=False):
+            if segment_first_index(successor) - 1 <= index and name != self._segment:
+                failpoints.hit("wal.before_truncate")
+                self.fs.remove(self._path(name))
+                removed += 1
+        if removed:
+            self.fs.sync_dir(self.directory)
+        return removed
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class WalWriter(Generic[T]):
+    """Group commit. ``append`` queues a framed record with an item; ``on_durable``
+    receives items in append order once their records are durable under the policy;
+    ``on_failed`` receives items whose write failed, with the error."""
+
+    def __init__(self, log: SegmentedLog, policy: FsyncPolicy,
+                 on_durable: Callable[[list[T]], None],
+                 on_failed: Callable[[list[T], StorageError], None],
+                 observe_fsync: Callable[[float, int], None] | None = None) -> None:
+        self.log = log
+        self.policy = policy
+        self._on_durable = on_durable
+        self._on_failed = on_failed
+        self._observe_fsync = observe_fsync
+        self._records: list[bytes] = []
+        self._items: list[T] = []
+        self._first_index = 0
+        self._busy = False
+        self._dirty = False
+        self._failed: StorageError | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wal")
+        self._loop = asyncio.get_running_loop()
+        self._syncer: asyncio.Task[None] | None = None
+        if policy is FsyncPolicy.EVERYSEC:
+            self._syncer = self._loop.create_task(self._sync_every_second())
+        self.fsyncs = 0
+        self.records_synced = 0
+
+    @property
+    def failed(self) -> StorageError | None:
+        return self._failed
+
+    def append(self, index: int, record: bytes, item: T) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if not self._records:
+            self._first_index = index
+        self._records.append(record)
+        self._items.append(item)
+        if not self._busy:
+            self._start()
+
+    def _start(self) -> None:
+        # call_soon, not a timer: the flush runs at the end of this loop iteration, so
+        # every writer woken in the same iteration (e.g. by the previous batch's acks)
+        # joins the batch, and a lone writer still waits for nothing but its own fsync.
+        self._busy = True
+        self._idle.clear()
+        if self.policy is FsyncPolicy.ALWAYS and not failpoints.enabled("ack_before_fsync"):
+            self._loop.call_soon(self._flush_in_thread)
+        else:
+            self._loop.call_soon(self._flush_here)
+
+    def _take(self) -> tuple[bytes, int, list[T]]:
+        data = b"".join(self._records)
+        batch = (data, self._first_index, self._items)
+        self._records, self._items = [], []
+        return batch
+
+    def _flush_in_thread(self) -> None:
+        data, first_index, items = self._take()
+        future = self._loop.run_in_executor(self._executor, self._write_and_sync, data,
+                                            first_index, len(items))
+        future.add_done_callback(lambda f: self._done(f.exception(), items))
+
+    def _write_and_sync(self, data: bytes, first_index: int, count: int) -> None:
+        self.log.write(data, first_index)
+        started = time.perf_counter()
+        try:
+            self.log.sync()
+        except OSError as exc:
+            raise FsyncFailed(exc) from exc
+        self.fsyncs += 1
+        self.records_synced += count
+        if self._observe_fsync is not None:
+            self._observe_fsync(time.perf_counter() - started, count)
+
+    def _flush_here(self) -> None:
+        """``everysec`` / ``no``: write on the loop (page cache only) and ack."""
+        data, first_index, items = self._take()
+        try:
+            self.log.write(data, first_index)
+        except OSError as exc:
+            self._done(exc, items)
+            return
+        self._dirty = True
+        self._done(None, items)
+
+    def _done(self, exc: BaseException | None, items: list[T]) -> None:
+        self._busy = False
+        if exc is None:
+            self._on_durable(items)
+            if self._records:
+                self._start()
+        else:
+            # Records queued behind a failed batch carry the indexes that follow it:
+            # they fail with it, so the log never gets a gap.
+            error = self._classify(exc)
+            _, _, queued = self._take()
+            self._on_failed(items + queued, error)
+        if not self._busy:
+            self._idle.set()
+
+    def _classify(self, exc: BaseException) -> StorageError:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and self._failed is None:
+            # The failed batch was cut off the segment again, so the log is intact:
+            # later writes may succeed once space is freed.
+            return DiskFullError("disk full: the write was not applied")
+        # An fsync error leaves the page cache state unknown (PostgreSQL's "fsyncgate"):
+        # never retry and acknowledge; fail this and every later write.
+        self._failed = StorageError(f"write-ahead log failed: {exc}")
+        return self._failed
+
+    async def _sync_every_second(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self.sync_now()
+
+    async def sync_now(self) -> None:
+        """Fsync what was written so far (``everysec``'s tick, and shutdown)."""
+        if not self._dirty or self._failed is not None:
+            return
+        self._dirty = False
+        try:
+            await self._loop.run_in_executor(self._executor, self.log.sync)
+        except OSError as exc:
+            self._classify(FsyncFailed(exc))
+
+    async def drain(self) -> None:
+        """Wait until every queued record is written (and synced under ``always``)."""
+        while not self._idle.is_set():
+            await self._idle.wait()
+
+    async def close(self) -> None:
+        """Drain, fsync whatever the policy left unsynced, stop the thread, close the file."""
+        if self._syncer is not None:
+            self._syncer.cancel()
+        await self.drain()
+        self._dirty = True
+        await self.sync_now()
+        await self._loop.run_in_executor(self._executor, self.log.close)
+        self._executor.shutdown(wait=True)
+
+    def run_blocking(self, fn: Callable[[], object]) -> asyncio.Future[object]:
+        """Run file work (e.g. removing covered segments) on the WAL's own thread."""
+        return self._loop.run_in_executor(self._executor, fn)

@@ -1,0 +1,51 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from raftkv.core import commands as c
+
+keys = st.binary(min_size=1, max_size=40)
+values = st.binary(max_size=200)
+rids = st.binary(max_size=24)
+i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+opt_ms = st.none() | st.integers(min_value=0, max_value=2**62)
+
+any_command = st.one_of(
+    st.builds(c.Noop, rids, i64),
+    st.builds(c.Put, keys, values, opt_ms, st.booleans(), st.sampled_from(c.Cond), i64, rids, i64),
+    st.builds(c.Delete, keys, st.sampled_from(c.Cond), i64, rids, i64),
+    st.builds(c.Expire, keys, opt_ms, rids, i64),
+    st.builds(c.IncrBy, keys, i64, rids, i64),
+    st.builds(c.Append, keys, values, rids, i64),
+    st.builds(c.MultiPut, st.lists(st.tuples(keys, values), max_size=5).map(tuple),
+              st.booleans(), rids, i64),
+    st.builds(c.DeleteExpired, st.lists(keys, max_size=5).map(tuple), rids, i64),
+    st.builds(c.Evict, st.lists(keys, max_size=5).map(tuple), rids, i64),
+)
+
+
+@given(any_command)
+def test_every_command_survives_a_round_trip(cmd):
+    assert c.decode(c.encode(cmd)) == cmd
+
+
+@given(any_command, st.data())
+def test_truncated_or_extended_bytes_are_rejected_not_misread(cmd, data):
+    raw = c.encode(cmd)
+    cut = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+    for damaged in (raw[:cut], raw + b"\x00"):
+        try:
+            decoded = c.decode(damaged)
+        except c.CodecError:
+            continue
+        raise AssertionError(f"decoded damaged bytes to {decoded!r}")
+
+
+def test_unknown_version_is_refused():
+    raw = bytearray(c.encode(c.Noop()))
+    raw[0] = 99
+    try:
+        c.decode(bytes(raw))
+    except c.CodecError as exc:
+        assert "version 99" in str(exc)
+    else:
+        raise AssertionError("accepted an unknown codec version")

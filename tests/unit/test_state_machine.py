@@ -1,0 +1,155 @@
+from raftkv.core.commands import (
+    Append,
+    Cond,
+    Delete,
+    DeleteExpired,
+    Evict,
+    Expire,
+    IncrBy,
+    MultiPut,
+    Noop,
+    Outcome,
+    Put,
+)
+from raftkv.core.state_machine import StateMachine, parse_int64
+
+
+def applied(*commands):
+    sm = StateMachine()
+    results = [sm.apply(i, cmd) for i, cmd in enumerate(commands, start=1)]
+    return sm, results
+
+
+def test_put_creates_then_replaces_with_growing_revisions():
+    sm, (first, second) = applied(Put(b"k", b"1"), Put(b"k", b"2"))
+    assert first.ok and first.previous is None and first.entry.version == 1
+    assert second.previous.value == b"1"
+    entry = sm.keyspace.get(b"k", 0)
+    assert (entry.value, entry.version, entry.create_revision, entry.mod_revision) == (b"2", 2, 1, 2)
+
+
+def test_create_only_put_fails_on_a_live_key_and_succeeds_on_an_expired_one():
+    sm, results = applied(
+        Put(b"k", b"1", expires_at_ms=100, now_ms=0),
+        Put(b"k", b"2", cond=Cond.ABSENT, now_ms=50),
+        Put(b"k", b"3", cond=Cond.ABSENT, now_ms=100),
+    )
+    assert [r.outcome for r in results] == [Outcome.OK, Outcome.CONDITION_FAILED, Outcome.OK]
+    entry = sm.keyspace.get(b"k", 200)
+    assert entry.value == b"3" and entry.version == 1 and entry.create_revision == 3
+
+
+def test_compare_and_swap_needs_the_current_mod_revision():
+    sm, results = applied(
+        Put(b"k", b"1"),
+        Put(b"k", b"2", cond=Cond.MOD_REVISION, expected_mod_revision=7),
+        Put(b"k", b"3", cond=Cond.MOD_REVISION, expected_mod_revision=1),
+        Delete(b"k", cond=Cond.MOD_REVISION, expected_mod_revision=1),
+        Delete(b"k", cond=Cond.MOD_REVISION, expected_mod_revision=3),
+    )
+    assert [r.outcome for r in results] == [
+        Outcome.OK, Outcome.CONDITION_FAILED, Outcome.OK, Outcome.CONDITION_FAILED, Outcome.OK]
+    assert sm.keyspace.get(b"k", 0) is None
+
+
+def test_replace_only_put_fails_on_a_missing_key():
+    _, (result,) = applied(Put(b"k", b"v", cond=Cond.EXISTS))
+    assert result.outcome is Outcome.CONDITION_FAILED
+
+
+def test_a_retried_request_id_applies_once_and_returns_the_first_result():
+    sm, (first, retry) = applied(IncrBy(b"n", 5, request_id=b"r"), IncrBy(b"n", 5, request_id=b"r"))
+    assert retry == first
+    assert sm.keyspace.get(b"n", 0).value == b"5"
+    assert sm.applied_index == 2
+
+
+def test_request_ids_are_forgotten_oldest_first_at_the_limit():
+    sm = StateMachine(max_tracked_requests=2)
+    for i, rid in enumerate([b"a", b"b", b"c"], start=1):
+        sm.apply(i, IncrBy(b"n", 1, request_id=rid))
+    sm.apply(4, IncrBy(b"n", 1, request_id=b"a"))  # forgotten: applies again
+    sm.apply(5, IncrBy(b"n", 1, request_id=b"c"))  # remembered: does not
+    assert sm.keyspace.get(b"n", 0).value == b"4"
+
+
+def test_incr_refuses_text_and_overflow_and_keeps_the_ttl():
+    sm, results = applied(
+        Put(b"t", b"abc"), IncrBy(b"t", 1),
+        Put(b"big", str(2**63 - 1).encode()), IncrBy(b"big", 1),
+        Put(b"n", b"10", expires_at_ms=500), IncrBy(b"n", -3),
+    )
+    assert results[1].outcome is Outcome.NOT_INTEGER
+    assert results[3].outcome is Outcome.OVERFLOW
+    entry = sm.keyspace.get(b"n", 0)
+    assert entry.value == b"7" and entry.expires_at_ms == 500
+
+
+def test_parse_int64_follows_redis():
+    assert [parse_int64(v) for v in (b"0", b"-5", b"9223372036854775807")] == [0, -5, 2**63 - 1]
+    for bad in (b"", b"+1", b" 1", b"01", b"-0", b"1.5", b"9223372036854775808", b"1e3"):
+        assert parse_int64(bad) is None, bad
+
+
+def test_expire_in_the_past_deletes_and_persist_removes_the_deadline():
+    sm, results = applied(
+        Put(b"a", b"1"), Expire(b"a", 5, now_ms=10),
+        Put(b"b", b"1", expires_at_ms=100), Expire(b"b", None, now_ms=10),
+        Expire(b"missing", 50),
+    )
+    assert sm.keyspace.get(b"a", 0) is None and results[1].count == 1
+    assert sm.keyspace.get(b"b", 10_000).expires_at_ms is None
+    assert results[4].outcome is Outcome.NOT_FOUND
+
+
+def test_keep_ttl_keeps_the_deadline_and_a_plain_put_drops_it():
+    sm, _ = applied(Put(b"k", b"1", expires_at_ms=900), Put(b"k", b"2", keep_ttl=True),
+                    Put(b"j", b"1", expires_at_ms=900), Put(b"j", b"2"))
+    assert sm.keyspace.get(b"k", 0).expires_at_ms == 900
+    assert sm.keyspace.get(b"j", 0).expires_at_ms is None
+
+
+def test_delete_expired_spares_keys_refreshed_since_the_scan():
+    sm, results = applied(
+        Put(b"old", b"1", expires_at_ms=10), Put(b"fresh", b"1", expires_at_ms=10),
+        Put(b"fresh", b"2", expires_at_ms=1000),
+        DeleteExpired((b"old", b"fresh"), now_ms=20),
+    )
+    assert results[-1].count == 1 and sm.expired_total == 1
+    assert sm.keyspace.raw(b"old") is None and sm.keyspace.get(b"fresh", 20).value == b"2"
+
+
+def test_msetnx_sets_nothing_when_any_key_exists():
+    sm, results = applied(Put(b"b", b"x"), MultiPut(((b"a", b"1"), (b"b", b"2")), True),
+                          MultiPut(((b"a", b"1"), (b"b", b"2"))))
+    assert results[1].outcome is Outcome.CONDITION_FAILED
+    assert sm.keyspace.get(b"a", 0).value == b"1" and sm.keyspace.get(b"b", 0).value == b"2"
+
+
+def test_append_evict_and_noop():
+    sm, results = applied(Append(b"s", b"ab"), Append(b"s", b"cd"), Noop(), Evict((b"s", b"zz")))
+    assert results[1].entry.value == b"abcd"
+    assert results[3].count == 1 and sm.evicted_total == 1 and len(sm.keyspace) == 0
+
+
+def test_apply_refuses_to_go_backwards():
+    sm, _ = applied(Noop())
+    try:
+        sm.apply(1, Noop())
+    except ValueError:
+        return
+    raise AssertionError("applied index 1 twice")
+
+
+def test_snapshot_restore_gives_an_identical_machine():
+    sm, _ = applied(Put(b"a", b"1", expires_at_ms=99, request_id=b"r1"), Put(b"b", b"2"),
+                    IncrBy(b"c", 3, request_id=b"r2"))
+    image = sm.snapshot()
+    sm.apply(4, Put(b"d", b"after"))  # not in the image
+    twin = StateMachine()
+    twin.restore(image)
+    assert twin.applied_index == 3
+    assert [e.key for e in twin.keyspace.scan(0)] == [b"a", b"b", b"c"]
+    assert twin.keyspace.get(b"a", 0).expires_at_ms == 99
+    retry = twin.apply(5, IncrBy(b"c", 3, request_id=b"r2"))
+    assert retry.revision == 3 and twin.keyspace.get(b"c", 0).value == b"3"
