@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from raftkv.core.commands import Command, Result, encode
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import StorageError, Unavailable
+from raftkv.service.ports import Consistency, ReplicaStatus
 from raftkv.storage import records, snapshots
 from raftkv.storage.fs import FileSystem
 from raftkv.storage.recovery import Recovered, layout
@@ -27,19 +28,6 @@ from raftkv.storage.wal import FsyncPolicy, SegmentedLog, WalWriter
 log = logging.getLogger("raftkv.replication")
 
 Pending = tuple[int, Command, "asyncio.Future[Result]"]
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaStatus:
-    """What /health and /readyz report about this node's log."""
-
-    node_id: str
-    role: str
-    leader_id: str | None
-    term: int
-    commit_index: int
-    applied_index: int
-    last_heartbeat_ago_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +80,13 @@ class LocalReplicator:
     async def submit(self, command: Command) -> Result:
         return await self.submit_nowait(command)
 
-    async def read_barrier(self) -> None:
-        """Linearizable reads need nothing extra on one node: every acknowledged write
-        is already applied to the state the read will see."""
+    def read_barrier(self, consistency: Consistency) -> None:
+        """Every level reads locally on one node: each acknowledged write is already
+        applied to the state a read sees, so a local read is linearizable."""
+        return None
+
+    def can_propose(self) -> bool:
+        return not self._closing and self._writer.failed is None
 
     def status(self) -> ReplicaStatus:
         applied = self.state_machine.applied_index

@@ -1,0 +1,166 @@
+"""Wiring: build a node's parts from a Config, start them in order, stop them in
+reverse. Nothing imports this module; it imports everything.
+
+Start:  recovery (never serve before it ends) -> replicator -> service -> HTTP ->
+        RESP -> UDP -> background tasks (one TaskGroup, so a crash surfaces).
+Stop (SIGTERM/SIGINT): stop accepting, drain in-flight requests up to the timeout,
+        stop background tasks, flush and fsync the WAL, close - reverse order.
+        A second signal skips the drain (the WAL is still fsynced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from raftkv import logs
+from raftkv.clock import Clock, SystemClock
+from raftkv.config import Config
+from raftkv.core.eviction import Limits
+from raftkv.fronts.http import openapi
+from raftkv.fronts.http.middleware import (
+    AccessLogger,
+    Next,
+    Cors,
+    Recovery,
+    RenderErrors,
+    RequestId,
+    SecurityHeaders,
+    build_chain,
+)
+from raftkv.fronts.http.routes import HttpApi
+from raftkv.fronts.http.router import Router
+from raftkv.fronts.http.server import HttpServer
+from raftkv.replication.local import LocalReplicator
+from raftkv.service.service import KVService, ServiceLimits
+from raftkv.storage.fs import FileSystem, OsFileSystem
+from raftkv.storage.recovery import recover
+
+log = logging.getLogger("raftkv")
+
+
+@dataclass
+class Node:
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+    fs: FileSystem = field(default_factory=OsFileSystem)
+    replicator: LocalReplicator | None = None
+    service: KVService | None = None
+    http: HttpServer | None = None
+    access_log: logs.AccessLog | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    recovered: bool = False
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _signals: int = 0
+
+    async def start(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        recovered = await loop.run_in_executor(None, recover, self.fs, cfg.data_dir)
+        for warning in recovered.warnings:
+            log.warning(warning)
+        log.info("recovered", extra={"dataDir": cfg.data_dir, "lastIndex": recovered.last_index,
+                                     "snapshotIndex": recovered.snapshot_index,
+                                     "keys": len(recovered.state_machine.keyspace)})
+        self.replicator = LocalReplicator(
+            self.fs, cfg.data_dir, recovered, cfg.fsync, cfg.node_id,
+            segment_max_bytes=cfg.storage.segment_max_bytes,
+            snapshot_threshold_bytes=cfg.storage.snapshot_threshold_bytes)
+        self.recovered = True
+        eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
+                          cfg.eviction.max_memory_bytes)
+        self.service = KVService(self.replicator, self.clock,
+                                 ServiceLimits(cfg.max_value_bytes, eviction), random.Random())
+        self.access_log = logs.AccessLog(cfg.log_format)
+        chain = http_app(self.service, self.readiness, cfg, self.access_log)
+        self.http = HttpServer(chain, cfg.http)
+        self.ports["http"] = await self.http.listen(cfg.host, cfg.port)
+        log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **self.ports})
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self.recovered or self.replicator is None:
+            return False, "recovery is not finished"
+        if self._stop.is_set():
+            return False, "shutting down"
+        status = self.replicator.status()
+        if status.leader_id is None:
+            return False, "no leader is known"
+        if status.applied_index < status.commit_index:
+            return False, "applying committed entries"
+        if self.replicator.writer.failed is not None:
+            return False, "the write-ahead log failed"
+        return True, "ready"
+
+    def request_stop(self) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("second signal: stopping without draining")
+        self._stop.set()
+
+    async def serve_until_stopped(self) -> None:
+        assert self.service is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        async with asyncio.TaskGroup() as tasks:
+            expiry = tasks.create_task(self.service.run_expiry_cycle())
+            await self._stop.wait()
+            await self.stop(background=[expiry])
+
+    async def stop(self, background: list[asyncio.Task[None]] | None = None) -> None:
+        cfg = self.config
+        if self.http is not None:
+            drained = await self._drain(cfg.shutdown_timeout_s)
+            log.info("drained" if drained else "drain timed out; closing the rest")
+        for task in background or []:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.replicator is not None:
+            await self.replicator.close()
+        if self.access_log is not None:
+            self.access_log.flush()
+        log.info("stopped")
+
+    async def _drain(self, timeout_s: float) -> bool:
+        assert self.http is not None
+        drain = asyncio.ensure_future(self.http.drain(timeout_s))
+        second = asyncio.ensure_future(self._second_signal())
+        done, _ = await asyncio.wait({drain, second}, return_when=asyncio.FIRST_COMPLETED)
+        second.cancel()
+        if drain in done:
+            return drain.result()
+        drain.cancel()
+        for conn in list(self.http.connections):
+            conn.abort()
+        return False
+
+    async def _second_signal(self) -> None:
+        while self._signals < 2:
+            await asyncio.sleep(0.05)
+
+
+def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg: Config,
+             access_log: logs.AccessLog) -> Next:
+    """The HTTP front as one callable: the middleware chain, in order, around the router."""
+    router = Router()
+    HttpApi(service, readiness, openapi.document_bytes).register(router)
+    return build_chain([
+        RequestId(),
+        AccessLogger(access_log),
+        SecurityHeaders(),
+        Recovery(),
+        Cors(cfg.cors_origins),
+        RenderErrors(),
+    ], router)
+
+
+async def run(config: Config) -> None:
+    node = Node(config)
+    await node.start()
+    await node.serve_until_stopped()

@@ -1,0 +1,209 @@
+"""The ``raftkv`` command: ``serve``, client commands, ``config`` and ``token``.
+
+Exit status: 0 success; 1 the key is missing or the server said no; 2 usage or
+configuration errors (one line on stderr naming the setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from raftkv import __version__
+from raftkv.config import ConfigError, load, masked
+
+EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
+
+_SERVE_FLAGS = [
+    ("--host", "host", "bind address for every listener (default 127.0.0.1)"),
+    ("--port", "port", "HTTP port (default 8080)"),
+    ("--resp-port", "resp_port", "Redis protocol port; 0 disables (default 6380, off in a cluster)"),
+    ("--udp-port", "udp_port", "UDP ping port; 0 disables (default: --port)"),
+    ("--data-dir", "data_dir", "directory for all durable state (default ./data)"),
+    ("--fsync", "fsync", "always | everysec | no (default always)"),
+    ("--node-id", "node_id", "this node's id (default n1)"),
+    ("--peers", "peers", "comma-separated base URLs of the other nodes"),
+    ("--max-value-bytes", "max_value_bytes", "largest value accepted (default 1048576)"),
+    ("--shutdown-timeout", "shutdown_timeout_s", "drain limit in seconds (default 10)"),
+    ("--log-format", "log_format", "console | json"),
+    ("--log-level", "log_level", "debug | info | warning | error"),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raftkv", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"raftkv {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run a node")
+    serve.add_argument("--config", help="TOML file (or RAFTKV_CONFIG)")
+    for flag, dest, text in _SERVE_FLAGS:
+        serve.add_argument(flag, dest=dest, help=text)
+    serve.add_argument("--insecure", action="store_const", const=True, default=None,
+                       help="allow a non-loopback --host without auth")
+
+    def client(name: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--url", default=os.environ.get("RAFTKV_URL", "http://127.0.0.1:8080"))
+        p.add_argument("--token", default=os.environ.get("RAFTKV_TOKEN"))
+        return p
+
+    client("get", "read a key").add_argument("key")
+    put = client("put", "write a key")
+    put.add_argument("key")
+    put.add_argument("value")
+    put.add_argument("--ttl", type=float, help="seconds until the key expires")
+    client("delete", "delete a key").add_argument("key")
+    listing = client("list", "list keys")
+    listing.add_argument("--prefix", default="")
+    listing.add_argument("--limit", type=int, default=1000)
+    client("health", "show a node's health")
+
+    config = sub.add_parser("config", help="check or show configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a TOML file without starting")
+    check.add_argument("file")
+    show = config_sub.add_parser("show", help="print the effective config, secrets masked")
+    show.add_argument("--config")
+
+    token = sub.add_parser("token", help="make an auth token")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    new = token_sub.add_parser("new", help="print a new token and the line to paste")
+    new.add_argument("--name", default="client")
+    new.add_argument("--role", choices=["read", "write", "admin"], default="write")
+    new.add_argument("--prefix", action="append", dest="prefixes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command
+    if command == "serve":
+        return _serve(args)
+    if command == "config":
+        return _config(args)
+    if command == "token":
+        return _token_new(args)
+    return _client(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    flags = {dest: getattr(args, dest) for _, dest, _ in _SERVE_FLAGS}
+    flags["insecure"] = args.insecure
+    try:
+        config = load(flags, config_file=args.config)
+    except ConfigError as exc:
+        print(f"raftkv: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    import uvloop
+
+    from raftkv import app, logs
+    from raftkv.errors import CorruptionError
+
+    logs.setup(config.log_format, config.log_level)
+    try:
+        uvloop.run(app.run(config))
+    except CorruptionError as exc:
+        print(f"raftkv: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_NO
+    except OSError as exc:
+        print(f"raftkv: cannot start: {exc}", file=sys.stderr)
+        return EXIT_NO
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _config(args: argparse.Namespace) -> int:
+    try:
+        if args.config_command == "check":
+            load({}, env={}, config_file=args.file)
+            print(f"{args.file}: ok")
+        else:
+            print(json.dumps(masked(load({}, config_file=args.config)), indent=2, default=str))
+    except ConfigError as exc:
+        print(f"raftkv: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _token_new(args: argparse.Namespace) -> int:
+    token = "rkv_" + secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    prefixes = json.dumps(args.prefixes or [""])
+    print(f"token (give this to the client; it is not stored anywhere): {token}")
+    print("add to the [auth] section of the TOML file:")
+    print(f'[[auth.tokens]]\nname = "{args.name}"\nsha256 = "{digest}"\nrole = "{args.role}"\n'
+          f"prefixes = {prefixes}")
+    return EXIT_OK
+
+
+def _request(args: argparse.Namespace, method: str, path: str, body: Any = None
+             ) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(args.url.rstrip("/") + path, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if args.token:
+        request.add_header("Authorization", f"Bearer {args.token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw)
+        except ValueError:
+            return err.code, {"message": raw.decode("utf-8", "replace")}
+
+
+def _client(args: argparse.Namespace) -> int:
+    command = args.command
+    key_path = "/v1/keys/" + urllib.parse.quote(getattr(args, "key", ""), safe="")
+    try:
+        if command == "get":
+            status, body = _request(args, "GET", key_path)
+            if status == 200:
+                print(body["value"])
+        elif command == "put":
+            payload: dict[str, Any] = {"value": args.value}
+            if args.ttl is not None:
+                if args.ttl <= 0:
+                    print("raftkv: --ttl must be more than 0 seconds", file=sys.stderr)
+                    return EXIT_USAGE
+                payload["ttlMs"] = max(1, round(args.ttl * 1000))
+            status, body = _request(args, "PUT", key_path, payload)
+            if status in (200, 201):
+                print(f"{'created' if status == 201 else 'replaced'} {args.key} "
+                      f"(modRevision {body['modRevision']})")
+        elif command == "delete":
+            status, body = _request(args, "DELETE", key_path)
+            if status == 204:
+                print(f"deleted {args.key}")
+        elif command == "list":
+            query = urllib.parse.urlencode({"prefix": args.prefix, "limit": min(args.limit, 1000)})
+            status, body = _request(args, "GET", f"/v1/keys?{query}")
+            if status == 200:
+                for item in body["items"]:
+                    print(f"{item['key']}\t{item['value']}")
+        else:
+            status, body = _request(args, "GET", "/health")
+            if status == 200:
+                print(json.dumps(body, indent=2))
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"raftkv: cannot reach {args.url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return EXIT_NO
+    if status >= 300:
+        message = (body or {}).get("message", f"HTTP {status}")
+        print(f"raftkv: {message}", file=sys.stderr)
+        return EXIT_NO
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Fronts: thin adapters (parse -> one service call -> render). HTTP, RESP, UDP."""

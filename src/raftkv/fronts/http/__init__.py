@@ -1,0 +1,1 @@
+"""The HTTP/JSON front: our own server on httptools, a router, a middleware chain."""

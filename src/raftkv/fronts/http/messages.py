@@ -1,0 +1,88 @@
+"""Request and Response objects, and how a response becomes bytes on the wire.
+
+Handlers are plain functions of a :class:`Request` returning a :class:`Response` or
+a future of one, so tests can drive the router in-process without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+STATUS_LINES: dict[int, bytes] = {
+    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus
+}
+JSON = b"application/json"
+
+
+class Request:
+    __slots__ = ("_query", "body", "client", "headers", "keep_alive", "method", "params", "path",
+                 "query_string", "request_id", "route", "state")
+
+    def __init__(self, method: bytes, path: bytes, query_string: bytes,
+                 headers: dict[bytes, bytes], body: bytes = b"", client: str = "",
+                 keep_alive: bool = True) -> None:
+        self.method = method
+        self.path = path  # raw, still percent-encoded
+        self.query_string = query_string
+        self.headers = headers  # lower-case names
+        self.body = body
+        self.client = client
+        self.keep_alive = keep_alive
+        self.request_id = ""
+        self.route = ""  # the matched route template: bounded labels for logs and metrics
+        self.params: dict[str, bytes] = {}
+        self.state: dict[str, Any] = {}
+        self._query: dict[str, str] | None = None
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query parameters, percent-decoded; the last of repeated names wins."""
+        if self._query is None:
+            try:
+                self._query = dict(parse_qsl(self.query_string.decode("utf-8"),
+                                             keep_blank_values=True, errors="strict"))
+            except UnicodeDecodeError:
+                from raftkv.errors import InvalidArgument
+
+                raise InvalidArgument("the query string is not valid UTF-8") from None
+        return self._query
+
+
+class Response:
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(self, status: int = 200, body: bytes = b"", content_type: bytes = JSON,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers if headers is not None else []
+
+
+Reply = Response | asyncio.Future[Response]
+
+
+def json_response(status: int, data: Any, headers: list[tuple[bytes, bytes]] | None = None
+                  ) -> Response:
+    return Response(status, orjson.dumps(data), JSON, headers)
+
+
+def encode_response(response: Response, keep_alive: bool, head: bool, date: bytes) -> bytes:
+    body = response.body
+    parts = [STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} \r\n".encode(),
+             b"Date: ", date, b"\r\n"]
+    if response.status != 204 and response.status >= 200:
+        parts += [b"Content-Type: ", response.content_type, b"\r\nContent-Length: ",
+                  str(len(body)).encode(), b"\r\n"]
+    for name, value in response.headers:
+        parts += [name, b": ", value, b"\r\n"]
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    if not head and response.status != 204:
+        parts.append(body)
+    return b"".join(parts)

@@ -1,0 +1,167 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at /openapi.json.
+
+Kept next to the routes and checked against the running server by schemathesis in
+the tests, so it stays true."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import orjson
+
+from raftkv import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+_COMMON_ERRORS = {
+    "400": _err("Invalid input (the message names the field)"),
+    "413": _err("Value or body over the limit"),
+    "415": _err("Unsupported Content-Type"),
+    "503": _err("No leader, or shutting down; the write was not applied"),
+    "504": _err("Commit timed out; the outcome is unknown"),
+    "507": _err("Out of memory under noeviction, or disk full"),
+}
+
+_KEY_PARAM = {"name": "key", "in": "path", "required": True,
+              "description": "1-1024 bytes of UTF-8 after percent-decoding; may contain '/'",
+              "schema": {"type": "string", "minLength": 1}}
+_CONSISTENCY = {"name": "consistency", "in": "query", "required": False,
+                "schema": {"type": "string", "enum": ["linearizable", "leader", "stale"]}}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+             "description": 'compare-and-swap: "*" or the ETag "<modRevision>"',
+             "schema": {"type": "string", "pattern": '^(\\*|(W/)?"[0-9]+")$'}}
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
+                  "description": "create-only: *", "schema": {"type": "string", "enum": ["*"]}}
+_SEED_KEY = {"name": "key", "in": "query", "required": True,
+             "schema": {"type": "string", "minLength": 1}}
+_SEED_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": False, "required": ["key", "value"],
+    "properties": {"key": {"type": "string", "minLength": 1}, "value": {"type": "string"}}}}}}
+_PAIR = {"type": "object", "required": ["ok", "key", "value"],
+         "properties": {"ok": {"const": True}, "key": {"type": "string"},
+                        "value": {"type": "string"}}}
+_MESSAGE = {"type": "object", "required": ["ok", "message", "key"],
+            "properties": {"ok": {"const": True}, "message": {"type": "string"},
+                           "key": {"type": "string"}}}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def document() -> dict[str, Any]:
+    entry = {"$ref": "#/components/schemas/Entry"}
+    meta = {"$ref": "#/components/schemas/EntryMeta"}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "raftkv", "version": __version__,
+                 "description": "A replicated, crash-safe key-value store."},
+        "paths": {
+            "/v1/keys": {"get": {
+                "summary": "List keys in key order, paginated",
+                "parameters": [
+                    {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    _CONSISTENCY],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Page"}),
+                              **_COMMON_ERRORS}}},
+            "/v1/keys/{key}": {
+                "get": {"summary": "Read a key", "parameters": [_KEY_PARAM, _CONSISTENCY],
+                        "responses": {"200": _json(entry), "404": _err("No such key"),
+                                      **_COMMON_ERRORS}},
+                "put": {"summary": "Create or replace a key",
+                        "parameters": [_KEY_PARAM, _IF_MATCH, _IF_NONE_MATCH,
+                                       {"name": "ttlMs", "in": "query", "schema": {
+                                           "type": "integer", "minimum": 1}}],
+                        "requestBody": {"required": True, "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Put"}},
+                            "application/octet-stream": {"schema": {"type": "string",
+                                                                    "format": "binary"}}}},
+                        "responses": {"200": _json(meta, "Replaced"),
+                                      "201": _json(meta, "Created"),
+                                      "412": _err("Precondition failed"), **_COMMON_ERRORS}},
+                "delete": {"summary": "Delete a key", "parameters": [_KEY_PARAM, _IF_MATCH],
+                           "responses": {"204": {"description": "Deleted"},
+                                         "404": _err("No such key"),
+                                         "412": _err("Precondition failed"), **_COMMON_ERRORS}},
+            },
+            "/set": {"put": {"summary": "Seed API: store a value", "requestBody": _SEED_BODY,
+                             "responses": {"200": _json(_MESSAGE), **_COMMON_ERRORS}}},
+            "/get": {"get": {"summary": "Seed API: read a value", "parameters": [_SEED_KEY],
+                             "responses": {"200": _json(_PAIR), "404": _err("No such key"),
+                                           **_COMMON_ERRORS}}},
+            "/delete": {"delete": {"summary": "Seed API: delete", "parameters": [_SEED_KEY],
+                                   "responses": {"200": _json(_MESSAGE),
+                                                 "404": _err("No such key"), **_COMMON_ERRORS}}},
+            "/kv": {"post": {"summary": "Seed API: create", "requestBody": _SEED_BODY,
+                             "responses": {"201": _json(_PAIR, "Created"), **_COMMON_ERRORS}}},
+            "/kv/{key}": {
+                "get": {"summary": "Seed API: read", "parameters": [{
+                    **_KEY_PARAM, "description": "one path segment"}],
+                    "responses": {"200": _json(_PAIR), "404": _err("No such key"),
+                                  **_COMMON_ERRORS}},
+                "delete": {"summary": "Seed API: delete", "parameters": [{
+                    **_KEY_PARAM, "description": "one path segment"}],
+                    "responses": {"204": {"description": "Deleted"},
+                                  "404": _err("No such key"), **_COMMON_ERRORS}}},
+            "/health": {"get": {"summary": "Node and Raft status",
+                                "responses": {"200": _json({"$ref":
+                                                            "#/components/schemas/Health"})}}},
+            "/livez": {"get": {"summary": "The process serves",
+                               "responses": {"200": _json({"type": "object"})}}},
+            "/readyz": {"get": {"summary": "Recovered, leader known, caught up",
+                                "responses": {"200": _json({"type": "object"}),
+                                              "503": _err("Not ready")}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["ok", "message", "code", "requestId"],
+                      "properties": {"ok": {"const": False}, "message": {"type": "string"},
+                                     "code": {"type": "string"},
+                                     "requestId": {"type": ["string", "null"]}}},
+            "EntryMeta": {"type": "object",
+                          "required": ["ok", "key", "version", "createRevision", "modRevision",
+                                       "expiresAtMs"],
+                          "properties": {
+                              "ok": {"const": True}, "key": {"type": "string"},
+                              "keyEncoding": {"enum": ["base64"]},
+                              "version": {"type": "integer", "minimum": 1},
+                              "createRevision": {"type": "integer", "minimum": 1},
+                              "modRevision": {"type": "integer", "minimum": 1},
+                              "expiresAtMs": {"type": ["integer", "null"]}}},
+            "Entry": {"allOf": [{"$ref": "#/components/schemas/EntryMeta"}, {
+                "type": "object", "required": ["value"],
+                "properties": {"value": {"type": "string"},
+                               "encoding": {"enum": ["base64"]}}}]},
+            "Put": {"type": "object", "additionalProperties": False, "required": ["value"],
+                    "properties": {"value": {"type": "string"},
+                                   "ttlMs": {"type": "integer", "minimum": 1},
+                                   "encoding": {"enum": ["utf-8", "base64"]}}},
+            "Page": {"type": "object", "required": ["ok", "items", "nextCursor"],
+                     "properties": {"ok": {"const": True},
+                                    "items": {"type": "array", "items": entry},
+                                    "nextCursor": {"type": ["string", "null"]}}},
+            "Health": {"type": "object",
+                       "required": ["ok", "id", "state", "leaderId", "term", "commitIndex",
+                                    "appliedIndex", "lastHeartbeatAgoMs"],
+                       "properties": {
+                           "ok": {"const": True}, "id": {"type": "string"},
+                           "state": {"enum": ["leader", "follower", "candidate"]},
+                           "leaderId": {"type": ["string", "null"]},
+                           "term": {"type": "integer"}, "commitIndex": {"type": "integer"},
+                           "appliedIndex": {"type": "integer"},
+                           "lastHeartbeatAgoMs": {"type": ["integer", "null"]}}},
+        }},
+    }
+
+
+@functools.cache
+def document_bytes() -> bytes:
+    return orjson.dumps(document())

@@ -1,0 +1,90 @@
+"""The router: static paths by dict lookup, then templated ones by prefix.
+
+Templates: ``/kv/{key}`` captures one segment; ``/v1/keys/{key...}`` captures the
+rest of the path, slashes included. Captures stay raw (percent-encoded) bytes; the
+handler decodes them. A path that matches no route is 404; a route without the
+method is 405 with ``Allow``; OPTIONS answers 204 with ``Allow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from raftkv.fronts.http.errors import HttpError
+from raftkv.fronts.http.messages import Reply, Request, Response
+
+Handler = Callable[[Request], Reply]
+
+
+@dataclass
+class Route:
+    template: str
+    handlers: dict[bytes, Handler] = field(default_factory=dict)
+    prefix: bytes = b""
+    param: str = ""
+    greedy: bool = False
+
+    def allow(self) -> bytes:
+        methods = set(self.handlers) | {b"OPTIONS"}
+        if b"GET" in methods:
+            methods.add(b"HEAD")
+        return b", ".join(sorted(methods))
+
+
+class Router:
+    def __init__(self) -> None:
+        self._static: dict[bytes, Route] = {}
+        self._templated: list[Route] = []
+        self.routes: list[Route] = []
+
+    def add(self, method: str, template: str, handler: Handler) -> None:
+        route = self._route_for(template)
+        route.handlers[method.encode()] = handler
+
+    def _route_for(self, template: str) -> Route:
+        for route in self.routes:
+            if route.template == template:
+                return route
+        route = Route(template)
+        if "{" in template:
+            prefix, _, rest = template.partition("{")
+            route.prefix = prefix.encode()
+            route.greedy = rest.endswith("...}")
+            route.param = rest.rstrip("}").removesuffix("...")
+            self._templated.append(route)
+            self._templated.sort(key=lambda r: -len(r.prefix))
+        else:
+            self._static[template.encode()] = route
+        self.routes.append(route)
+        return route
+
+    def match(self, path: bytes) -> tuple[Route, dict[str, bytes]] | None:
+        route = self._static.get(path)
+        if route is not None:
+            return route, {}
+        for route in self._templated:
+            if path.startswith(route.prefix):
+                captured = path[len(route.prefix):]
+                if route.greedy or b"/" not in captured:
+                    return route, {route.param: captured}
+        return None
+
+    def __call__(self, request: Request) -> Reply:
+        found = self.match(request.path)
+        if found is None:
+            raise HttpError(404, "no such route", "not_found")
+        route, params = found
+        request.route = route.template
+        request.params = params
+        method = request.method
+        handler = route.handlers.get(method)
+        if handler is None and method == b"HEAD":
+            handler = route.handlers.get(b"GET")
+        if handler is None:
+            allow = [(b"Allow", route.allow())]
+            if method == b"OPTIONS":
+                return Response(204, headers=allow)
+            raise HttpError(405, f"{method.decode('latin-1')} is not allowed here",
+                            "method_not_allowed", allow)
+        return handler(request)

@@ -1,0 +1,277 @@
+"""The HTTP API's handlers: the keys API, the seeds' APIs, and operations.
+
+Each handler parses and validates its input (validation.py), makes one service call,
+and renders the result. Writes return futures that resolve when the write is
+durable and applied; reads usually return at once.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from raftkv.core.commands import Entry, Outcome, Result
+from raftkv.errors import ConditionFailed, InvalidArgument
+from raftkv.fronts.http import validation as v
+from raftkv.fronts.http.errors import HttpError
+from raftkv.fronts.http.messages import JSON, Reply, Request, Response, json_response
+from raftkv.fronts.http.router import Router
+from raftkv.service.ports import Consistency
+from raftkv.service.service import KVService, then
+
+OCTET = b"application/octet-stream"
+_PUT_FIELDS = frozenset({"value", "ttlMs", "encoding"})
+_VALUE = frozenset({"value"})
+_SEED_FIELDS = frozenset({"key", "value"})
+MAX_PAGE = 1000
+
+
+def _text(data: bytes, field: str, out: dict[str, Any]) -> None:
+    try:
+        out[field] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        out[field] = base64.b64encode(data).decode()
+        out["encoding" if field == "value" else f"{field}Encoding"] = "base64"
+
+
+def entry_json(entry: Entry, with_value: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"ok": True}
+    _text(entry.key, "key", out)
+    if with_value:
+        _text(entry.value, "value", out)
+    out["version"] = entry.version
+    out["createRevision"] = entry.create_revision
+    out["modRevision"] = entry.mod_revision
+    out["expiresAtMs"] = entry.expires_at_ms
+    return out
+
+
+def etag(entry: Entry) -> tuple[bytes, bytes]:
+    return (b"ETag", b'"%d"' % entry.mod_revision)
+
+
+def _not_found() -> HttpError:
+    return HttpError(404, "key not found", "not_found")
+
+
+def _condition_failed(result: Result) -> ConditionFailed:
+    current = result.entry
+    if current is None:
+        return ConditionFailed("precondition failed: the key does not exist")
+    return ConditionFailed(f"precondition failed: the key is at modRevision "
+                           f"{current.mod_revision}")
+
+
+class HttpApi:
+    def __init__(self, service: KVService, readiness: Callable[[], tuple[bool, str]],
+                 openapi: Callable[[], bytes], metrics: Callable[[], tuple[bytes, bytes]] | None
+                 = None) -> None:
+        self.service = service
+        self.readiness = readiness
+        self.openapi = openapi
+        self.metrics = metrics
+
+    def register(self, router: Router) -> None:
+        add = router.add
+        add("GET", "/v1/keys", self.list_keys)
+        add("GET", "/v1/keys/{key...}", self.get_key)
+        add("PUT", "/v1/keys/{key...}", self.put_key)
+        add("DELETE", "/v1/keys/{key...}", self.delete_key)
+        add("PUT", "/set", self.seed_set)
+        add("GET", "/get", self.seed_get)
+        add("DELETE", "/delete", self.seed_delete)
+        add("POST", "/kv", self.kv_create)
+        add("GET", "/kv/{key}", self.kv_get)
+        add("DELETE", "/kv/{key}", self.kv_delete)
+        add("GET", "/health", self.health)
+        add("GET", "/livez", self.livez)
+        add("GET", "/readyz", self.readyz)
+        add("GET", "/openapi.json", self.openapi_json)
+        if self.metrics is not None:
+            add("GET", "/metrics", self.metrics_text)
+
+    # --- the keys API ----------------------------------------------------------------
+
+    def get_key(self, request: Request) -> Reply:
+        key = v.key_from_path(request.params["key"])
+        level = v.consistency(request)
+        raw = request.headers.get(b"accept", b"").startswith(OCTET)
+
+        def render(entry: Entry | None) -> Response:
+            if entry is None:
+                raise _not_found()
+            headers = [etag(entry)]
+            if level is Consistency.STALE:
+                headers.append((b"X-Raftkv-Applied-Index",
+                                str(self.service.state_machine.applied_index).encode()))
+            if raw:
+                return Response(200, entry.value, OCTET, headers)
+            return Response(200, orjson.dumps(entry_json(entry)), JSON, headers)
+
+        return then(self.service.get(key, level), render)  # type: ignore[return-value]
+
+    def put_key(self, request: Request) -> Reply:
+        key = v.key_from_path(request.params["key"])
+        if v.media_type(request) == OCTET:
+            value = request.body
+            ttl_ms = v.query_int(request, "ttlMs", 0, 1, 2**62) or None
+        else:
+            v.require_json(request)
+            data = v.json_object(request.body, _PUT_FIELDS, _VALUE)
+            value = v.value_bytes(v.string_field(data, "value"), data.get("encoding"))
+            ttl_ms = v.optional_int(data.get("ttlMs"), "ttlMs")
+        cond, expected = v.condition(request)
+        future = self.service.put(key, value, ttl_ms=ttl_ms, cond=cond,
+                                  expected_mod_revision=expected,
+                                  request_id=self._idempotency_key(request))
+
+        def render(result: Result) -> Response:
+            if result.outcome is Outcome.CONDITION_FAILED:
+                raise _condition_failed(result)
+            assert result.entry is not None
+            status = 201 if result.previous is None else 200
+            return Response(status, orjson.dumps(entry_json(result.entry, with_value=False)),
+                            JSON, [etag(result.entry)])
+
+        return then(future, render)  # type: ignore[return-value]
+
+    def delete_key(self, request: Request) -> Reply:
+        key = v.key_from_path(request.params["key"])
+        cond, expected = v.condition(request)
+        if cond not in (cond.NONE, cond.MOD_REVISION, cond.EXISTS):
+            raise InvalidArgument("DELETE honours If-Match only")
+        future = self.service.delete(key, cond=cond, expected_mod_revision=expected,
+                                     request_id=self._idempotency_key(request))
+
+        def render(result: Result) -> Response:
+            if result.outcome is Outcome.NOT_FOUND:
+                raise _not_found()
+            if result.outcome is Outcome.CONDITION_FAILED:
+                raise _condition_failed(result)
+            return Response(204)
+
+        return then(future, render)  # type: ignore[return-value]
+
+    def list_keys(self, request: Request) -> Reply:
+        query = request.query
+        prefix = query.get("prefix", "").encode("utf-8", "surrogatepass")
+        limit = v.query_int(request, "limit", 100, 1, MAX_PAGE)
+        cursor = query.get("cursor")
+        after = v.decode_cursor(cursor) if cursor else None
+
+        def render(entries: list[Entry]) -> Response:
+            more = len(entries) > limit
+            page = entries[:limit]
+            return json_response(200, {
+                "ok": True,
+                "items": [entry_json(e) for e in page],
+                "nextCursor": v.encode_cursor(page[-1].key) if more else None,
+            })
+
+        return then(self.service.list(prefix, after, limit + 1, v.consistency(request)),
+                    render)  # type: ignore[return-value]
+
+    @staticmethod
+    def _idempotency_key(request: Request) -> bytes:
+        key = request.headers.get(b"idempotency-key", b"")
+        if len(key) > 128:
+            raise InvalidArgument("Idempotency-Key is limited to 128 bytes")
+        return key
+
+    # --- the seeds' APIs ---------------------------------------------------------------
+
+    def _seed_body(self, request: Request) -> tuple[bytes, str]:
+        v.require_json(request)
+        data = v.json_object(request.body, _SEED_FIELDS, _SEED_FIELDS)
+        key_text = v.string_field(data, "key")
+        if not key_text:
+            raise InvalidArgument("key must not be empty")
+        return v.key_from_text(key_text), v.string_field(data, "value")
+
+    def seed_set(self, request: Request) -> Reply:
+        key, value = self._seed_body(request)
+        text = key.decode()
+        return then(self.service.put(key, value.encode()),  # type: ignore[return-value]
+                    lambda _: json_response(200, {"ok": True, "message": "stored", "key": text}))
+
+    def _seed_key_param(self, request: Request) -> bytes:
+        text = request.query.get("key", "")
+        if not text:
+            raise InvalidArgument("the query parameter 'key' is required")
+        return v.key_from_text(text)
+
+    def seed_get(self, request: Request) -> Reply:
+        return self._read_pair(self._seed_key_param(request))
+
+    def seed_delete(self, request: Request) -> Reply:
+        key = self._seed_key_param(request)
+        text = key.decode()
+
+        def render(result: Result) -> Response:
+            if result.outcome is Outcome.NOT_FOUND:
+                raise _not_found()
+            return json_response(200, {"ok": True, "message": "deleted", "key": text})
+
+        return then(self.service.delete(key), render)  # type: ignore[return-value]
+
+    def kv_create(self, request: Request) -> Reply:
+        key, value = self._seed_body(request)
+        text = key.decode()
+        return then(self.service.put(key, value.encode()),  # type: ignore[return-value]
+                    lambda _: json_response(201, {"ok": True, "key": text, "value": value}))
+
+    def kv_get(self, request: Request) -> Reply:
+        return self._read_pair(v.key_from_path(request.params["key"]))
+
+    def kv_delete(self, request: Request) -> Reply:
+        key = v.key_from_path(request.params["key"])
+
+        def render(result: Result) -> Response:
+            if result.outcome is Outcome.NOT_FOUND:
+                raise _not_found()
+            return Response(204)
+
+        return then(self.service.delete(key), render)  # type: ignore[return-value]
+
+    def _read_pair(self, key: bytes) -> Reply:
+        def render(entry: Entry | None) -> Response:
+            if entry is None:
+                raise _not_found()
+            out: dict[str, Any] = {"ok": True}
+            _text(entry.key, "key", out)
+            _text(entry.value, "value", out)
+            return json_response(200, out)
+
+        return then(self.service.get(key), render)  # type: ignore[return-value]
+
+    # --- operations -------------------------------------------------------------------
+
+    def health(self, request: Request) -> Response:
+        s = self.service.status()
+        return json_response(200, {
+            "ok": True, "id": s.node_id, "state": s.role, "leaderId": s.leader_id,
+            "term": s.term, "commitIndex": s.commit_index, "appliedIndex": s.applied_index,
+            "lastHeartbeatAgoMs": s.last_heartbeat_ago_ms,
+        })
+
+    def livez(self, request: Request) -> Response:
+        return json_response(200, {"ok": True})
+
+    def readyz(self, request: Request) -> Response:
+        ready, reason = self.readiness()
+        if ready:
+            return json_response(200, {"ok": True})
+        return Response(503, orjson.dumps({"ok": False, "message": reason, "code": "not_ready",
+                                           "requestId": request.request_id}),
+                        headers=[(b"Retry-After", b"1")])
+
+    def openapi_json(self, request: Request) -> Response:
+        return Response(200, self.openapi())
+
+    def metrics_text(self, request: Request) -> Response:
+        assert self.metrics is not None
+        content_type, body = self.metrics()
+        return Response(200, body, content_type)

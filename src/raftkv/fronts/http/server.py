@@ -1,0 +1,332 @@
+"""Our HTTP/1.1 server: an asyncio.Protocol fed to httptools (ARCHITECTURE.md rule 7).
+
+It owns what a production server must: keep-alive, pipelining (responses leave in
+request order even when an earlier one waits on a commit), HEAD, ``Expect:
+100-continue``, chunked bodies, and limits that answer before work is wasted:
+
+    URI longer than max_uri_bytes ........................ 414, close
+    headers larger than max_header_bytes ................. 431, close
+    Content-Length over max_body_bytes (before the body) . 413, close
+    Content-Length together with Transfer-Encoding ....... 400, close (smuggling)
+    a transfer coding other than chunked ................. 501, close
+    an HTTP/2 preface ("PRI * HTTP/2.0") ................. 505, close
+    headers not complete within header_timeout_s ......... 408, close (slowloris)
+    body not complete within body_timeout_s .............. 408, close
+    idle keep-alive connection past idle_timeout_s ....... closed
+    more than max_connections open ....................... 503, close
+
+Timeouts are checked by one sweep per second over all connections rather than a
+timer per request: setting a deadline is an attribute store on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import httptools
+import orjson
+
+from raftkv.config import HttpLimits
+from raftkv.fronts.http.messages import Reply, Request, Response, encode_response
+
+log = logging.getLogger("raftkv.http")
+
+App = Callable[[Request], Reply]
+
+_IDLE, _HEADERS, _BODY, _BUSY = 0, 1, 2, 3
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _plain_error(status: int, message: str, code: str) -> Response:
+    body = orjson.dumps({"ok": False, "message": message, "code": code, "requestId": None})
+    return Response(status, body)
+
+
+class HttpServer:
+    """Listeners, connections, the timeout sweep, and graceful draining."""
+
+    def __init__(self, app: App, limits: HttpLimits) -> None:
+        self.app = app
+        self.limits = limits
+        self.connections: set[HttpConnection] = set()
+        self.draining = False
+        self.now = time.monotonic()
+        self.date = email.utils.formatdate(usegmt=True).encode()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self.in_flight = 0
+
+    async def listen(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: HttpConnection(self), host, port,
+                                          backlog=2048, reuse_address=True)
+        self._servers.append(server)
+        if self._sweeper is None:
+            self._sweeper = loop.create_task(self._sweep_forever())
+        port_bound: int = server.sockets[0].getsockname()[1]
+        return port_bound
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.sweep()
+
+    def sweep(self) -> None:
+        self.now = time.monotonic()
+        self.date = email.utils.formatdate(usegmt=True).encode()
+        for conn in list(self.connections):
+            conn.check_deadline(self.now)
+
+    def close_listeners(self) -> None:
+        for server in self._servers:
+            server.close()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stop accepting, let in-flight requests finish (answered with Connection:
+        close), close idle connections; True when every connection closed in time."""
+        self.draining = True
+        self.close_listeners()
+        for conn in list(self.connections):
+            conn.close_if_idle()
+        deadline = time.monotonic() + timeout_s
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        drained = not self.connections
+        for conn in list(self.connections):
+            conn.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for server in self._servers:
+            await server.wait_closed()
+        return drained
+
+
+class HttpConnection(asyncio.Protocol):
+    __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_header_bytes", "_headers",
+                 "_phase", "_queue", "_request", "_url", "client", "parser", "server",
+                 "transport")
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client = ""
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._body_bytes = 0
+        self._request: Request | None = None
+        self._queue: deque[tuple[Request, Reply]] = deque()
+        self._phase = _IDLE
+        self._deadline = 0.0
+        self._closing = False
+
+    # --- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else ""
+        server = self.server
+        server.connections.add(self)
+        if len(server.connections) > server.limits.max_connections or server.draining:
+            self._fail(_Reject(503, "too many connections; try again later", "unavailable"))
+            return
+        self._phase = _IDLE
+        self._deadline = server.now + server.limits.header_timeout_s
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self.server.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()  # a client that does not read gets no more served
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            reject = exc.__context__
+            self._fail(reject if isinstance(reject, _Reject)
+                       else _Reject(400, "malformed HTTP request", "bad_request"))
+        except httptools.HttpParserUpgrade as upgrade:
+            # An Upgrade request (e.g. curl's h2c offer) was answered as plain HTTP/1.1;
+            # anything pipelined after it goes to a fresh parser.
+            offset = int(upgrade.args[0]) if upgrade.args else len(data)
+            self.parser = httptools.HttpRequestParser(self)
+            if offset < len(data):
+                self.data_received(data[offset:])
+        except httptools.HttpParserError as exc:
+            if self.parser.get_method() == b"PRI":
+                self._fail(_Reject(505, "HTTP/2 is not supported here; use HTTP/1.1",
+                                   "http_version_not_supported"))
+            else:
+                self._fail(_Reject(400, f"malformed HTTP request: {exc}", "bad_request"))
+
+    # --- httptools callbacks ------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        self._body = []
+        self._body_bytes = 0
+        if self._phase == _IDLE:
+            self._phase = _HEADERS
+            self._deadline = self.server.now + self.server.limits.header_timeout_s
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.server.limits.max_uri_bytes:
+            raise _Reject(414, "the request URI is too long", "uri_too_long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.server.limits.max_header_bytes:
+            raise _Reject(431, "the request headers are too large", "headers_too_large")
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        headers = dict(self._headers)
+        limits = self.server.limits
+        te = headers.get(b"transfer-encoding")
+        if te is not None:
+            if b"content-length" in headers:
+                raise _Reject(400, "Content-Length and Transfer-Encoding together",
+                              "bad_request")
+            if te.strip().lower() != b"chunked":
+                raise _Reject(501, "only the chunked transfer coding is supported",
+                              "not_implemented")
+        length = headers.get(b"content-length")
+        if length is not None and int(length) > limits.max_body_bytes:
+            raise _Reject(413, f"the body is over {limits.max_body_bytes} bytes", "too_large")
+        if headers.get(b"expect", b"").lower() == b"100-continue" and self.transport is not None:
+            self.transport.write(_CONTINUE)
+        url = self._url
+        path, _, query = url.partition(b"?")
+        if not path.startswith(b"/"):
+            parsed = httptools.parse_url(url) if path != b"*" else None
+            path = (parsed.path or b"/") if parsed else b"*"
+            query = (parsed.query or b"") if parsed else b""
+        self._request = Request(self.parser.get_method(), path, query, headers, b"", self.client)
+        self._phase = _BODY
+        self._deadline = self.server.now + limits.body_timeout_s
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self.server.limits.max_body_bytes:
+            raise _Reject(413, f"the body is over {self.server.limits.max_body_bytes} bytes",
+                          "too_large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self._request
+        assert request is not None
+        self._request = None
+        if self._body:
+            request.body = b"".join(self._body) if len(self._body) > 1 else self._body[0]
+        request.keep_alive = self.parser.should_keep_alive()
+        self._phase = _BUSY
+        self._dispatch(request)
+
+    # --- responses, in request order ----------------------------------------------
+
+    def _dispatch(self, request: Request) -> None:
+        server = self.server
+        server.in_flight += 1
+        try:
+            reply = server.app(request)
+        except Exception:  # the recovery middleware should have answered; be safe anyway
+            log.exception("unhandled error outside the middleware chain")
+            reply = _plain_error(500, "internal error", "internal")
+        if not self._queue and isinstance(reply, Response):
+            server.in_flight -= 1
+            self._send(request, reply)
+            return
+        self._queue.append((request, reply))
+        if isinstance(reply, asyncio.Future):
+            reply.add_done_callback(self._flush)
+        else:
+            self._flush()
+
+    def _flush(self, _: object = None) -> None:
+        queue = self._queue
+        while queue:
+            request, reply = queue[0]
+            if isinstance(reply, asyncio.Future):
+                if not reply.done():
+                    return
+                if reply.cancelled() or reply.exception() is not None:
+                    log.error("reply future failed", exc_info=None if reply.cancelled()
+                              else reply.exception())
+                    reply = _plain_error(500, "internal error", "internal")
+                else:
+                    reply = reply.result()
+            queue.popleft()
+            self.server.in_flight -= 1
+            if not self._closing:
+                self._send(request, reply)
+
+    def _send(self, request: Request, response: Response) -> None:
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        server = self.server
+        keep = request.keep_alive and not server.draining
+        transport.write(encode_response(response, keep, request.method == b"HEAD", server.date))
+        if not keep:
+            self._closing = True
+            transport.close()
+        elif not self._queue and self._phase == _BUSY:
+            self._phase = _IDLE
+            self._deadline = server.now + server.limits.idle_timeout_s
+
+    def _fail(self, reject: _Reject) -> None:
+        """Answer a request we will not serve, then close: the stream cannot be trusted."""
+        if self.transport is None or self._closing:
+            return
+        self._closing = True
+        body = _plain_error(reject.status, str(reject), reject.code)
+        self.transport.write(encode_response(body, False, False, self.server.date))
+        self.transport.close()
+
+    # --- timeouts and draining --------------------------------------------------------
+
+    def check_deadline(self, now: float) -> None:
+        if self._closing or now < self._deadline or self._phase == _BUSY:
+            return
+        if self._phase == _IDLE:
+            self.abort()
+        elif self._phase == _HEADERS:
+            self._fail(_Reject(408, "the request headers took too long", "request_timeout"))
+        else:
+            self._fail(_Reject(408, "the request body took too long", "request_timeout"))
+
+    def close_if_idle(self) -> None:
+        if self._phase == _IDLE and not self._queue:
+            self.abort()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()

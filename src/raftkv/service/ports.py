@@ -1,0 +1,59 @@
+"""The ports the service owns: what it needs from replication, declared here so the
+service never imports a concrete replicator (hraftd's "store interface" habit)."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from raftkv.core.commands import Command, Result
+from raftkv.core.state_machine import StateMachine
+
+
+class Consistency(enum.StrEnum):
+    """How fresh a read must be (etcd's serializable/linearizable, plus a leader read)."""
+
+    LINEARIZABLE = "linearizable"  # confirmed leadership (ReadIndex) before reading
+    LEADER = "leader"  # the leader's applied state, no confirmation round
+    STALE = "stale"  # any node's applied state
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """What /health and /readyz report about this node's log."""
+
+    node_id: str
+    role: str  # "leader" | "follower" | "candidate"
+    leader_id: str | None
+    term: int
+    commit_index: int
+    applied_index: int
+    last_heartbeat_ago_ms: int | None
+    recovered: bool = True
+
+
+class Replicator(Protocol):
+    """Turns commands into durable, ordered, applied results.
+
+    ``submit_nowait`` returns a future that resolves with the command's Result once
+    it is durable (per --fsync; in a cluster: committed by a majority) and applied.
+    It raises, or the future fails with, errors from ``raftkv.errors``: NotLeader,
+    Unavailable (not applied), CommitTimeout (outcome unknown), StorageError.
+    """
+
+    state_machine: StateMachine
+
+    def submit_nowait(self, command: Command) -> asyncio.Future[Result]: ...
+
+    def read_barrier(self, consistency: Consistency) -> asyncio.Future[None] | None:
+        """None when a read of the local state is already at the asked consistency;
+        else a future that resolves when it is."""
+
+    def status(self) -> ReplicaStatus: ...
+
+    def can_propose(self) -> bool:
+        """True when this node orders writes (the single node, or the Raft leader)."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,238 @@
+"""KVService: the one place fronts call. Validates input, turns relative TTLs into
+absolute deadlines, stamps commands with the proposer's clock, applies read
+consistency, and runs the expiry and eviction cycles (ARCHITECTURE.md rule 1).
+
+It returns ``Result``s and entries, not wire formats: each front renders them (and
+maps ``raftkv.errors`` to its own codes). Methods that may wait return either a
+value or a future (``MaybeFuture``), so the common local read costs no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from raftkv.clock import Clock
+from raftkv.core.commands import (
+    Append,
+    Command,
+    Cond,
+    Delete,
+    DeleteExpired,
+    Entry,
+    Evict,
+    Expire,
+    IncrBy,
+    MultiPut,
+    Put,
+    Result,
+)
+from raftkv.core.eviction import AccessTracker, Evictor, Limits, Policy
+from raftkv.errors import InvalidArgument, StorageError, TooLarge
+from raftkv.service.ports import Consistency, ReplicaStatus, Replicator
+
+log = logging.getLogger("raftkv.service")
+
+T = TypeVar("T")
+MaybeFuture = T | asyncio.Future[T]
+
+MAX_KEY_BYTES = 1024
+MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000  # ten years
+EXPIRY_CYCLE_S = 0.1  # Redis's hz 10
+EXPIRY_BATCH = 500
+
+
+class OutOfMemory(StorageError):
+    """Returned when a write would exceed maxmemory under ``noeviction`` (Redis's OOM)."""
+
+    code = "out_of_memory"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLimits:
+    max_value_bytes: int = 1024 * 1024
+    eviction: Limits = Limits()
+
+
+def validate_key(key: bytes) -> bytes:
+    if not key:
+        raise InvalidArgument("key must not be empty")
+    if len(key) > MAX_KEY_BYTES:
+        raise InvalidArgument(f"key is {len(key)} bytes; the limit is {MAX_KEY_BYTES}")
+    return key
+
+
+def then(result: MaybeFuture[T], fn: Callable[[T], object]) -> MaybeFuture[object]:
+    """``fn(result)`` now if ``result`` is a value, else when the future resolves."""
+    if not isinstance(result, asyncio.Future):
+        return fn(result)
+    out: asyncio.Future[object] = result.get_loop().create_future()
+
+    def done(f: asyncio.Future[T]) -> None:
+        if out.cancelled():
+            return
+        try:
+            out.set_result(fn(f.result()))
+        except BaseException as exc:  # handed to whoever awaits `out`
+            out.set_exception(exc)
+
+    result.add_done_callback(done)
+    return out
+
+
+class KVService:
+    def __init__(self, replicator: Replicator, clock: Clock, limits: ServiceLimits,
+                 rng: random.Random | None = None) -> None:
+        self.replicator = replicator
+        self.clock = clock
+        self.limits = limits
+        self._rng = rng or random.Random()
+        policy = limits.eviction.policy
+        self.tracker = AccessTracker(policy in (Policy.ALLKEYS_LRU, Policy.ALLKEYS_LFU,
+                                                Policy.VOLATILE_LRU), self._rng)
+        self.evictor = Evictor(limits.eviction, self.tracker, self._rng)
+        self._request_ids = (b"%s-%d" % (os.urandom(6).hex().encode(), n)
+                             for n in itertools.count())
+        self.expiry_rounds = 0
+
+    @property
+    def state_machine(self):  # noqa: ANN201 - the read view
+        return self.replicator.state_machine
+
+    # --- reads -------------------------------------------------------------------
+
+    def get(self, key: bytes, consistency: Consistency = Consistency.LINEARIZABLE
+            ) -> MaybeFuture[Entry | None]:
+        validate_key(key)
+        barrier = self.replicator.read_barrier(consistency)
+        if barrier is None:
+            return self._read(key)
+        return then(barrier, lambda _: self._read(key))
+
+    def _read(self, key: bytes) -> Entry | None:
+        now_ms = self.clock.now_ms()
+        entry = self.replicator.state_machine.keyspace.get(key, now_ms)
+        if entry is not None and self.tracker.enabled:
+            self.tracker.touch(key, now_ms)
+        return entry
+
+    def list(self, prefix: bytes, after: bytes | None, limit: int,
+             consistency: Consistency = Consistency.LINEARIZABLE) -> MaybeFuture[list[Entry]]:
+        def read(_: object = None) -> list[Entry]:
+            keyspace = self.replicator.state_machine.keyspace
+            return keyspace.scan(self.clock.now_ms(), prefix, after, limit)
+
+        barrier = self.replicator.read_barrier(consistency)
+        return read() if barrier is None else then(barrier, read)
+
+    def status(self) -> ReplicaStatus:
+        return self.replicator.status()
+
+    # --- writes ------------------------------------------------------------------
+
+    def deadline(self, ttl_ms: int | None) -> int | None:
+        """A relative TTL as an absolute deadline, validated."""
+        if ttl_ms is None:
+            return None
+        if not 1 <= ttl_ms <= MAX_TTL_MS:
+            raise InvalidArgument(f"ttlMs must be between 1 and {MAX_TTL_MS}")
+        return self.clock.now_ms() + ttl_ms
+
+    def put(self, key: bytes, value: bytes, *, ttl_ms: int | None = None,
+            expires_at_ms: int | None = None, keep_ttl: bool = False, cond: Cond = Cond.NONE,
+            expected_mod_revision: int = 0, request_id: bytes = b"") -> asyncio.Future[Result]:
+        validate_key(key)
+        self._check_value(value)
+        if ttl_ms is not None:
+            expires_at_ms = self.deadline(ttl_ms)
+        return self.submit(Put(key, value, expires_at_ms, keep_ttl, cond, expected_mod_revision,
+                               request_id, self.clock.now_ms()), len(key) + len(value))
+
+    def delete(self, key: bytes, *, cond: Cond = Cond.NONE, expected_mod_revision: int = 0,
+               request_id: bytes = b"") -> asyncio.Future[Result]:
+        validate_key(key)
+        return self.submit(Delete(key, cond, expected_mod_revision, request_id,
+                                  self.clock.now_ms()))
+
+    def expire(self, key: bytes, expires_at_ms: int | None,
+               request_id: bytes = b"") -> asyncio.Future[Result]:
+        validate_key(key)
+        return self.submit(Expire(key, expires_at_ms, request_id, self.clock.now_ms()))
+
+    def incr_by(self, key: bytes, delta: int, request_id: bytes = b"") -> asyncio.Future[Result]:
+        validate_key(key)
+        return self.submit(IncrBy(key, delta, request_id, self.clock.now_ms()), len(key) + 20)
+
+    def append(self, key: bytes, value: bytes, request_id: bytes = b"") -> asyncio.Future[Result]:
+        validate_key(key)
+        current = self.replicator.state_machine.keyspace.raw(key)
+        self._check_value(value, len(current or b""))
+        return self.submit(Append(key, value, request_id, self.clock.now_ms()), len(value))
+
+    def multi_put(self, items: list[tuple[bytes, bytes]], only_if_none_exist: bool = False,
+                  request_id: bytes = b"") -> asyncio.Future[Result]:
+        for key, value in items:
+            validate_key(key)
+            self._check_value(value)
+        size = sum(len(k) + len(v) for k, v in items)
+        return self.submit(MultiPut(tuple(items), only_if_none_exist, request_id,
+                                    self.clock.now_ms()), size)
+
+    def submit(self, command: Command, incoming_bytes: int = 0) -> asyncio.Future[Result]:
+        """Propose ``command``, evicting first if it would break the memory limits."""
+        if incoming_bytes and (self.limits.eviction.max_keys
+                               or self.limits.eviction.max_memory_bytes):
+            self._make_room(incoming_bytes)
+        return self.replicator.submit_nowait(command)
+
+    def _check_value(self, value: bytes, existing: int = 0) -> None:
+        limit = self.limits.max_value_bytes
+        if len(value) + existing > limit:
+            raise TooLarge(f"value is {len(value) + existing} bytes; the limit is {limit}")
+
+    def _make_room(self, incoming_bytes: int) -> None:
+        keyspace = self.replicator.state_machine.keyspace
+        excess = self.evictor.excess(keyspace, incoming_bytes)
+        if not excess:
+            return
+        victims = self.evictor.choose(keyspace, self.clock.now_ms(), excess)
+        if not victims:
+            raise OutOfMemory("command not allowed when used memory > 'maxmemory'")
+        for key in victims:
+            self.tracker.forget(key)
+        self.replicator.submit_nowait(Evict(tuple(victims), b"", self.clock.now_ms()))
+
+    def new_request_id(self) -> bytes:
+        return next(self._request_ids)
+
+    # --- background --------------------------------------------------------------
+
+    async def run_expiry_cycle(self) -> None:
+        """Forever: propose deletes for keys past their deadline (only where this node
+        orders writes). Every replica deletes the same keys at the same index."""
+        while True:
+            await asyncio.sleep(EXPIRY_CYCLE_S)
+            await self.expire_due()
+
+    async def expire_due(self) -> int:
+        if not self.replicator.can_propose():
+            return 0
+        now_ms = self.clock.now_ms()
+        keys = self.replicator.state_machine.keyspace.due(now_ms, EXPIRY_BATCH)
+        if not keys:
+            return 0
+        self.expiry_rounds += 1
+        try:
+            result = await self.replicator.submit_nowait(DeleteExpired(tuple(keys), b"", now_ms))
+        except Exception as exc:  # noqa: BLE001 - retried next cycle; the error is logged
+            log.warning("expiry cycle failed: %s", exc)
+            return 0
+        for key in keys:
+            self.tracker.forget(key)
+        return result.count
