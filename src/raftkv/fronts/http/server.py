@@ -27,6 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import httptools
 import orjson
@@ -40,6 +41,7 @@ App = Callable[[Request], Reply]
 
 _IDLE, _HEADERS, _BODY, _BUSY = 0, 1, 2, 3
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
 
 class _Reject(Exception):
@@ -66,7 +68,6 @@ class HttpServer:
         self.date = email.utils.formatdate(usegmt=True).encode()
         self._servers: list[asyncio.AbstractServer] = []
         self._sweeper: asyncio.Task[None] | None = None
-        self.in_flight = 0
 
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
@@ -114,7 +115,8 @@ class HttpServer:
 
 
 class HttpConnection(asyncio.Protocol):
-    __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_header_bytes", "_headers",
+    __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_deferring", "_header_bytes",
+                 "_headers", "_over_capacity",
                  "_phase", "_queue", "_request", "_url", "client", "parser", "server",
                  "transport")
 
@@ -129,7 +131,9 @@ class HttpConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._request: Request | None = None
-        self._queue: deque[tuple[Request, Reply]] = deque()
+        self._queue: deque[list[Any]] = deque()  # [request, reply or None if deferred]
+        self._deferring = False
+        self._over_capacity = False
         self._phase = _IDLE
         self._deadline = 0.0
         self._closing = False
@@ -142,9 +146,8 @@ class HttpConnection(asyncio.Protocol):
         self.client = peer[0] if peer else ""
         server = self.server
         server.connections.add(self)
-        if len(server.connections) > server.limits.max_connections or server.draining:
-            self._fail(_Reject(503, "too many connections; try again later", "unavailable"))
-            return
+        self._over_capacity = (len(server.connections) > server.limits.max_connections
+                               or server.draining)
         self._phase = _IDLE
         self._deadline = server.now + server.limits.header_timeout_s
 
@@ -162,6 +165,9 @@ class HttpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
+            return
+        if self._over_capacity:  # answered once the request arrived, so the client reads it
+            self._fail(_Reject(503, "too many connections; try again later", "unavailable"))
             return
         try:
             self.parser.feed_data(data)
@@ -252,27 +258,44 @@ class HttpConnection(asyncio.Protocol):
     # --- responses, in request order ----------------------------------------------
 
     def _dispatch(self, request: Request) -> None:
-        server = self.server
-        server.in_flight += 1
-        try:
-            reply = server.app(request)
-        except Exception:  # the recovery middleware should have answered; be safe anyway
-            log.exception("unhandled error outside the middleware chain")
-            reply = _plain_error(500, "internal error", "internal")
-        if not self._queue and isinstance(reply, Response):
-            server.in_flight -= 1
+        """Run a request, or queue it behind earlier ones still in progress.
+
+        Responses leave in request order (RFC 9112 section 9.3.2). Writes run at once,
+        in arrival order (the log orders them), but a read that follows an unfinished
+        write on this connection, and everything after such a read, waits until it
+        reaches the head of the queue: a pipelined GET sees the PUT before it."""
+        queue = self._queue
+        if queue and (self._deferring or (request.method in _SAFE and any(
+                r.method not in _SAFE for r, _ in queue))):
+            self._deferring = True
+            queue.append([request, None])
+            return
+        reply = self._execute(request)
+        if not queue and isinstance(reply, Response):
             self._send(request, reply)
             return
-        self._queue.append((request, reply))
+        queue.append([request, reply])
         if isinstance(reply, asyncio.Future):
             reply.add_done_callback(self._flush)
         else:
             self._flush()
 
+    def _execute(self, request: Request) -> Reply:
+        try:
+            return self.server.app(request)
+        except Exception:  # the recovery middleware should have answered; be safe anyway
+            log.exception("unhandled error outside the middleware chain")
+            return _plain_error(500, "internal error", "internal")
+
     def _flush(self, _: object = None) -> None:
         queue = self._queue
         while queue:
-            request, reply = queue[0]
+            head = queue[0]
+            request, reply = head
+            if reply is None:  # deferred until everything before it finished
+                reply = head[1] = self._execute(request)
+                if isinstance(reply, asyncio.Future):
+                    reply.add_done_callback(self._flush)
             if isinstance(reply, asyncio.Future):
                 if not reply.done():
                     return
@@ -283,9 +306,9 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     reply = reply.result()
             queue.popleft()
-            self.server.in_flight -= 1
             if not self._closing:
                 self._send(request, reply)
+        self._deferring = False
 
     def _send(self, request: Request, response: Response) -> None:
         transport = self.transport
