@@ -25,16 +25,16 @@ from raftkv.core.eviction import Limits
 from raftkv.fronts.http import openapi
 from raftkv.fronts.http.middleware import (
     AccessLogger,
-    Next,
     Cors,
+    Next,
     Recovery,
     RenderErrors,
     RequestId,
     SecurityHeaders,
     build_chain,
 )
-from raftkv.fronts.http.routes import HttpApi
 from raftkv.fronts.http.router import Router
+from raftkv.fronts.http.routes import HttpApi
 from raftkv.fronts.http.server import HttpServer
 from raftkv.replication.local import LocalReplicator
 from raftkv.service.service import KVService, ServiceLimits

@@ -79,10 +79,13 @@ class StorageConfig:
     snapshot_threshold_bytes: int = 64 * 1024 * 1024
 
 
+DEFAULT_PORT = 8080
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = DEFAULT_PORT
     resp_port: int = 6380  # 0: off
     udp_port: int = 8080  # 0: off
     data_dir: str = "./data"
@@ -360,7 +363,7 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
 
     # Defaults that depend on other settings (CONTRACT.md).
     if "udp_port" not in given:
-        values["udp_port"] = values.get("port", Config.port)
+        values["udp_port"] = values.get("port", DEFAULT_PORT)
     if "resp_port" not in given and values.get("peers"):
         values["resp_port"] = 0
     if "log_format" not in given:

@@ -99,7 +99,7 @@ class LocalReplicator:
             if not future.done():
                 future.set_result(result)
         if self._bytes_since_snapshot >= self._snapshot_threshold and self._snapshot_task is None:
-            self._snapshot_task = asyncio.get_running_loop().create_task(self.snapshot())
+            self._snapshot_task = asyncio.get_running_loop().create_task(self._snapshot())
 
     def _fail_batch(self, batch: list[Pending], error: StorageError) -> None:
         # The failed records were cut off the log (or the log is dead), and every
@@ -109,6 +109,9 @@ class LocalReplicator:
         for _, _, future in batch:
             if not future.done():
                 future.set_exception(error)
+
+    async def _snapshot(self) -> None:
+        await self.snapshot()
 
     async def snapshot(self) -> SnapshotStats | None:
         """Write a snapshot of the applied state and drop the WAL segments it covers."""

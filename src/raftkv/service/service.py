@@ -10,13 +10,14 @@ value or a future (``MaybeFuture``), so the common local read costs no task.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import TypeAlias, TypeVar
 
 from raftkv.clock import Clock
 from raftkv.core.commands import (
@@ -34,13 +35,15 @@ from raftkv.core.commands import (
     Result,
 )
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, Policy
+from raftkv.core.state_machine import StateMachine
 from raftkv.errors import InvalidArgument, StorageError, TooLarge
 from raftkv.service.ports import Consistency, ReplicaStatus, Replicator
 
 log = logging.getLogger("raftkv.service")
 
 T = TypeVar("T")
-MaybeFuture = T | asyncio.Future[T]
+U = TypeVar("U")
+MaybeFuture: TypeAlias = "T | asyncio.Future[T]"
 
 MAX_KEY_BYTES = 1024
 MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000  # ten years
@@ -57,7 +60,7 @@ class OutOfMemory(StorageError):
 @dataclass(frozen=True, slots=True)
 class ServiceLimits:
     max_value_bytes: int = 1024 * 1024
-    eviction: Limits = Limits()
+    eviction: Limits = field(default_factory=Limits)
 
 
 def validate_key(key: bytes) -> bytes:
@@ -68,11 +71,11 @@ def validate_key(key: bytes) -> bytes:
     return key
 
 
-def then(result: MaybeFuture[T], fn: Callable[[T], object]) -> MaybeFuture[object]:
+def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]:
     """``fn(result)`` now if ``result`` is a value, else when the future resolves."""
     if not isinstance(result, asyncio.Future):
         return fn(result)
-    out: asyncio.Future[object] = result.get_loop().create_future()
+    out: asyncio.Future[U] = result.get_loop().create_future()
 
     def done(f: asyncio.Future[T]) -> None:
         if out.cancelled():
@@ -102,7 +105,8 @@ class KVService:
         self.expiry_rounds = 0
 
     @property
-    def state_machine(self):  # noqa: ANN201 - the read view
+    def state_machine(self) -> StateMachine:
+        """The read view of the applied state."""
         return self.replicator.state_machine
 
     # --- reads -------------------------------------------------------------------
@@ -113,16 +117,16 @@ class KVService:
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read(key)
-        return then(barrier, lambda _: self._read(key))
+        return then(barrier, functools.partial(self._read, key))
 
-    def _read(self, key: bytes) -> Entry | None:
+    def _read(self, key: bytes, _: None = None) -> Entry | None:
         now_ms = self.clock.now_ms()
         entry = self.replicator.state_machine.keyspace.get(key, now_ms)
         if entry is not None and self.tracker.enabled:
             self.tracker.touch(key, now_ms)
         return entry
 
-    def list(self, prefix: bytes, after: bytes | None, limit: int,
+    def list_entries(self, prefix: bytes, after: bytes | None, limit: int,
              consistency: Consistency = Consistency.LINEARIZABLE) -> MaybeFuture[list[Entry]]:
         def read(_: object = None) -> list[Entry]:
             keyspace = self.replicator.state_machine.keyspace
@@ -230,7 +234,7 @@ class KVService:
         self.expiry_rounds += 1
         try:
             result = await self.replicator.submit_nowait(DeleteExpired(tuple(keys), b"", now_ms))
-        except Exception as exc:  # noqa: BLE001 - retried next cycle; the error is logged
+        except Exception as exc:  # retried next cycle; logged, never lost
             log.warning("expiry cycle failed: %s", exc)
             return 0
         for key in keys:

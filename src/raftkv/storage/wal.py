@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import enum
 import errno
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -105,7 +106,7 @@ class SegmentedLog:
         """Remove sealed segments whose every entry is at or below ``index``."""
         segments = list_segments(self.fs, self.directory)
         removed = 0
-        for name, successor in zip(segments, segments[1:], strict=False):
+        for name, successor in itertools.pairwise(segments):
             if segment_first_index(successor) - 1 <= index and name != self._segment:
                 failpoints.hit("wal.before_truncate")
                 self.fs.remove(self._path(name))

@@ -119,7 +119,7 @@ class Recovery:
     def __call__(self, request: Request, nxt: Next) -> Reply:
         try:
             reply = nxt(request)
-        except Exception as exc:  # noqa: BLE001 - this is the one place
+        except Exception as exc:
             return self._to_response(request, exc)
         return after(reply, lambda r: r, lambda exc: self._to_response(request, exc))
 

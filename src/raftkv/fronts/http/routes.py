@@ -111,7 +111,7 @@ class HttpApi:
                 return Response(200, entry.value, OCTET, headers)
             return Response(200, orjson.dumps(entry_json(entry)), JSON, headers)
 
-        return then(self.service.get(key, level), render)  # type: ignore[return-value]
+        return then(self.service.get(key, level), render)
 
     def put_key(self, request: Request) -> Reply:
         key = v.key_from_path(request.params["key"])
@@ -136,7 +136,7 @@ class HttpApi:
             return Response(status, orjson.dumps(entry_json(result.entry, with_value=False)),
                             JSON, [etag(result.entry)])
 
-        return then(future, render)  # type: ignore[return-value]
+        return then(future, render)
 
     def delete_key(self, request: Request) -> Reply:
         key = v.key_from_path(request.params["key"])
@@ -153,7 +153,7 @@ class HttpApi:
                 raise _condition_failed(result)
             return Response(204)
 
-        return then(future, render)  # type: ignore[return-value]
+        return then(future, render)
 
     def list_keys(self, request: Request) -> Reply:
         query = request.query
@@ -171,8 +171,8 @@ class HttpApi:
                 "nextCursor": v.encode_cursor(page[-1].key) if more else None,
             })
 
-        return then(self.service.list(prefix, after, limit + 1, v.consistency(request)),
-                    render)  # type: ignore[return-value]
+        return then(self.service.list_entries(prefix, after, limit + 1, v.consistency(request)),
+                    render)
 
     @staticmethod
     def _idempotency_key(request: Request) -> bytes:
@@ -194,8 +194,11 @@ class HttpApi:
     def seed_set(self, request: Request) -> Reply:
         key, value = self._seed_body(request)
         text = key.decode()
-        return then(self.service.put(key, value.encode()),  # type: ignore[return-value]
-                    lambda _: json_response(200, {"ok": True, "message": "stored", "key": text}))
+
+        def render(_: Result) -> Response:
+            return json_response(200, {"ok": True, "message": "stored", "key": text})
+
+        return then(self.service.put(key, value.encode()), render)
 
     def _seed_key_param(self, request: Request) -> bytes:
         text = request.query.get("key", "")
@@ -215,13 +218,16 @@ class HttpApi:
                 raise _not_found()
             return json_response(200, {"ok": True, "message": "deleted", "key": text})
 
-        return then(self.service.delete(key), render)  # type: ignore[return-value]
+        return then(self.service.delete(key), render)
 
     def kv_create(self, request: Request) -> Reply:
         key, value = self._seed_body(request)
         text = key.decode()
-        return then(self.service.put(key, value.encode()),  # type: ignore[return-value]
-                    lambda _: json_response(201, {"ok": True, "key": text, "value": value}))
+
+        def render(_: Result) -> Response:
+            return json_response(201, {"ok": True, "key": text, "value": value})
+
+        return then(self.service.put(key, value.encode()), render)
 
     def kv_get(self, request: Request) -> Reply:
         return self._read_pair(v.key_from_path(request.params["key"]))
@@ -234,7 +240,7 @@ class HttpApi:
                 raise _not_found()
             return Response(204)
 
-        return then(self.service.delete(key), render)  # type: ignore[return-value]
+        return then(self.service.delete(key), render)
 
     def _read_pair(self, key: bytes) -> Reply:
         def render(entry: Entry | None) -> Response:
@@ -245,7 +251,7 @@ class HttpApi:
             _text(entry.value, "value", out)
             return json_response(200, out)
 
-        return then(self.service.get(key), render)  # type: ignore[return-value]
+        return then(self.service.get(key), render)
 
     # --- operations -------------------------------------------------------------------
 
