@@ -172,18 +172,16 @@ class Keyspace:
 
     # --- writes ------------------------------------------------------------------
 
-    def store(self, key: bytes, packed: bytes, old: bytes | None) -> None:
-        """Store ``packed`` under ``key``; ``old`` is what ``raw(key)`` returned."""
-        entries = self._entries
-        entries[key] = packed
+    def store(self, key: bytes, packed: bytes, old: bytes | None, old_deadline: int,
+              new_deadline: int) -> None:
+        """Store ``packed`` under ``key``. ``old`` is what ``raw(key)`` returned and the
+        deadlines are the old and new entries' (0: none); the caller has them unpacked."""
+        self._entries[key] = packed
         if old is None:
             self._pending.add(key)
             self._data_bytes += len(key) + len(packed) - HEADER_BYTES
-            old_deadline = NO_DEADLINE
         else:
             self._data_bytes += len(packed) - len(old)
-            old_deadline = HEADER.unpack_from(old)[2]
-        new_deadline = HEADER.unpack_from(packed)[2]
         if old_deadline != new_deadline:
             if old_deadline:
                 self._deadlines.remove((old_deadline, key))

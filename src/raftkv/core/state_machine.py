@@ -15,6 +15,7 @@ Rules (ARCHITECTURE.md rule 1):
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -35,7 +36,15 @@ from raftkv.core.commands import (
     Put,
     Result,
 )
-from raftkv.core.keyspace import Keyspace, is_live, pack, unpack
+from raftkv.core.keyspace import (
+    HEADER,
+    HEADER_BYTES,
+    Keyspace,
+    deadline_of,
+    is_live,
+    pack,
+    unpack,
+)
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
 _INT64_MIN: Final = -(2**63)
@@ -67,7 +76,8 @@ def parse_int64(value: bytes) -> int | None:
 class StateMachine:
     """The keyspace plus the bookkeeping that makes ``apply`` exactly-once."""
 
-    __slots__ = ("_handlers", "_max_requests", "_requests", "applied_index", "evicted_total",
+    __slots__ = ("_handlers", "_max_requests", "_request_order", "_requests", "applied_index",
+                 "evicted_total",
                  "expired_total", "keyspace")
 
     def __init__(self, max_tracked_requests: int = DEFAULT_MAX_TRACKED_REQUESTS) -> None:
@@ -76,6 +86,7 @@ class StateMachine:
         self.expired_total = 0
         self.evicted_total = 0
         self._requests: dict[bytes, Result] = {}
+        self._request_order: deque[bytes] = deque()  # oldest first, for trimming
         self._max_requests = max_tracked_requests
         self._handlers: dict[type, Callable[[int, Command], Result]] = {
             Put: self._put,  # type: ignore[dict-item]
@@ -102,10 +113,11 @@ class StateMachine:
         result = self._handlers[type(command)](index, command)
         self.applied_index = index
         if rid:
-            requests = self._requests
-            requests[rid] = result
-            if len(requests) > self._max_requests:
-                del requests[next(iter(requests))]
+            self._requests[rid] = result
+            order = self._request_order
+            order.append(rid)
+            if len(order) > self._max_requests:
+                del self._requests[order.popleft()]
         return result
 
     # --- snapshots ---------------------------------------------------------------
@@ -116,13 +128,15 @@ class StateMachine:
     def restore(self, snapshot: Snapshot) -> None:
         self.keyspace.load(sorted(snapshot.entries.items()))
         self._requests = dict(snapshot.requests)
+        self._request_order = deque(self._requests)
         self.applied_index = snapshot.index
 
     def restore_parts(self, index: int, sorted_entries: list[tuple[bytes, bytes]],
                       requests: dict[bytes, Result]) -> None:
         """Restore from a snapshot file's contents, already in key order."""
         self.keyspace.load(sorted_entries)
-        self._requests = requests
+        self._requests = dict(requests)
+        self._request_order = deque(self._requests)
         self.applied_index = index
 
     # --- handlers (one per command) ----------------------------------------------
@@ -149,16 +163,35 @@ class StateMachine:
             version, create = 1, index
         else:
             version, create = current.version + 1, current.create_revision
-        self.keyspace.store(key, pack(value, index, create, expires_at_ms, version), raw)
+        self.keyspace.store(key, pack(value, index, create, expires_at_ms, version), raw,
+                            deadline_of(raw) if raw is not None else 0, expires_at_ms or 0)
         return Entry(key, value, version, create, index, expires_at_ms)
 
     def _put(self, index: int, c: Put) -> Result:
-        raw, current = self._live(c.key, c.now_ms)
-        if not self._condition_holds(c.cond, c.expected_mod_revision, current):
+        # The hot path of every write, kept flat: one header unpack for the old entry,
+        # one pack for the new one, no intermediate objects beyond the two Entries.
+        key = c.key
+        raw = self.keyspace.raw(key)
+        current = None
+        old_deadline = 0
+        if raw is not None:
+            mod, create, old_deadline, version = HEADER.unpack_from(raw)
+            if not old_deadline or old_deadline > c.now_ms:
+                current = Entry(key, raw[HEADER_BYTES:], version, create, mod,
+                                old_deadline or None)
+        if c.cond and not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
-        expires = current.expires_at_ms if (c.keep_ttl and current) else c.expires_at_ms
-        entry = self._write(index, c.key, c.value, expires, raw, current)
-        return Result(Outcome.OK, index, entry, current)
+        if current is None:
+            version, create = 1, index
+            expires = c.expires_at_ms
+        else:
+            version, create = current.version + 1, current.create_revision
+            expires = current.expires_at_ms if c.keep_ttl else c.expires_at_ms
+        value = c.value
+        self.keyspace.store(key, HEADER.pack(index, create, expires or 0, version) + value, raw,
+                            old_deadline, expires or 0)
+        return Result(Outcome.OK, index, Entry(key, value, version, create, index, expires),
+                      current)
 
     def _delete(self, index: int, c: Delete) -> Result:
         raw, current = self._live(c.key, c.now_ms)
