@@ -26,12 +26,11 @@ from raftkv.fronts.http import openapi
 from raftkv.fronts.http.middleware import (
     AccessLogger,
     Cors,
-    Next,
+    Endpoint,
+    Pipeline,
     Recovery,
-    RenderErrors,
     RequestId,
     SecurityHeaders,
-    build_chain,
 )
 from raftkv.fronts.http.router import Router
 from raftkv.fronts.http.routes import HttpApi
@@ -146,17 +145,16 @@ class Node:
 
 
 def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg: Config,
-             access_log: logs.AccessLog) -> Next:
+             access_log: logs.AccessLog) -> Endpoint:
     """The HTTP front as one callable: the middleware chain, in order, around the router."""
     router = Router()
     HttpApi(service, readiness, openapi.document_bytes).register(router)
-    return build_chain([
+    return Pipeline([
         RequestId(),
         AccessLogger(access_log),
         SecurityHeaders(),
         Recovery(),
         Cors(cfg.cors_origins),
-        RenderErrors(),
     ], router)
 
 

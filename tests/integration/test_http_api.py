@@ -147,7 +147,8 @@ def test_every_consistency_level_reads_locally_on_one_node(client, level):
 
 @pytest.mark.parametrize("body", [
     b"{", b"[]", b'"x"', b'{"value": NaN}', b'{"value": "\\ud800"}', b"[" * 5000 + b"]" * 5000,
-    b'{"value": "a", "value": "b"}', b'{"value": "a", "extra": 1}', b'{"value": 5}', b"{}",
+    b'{"value": "a", "value": "b"}', b'{"value": "a", "\\u0076alue": "b"}',
+    b'{"value": "a", "extra": 1}', b'{"value": 5}', b"{}",
     b'{"value": "a", "encoding": "rot13"}', b'{"value": "!!!", "encoding": "base64"}',
     b"\xff\xfe",
 ])

@@ -20,7 +20,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("_query", "body", "client", "headers", "keep_alive", "method", "params", "path",
-                 "query_string", "request_id", "route", "state")
+                 "query_string", "request_id", "route", "started", "state")
 
     def __init__(self, method: bytes, path: bytes, query_string: bytes,
                  headers: dict[bytes, bytes], body: bytes = b"", client: str = "",
@@ -36,6 +36,7 @@ class Request:
         self.route = ""  # the matched route template: bounded labels for logs and metrics
         self.params: dict[str, bytes] = {}
         self.state: dict[str, Any] = {}
+        self.started = 0.0
         self._query: dict[str, str] | None = None
 
     @property
@@ -72,17 +73,18 @@ def json_response(status: int, data: Any, headers: list[tuple[bytes, bytes]] | N
 
 
 def encode_response(response: Response, keep_alive: bool, head: bool, date: bytes) -> bytes:
+    status = response.status
     body = response.body
-    parts = [STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} \r\n".encode(),
-             b"Date: ", date, b"\r\n"]
-    if response.status != 204 and response.status >= 200:
-        parts += [b"Content-Type: ", response.content_type, b"\r\nContent-Length: ",
-                  str(len(body)).encode(), b"\r\n"]
-    for name, value in response.headers:
-        parts += [name, b": ", value, b"\r\n"]
+    head_line = STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
+    if status == 204 or status < 200:
+        out = b"%sDate: %s\r\n" % (head_line, date)
+    else:
+        out = b"%sDate: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
+            head_line, date, response.content_type, len(body))
+    if response.headers:
+        out += b"".join([b"%s: %s\r\n" % pair for pair in response.headers])
     if not keep_alive:
-        parts.append(b"Connection: close\r\n")
-    parts.append(b"\r\n")
-    if not head and response.status != 204:
-        parts.append(body)
-    return b"".join(parts)
+        out += b"Connection: close\r\n"
+    if head or status == 204:
+        return out + b"\r\n"
+    return out + b"\r\n" + body

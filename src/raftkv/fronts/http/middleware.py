@@ -1,15 +1,20 @@
-"""The middleware chain, built from one ordered list (outermost first):
+"""The middleware pipeline, built from one ordered list (outermost first):
 
     request id -> access log -> security headers -> recovery -> CORS -> rate limit
-    -> auth -> render errors -> router
+    -> auth -> router
 
-``RenderErrors`` turns raftkv errors raised by handlers into their responses, so the
-layers above it (CORS, security headers, the access log) see them as responses.
+A middleware has ``before(request)`` (return a Response to answer early, or None to
+go on) and/or ``after(request, response) -> response``. The pipeline runs the
+``before`` hooks outermost first, then the router, then the ``after`` hooks
+innermost first - so an early answer (a CORS preflight, a 401) still passes through
+every layer outside the one that gave it. This is a loop, not nested closures: the
+per-request cost of a layer is one method call.
 
-A middleware is ``fn(request, next) -> Response | Future[Response]``. Replies may be
-futures (a write waiting on its commit), so post-processing goes through
-:func:`after`, which runs at once for a ready Response and on completion otherwise.
-Recovery is the only place that catches bare ``Exception``.
+Replies may be futures (a write waiting on its commit): the ``after`` hooks then run
+when it resolves. Errors raised by a ``before`` hook inside ``Recovery`` or by a
+handler become responses in :class:`Recovery`, the only place that catches bare
+``Exception``: raftkv errors map to their status (errors.py), anything else to a
+generic 500 whose traceback is logged once.
 """
 
 from __future__ import annotations
@@ -29,40 +34,76 @@ from raftkv.logs import AccessLog
 
 log = logging.getLogger("raftkv.http")
 
-Next = Callable[[Request], Reply]
-Middleware = Callable[[Request, Next], Reply]
+Endpoint = Callable[[Request], Reply]
+Before = Callable[[Request], Response | None]
+After = Callable[[Request, Response], Response]
 
 
-def after(reply: Reply, on_response: Callable[[Response], Response],
-          on_error: Callable[[BaseException], Response] | None = None) -> Reply:
-    if isinstance(reply, Response):
-        return on_response(reply)
-    out: asyncio.Future[Response] = reply.get_loop().create_future()
+class Recovery:
+    """Marks where errors are caught, and turns them into responses."""
 
-    def done(f: asyncio.Future[Response]) -> None:
+    def to_response(self, request: Request, exc: BaseException) -> Response:
+        if isinstance(exc, RaftKVError):
+            response = error_response(request, exc)
+            if response.status == 500:
+                log.error("request failed: %s", exc, extra={"requestId": request.request_id})
+            return response
+        log.error("unhandled error", exc_info=exc, extra={"requestId": request.request_id,
+                                                           "route": request.route})
+        return Response(500, error_body(request, "internal error", "internal"))
+
+
+class Pipeline:
+    def __init__(self, middlewares: Sequence[object], endpoint: Endpoint) -> None:
+        self.middlewares = list(middlewares)
+        self.endpoint = endpoint
+        recoveries = [m for m in self.middlewares if isinstance(m, Recovery)]
+        if len(recoveries) != 1:
+            raise ValueError("the pipeline needs exactly one Recovery layer")
+        self.recovery = recoveries[0]
+        self._guarded_from = self.middlewares.index(self.recovery)
+        self._befores: list[tuple[int, Before]] = [
+            (depth, m.before) for depth, m in enumerate(self.middlewares)
+            if hasattr(m, "before")]
+        # afters[depth]: the after hooks of the layers outside ``depth``, innermost first
+        self._afters: list[list[After]] = [
+            [m.after for m in reversed(self.middlewares[:depth]) if hasattr(m, "after")]
+            for depth in range(len(self.middlewares) + 1)]
+
+    def __call__(self, request: Request) -> Reply:
+        depth = len(self.middlewares)
+        layer = -1
         try:
-            exc = f.exception()
-            if exc is None:
-                response = on_response(f.result())
-            elif on_error is not None:
-                response = on_response(on_error(exc))
+            for layer, before in self._befores:
+                early = before(request)
+                if early is not None:
+                    return self._finish(request, early, layer)
+            layer = depth
+            reply = self.endpoint(request)
+        except Exception as exc:
+            if layer < self._guarded_from:
+                raise  # a layer outside Recovery failed: a bug, surfaced by the server
+            return self._finish(request, self.recovery.to_response(request, exc), layer)
+        if isinstance(reply, Response):
+            return self._finish(request, reply, depth)
+        out: asyncio.Future[Response] = reply.get_loop().create_future()
+
+        def done(f: asyncio.Future[Response]) -> None:
+            if f.cancelled():
+                response = self.recovery.to_response(request, asyncio.CancelledError())
+            elif (exc := f.exception()) is not None:
+                response = self.recovery.to_response(request, exc)
             else:
-                out.set_exception(exc)
-                return
-            out.set_result(response)
-        except BaseException as err:  # passed on to the next layer out
-            if not out.done():
-                out.set_exception(err)
+                response = f.result()
+            out.set_result(self._finish(request, response, depth))
 
-    reply.add_done_callback(done)
-    return out
+        reply.add_done_callback(done)
+        return out
 
-
-def build_chain(middlewares: Sequence[Middleware], endpoint: Next) -> Next:
-    handler = endpoint
-    for middleware in reversed(middlewares):
-        handler = (lambda mw, nxt: lambda request: mw(request, nxt))(middleware, handler)
-    return handler
+    def _finish(self, request: Request, response: Response, depth: int) -> Response:
+        for after in self._afters[depth]:
+            response = after(request, response)
+        return response
 
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}\Z")
@@ -75,121 +116,82 @@ class RequestId:
         self._prefix = os.urandom(4).hex()
         self._counter = itertools.count(1)
 
-    def __call__(self, request: Request, nxt: Next) -> Reply:
+    def before(self, request: Request) -> None:
         given = request.headers.get(b"x-request-id")
         if given is not None and _SANE_ID.match(given):
             request.request_id = given.decode()
         else:
             request.request_id = f"{self._prefix}-{next(self._counter):x}"
-        rid = request.request_id.encode()
 
-        def tag(response: Response) -> Response:
-            response.headers.append((b"X-Request-ID", rid))
-            return response
-
-        return after(nxt(request), tag)
+    def after(self, request: Request, response: Response) -> Response:
+        response.headers.append((b"X-Request-ID", request.request_id.encode()))
+        return response
 
 
 class AccessLogger:
     """One line per request: method, route template, status, latency, bytes, request id."""
 
-    def __init__(self, sink: AccessLog, observe: Callable[[Request, Response, float], None]
-                 | None = None) -> None:
+    def __init__(self, sink: AccessLog,
+                 observe: Callable[[Request, Response, float], None] | None = None) -> None:
         self.sink = sink
         self.observe = observe
 
-    def __call__(self, request: Request, nxt: Next) -> Reply:
-        started = time.perf_counter()
+    def before(self, request: Request) -> None:
+        request.started = time.perf_counter()
 
-        def record(response: Response) -> Response:
-            elapsed = time.perf_counter() - started
-            self.sink.request(request.method, request.route, response.status, elapsed * 1000,
-                              len(response.body), request.request_id, request.client)
-            if self.observe is not None:
-                self.observe(request, response, elapsed)
-            return response
-
-        return after(nxt(request), record)
-
-
-class Recovery:
-    """Turns raftkv errors into their status, and anything else into a generic 500
-    (the traceback is logged once, here, with the request id)."""
-
-    def __call__(self, request: Request, nxt: Next) -> Reply:
-        try:
-            reply = nxt(request)
-        except Exception as exc:
-            return self._to_response(request, exc)
-        return after(reply, lambda r: r, lambda exc: self._to_response(request, exc))
-
-    @staticmethod
-    def _to_response(request: Request, exc: BaseException) -> Response:
-        if isinstance(exc, RaftKVError):
-            response = error_response(request, exc)
-            if response.status >= 500 and response.status not in (503, 504, 507):
-                log.error("request failed: %s", exc, extra={"requestId": request.request_id})
-            return response
-        log.error("unhandled error", exc_info=exc, extra={"requestId": request.request_id,
-                                                           "route": request.route})
-        return Response(500, error_body(request, "internal error", "internal"))
-
-
-class RenderErrors:
-    """Handlers raise raftkv errors; here they become error responses (errors.py)."""
-
-    def __call__(self, request: Request, nxt: Next) -> Reply:
-        try:
-            reply = nxt(request)
-        except RaftKVError as exc:
-            return error_response(request, exc)
-        return after(reply, lambda r: r, lambda exc: self._render(request, exc))
-
-    @staticmethod
-    def _render(request: Request, exc: BaseException) -> Response:
-        if isinstance(exc, RaftKVError):
-            return error_response(request, exc)
-        raise exc
+    def after(self, request: Request, response: Response) -> Response:
+        elapsed = time.perf_counter() - request.started
+        self.sink.request(request.method, request.route, response.status, elapsed * 1000,
+                          len(response.body), request.request_id, request.client)
+        if self.observe is not None:
+            self.observe(request, response, elapsed)
+        return response
 
 
 class SecurityHeaders:
-    """nosniff everywhere; key reads are never cached by intermediaries."""
+    """nosniff everywhere; nothing is cached by intermediaries (key reads included)."""
 
-    def __call__(self, request: Request, nxt: Next) -> Reply:
-        def add(response: Response) -> Response:
-            response.headers.append((b"X-Content-Type-Options", b"nosniff"))
-            response.headers.append((b"Cache-Control", b"no-store"))
-            return response
+    HEADERS = ((b"X-Content-Type-Options", b"nosniff"), (b"Cache-Control", b"no-store"))
 
-        return after(nxt(request), add)
+    def after(self, request: Request, response: Response) -> Response:
+        response.headers.extend(self.HEADERS)
+        return response
 
 
 class Cors:
     """CORS for configured origins: preflight answered with 204 and Max-Age."""
 
     ALLOW_METHODS = b"GET, PUT, POST, DELETE, HEAD, OPTIONS"
-    ALLOW_HEADERS = b"Authorization, Content-Type, If-Match, If-None-Match, X-Request-ID"
+    ALLOW_HEADERS = (b"Authorization, Content-Type, If-Match, If-None-Match, X-Request-ID, "
+                     b"Idempotency-Key")
     EXPOSE = b"ETag, X-Request-ID, X-Raftkv-Applied-Index, Retry-After"
 
     def __init__(self, origins: Sequence[str]) -> None:
         self.any = "*" in origins
         self.origins = {o.encode() for o in origins}
 
-    def __call__(self, request: Request, nxt: Next) -> Reply:
+    def _allowed(self, request: Request) -> bytes | None:
         origin = request.headers.get(b"origin")
         if origin is None or not (self.any or origin in self.origins):
-            return nxt(request)
-        allow = [(b"Access-Control-Allow-Origin", origin), (b"Vary", b"Origin")]
-        if request.method == b"OPTIONS" and b"access-control-request-method" in request.headers:
-            return Response(204, headers=[
-                *allow,
-                (b"Access-Control-Allow-Methods", self.ALLOW_METHODS),
-                (b"Access-Control-Allow-Headers", self.ALLOW_HEADERS),
-                (b"Access-Control-Max-Age", b"600"),
-            ])
+            return None
+        return origin
 
-        def add(response: Response) -> Response:
-            response.headers += [*allow, (b"Access-Control-Expose-Headers", self.EXPOSE)]
-            return response
+    def before(self, request: Request) -> Response | None:
+        if request.method != b"OPTIONS" or b"access-control-request-method" not in request.headers:
+            return None
+        origin = self._allowed(request)
+        if origin is None:
+            return None
+        return Response(204, headers=[
+            (b"Access-Control-Allow-Origin", origin), (b"Vary", b"Origin"),
+            (b"Access-Control-Allow-Methods", self.ALLOW_METHODS),
+            (b"Access-Control-Allow-Headers", self.ALLOW_HEADERS),
+            (b"Access-Control-Max-Age", b"600"),
+        ])
 
-        return after(nxt(request), add)
+    def after(self, request: Request, response: Response) -> Response:
+        origin = self._allowed(request) if (self.any or self.origins) else None
+        if origin is not None:
+            response.headers += [(b"Access-Control-Allow-Origin", origin), (b"Vary", b"Origin"),
+                                 (b"Access-Control-Expose-Headers", self.EXPOSE)]
+        return response

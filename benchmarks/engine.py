@@ -1,0 +1,211 @@
+"""The storage engine's figures: in-process keyspace, WAL group commit, restart time
+and memory per key at 1M keys (with redis-server's memory for the same keys)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import Row, free_port, pinned, scratch_dir, wait_port
+
+KEY = b"key:%010d"
+
+
+def keyspace_puts(n: int) -> float:
+    from raftkv.core.commands import Put
+    from raftkv.core.state_machine import StateMachine
+
+    commands = [Put(KEY % i, b"v" * 100, request_id=b"req-%d" % i) for i in range(n)]
+    sm = StateMachine()
+    started = time.perf_counter()
+    for index, command in enumerate(commands, 1):
+        sm.apply(index, command)
+    return n / (time.perf_counter() - started)
+
+
+def keyspace_gets(n: int) -> tuple[float, float]:
+    """(entry reads/s through Keyspace.get, value reads/s through Keyspace.value)."""
+    from raftkv.core.commands import Put
+    from raftkv.core.state_machine import StateMachine
+
+    sm = StateMachine()
+    for i in range(n):
+        sm.apply(i + 1, Put(KEY % i, b"v" * 100))
+    keys = [KEY % i for i in range(n)]
+    random.Random(1).shuffle(keys)
+    ks = sm.keyspace
+    started = time.perf_counter()
+    for key in keys:
+        ks.get(key, 0)
+    entry_rate = n / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for key in keys:
+        ks.value(key, 0)
+    return entry_rate, n / (time.perf_counter() - started)
+
+
+async def _group_commit(data_dir: Path, writers: int, per_writer: int) -> dict[str, float]:
+    from raftkv.core.commands import Put
+    from raftkv.replication.local import LocalReplicator
+    from raftkv.storage.fs import OsFileSystem
+    from raftkv.storage.recovery import recover
+    from raftkv.storage.wal import FsyncPolicy
+
+    fs = OsFileSystem()
+    node = LocalReplicator(fs, str(data_dir), recover(fs, str(data_dir)), FsyncPolicy.ALWAYS)
+
+    async def writer(w: int) -> None:
+        for i in range(per_writer):
+            await node.submit(Put(b"w%d-%d" % (w, i), b"x" * 100))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    elapsed = time.perf_counter() - started
+    fsyncs = node.writer.fsyncs
+    await node.close()
+    return {"writes_per_s": writers * per_writer / elapsed, "fsyncs_per_s": fsyncs / elapsed,
+            "records_per_fsync": writers * per_writer / max(fsyncs, 1)}
+
+
+def bare_fsync_rate(data_dir: Path, n: int) -> float:
+    """The disk's ceiling: one small write + fdatasync per record, one writer."""
+    path = data_dir / "bare"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    started = time.perf_counter()
+    for _ in range(n):
+        os.write(fd, b"x" * 128)
+        os.fdatasync(fd)
+    elapsed = time.perf_counter() - started
+    os.close(fd)
+    return n / elapsed
+
+
+def group_commit(writers: int, per_writer: int) -> dict[str, float]:
+    import uvloop
+
+    return uvloop.run(_group_commit(scratch_dir("wal"), writers, per_writer))
+
+
+def restart_seconds(keys: int, tail: int) -> dict[str, float]:
+    """Build ``keys`` keys, snapshot them, add ``tail`` WAL records, time recovery."""
+    import uvloop
+
+    from raftkv.core.commands import Put
+    from raftkv.replication.local import LocalReplicator
+    from raftkv.storage.fs import OsFileSystem
+    from raftkv.storage.recovery import recover
+    from raftkv.storage.wal import FsyncPolicy
+
+    data_dir = scratch_dir("restart")
+    fs = OsFileSystem()
+
+    async def build() -> None:
+        recovered = recover(fs, str(data_dir))
+        sm = recovered.state_machine
+        for i in range(keys):
+            sm.apply(i + 1, Put(KEY % i, b"v" * 16))
+        recovered.last_index = keys
+        node = LocalReplicator(fs, str(data_dir), recovered, FsyncPolicy.NO)
+        await node.snapshot()
+        for i in range(tail):
+            node.submit_nowait(Put(b"tail%d" % i, b"t" * 16))
+        await node.close()
+
+    uvloop.run(build())
+    started = time.perf_counter()
+    recovered = recover(fs, str(data_dir))
+    elapsed = time.perf_counter() - started
+    assert len(recovered.state_machine.keyspace) == keys + tail
+    return {"seconds": elapsed, "keys": keys + tail, "replayed": recovered.replayed}
+
+
+_MEMORY_CHILD = """
+import sys
+from raftkv.core.commands import Put
+from raftkv.core.state_machine import StateMachine
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * 4096
+n = int(sys.argv[1])
+before = rss()
+sm = StateMachine()
+for i in range(n):
+    sm.apply(i + 1, Put(b"key:%010d" % i, b"val:%012d" % i))
+sm.keyspace.iter_keys().__next__()  # merge the ordered index, as the first scan would
+print(rss() - before)
+"""
+
+
+def memory_per_key(n: int) -> dict[str, float]:
+    raw = n * (14 + 16)
+    out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(n)], capture_output=True,
+                         text=True, check=True)
+    ours = (int(out.stdout.strip()) - raw) / n
+    return {"raftkv_bytes_per_key": ours, "redis_bytes_per_key": _redis_memory(n, raw)}
+
+
+def _redis_memory(n: int, raw: int) -> float:
+    port = free_port()
+    data = scratch_dir("redis-mem")
+    proc = subprocess.Popen(pinned("0", ["redis-server", "--port", str(port), "--save", "",
+                                         "--appendonly", "no", "--dir", str(data)]),
+                            stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        before = _redis_rss(port)
+        payload = b"".join(b"*3\r\n$3\r\nSET\r\n$14\r\nkey:%010d\r\n$16\r\nval:%012d\r\n" % (i, i)
+                           for i in range(n))
+        subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=payload, check=True,
+                       capture_output=True)
+        return (_redis_rss(port) - before - raw) / n
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _redis_rss(port: int) -> int:
+    info = subprocess.run(["redis-cli", "-p", str(port), "info", "memory"], capture_output=True,
+                          text=True, check=True).stdout
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    return int(fields["used_memory_rss"])
+
+
+def run(quick: bool, rounds: int, progress) -> list[Row]:  # noqa: ANN001 - Progress
+    rows: list[Row] = []
+    n = 100_000 if quick else 300_000
+    for r in range(rounds):
+        progress.step(f"engine: keyspace puts, round {r + 1}")
+        rows.append(Row("engine", "keyspace puts (apply)", "raftkv", keyspace_puts(n),
+                        "ops/s", r))
+        progress.step(f"engine: keyspace gets, round {r + 1}")
+        entry_rate, value_rate = keyspace_gets(n)
+        rows.append(Row("engine", "keyspace gets (Entry)", "raftkv", entry_rate, "ops/s", r))
+        rows.append(Row("engine", "keyspace gets (value)", "raftkv", value_rate, "ops/s", r))
+        progress.step(f"engine: WAL 64 writers, round {r + 1}")
+        many = group_commit(64, 400 if quick else 1500)
+        rows.append(Row("engine", "WAL always, 64 writers", "raftkv", many["writes_per_s"],
+                        "writes/s", r, extra=many))
+        progress.step(f"engine: WAL 1 writer, round {r + 1}")
+        one = group_commit(1, 1000 if quick else 3000)
+        rows.append(Row("engine", "WAL always, 1 writer", "raftkv", one["writes_per_s"],
+                        "writes/s", r, extra=one))
+        rows.append(Row("engine", "WAL always, 1 writer", "bare fsync loop",
+                        bare_fsync_rate(scratch_dir("fsync"), 1000 if quick else 3000),
+                        "writes/s", r))
+    keys = 200_000 if quick else 1_000_000
+    progress.step(f"engine: restart with {keys} keys")
+    restart = restart_seconds(keys, 10_000)
+    rows.append(Row("engine", f"restart, {keys // 1000}k keys", "raftkv", restart["seconds"],
+                    "s", 0, higher_is_better=False, extra=restart))
+    progress.step(f"engine: memory at {keys} keys")
+    memory = memory_per_key(keys)
+    rows.append(Row("engine", f"memory over raw, {keys // 1000}k keys", "raftkv",
+                    memory["raftkv_bytes_per_key"], "B/key", 0, higher_is_better=False))
+    rows.append(Row("engine", f"memory over raw, {keys // 1000}k keys", "redis-server",
+                    memory["redis_bytes_per_key"], "B/key", 0, higher_is_better=False))
+    return rows
