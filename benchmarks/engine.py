@@ -175,7 +175,7 @@ def _redis_rss(port: int) -> int:
     return int(fields["used_memory_rss"])
 
 
-def run(quick: bool, rounds: int, progress) -> list[Row]:  # noqa: ANN001 - Progress
+def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
     n = 100_000 if quick else 300_000
     for r in range(rounds):

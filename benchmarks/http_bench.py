@@ -113,7 +113,7 @@ def _measure(rows: list[Row], workload: str, system: str, r: int, url: str, scri
     rows.append(Row("http", workload, system, figures["rps"], "req/s", r, extra=figures))
 
 
-def run(quick: bool, rounds: int, progress) -> list[Row]:  # noqa: ANN001 - Progress
+def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
     seconds = 3 if quick else 10
     for r in range(rounds):

@@ -97,7 +97,7 @@ def test_expire_in_the_past_deletes_and_persist_removes_the_deadline():
         Put(b"b", b"1", expires_at_ms=100), Expire(b"b", None, now_ms=10),
         Expire(b"missing", 50),
     )
-    assert sm.keyspace.get(b"a", 0) is None and results[1].count == 1
+    assert sm.keyspace.get(b"a", 0) is None and results[1].affected == 1
     assert sm.keyspace.get(b"b", 10_000).expires_at_ms is None
     assert results[4].outcome is Outcome.NOT_FOUND
 
@@ -115,7 +115,7 @@ def test_delete_expired_spares_keys_refreshed_since_the_scan():
         Put(b"fresh", b"2", expires_at_ms=1000),
         DeleteExpired((b"old", b"fresh"), now_ms=20),
     )
-    assert results[-1].count == 1 and sm.expired_total == 1
+    assert results[-1].affected == 1 and sm.expired_total == 1
     assert sm.keyspace.raw(b"old") is None and sm.keyspace.get(b"fresh", 20).value == b"2"
 
 
@@ -129,7 +129,7 @@ def test_msetnx_sets_nothing_when_any_key_exists():
 def test_append_evict_and_noop():
     sm, results = applied(Append(b"s", b"ab"), Append(b"s", b"cd"), Noop(), Evict((b"s", b"zz")))
     assert results[1].entry.value == b"abcd"
-    assert results[3].count == 1 and sm.evicted_total == 1 and len(sm.keyspace) == 0
+    assert results[3].affected == 1 and sm.evicted_total == 1 and len(sm.keyspace) == 0
 
 
 def test_apply_refuses_to_go_backwards():

@@ -161,13 +161,14 @@ class Entry(NamedTuple):
 
 class Result(NamedTuple):
     """What ``apply`` returns: the outcome, the index it was applied at, the key's
-    state after (``entry``) and before (``previous``), and a count for batches."""
+    state after (``entry``) and before (``previous``), and how many keys a batch or
+    an expire changed (``affected``)."""
 
     outcome: Outcome
     revision: int
     entry: Entry | None = None
     previous: Entry | None = None
-    count: int = 0
+    affected: int = 0
 
     @property
     def ok(self) -> bool:

@@ -242,7 +242,7 @@ class StateMachine:
         for key, value in c.items:
             raw, current = self._live(key, c.now_ms)
             self._write(index, key, value, None, raw, current)
-        return Result(Outcome.OK, index, count=len(c.items))
+        return Result(Outcome.OK, index, affected=len(c.items))
 
     def _delete_expired(self, index: int, c: DeleteExpired) -> Result:
         removed = 0
@@ -252,12 +252,12 @@ class StateMachine:
                 self.keyspace.remove(key)
                 removed += 1
         self.expired_total += removed
-        return Result(Outcome.OK, index, count=removed)
+        return Result(Outcome.OK, index, affected=removed)
 
     def _evict(self, index: int, c: Evict) -> Result:
         removed = sum(1 for key in c.keys if self.keyspace.remove(key) is not None)
         self.evicted_total += removed
-        return Result(Outcome.OK, index, count=removed)
+        return Result(Outcome.OK, index, affected=removed)
 
     def _noop(self, index: int, c: Noop) -> Result:
         return Result(Outcome.OK, index)

@@ -239,4 +239,4 @@ class KVService:
             return 0
         for key in keys:
             self.tracker.forget(key)
-        return result.count
+        return result.affected

@@ -70,20 +70,20 @@ def _decode_entry(data: bytes, pos: int) -> tuple[Entry, int]:
 
 
 def encode_result(result: Result) -> bytes:
-    return (_RESULT.pack(result.outcome, result.revision, result.count,
+    return (_RESULT.pack(result.outcome, result.revision, result.affected,
                          result.entry is not None, result.previous is not None)
             + _encode_entry(result.entry) + _encode_entry(result.previous))
 
 
 def decode_result(data: bytes) -> Result:
-    outcome, revision, count, has_entry, has_previous = _RESULT.unpack_from(data)
+    outcome, revision, affected, has_entry, has_previous = _RESULT.unpack_from(data)
     pos = _RESULT.size
     entry = previous = None
     if has_entry:
         entry, pos = _decode_entry(data, pos)
     if has_previous:
         previous, pos = _decode_entry(data, pos)
-    return Result(Outcome(outcome), revision, entry, previous, count)
+    return Result(Outcome(outcome), revision, entry, previous, affected)
 
 
 def serialize(snapshot: Snapshot, term: int = 0) -> bytes:
