@@ -33,9 +33,13 @@ from raftkv.fronts.http.middleware import (
     SecurityHeaders,
 )
 from raftkv.fronts.http.router import Router
+from raftkv.fronts import udp
 from raftkv.fronts.http.routes import HttpApi
 from raftkv.fronts.http.server import HttpServer
+from raftkv.fronts.resp.pubsub import PubSub, keyspace_notifier
+from raftkv.fronts.resp.server import RespServer
 from raftkv.replication.local import LocalReplicator
+from raftkv.service.auth import Authenticator
 from raftkv.service.service import KVService, ServiceLimits
 from raftkv.storage.fs import FileSystem, OsFileSystem
 from raftkv.storage.recovery import recover
@@ -51,7 +55,10 @@ class Node:
     replicator: LocalReplicator | None = None
     service: KVService | None = None
     http: HttpServer | None = None
+    resp: RespServer | None = None
+    udp: asyncio.DatagramTransport | None = None
     access_log: logs.AccessLog | None = None
+    authenticator: Authenticator | None = None
     ports: dict[str, int] = field(default_factory=dict)
     recovered: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -76,9 +83,21 @@ class Node:
         self.service = KVService(self.replicator, self.clock,
                                  ServiceLimits(cfg.max_value_bytes, eviction), random.Random())
         self.access_log = logs.AccessLog(cfg.log_format)
+        self.authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
         chain = http_app(self.service, self.readiness, cfg, self.access_log)
         self.http = HttpServer(chain, cfg.http)
         self.ports["http"] = await self.http.listen(cfg.host, cfg.port)
+        if cfg.resp_port:
+            pubsub = PubSub()
+            if cfg.keyspace_notifications:
+                keyspace = self.replicator.state_machine.keyspace
+                self.replicator.observers.append(
+                    keyspace_notifier(pubsub, lambda key: keyspace.raw(key) is None))
+            self.resp = RespServer(self.service, cfg, self.authenticator, pubsub)
+            self.ports["resp"] = await self.resp.listen(cfg.host, cfg.resp_port)
+        if cfg.udp_port:
+            self.udp = await udp.listen(cfg.host, cfg.udp_port, self.service.status)
+            self.ports["udp"] = cfg.udp_port
         log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **self.ports})
 
     def readiness(self) -> tuple[bool, str]:
@@ -113,9 +132,13 @@ class Node:
 
     async def stop(self, background: list[asyncio.Task[None]] | None = None) -> None:
         cfg = self.config
+        if self.udp is not None:
+            self.udp.close()
         if self.http is not None:
             drained = await self._drain(cfg.shutdown_timeout_s)
             log.info("drained" if drained else "drain timed out; closing the rest")
+        if self.resp is not None:
+            await self.resp.close()
         for task in background or []:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -60,6 +60,7 @@ class LocalReplicator:
         self._observe_snapshot = observe_snapshot
         self._closing = False
         self.last_snapshot: SnapshotStats | None = None
+        self.observers: list[Callable[[Command, Result], None]] = []
 
     @property
     def writer(self) -> WalWriter[Pending]:
@@ -94,8 +95,11 @@ class LocalReplicator:
 
     def _apply_batch(self, batch: list[Pending]) -> None:
         apply = self.state_machine.apply
+        observers = self.observers
         for index, command, future in batch:
             result = apply(index, command)
+            for observe in observers:
+                observe(command, result)
             if not future.done():
                 future.set_result(result)
         if self._bytes_since_snapshot >= self._snapshot_threshold and self._snapshot_task is None:

@@ -17,7 +17,7 @@ import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar, overload
 
 from raftkv.clock import Clock
 from raftkv.core.commands import (
@@ -69,6 +69,14 @@ def validate_key(key: bytes) -> bytes:
     if len(key) > MAX_KEY_BYTES:
         raise InvalidArgument(f"key is {len(key)} bytes; the limit is {MAX_KEY_BYTES}")
     return key
+
+
+@overload
+def then(result: asyncio.Future[T], fn: Callable[[T], U]) -> asyncio.Future[U]: ...
+
+
+@overload
+def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]: ...
 
 
 def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]:

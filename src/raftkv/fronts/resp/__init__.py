@@ -1,0 +1,1 @@
+"""The Redis protocol (RESP2) front: codec, command table, server, pub/sub."""

@@ -1,0 +1,177 @@
+"""A sans-IO RESP2 codec: bytes in, commands out; replies to bytes.
+
+Requests are arrays of bulk strings (what every client sends), parsed by
+``hiredis.Reader``, or inline commands (``PING\\r\\n`` typed into telnet). Limits
+answer with Redis's own errors, after which the connection must be closed:
+
+* more than ``max_request_bytes`` buffered for one command -> ``invalid bulk length``
+* more than ``max_args`` arguments -> ``invalid multibulk length``
+* an inline line over ``max_inline_bytes`` -> ``too big inline request``
+* anything that is not an array of bulk strings -> ``Protocol error: ...``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import hiredis
+
+MAX_INLINE_BYTES: Final = 64 * 1024
+MAX_ARGS: Final = 1024 * 1024
+
+
+class ProtocolError(Exception):
+    """The stream is broken; reply with ``error_reply(str(exc))`` and close."""
+
+
+class RequestParser:
+    __slots__ = ("_fed", "_inline", "_reader", "max_args", "max_request_bytes")
+
+    def __init__(self, max_request_bytes: int, max_args: int = MAX_ARGS) -> None:
+        self._reader = hiredis.Reader()
+        self._inline = bytearray()
+        self._fed = 0  # bytes fed since the last complete command
+        self.max_request_bytes = max_request_bytes
+        self.max_args = max_args
+
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        """Every complete command in the stream so far (raises ProtocolError)."""
+        commands: list[list[bytes]] = []
+        if self._inline or (data[:1] != b"*" and not self._reader.has_data()):
+            data = self._inline_commands(data, commands)
+            if not data:
+                return commands
+        reader = self._reader
+        reader.feed(data)
+        self._fed += len(data)
+        try:
+            while (command := reader.gets()) is not False:
+                if type(command) is not list:
+                    raise ProtocolError(f"Protocol error: expected '*', got "
+                                        f"'{_type_byte(command)}'")
+                for arg in command:
+                    if type(arg) is not bytes:
+                        raise ProtocolError("Protocol error: expected '$', got ':'")
+                if len(command) > self.max_args:
+                    raise ProtocolError("Protocol error: invalid multibulk length")
+                if command:
+                    commands.append(command)
+                self._fed = reader.len()
+        except hiredis.ProtocolError as exc:
+            raise ProtocolError(f"Protocol error: {exc}") from None
+        if self._fed > self.max_request_bytes:
+            raise ProtocolError("Protocol error: invalid bulk length")
+        return commands
+
+    def _inline_commands(self, data: bytes, commands: list[list[bytes]]) -> bytes:
+        """Split inline lines off the front; return what is left for the RESP reader."""
+        buffer = self._inline
+        buffer += data
+        while buffer and buffer[:1] != b"*":
+            end = buffer.find(b"\n")
+            if end < 0:
+                if len(buffer) > MAX_INLINE_BYTES:
+                    raise ProtocolError("Protocol error: too big inline request")
+                return b""
+            line = bytes(buffer[:end]).rstrip(b"\r")
+            del buffer[: end + 1]
+            args = line.split()
+            if args:
+                commands.append(args)
+        rest = bytes(buffer)
+        buffer.clear()
+        return rest
+
+
+def _type_byte(value: object) -> str:
+    if isinstance(value, int):
+        return ":"
+    if isinstance(value, bytes):
+        return "$"
+    return "+"
+
+
+# --- replies -----------------------------------------------------------------------
+
+OK: Final = b"+OK\r\n"
+PONG: Final = b"+PONG\r\n"
+NIL: Final = b"$-1\r\n"
+NIL_ARRAY: Final = b"*-1\r\n"
+EMPTY_ARRAY: Final = b"*0\r\n"
+ZERO: Final = b":0\r\n"
+ONE: Final = b":1\r\n"
+QUEUED: Final = b"+QUEUED\r\n"
+
+
+def simple(text: str) -> bytes:
+    return b"+%s\r\n" % text.encode()
+
+
+def error_reply(message: str) -> bytes:
+    """``message`` starts with its code (ERR, NOAUTH, WRONGPASS...), as Redis sends it."""
+    return b"-%s\r\n" % message.replace("\r", " ").replace("\n", " ").encode()
+
+
+def integer(n: int) -> bytes:
+    return b":%d\r\n" % n
+
+
+def bulk(value: bytes | None) -> bytes:
+    if value is None:
+        return NIL
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def array(items: Iterable[bytes | None]) -> bytes:
+    """An array of bulk strings (None items are nil)."""
+    parts = [bulk(item) for item in items]
+    return b"*%d\r\n%s" % (len(parts), b"".join(parts))
+
+
+def raw_array(encoded: list[bytes]) -> bytes:
+    """An array of already-encoded replies (mixed types)."""
+    return b"*%d\r\n%s" % (len(encoded), b"".join(encoded))
+
+
+class Encoder:
+    """Replies whose encoding differs between RESP2 and RESP3 (nil, pushes, maps).
+
+    A connection switches to RESP3 with ``HELLO 3``; everything else (simple
+    strings, errors, integers, bulk strings, arrays) is the same in both."""
+
+    __slots__ = ("NIL", "NIL_ARRAY", "push_prefix", "version")
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.NIL = b"_\r\n" if version == 3 else NIL
+        self.NIL_ARRAY = b"_\r\n" if version == 3 else NIL_ARRAY
+        self.push_prefix = b">" if version == 3 else b"*"
+
+    def bulk(self, value: bytes | None) -> bytes:
+        if value is None:
+            return self.NIL
+        return b"$%d\r\n%s\r\n" % (len(value), value)
+
+    def array(self, items: Iterable[bytes | None]) -> bytes:
+        parts = [self.bulk(item) for item in items]
+        return b"*%d\r\n%s" % (len(parts), b"".join(parts))
+
+    def push(self, encoded: list[bytes]) -> bytes:
+        """Out-of-band data (pub/sub messages and confirmations)."""
+        return b"%s%d\r\n%s" % (self.push_prefix, len(encoded), b"".join(encoded))
+
+    def map(self, pairs: list[tuple[bytes, bytes]]) -> bytes:
+        """Pairs of already-encoded replies: a RESP3 map, a flat RESP2 array."""
+        if self.version == 3:
+            return b"%%%d\r\n%s" % (len(pairs), b"".join(k + v for k, v in pairs))
+        return raw_array([part for pair in pairs for part in pair])
+
+
+RESP2 = Encoder(2)
+RESP3 = Encoder(3)
+
+
+def encode_command(*args: bytes) -> bytes:
+    """A request as clients send it (used by tests and the benchmark client)."""
+    return array(args)

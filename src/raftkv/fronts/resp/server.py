@@ -1,0 +1,296 @@
+"""The RESP server: one asyncio.Protocol per client, sharing a RespServer.
+
+Pipelining: every command parsed from one ``data_received`` is dispatched at once
+and all their replies leave in one write, in order. Writes in that batch go to the
+log together, so they share one group commit. A read that follows a write still
+waiting on its commit is deferred until that write applied (Redis runs a pipeline
+sequentially, so GET after SET must see the SET).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from raftkv.config import Config
+from raftkv.fronts.resp import protocol as p
+from raftkv.fronts.resp.commands import REDIS_VERSION, TABLE, ScanCursors, dispatch, uptime_s
+from raftkv.fronts.resp.pubsub import PubSub
+from raftkv.service.auth import OPEN, Authenticator, Principal
+from raftkv.service.ports import Consistency
+from raftkv.service.service import KVService
+
+log = logging.getLogger("raftkv.resp")
+IDLE_TIMEOUT_S = 300.0
+
+
+@dataclass
+class RespStats:
+    commands: int = 0
+    connections_received: int = 0
+    rejected_connections: int = 0
+    keyspace_hits: int = 0
+    keyspace_misses: int = 0
+
+
+class RespServer:
+    def __init__(self, service: KVService, config: Config, authenticator: Authenticator,
+                 pubsub: PubSub, max_clients: int = 10_000) -> None:
+        self.service = service
+        self.config = config
+        self.authenticator = authenticator
+        self.pubsub = pubsub
+        self.cursors = ScanCursors()
+        self.stats = RespStats()
+        self.connections: set[Connection] = set()
+        self.max_clients = max_clients
+        self.max_request_bytes = config.max_value_bytes * 2 + 1024 * 1024
+        self.redis_version = REDIS_VERSION
+        self.started = time.monotonic()
+        self.port = 0
+        self._ids = itertools.count(1)
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def listen(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Connection(self), host, port,
+                                                backlog=2048, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._sweeper = loop.create_task(self._sweep_idle())
+        return self.port
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def authenticate(self, conn: Connection, token: bytes) -> Principal | None:
+        return self.authenticator.authenticate(token)
+
+    async def _sweep_idle(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if not (conn.subscriptions or conn.patterns) and \
+                        now - conn.last_active > IDLE_TIMEOUT_S:
+                    conn.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def info(self, sections: set[bytes]) -> bytes:
+        everything = bool(sections & {b"all", b"everything"})
+        default = everything or b"default" in sections
+        sm = self.service.state_machine
+        keyspace = sm.keyspace
+        status = self.service.status()
+        blocks: list[tuple[bytes, list[tuple[str, object]]]] = [
+            (b"server", [("redis_version", self.redis_version.decode()),
+                         ("raftkv_node_id", status.node_id), ("redis_mode", "standalone"),
+                         ("process_id", os.getpid()), ("tcp_port", self.port),
+                         ("uptime_in_seconds", uptime_s(self.started))]),
+            (b"clients", [("connected_clients", len(self.connections)),
+                          ("maxclients", self.max_clients),
+                          ("pubsub_clients", sum(1 for c in self.connections
+                                                 if c.subscriptions or c.patterns))]),
+            (b"memory", [("used_memory", _estimated_memory(keyspace)),
+                         ("used_memory_rss", _rss_bytes()),
+                         ("maxmemory", self.config.eviction.max_memory_bytes),
+                         ("maxmemory_policy", str(self.config.eviction.policy))]),
+            (b"persistence", [("loading", 0), ("aof_enabled", 1),
+                              ("raftkv_fsync", str(self.config.fsync)),
+                              ("raftkv_applied_index", sm.applied_index)]),
+            (b"stats", [("total_connections_received", self.stats.connections_received),
+                        ("total_commands_processed", self.stats.commands),
+                        ("rejected_connections", self.stats.rejected_connections),
+                        ("expired_keys", sm.expired_total), ("evicted_keys", sm.evicted_total),
+                        ("keyspace_hits", self.stats.keyspace_hits),
+                        ("keyspace_misses", self.stats.keyspace_misses),
+                        ("pubsub_channels", len(self.pubsub.channels)),
+                        ("pubsub_patterns", len(self.pubsub.patterns))]),
+            (b"replication", [("role", "master" if status.role == "leader" else "slave"),
+                              ("raftkv_role", status.role),
+                              ("raftkv_leader_id", status.leader_id or ""),
+                              ("raftkv_term", status.term),
+                              ("raftkv_commit_index", status.commit_index),
+                              ("connected_slaves", 0)]),
+            (b"keyspace", [("db0", f"keys={len(keyspace)},expires={keyspace.volatile_count},"
+                                   f"avg_ttl=0")] if len(keyspace) else []),
+        ]
+        out = []
+        for name, fields in blocks:
+            if default or name in sections:
+                out.append(b"# " + name.capitalize() + b"\r\n" + b"".join(
+                    f"{k}:{v}\r\n".encode() for k, v in fields))
+        return b"\r\n".join(out)
+
+
+def _estimated_memory(keyspace: object) -> int:
+    from raftkv.core.eviction import estimated_memory_bytes
+
+    return estimated_memory_bytes(keyspace)  # type: ignore[arg-type]
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, server: RespServer) -> None:
+        self.server = server
+        self.service = server.service
+        self.transport: asyncio.Transport | None = None
+        self.parser = p.RequestParser(server.max_request_bytes)
+        self.id = server.next_id()
+        self.name: bytes | None = None
+        self.principal: Principal | None = None if server.authenticator.enabled else OPEN
+        self.subscriptions: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        self.consistency = Consistency.LINEARIZABLE
+        self.enc = p.RESP2  # HELLO 3 switches to RESP3
+        self.close_after_reply = False
+        self.last_active = time.monotonic()
+        self.addr = ""
+        self._pending: list[list[object]] = []  # [args, reply or None (deferred)]
+        self._closed = False
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self.subscriptions) + len(self.patterns)
+
+    def principal_may_read(self, key: bytes) -> bool:
+        return self.principal is not None and self.principal.may_read(key)
+
+    def describe(self) -> bytes:
+        return (f"id={self.id} addr={self.addr} name={(self.name or b'').decode()} db=0 "
+                f"sub={len(self.subscriptions)} psub={len(self.patterns)}").encode()
+
+    # --- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.addr = f"{peer[0]}:{peer[1]}" if peer else ""
+        server = self.server
+        server.stats.connections_received += 1
+        if len(server.connections) >= server.max_clients:
+            server.stats.rejected_connections += 1
+            transport.write(p.error_reply("ERR max number of clients reached"))  # type: ignore[attr-defined]
+            transport.close()
+            self._closed = True
+            return
+        server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server.connections.discard(self)
+        pubsub = self.server.pubsub
+        for channel in self.subscriptions:
+            pubsub.unsubscribe(self, channel)
+        for pattern in self.patterns:
+            pubsub.punsubscribe(self, pattern)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self.last_active = time.monotonic()
+        try:
+            commands = self.parser.feed(data)
+        except p.ProtocolError as exc:
+            self._flush_ready()
+            self._write(p.error_reply(f"ERR {exc}"))
+            self.close()
+            return
+        if not commands:
+            return
+        pending = self._pending
+        if not pending:
+            # The common case: run the batch, one write for all its replies.
+            out: list[bytes] = []
+            for i, args in enumerate(commands):
+                reply = dispatch(self, args)
+                if isinstance(reply, bytes):
+                    out.append(reply)
+                    if self.close_after_reply:
+                        break
+                    continue
+                pending.append([args, reply])
+                reply.add_done_callback(self._on_reply)
+                self._queue_rest(commands[i + 1:])
+                break
+            if out:
+                self._write(b"".join(out))
+            if self.close_after_reply and not pending:
+                self.close()
+            return
+        self._queue_rest(commands)
+
+    def _queue_rest(self, commands: list[list[bytes]]) -> None:
+        """Writes go to the log now, in order; reads wait behind unfinished writes."""
+        pending = self._pending
+        for args in commands:
+            spec = TABLE.get(args[0].lower())
+            deferred = any(entry[1] is None for entry in pending)
+            if deferred or spec is None or "write" not in spec.flags:
+                pending.append([args, None])
+                continue
+            reply = dispatch(self, args)
+            if not isinstance(reply, bytes):
+                reply.add_done_callback(self._on_reply)
+            pending.append([args, reply])
+
+    def _on_reply(self, _: object = None) -> None:
+        self._flush_ready()
+
+    def _flush_ready(self) -> None:
+        pending = self._pending
+        out: list[bytes] = []
+        while pending:
+            head = pending[0]
+            reply = head[1]
+            if reply is None:  # deferred: every command before it has finished
+                reply = head[1] = dispatch(self, head[0])  # type: ignore[arg-type]
+                if not isinstance(reply, bytes):
+                    reply.add_done_callback(self._on_reply)
+            if isinstance(reply, asyncio.Future):
+                if not reply.done():
+                    break
+                reply = reply.result()
+            out.append(reply)  # type: ignore[arg-type]
+            pending.pop(0)
+            if self.close_after_reply:
+                pending.clear()
+        if out:
+            self._write(b"".join(out))
+        if self.close_after_reply and not pending:
+            self.close()
+
+    # --- output -----------------------------------------------------------------------
+
+    def push(self, data: bytes) -> None:
+        """Pub/Sub delivery: at most once, never queued beyond the socket buffer."""
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.close()
