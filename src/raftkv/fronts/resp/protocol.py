@@ -26,25 +26,27 @@ class ProtocolError(Exception):
 
 
 class RequestParser:
-    __slots__ = ("_fed", "_inline", "_reader", "max_args", "max_request_bytes")
+    __slots__ = ("_boundary", "_fed", "_inline", "_reader", "max_args", "max_request_bytes")
 
     def __init__(self, max_request_bytes: int, max_args: int = MAX_ARGS) -> None:
         self._reader = hiredis.Reader()
         self._inline = bytearray()
-        self._fed = 0  # bytes fed since the last complete command
+        self._boundary = True  # every byte fed so far belonged to complete commands
+        self._fed = 0  # bytes fed since the last complete command (an upper bound)
         self.max_request_bytes = max_request_bytes
         self.max_args = max_args
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Every complete command in the stream so far (raises ProtocolError)."""
         commands: list[list[bytes]] = []
-        if self._inline or (data[:1] != b"*" and not self._reader.has_data()):
+        if self._inline or (self._boundary and data[:1] != b"*"):
             data = self._inline_commands(data, commands)
             if not data:
                 return commands
         reader = self._reader
         reader.feed(data)
-        self._fed += len(data)
+        self._boundary = False
+        completed = False
         try:
             while (command := reader.gets()) is not False:
                 if type(command) is not list:
@@ -57,9 +59,11 @@ class RequestParser:
                     raise ProtocolError("Protocol error: invalid multibulk length")
                 if command:
                     commands.append(command)
-                self._fed = reader.len()
+                completed = True
+                self._boundary = not reader.has_data()
         except hiredis.ProtocolError as exc:
             raise ProtocolError(f"Protocol error: {exc}") from None
+        self._fed = 0 if self._boundary else len(data) if completed else self._fed + len(data)
         if self._fed > self.max_request_bytes:
             raise ProtocolError("Protocol error: invalid bulk length")
         return commands
