@@ -14,7 +14,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+import logging
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from raftkv import __version__
 from raftkv.core.commands import Cond, Entry, Outcome, Result
@@ -23,12 +24,49 @@ from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.glob import compile_glob, literal_prefix
 from raftkv.service.auth import Role
-from raftkv.service.service import OutOfMemory, then
+from raftkv.service.service import OutOfMemory
 
 if TYPE_CHECKING:
     from raftkv.fronts.resp.server import Connection
 
-Reply: TypeAlias = "bytes | asyncio.Future[bytes]"
+log = logging.getLogger("raftkv.resp")
+
+class Later:
+    """A reply that waits on one future (a commit, a read barrier): the connection
+    adds one callback and calls ``resolve`` when it is done - no chained futures."""
+
+    __slots__ = ("future", "render")
+
+    def __init__(self, future: asyncio.Future[Any], render: Callable[[Any], bytes]) -> None:
+        self.future = future
+        self.render = render
+
+    def resolve(self) -> bytes:
+        future = self.future
+        if future.cancelled():
+            return p.error_reply("ERR command cancelled")
+        exc = future.exception()
+        try:
+            if exc is not None:
+                raise exc
+            return self.render(future.result())
+        except CommandError as err:
+            return p.error_reply(str(err))
+        except RaftKVError as err:
+            return p.error_reply(error_text(err))
+        except Exception:  # the reply must still go out, in order
+            log.exception("RESP reply failed")
+            return p.error_reply("ERR internal error")
+
+
+Reply: TypeAlias = "bytes | Later"
+
+
+def later(result: Any, render: Callable[[Any], bytes]) -> Reply:
+    """``render(result)`` now for a value, or a Later for a future."""
+    if isinstance(result, asyncio.Future):
+        return Later(result, render)
+    return render(result)
 Handler = Callable[["Connection", list[bytes]], Reply]
 
 WRONG_INT = "ERR value is not an integer or out of range"
@@ -232,7 +270,7 @@ def dbsize(conn: Connection, args: list[bytes]) -> Reply:
 
 @command("get", 2, "readonly fast", 1, 1)
 def get(conn: Connection, args: list[bytes]) -> Reply:
-    return then(conn.service.get(args[1], conn.consistency), _value_reply(conn))
+    return later(conn.service.get(args[1], conn.consistency), _value_reply(conn))
 
 
 def _value_reply(conn: Connection) -> Callable[[Entry | None], bytes]:
@@ -279,7 +317,7 @@ def set_(conn: Connection, args: list[bytes]) -> Reply:
             previous = result.previous
             return conn.enc.bulk(previous.value if previous else None)
         return p.OK if result.ok else conn.enc.NIL
-    return then(future, render)
+    return later(future, render)
 
 
 def _deadline(raw: bytes, unit: bytes, now_ms: int, name: str) -> int:
@@ -298,19 +336,19 @@ def _deadline(raw: bytes, unit: bytes, now_ms: int, name: str) -> int:
 @command("setnx", 3, "write fast", 1, 1)
 def setnx(conn: Connection, args: list[bytes]) -> Reply:
     future = conn.service.put(args[1], args[2], cond=Cond.ABSENT)
-    return then(future, lambda r: p.ONE if r.ok else p.ZERO)
+    return later(future, lambda r: p.ONE if r.ok else p.ZERO)
 
 
 @command("getset", 3, "write fast", 1, 1)
 def getset(conn: Connection, args: list[bytes]) -> Reply:
     future = conn.service.put(args[1], args[2])
-    return then(future, lambda r: conn.enc.bulk(r.previous.value if r.previous else None))
+    return later(future, lambda r: conn.enc.bulk(r.previous.value if r.previous else None))
 
 
 @command("getdel", 2, "write fast", 1, 1)
 def getdel(conn: Connection, args: list[bytes]) -> Reply:
     future = conn.service.delete(args[1])
-    return then(future, lambda r: conn.enc.bulk(r.previous.value if r.ok and r.previous
+    return later(future, lambda r: conn.enc.bulk(r.previous.value if r.ok and r.previous
                                                  else None))
 
 
@@ -325,7 +363,7 @@ TABLE[b"unlink"] = Spec("unlink", -2, frozenset({"write", "fast"}), del_, 1, -1)
 
 def _count_ok(futures: list[asyncio.Future[Result]]) -> Reply:
     gathered = asyncio.gather(*futures)
-    return then(gathered, lambda results: p.integer(sum(1 for r in results if r.ok)))
+    return later(gathered, lambda results: p.integer(sum(1 for r in results if r.ok)))
 
 
 @command("exists", -2, "readonly fast", 1, -1)
@@ -335,7 +373,7 @@ def exists(conn: Connection, args: list[bytes]) -> Reply:
         now = conn.service.clock.now_ms()
         return p.integer(sum(1 for key in args[1:] if keyspace.get(key, now) is not None))
     barrier = conn.service.replicator.read_barrier(conn.consistency)
-    return count() if barrier is None else then(barrier, count)
+    return count() if barrier is None else later(barrier, count)
 
 
 @command("mget", -2, "readonly fast", 1, -1)
@@ -345,7 +383,7 @@ def mget(conn: Connection, args: list[bytes]) -> Reply:
         now = conn.service.clock.now_ms()
         return conn.enc.array([keyspace.value(key, now) for key in args[1:]])
     barrier = conn.service.replicator.read_barrier(conn.consistency)
-    return values() if barrier is None else then(barrier, values)
+    return values() if barrier is None else later(barrier, values)
 
 
 @command("mset", -3, "write", 1, -1, 2)
@@ -353,7 +391,7 @@ def mset(conn: Connection, args: list[bytes]) -> Reply:
     if len(args) % 2 == 0:
         raise CommandError("ERR wrong number of arguments for 'mset' command")
     items = list(zip(args[1::2], args[2::2], strict=True))
-    return then(conn.service.multi_put(items), lambda _: p.OK)
+    return later(conn.service.multi_put(items), lambda _: p.OK)
 
 
 @command("msetnx", -3, "write", 1, -1, 2)
@@ -362,7 +400,7 @@ def msetnx(conn: Connection, args: list[bytes]) -> Reply:
         raise CommandError("ERR wrong number of arguments for 'msetnx' command")
     items = list(zip(args[1::2], args[2::2], strict=True))
     future = conn.service.multi_put(items, only_if_none_exist=True)
-    return then(future, lambda r: p.ONE if r.ok else p.ZERO)
+    return later(future, lambda r: p.ONE if r.ok else p.ZERO)
 
 
 def _incr(conn: Connection, key: bytes, delta: int) -> Reply:
@@ -370,7 +408,7 @@ def _incr(conn: Connection, key: bytes, delta: int) -> Reply:
         _result_error(result)
         assert result.entry is not None
         return b":%s\r\n" % result.entry.value
-    return then(conn.service.incr_by(key, delta), render)
+    return later(conn.service.incr_by(key, delta), render)
 
 
 @command("incr", 2, "write fast", 1, 1)
@@ -401,18 +439,18 @@ def append(conn: Connection, args: list[bytes]) -> Reply:
     def render(result: Result) -> bytes:
         assert result.entry is not None
         return p.integer(len(result.entry.value))
-    return then(conn.service.append(args[1], args[2]), render)
+    return later(conn.service.append(args[1], args[2]), render)
 
 
 @command("strlen", 2, "readonly fast", 1, 1)
 def strlen(conn: Connection, args: list[bytes]) -> Reply:
-    return then(conn.service.get(args[1], conn.consistency),
+    return later(conn.service.get(args[1], conn.consistency),
                 lambda e: p.integer(len(e.value) if e else 0))
 
 
 @command("type", 2, "readonly fast", 1, 1)
 def type_(conn: Connection, args: list[bytes]) -> Reply:
-    return then(conn.service.get(args[1], conn.consistency),
+    return later(conn.service.get(args[1], conn.consistency),
                 lambda e: b"+string\r\n" if e else b"+none\r\n")
 
 
@@ -428,7 +466,7 @@ def _expire(conn: Connection, args: list[bytes], unit: bytes, name: str) -> Repl
         raise CommandError(f"ERR invalid expire time in '{name}' command")
     deadline = ms if unit in (b"EXAT", b"PXAT") else now + ms
     future = conn.service.expire(args[1], deadline)
-    return then(future, lambda r: p.ONE if r.ok and r.affected else p.ZERO)
+    return later(future, lambda r: p.ONE if r.ok and r.affected else p.ZERO)
 
 
 @command("expire", -3, "write fast", 1, 1)
@@ -454,7 +492,7 @@ def pexpireat(conn: Connection, args: list[bytes]) -> Reply:
 @command("persist", 2, "write fast", 1, 1)
 def persist(conn: Connection, args: list[bytes]) -> Reply:
     future = conn.service.expire(args[1], None)
-    return then(future, lambda r: p.ONE if r.ok and r.affected else p.ZERO)
+    return later(future, lambda r: p.ONE if r.ok and r.affected else p.ZERO)
 
 
 def _ttl(conn: Connection, key: bytes, divisor: int) -> Reply:
@@ -465,7 +503,7 @@ def _ttl(conn: Connection, key: bytes, divisor: int) -> Reply:
             return p.integer(-1)
         left = max(0, entry.expires_at_ms - conn.service.clock.now_ms())
         return p.integer((left + divisor // 2) // divisor)  # Redis rounds TTL
-    return then(conn.service.get(key, conn.consistency), render)
+    return later(conn.service.get(key, conn.consistency), render)
 
 
 @command("ttl", 2, "readonly fast", 1, 1)
@@ -651,35 +689,11 @@ def dispatch(conn: Connection, args: list[bytes]) -> Reply:
             if not (principal.may_write(key) if write else principal.may_read(key)):
                 return p.error_reply(NOPERM)
     try:
-        reply = spec.handler(conn, args)
+        return spec.handler(conn, args)
     except CommandError as exc:
         return p.error_reply(str(exc))
     except RaftKVError as exc:
         return p.error_reply(error_text(exc))
-    if isinstance(reply, asyncio.Future):
-        return then_error(reply)
-    return reply
-
-
-def then_error(future: asyncio.Future[bytes]) -> asyncio.Future[bytes]:
-    """Map failures of a pending reply to error replies."""
-    out: asyncio.Future[bytes] = future.get_loop().create_future()
-
-    def done(f: asyncio.Future[bytes]) -> None:
-        if f.cancelled():
-            out.set_result(p.error_reply("ERR command cancelled"))
-            return
-        exc = f.exception()
-        if exc is None:
-            out.set_result(f.result())
-        elif isinstance(exc, CommandError):
-            out.set_result(p.error_reply(str(exc)))
-        elif isinstance(exc, RaftKVError):
-            out.set_result(p.error_reply(error_text(exc)))
-        else:
-            out.set_result(p.error_reply("ERR internal error"))
-    future.add_done_callback(done)
-    return out
 
 
 def error_text(exc: RaftKVError) -> str:

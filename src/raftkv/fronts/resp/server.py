@@ -14,11 +14,20 @@ import itertools
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from raftkv.config import Config
 from raftkv.fronts.resp import protocol as p
-from raftkv.fronts.resp.commands import REDIS_VERSION, TABLE, ScanCursors, dispatch, uptime_s
+from raftkv.fronts.resp.commands import (
+    REDIS_VERSION,
+    TABLE,
+    Later,
+    ScanCursors,
+    dispatch,
+    uptime_s,
+)
 from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.service.auth import OPEN, Authenticator, Principal
 from raftkv.service.ports import Consistency
@@ -166,7 +175,8 @@ class Connection(asyncio.Protocol):
         self.close_after_reply = False
         self.last_active = time.monotonic()
         self.addr = ""
-        self._pending: list[list[object]] = []  # [args, reply or None (deferred)]
+        self._pending: deque[list[Any]] = deque()  # [args, reply or None (deferred)]
+        self._deferred = 0  # entries in _pending not yet dispatched
         self._closed = False
 
     @property
@@ -224,13 +234,12 @@ class Connection(asyncio.Protocol):
             out: list[bytes] = []
             for i, args in enumerate(commands):
                 reply = dispatch(self, args)
-                if isinstance(reply, bytes):
+                if type(reply) is bytes:
                     out.append(reply)
                     if self.close_after_reply:
                         break
                     continue
-                pending.append([args, reply])
-                reply.add_done_callback(self._on_reply)
+                self._wait_for(reply)  # type: ignore[arg-type]
                 self._queue_rest(commands[i + 1:])
                 break
             if out:
@@ -240,19 +249,24 @@ class Connection(asyncio.Protocol):
             return
         self._queue_rest(commands)
 
+    def _wait_for(self, reply: Later) -> None:
+        self._pending.append([None, reply])
+        reply.future.add_done_callback(self._on_reply)
+
     def _queue_rest(self, commands: list[list[bytes]]) -> None:
         """Writes go to the log now, in order; reads wait behind unfinished writes."""
         pending = self._pending
         for args in commands:
             spec = TABLE.get(args[0].lower())
-            deferred = any(entry[1] is None for entry in pending)
-            if deferred or spec is None or "write" not in spec.flags:
+            if self._deferred or spec is None or "write" not in spec.flags:
                 pending.append([args, None])
+                self._deferred += 1
                 continue
             reply = dispatch(self, args)
-            if not isinstance(reply, bytes):
-                reply.add_done_callback(self._on_reply)
-            pending.append([args, reply])
+            if type(reply) is bytes:
+                pending.append([None, reply])
+            else:
+                self._wait_for(reply)  # type: ignore[arg-type]
 
     def _on_reply(self, _: object = None) -> None:
         self._flush_ready()
@@ -264,15 +278,16 @@ class Connection(asyncio.Protocol):
             head = pending[0]
             reply = head[1]
             if reply is None:  # deferred: every command before it has finished
-                reply = head[1] = dispatch(self, head[0])  # type: ignore[arg-type]
-                if not isinstance(reply, bytes):
-                    reply.add_done_callback(self._on_reply)
-            if isinstance(reply, asyncio.Future):
-                if not reply.done():
+                self._deferred -= 1
+                reply = head[1] = dispatch(self, head[0])
+                if isinstance(reply, Later):
+                    reply.future.add_done_callback(self._on_reply)
+            if isinstance(reply, Later):
+                if not reply.future.done():
                     break
-                reply = reply.result()
-            out.append(reply)  # type: ignore[arg-type]
-            pending.pop(0)
+                reply = reply.resolve()
+            out.append(reply)
+            pending.popleft()
             if self.close_after_reply:
                 pending.clear()
         if out:

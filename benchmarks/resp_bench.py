@@ -1,0 +1,85 @@
+"""raftkv's Redis protocol front against redis-server with redis-benchmark:
+server on core 0, redis-benchmark on core 1, 50 clients, SET and GET, alternating.
+
+Pairs compared: ``--fsync no`` vs ``appendonly no``; ``--fsync always`` vs
+``appendonly yes, appendfsync always``; at ``-P 16`` and ``-P 1``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+from pathlib import Path
+
+from benchmarks.common import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    Proc,
+    Row,
+    free_port,
+    pinned,
+    raftkv_server,
+    scratch_dir,
+    wait_port,
+)
+
+
+def redis_benchmark(port: int, pipeline: int, requests: int) -> dict[str, float]:
+    out = subprocess.run(pinned(CLIENT_CPU, [
+        "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
+        "-t", "set,get", "-r", "100000", "--csv"]), capture_output=True, text=True,
+        check=True).stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    header, body = rows[0], rows[1:]
+    figures: dict[str, float] = {}
+    for row in body:
+        record = dict(zip(header, row, strict=False))
+        name = record["test"].lower()
+        figures[name] = float(record["rps"])
+        figures[f"{name}_p50_ms"] = float(record.get("p50_latency_ms", 0) or 0)
+        figures[f"{name}_p99_ms"] = float(record.get("p99_latency_ms", 0) or 0)
+    return figures
+
+
+def _redis(data: Path, durable: bool) -> tuple[Proc, int]:
+    port = free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--dir", str(data)]
+    args += ["--appendonly", "yes", "--appendfsync", "always"] if durable else [
+        "--appendonly", "no"]
+    proc = Proc(pinned(SERVER_CPU, args), log=data / "redis.log")
+    wait_port(port)
+    return proc, port
+
+
+def run(quick: bool, rounds: int, progress) -> list[Row]:  # noqa: ANN001 - Progress
+    rows: list[Row] = []
+    requests = {16: 200_000 if quick else 1_000_000, 1: 50_000 if quick else 200_000}
+    durable_requests = {16: 50_000 if quick else 200_000, 1: 10_000 if quick else 40_000}
+    for r in range(rounds):
+        for durable in (False, True):
+            label = "durable" if durable else "no fsync"
+            for system in ("raftkv", "redis-server"):
+                progress.step(f"resp: {system} {label}, round {r + 1}")
+                work = scratch_dir("resp")
+                if system == "raftkv":
+                    port = free_port()
+                    proc = raftkv_server(work / "data", port + 1 if port < 65000 else port - 1,
+                                         "--resp-port", str(port), "--fsync",
+                                         "always" if durable else "no")
+                    wait_port(port)
+                else:
+                    proc, port = _redis(work, durable)
+                with proc:
+                    for pipeline in (16, 1):
+                        n = (durable_requests if durable else requests)[pipeline]
+                        figures = redis_benchmark(port, pipeline, n)
+                        for op in ("set", "get"):
+                            if durable and op == "get":
+                                continue
+                            rows.append(Row("resp", f"{op.upper()} -P {pipeline}, {label}",
+                                            system, figures[op], "req/s", r,
+                                            extra={"p50_ms": figures[f"{op}_p50_ms"],
+                                                   "p99_ms": figures[f"{op}_p99_ms"]}))
+    return rows
