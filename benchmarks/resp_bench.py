@@ -53,7 +53,7 @@ def _redis(data: Path, durable: bool) -> tuple[Proc, int]:
     return proc, port
 
 
-def run(quick: bool, rounds: int, progress) -> list[Row]:  # noqa: ANN001 - Progress
+def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
     requests = {16: 200_000 if quick else 1_000_000, 1: 50_000 if quick else 200_000}
     durable_requests = {16: 50_000 if quick else 200_000, 1: 10_000 if quick else 40_000}

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,24 +23,29 @@ from raftkv import logs
 from raftkv.clock import Clock, SystemClock
 from raftkv.config import Config
 from raftkv.core.eviction import Limits
+from raftkv.fronts import udp
 from raftkv.fronts.http import openapi
 from raftkv.fronts.http.middleware import (
     AccessLogger,
+    Auth,
     Cors,
     Endpoint,
     Pipeline,
+    RateLimit,
     Recovery,
     RequestId,
     SecurityHeaders,
 )
 from raftkv.fronts.http.router import Router
-from raftkv.fronts import udp
 from raftkv.fronts.http.routes import HttpApi
 from raftkv.fronts.http.server import HttpServer
 from raftkv.fronts.resp.pubsub import PubSub, keyspace_notifier
 from raftkv.fronts.resp.server import RespServer
-from raftkv.replication.local import LocalReplicator
+from raftkv.metrics import Metrics
+from raftkv.replication.local import LocalReplicator, SnapshotStats
 from raftkv.service.auth import Authenticator
+from raftkv.service.ports import ReplicaStatus
+from raftkv.service.ratelimit import TokenBuckets
 from raftkv.service.service import KVService, ServiceLimits
 from raftkv.storage.fs import FileSystem, OsFileSystem
 from raftkv.storage.recovery import recover
@@ -59,6 +65,7 @@ class Node:
     udp: asyncio.DatagramTransport | None = None
     access_log: logs.AccessLog | None = None
     authenticator: Authenticator | None = None
+    metrics: Metrics | None = None
     ports: dict[str, int] = field(default_factory=dict)
     recovered: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -68,6 +75,7 @@ class Node:
         cfg = self.config
         loop = asyncio.get_running_loop()
         recovered = await loop.run_in_executor(None, recover, self.fs, cfg.data_dir)
+        self.metrics = Metrics(lambda: recovered.state_machine, self._status)
         for warning in recovered.warnings:
             log.warning(warning)
         log.info("recovered", extra={"dataDir": cfg.data_dir, "lastIndex": recovered.last_index,
@@ -76,7 +84,9 @@ class Node:
         self.replicator = LocalReplicator(
             self.fs, cfg.data_dir, recovered, cfg.fsync, cfg.node_id,
             segment_max_bytes=cfg.storage.segment_max_bytes,
-            snapshot_threshold_bytes=cfg.storage.snapshot_threshold_bytes)
+            snapshot_threshold_bytes=cfg.storage.snapshot_threshold_bytes,
+            observe_fsync=self.metrics.observe_fsync,
+            observe_snapshot=self._observe_snapshot)
         self.recovered = True
         eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
                           cfg.eviction.max_memory_bytes)
@@ -84,7 +94,8 @@ class Node:
                                  ServiceLimits(cfg.max_value_bytes, eviction), random.Random())
         self.access_log = logs.AccessLog(cfg.log_format)
         self.authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
-        chain = http_app(self.service, self.readiness, cfg, self.access_log)
+        chain = http_app(self.service, self.readiness, cfg, self.access_log, self.authenticator,
+                         self.metrics, self._in_flight)
         self.http = HttpServer(chain, cfg.http)
         self.ports["http"] = await self.http.listen(cfg.host, cfg.port)
         if cfg.resp_port:
@@ -99,6 +110,18 @@ class Node:
             self.udp = await udp.listen(cfg.host, cfg.udp_port, self.service.status)
             self.ports["udp"] = cfg.udp_port
         log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **self.ports})
+
+    def _status(self) -> ReplicaStatus:
+        assert self.replicator is not None
+        return self.replicator.status()
+
+    def _observe_snapshot(self, stats: SnapshotStats) -> None:
+        assert self.metrics is not None
+        self.metrics.snapshot_seconds.observe(stats.duration_s)
+        self.metrics.snapshot_bytes.set(stats.size_bytes)
+
+    def _in_flight(self) -> int:
+        return self.http.in_flight if self.http is not None else 0
 
     def readiness(self) -> tuple[bool, str]:
         if not self.recovered or self.replicator is None:
@@ -168,17 +191,29 @@ class Node:
 
 
 def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg: Config,
-             access_log: logs.AccessLog) -> Endpoint:
+             access_log: logs.AccessLog, authenticator: Authenticator, metrics: Metrics,
+             in_flight: Callable[[], int]) -> Endpoint:
     """The HTTP front as one callable: the middleware chain, in order, around the router."""
     router = Router()
-    HttpApi(service, readiness, openapi.document_bytes).register(router)
-    return Pipeline([
+    HttpApi(service, readiness, openapi.document_bytes, metrics.exposition).register(router)
+    rl = cfg.rate_limit
+    layers: list[object] = [
         RequestId(),
-        AccessLogger(access_log),
+        AccessLogger(access_log, lambda rq, rs, s: metrics.observe_request(
+            rq.route, rq.method, rs.status, s)),
         SecurityHeaders(),
         Recovery(),
         Cors(cfg.cors_origins),
-    ], router)
+    ]
+    if rl.enabled:
+        layers.append(RateLimit(TokenBuckets(rl.per_client_rps, rl.per_client_burst,
+                                             time.monotonic),
+                                TokenBuckets(rl.per_token_rps, rl.per_token_burst,
+                                             time.monotonic),
+                                in_flight, rl.max_in_flight))
+    layers.append(Auth(authenticator, TokenBuckets(rl.failed_auth_per_minute / 60,
+                                                   rl.failed_auth_per_minute, time.monotonic)))
+    return Pipeline(layers, router)
 
 
 async def run(config: Config) -> None:

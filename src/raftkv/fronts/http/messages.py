@@ -20,7 +20,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("_query", "body", "client", "headers", "keep_alive", "method", "params", "path",
-                 "query_string", "request_id", "route", "started", "state")
+                 "principal", "query_string", "request_id", "route", "started", "state")
 
     def __init__(self, method: bytes, path: bytes, query_string: bytes,
                  headers: dict[bytes, bytes], body: bytes = b"", client: str = "",
@@ -37,6 +37,7 @@ class Request:
         self.params: dict[str, bytes] = {}
         self.state: dict[str, Any] = {}
         self.started = 0.0
+        self.principal: Any = None  # set by the auth middleware
         self._query: dict[str, str] | None = None
 
     @property

@@ -27,10 +27,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 
-from raftkv.errors import RaftKVError
+from raftkv.errors import Forbidden, RaftKVError, RateLimited, Unauthenticated, Unavailable
 from raftkv.fronts.http.errors import error_body, error_response
 from raftkv.fronts.http.messages import Reply, Request, Response
 from raftkv.logs import AccessLog
+from raftkv.service.auth import OPEN, Authenticator, Principal
+from raftkv.service.ratelimit import TokenBuckets
 
 log = logging.getLogger("raftkv.http")
 
@@ -195,3 +197,71 @@ class Cors:
             response.headers += [(b"Access-Control-Allow-Origin", origin), (b"Vary", b"Origin"),
                                  (b"Access-Control-Expose-Headers", self.EXPOSE)]
         return response
+
+
+class RateLimit:
+    """429 with Retry-After when a client address or token exceeds its bucket, and
+    503 with Retry-After when too many requests are in flight (load shedding)."""
+
+    def __init__(self, per_client: TokenBuckets, per_token: TokenBuckets,
+                 in_flight: Callable[[], int], max_in_flight: int) -> None:
+        self.per_client = per_client
+        self.per_token = per_token
+        self.in_flight = in_flight
+        self.max_in_flight = max_in_flight
+
+    def before(self, request: Request) -> None:
+        if self.in_flight() > self.max_in_flight:
+            raise Unavailable("the server is overloaded; try again later", 1.0)
+        wait = self.per_client.take(request.client)
+        if not wait:
+            auth = request.headers.get(b"authorization")
+            if auth is not None:
+                wait = self.per_token.take(auth[-16:].decode("latin-1"))
+        if wait:
+            raise RateLimited("too many requests; slow down", wait)
+
+
+# The one body every authentication failure gets, whatever went wrong.
+UNAUTHENTICATED = "authentication required: send a valid bearer token"
+_PUBLIC = frozenset({"/livez", "/readyz", "/health", "/openapi.json"})
+_ADMIN = ("/metrics", "/v1/cluster")
+
+
+class Auth:
+    """Bearer tokens on every route but the probes; per-prefix key permissions.
+
+    Missing, malformed, unknown and wrong tokens all get the same 401 body; failed
+    attempts also draw from a tight per-address bucket (brute force -> 429)."""
+
+    def __init__(self, authenticator: Authenticator, failures: TokenBuckets) -> None:
+        self.authenticator = authenticator
+        self.failures = failures
+
+    def before(self, request: Request) -> None:
+        if not self.authenticator.enabled:
+            request.principal = OPEN
+            return
+        path = request.path.decode("latin-1")
+        if path in _PUBLIC:  # probes and the API description touch no keys
+            return
+        header = request.headers.get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        principal = (self.authenticator.authenticate(token.strip())
+                     if scheme.lower() == b"bearer" and token.strip() else None)
+        if principal is None:
+            wait = self.failures.take(request.client)
+            if wait:
+                raise RateLimited("too many failed authentication attempts", wait)
+            raise Unauthenticated(UNAUTHENTICATED)
+        if path.startswith(_ADMIN) and not principal.is_admin:
+            raise Forbidden("this token may not use admin routes")
+        request.principal = principal
+
+
+def principal_of(request: Request) -> Principal:
+    """Who sent the request (OPEN when auth is off)."""
+    principal: Principal | None = request.principal
+    if principal is None:
+        raise Unauthenticated(UNAUTHENTICATED)
+    return principal

@@ -14,10 +14,11 @@ from typing import Any
 import orjson
 
 from raftkv.core.commands import Entry, Outcome, Result
-from raftkv.errors import ConditionFailed, InvalidArgument
+from raftkv.errors import ConditionFailed, Forbidden, InvalidArgument
 from raftkv.fronts.http import validation as v
 from raftkv.fronts.http.errors import HttpError
 from raftkv.fronts.http.messages import JSON, Reply, Request, Response, json_response
+from raftkv.fronts.http.middleware import principal_of
 from raftkv.fronts.http.router import Router
 from raftkv.service.ports import Consistency
 from raftkv.service.service import KVService, then
@@ -51,6 +52,18 @@ def entry_json(entry: Entry, with_value: bool = True) -> dict[str, Any]:
 
 def etag(entry: Entry) -> tuple[bytes, bytes]:
     return (b"ETag", b'"%d"' % entry.mod_revision)
+
+
+def _may_read(request: Request, key: bytes) -> bytes:
+    if not principal_of(request).may_read(key):
+        raise Forbidden("this token may not read this key")
+    return key
+
+
+def _may_write(request: Request, key: bytes) -> bytes:
+    if not principal_of(request).may_write(key):
+        raise Forbidden("this token may not write this key")
+    return key
 
 
 def _not_found() -> HttpError:
@@ -96,7 +109,7 @@ class HttpApi:
     # --- the keys API ----------------------------------------------------------------
 
     def get_key(self, request: Request) -> Reply:
-        key = v.key_from_path(request.params["key"])
+        key = _may_read(request, v.key_from_path(request.params["key"]))
         level = v.consistency(request)
         raw = request.headers.get(b"accept", b"").startswith(OCTET)
 
@@ -114,7 +127,7 @@ class HttpApi:
         return then(self.service.get(key, level), render)
 
     def put_key(self, request: Request) -> Reply:
-        key = v.key_from_path(request.params["key"])
+        key = _may_write(request, v.key_from_path(request.params["key"]))
         if v.media_type(request) == OCTET:
             value = request.body
             ttl_ms = v.query_int(request, "ttlMs", 0, 1, 2**62) or None
@@ -139,7 +152,7 @@ class HttpApi:
         return then(future, render)
 
     def delete_key(self, request: Request) -> Reply:
-        key = v.key_from_path(request.params["key"])
+        key = _may_write(request, v.key_from_path(request.params["key"]))
         cond, expected = v.condition(request)
         if cond not in (cond.NONE, cond.MOD_REVISION, cond.EXISTS):
             raise InvalidArgument("DELETE honours If-Match only")
@@ -161,10 +174,13 @@ class HttpApi:
         limit = v.query_int(request, "limit", 100, 1, MAX_PAGE)
         cursor = query.get("cursor")
         after = v.decode_cursor(cursor) if cursor else None
+        principal = principal_of(request)
 
         def render(entries: list[Entry]) -> Response:
             more = len(entries) > limit
             page = entries[:limit]
+            if not principal.sees_everything:  # never reveal keys outside the token's prefixes
+                page = [e for e in page if principal.may_read(e.key)]
             return json_response(200, {
                 "ok": True,
                 "items": [entry_json(e) for e in page],
@@ -189,7 +205,7 @@ class HttpApi:
         key_text = v.string_field(data, "key")
         if not key_text:
             raise InvalidArgument("key must not be empty")
-        return v.key_from_text(key_text), v.string_field(data, "value")
+        return _may_write(request, v.key_from_text(key_text)), v.string_field(data, "value")
 
     def seed_set(self, request: Request) -> Reply:
         key, value = self._seed_body(request)
@@ -207,10 +223,10 @@ class HttpApi:
         return v.key_from_text(text)
 
     def seed_get(self, request: Request) -> Reply:
-        return self._read_pair(self._seed_key_param(request))
+        return self._read_pair(_may_read(request, self._seed_key_param(request)))
 
     def seed_delete(self, request: Request) -> Reply:
-        key = self._seed_key_param(request)
+        key = _may_write(request, self._seed_key_param(request))
         text = key.decode()
 
         def render(result: Result) -> Response:
@@ -230,10 +246,10 @@ class HttpApi:
         return then(self.service.put(key, value.encode()), render)
 
     def kv_get(self, request: Request) -> Reply:
-        return self._read_pair(v.key_from_path(request.params["key"]))
+        return self._read_pair(_may_read(request, v.key_from_path(request.params["key"])))
 
     def kv_delete(self, request: Request) -> Reply:
-        key = v.key_from_path(request.params["key"])
+        key = _may_write(request, v.key_from_path(request.params["key"]))
 
         def render(result: Result) -> Response:
             if result.outcome is Outcome.NOT_FOUND:

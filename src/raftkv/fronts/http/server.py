@@ -68,6 +68,7 @@ class HttpServer:
         self.date = email.utils.formatdate(usegmt=True).encode()
         self._servers: list[asyncio.AbstractServer] = []
         self._sweeper: asyncio.Task[None] | None = None
+        self.in_flight = 0  # requests dispatched and not yet answered
 
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
@@ -154,6 +155,8 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self.server.connections.discard(self)
+        self.server.in_flight -= len(self._queue)
+        self._queue.clear()
 
     def pause_writing(self) -> None:
         if self.transport is not None:
@@ -265,6 +268,7 @@ class HttpConnection(asyncio.Protocol):
         write on this connection, and everything after such a read, waits until it
         reaches the head of the queue: a pipelined GET sees the PUT before it."""
         queue = self._queue
+        self.server.in_flight += 1
         if queue and (self._deferring or (request.method in _SAFE and any(
                 r.method not in _SAFE for r, _ in queue))):
             self._deferring = True
@@ -272,6 +276,7 @@ class HttpConnection(asyncio.Protocol):
             return
         reply = self._execute(request)
         if not queue and isinstance(reply, Response):
+            self.server.in_flight -= 1
             self._send(request, reply)
             return
         queue.append([request, reply])
@@ -306,6 +311,7 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     reply = reply.result()
             queue.popleft()
+            self.server.in_flight -= 1
             if not self._closing:
                 self._send(request, reply)
         self._deferring = False

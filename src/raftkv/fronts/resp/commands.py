@@ -9,12 +9,12 @@ service call and encodes the reply. Replies and error texts are Redis's own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-import logging
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from raftkv import __version__
@@ -675,7 +675,7 @@ def dispatch(conn: Connection, args: list[bytes]) -> Reply:
     arity = spec.arity
     if (arity > 0 and len(args) != arity) or (arity < 0 and len(args) < -arity):
         return p.error_reply(f"ERR wrong number of arguments for '{spec.name}' command")
-    if (conn.subscriptions or conn.patterns) and "pubsub" not in spec.flags \
+    if ((conn.subscriptions or conn.patterns) and "pubsub" not in spec.flags) \
             or (spec.name == "publish" and (conn.subscriptions or conn.patterns)):
         return p.error_reply(f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / "
                              f"(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "

@@ -1,0 +1,182 @@
+"""Operating raftkv: auth matrix, RESP AUTH, rate limits, metrics, logs, config tools."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.node import ROOT
+
+TOKENS = {"admin": "adm-secret-1", "writer": "wrt-secret-2", "reader": "rdr-secret-3"}
+
+
+def auth_config(tmp_path, extra: str = "") -> str:
+    lines = ["[auth]"]
+    for name, role, prefixes in [("admin", "admin", [""]), ("writer", "write", ["app/"]),
+                                 ("reader", "read", ["app/"])]:
+        digest = hashlib.sha256(TOKENS[name].encode()).hexdigest()
+        lines += ["[[auth.tokens]]", f'name = "{name}"', f'sha256 = "{digest}"',
+                  f'role = "{role}"', f"prefixes = {prefixes!r}".replace("'", '"')]
+    path = tmp_path / "auth.toml"
+    path.write_text(extra + "\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def secured(start_server, tmp_path):
+    generous = "[rate_limit]\nfailed_auth_per_minute = 10000\n\n"
+    return start_server("--config", auth_config(tmp_path, generous), resp=True)
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[name]}"}
+
+
+BAD_CREDENTIALS = [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"},
+                   {"Authorization": "Bearer not-a-token"},
+                   {"Authorization": f"Bearer {TOKENS['admin']}x"}, {"Authorization": "garbage"}]
+
+
+def test_every_auth_failure_gets_one_identical_401(secured):
+    bodies = set()
+    for headers in BAD_CREDENTIALS:
+        for method, path in [("GET", "/v1/keys/app/x"), ("PUT", "/v1/keys/app/x"),
+                             ("GET", "/v1/keys"), ("GET", "/metrics"), ("PUT", "/set")]:
+            r = httpx.request(method, secured.url + path, headers={**headers,
+                              "X-Request-ID": "same"}, json={"value": "v"})
+            assert r.status_code == 401, (headers, path)
+            assert r.headers["www-authenticate"].startswith("Bearer")
+            bodies.add(r.content)
+    assert len(bodies) == 1
+
+
+def test_the_route_by_credential_matrix(secured):
+    url = secured.url
+    cases = [
+        # (token, method, path, expected status)
+        ("admin", "PUT", "/v1/keys/other/k", 201), ("admin", "GET", "/metrics", 200),
+        ("writer", "PUT", "/v1/keys/app/k", 201), ("writer", "PUT", "/v1/keys/other/k", 403),
+        ("writer", "GET", "/v1/keys/app/k", 200), ("writer", "GET", "/metrics", 403),
+        ("reader", "GET", "/v1/keys/app/k", 200), ("reader", "PUT", "/v1/keys/app/k", 403),
+        ("reader", "DELETE", "/v1/keys/app/k", 403), ("reader", "GET", "/v1/keys/other/k", 403),
+        ("writer", "DELETE", "/v1/keys/app/k", 204),
+    ]
+    for token, method, path, status in cases:
+        r = httpx.request(method, url + path, headers=bearer(token), json={"value": "v"})
+        assert r.status_code == status, (token, method, path, r.text)
+    for probe in ("/livez", "/readyz", "/health"):
+        assert httpx.get(url + probe).status_code == 200
+
+
+def test_listing_never_reveals_keys_outside_the_prefixes(secured):
+    httpx.put(secured.url + "/v1/keys/app/mine", headers=bearer("admin"), json={"value": "1"})
+    httpx.put(secured.url + "/v1/keys/zzz/secret", headers=bearer("admin"), json={"value": "2"})
+    keys = [i["key"] for i in httpx.get(secured.url + "/v1/keys", headers=bearer("reader"))
+            .json()["items"]]
+    assert keys == ["app/mine"]
+
+
+def test_resp_auth_and_permissions(secured):
+    anonymous = redis.Redis(port=secured.resp_port, protocol=2)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.get("app/x")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=secured.resp_port, password="wrong", protocol=2).ping()
+    writer = redis.Redis(port=secured.resp_port, password=TOKENS["writer"], protocol=2)
+    assert writer.set("app/k", "v") is True
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        writer.set("other/k", "v")
+    reader = redis.Redis(port=secured.resp_port, username="reader", password=TOKENS["reader"],
+                         protocol=2)
+    assert reader.get("app/k") == b"v"
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        reader.set("app/k", "w")
+    admin = redis.Redis(port=secured.resp_port, password=TOKENS["admin"], protocol=2)
+    admin.set("hidden/1", "x")
+    assert sorted(reader.keys("*")) == [b"app/k"]
+
+
+def test_no_token_ever_reaches_the_logs(secured):
+    for name in TOKENS:
+        httpx.get(secured.url + "/v1/keys/app/x", headers=bearer(name))
+    httpx.get(secured.url + "/v1/keys/app/x", headers={"Authorization": "Bearer guess-123"})
+    redis.Redis(port=secured.resp_port, password=TOKENS["writer"], protocol=2).ping()
+    time.sleep(0.3)  # the access log is flushed every 100 ms
+    logs = secured.logs()
+    assert "app/x" in logs or "/v1/keys" in logs
+    for token in [*TOKENS.values(), "guess-123"]:
+        assert token not in logs
+
+
+def test_rate_limit_429_with_retry_after_and_other_clients_unaffected(start_server, tmp_path):
+    config = tmp_path / "rl.toml"
+    config.write_text("[rate_limit]\nenabled = true\nper_client_rps = 5\nper_client_burst = 5\n")
+    node = start_server("--config", str(config))
+    time.sleep(1.2)  # the readiness probes of start-up drew from the bucket; let it refill
+    statuses = [httpx.get(node.url + "/livez").status_code for _ in range(12)]
+    assert statuses[:5] == [200] * 5 and 429 in statuses
+    limited = httpx.get(node.url + "/livez")
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert limited.json()["code"] == "rate_limited"
+    # another client address (127.0.0.2 is loopback too) has its own bucket
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")) as other:
+        assert other.get(node.url + "/livez").status_code == 200
+
+
+def test_brute_force_on_auth_is_throttled(start_server, tmp_path):
+    node = start_server("--config", auth_config(tmp_path, "[rate_limit]\n"
+                                                          "failed_auth_per_minute = 6\n\n"))
+    codes = [httpx.get(node.url + "/v1/keys/app/x",
+                       headers={"Authorization": f"Bearer guess{i}"}).status_code
+             for i in range(8)]
+    assert codes[:6] == [401] * 6 and codes[-1] == 429
+
+
+def test_metrics_parse_and_move(server):
+    def sample(name: str, **labels: str) -> float:
+        text = httpx.get(server.url + "/metrics").text
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return s.value
+        return 0.0
+
+    before = sample("raftkv_http_requests_total", route="/v1/keys/{key...}", method="PUT",
+                    status="201")
+    for i in range(5):
+        httpx.put(server.url + f"/v1/keys/m{i}", json={"value": "x"})
+    assert sample("raftkv_http_requests_total", route="/v1/keys/{key...}", method="PUT",
+                  status="201") == before + 5
+    assert sample("raftkv_keys") == 5
+    assert sample("raftkv_wal_appends_total") >= 5
+    assert sample("raftkv_wal_fsync_duration_seconds_count") >= 1
+    assert sample("raftkv_raft_is_leader") == 1
+    assert sample("raftkv_raft_applied_index") >= 5
+    httpx.get(server.url + "/v1/keys/no/such/path/" + "x" * 10)
+    text = httpx.get(server.url + "/metrics").text
+    assert "no/such/path" not in text  # route templates only, never raw paths
+
+
+def test_config_show_masks_secrets_and_token_new_prints_a_usable_line(tmp_path):
+    path = auth_config(tmp_path)
+    shown = subprocess.run([sys.executable, "-m", "raftkv", "config", "show", "--config", path],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    digest = hashlib.sha256(TOKENS["admin"].encode()).hexdigest()
+    assert digest not in shown and digest[:8] in shown
+    made = subprocess.run([sys.executable, "-m", "raftkv", "token", "new", "--role", "read",
+                           "--prefix", "app/"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout
+    token = made.split("it is not stored anywhere): ")[1].split()[0]
+    assert hashlib.sha256(token.encode()).hexdigest() in made
+    config = tmp_path / "new.toml"
+    config.write_text("[auth]\n" + made.split("TOML file:\n")[1])
+    check = subprocess.run([sys.executable, "-m", "raftkv", "config", "check", str(config)],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
