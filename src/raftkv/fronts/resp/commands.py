@@ -570,10 +570,8 @@ def scan(conn: Connection, args: list[bytes]) -> Reply:
     now = conn.service.clock.now_ms()
     found: list[bytes] = []
     last = None
-    examined = 0
-    for key in keyspace.iter_keys(prefix, after):
+    for examined, key in enumerate(keyspace.iter_keys(prefix, after), start=1):
         last = key
-        examined += 1
         if (matcher is None or matcher(key)) and keyspace.get(key, now) is not None \
                 and conn.principal_may_read(key):
             found.append(key)

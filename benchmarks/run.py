@@ -1,0 +1,177 @@
+"""Run the benchmark suites side by side with their anchors and write the results.
+
+    python -m benchmarks.run --quick            # a few minutes (make bench-quick)
+    python -m benchmarks.run --full --rounds 3  # the README's table (make bench)
+    python -m benchmarks.run --only http,resp
+
+Each suite alternates raftkv and its anchor (A, B, A, B...) with servers pinned to
+core 0 and load generators to core 1. Writes ``benchmarks/results/results.json``,
+``results.md`` (median, min-max, raftkv/anchor ratio and the spread across rounds)
+and ``throughput.png`` / ``latency.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from benchmarks import engine, http_bench, resp_bench
+from benchmarks.common import Progress, Row
+
+# suite -> (module, progress steps per round, steps once per run)
+SUITES = {"engine": (engine, 5, 2), "http": (http_bench, 3, 0), "resp": (resp_bench, 4, 0)}
+ANCHOR_OF = {"http": "etcd", "resp": "redis-server", "engine": None}
+
+
+def summarize(rows: list[Row]) -> list[dict[str, object]]:
+    groups: dict[tuple[str, str], dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        groups[(row.suite, row.workload)][row.system].append(row)
+    table = []
+    for (suite, workload), systems in groups.items():
+        entry: dict[str, object] = {"suite": suite, "workload": workload}
+        medians = {}
+        for system, measured in systems.items():
+            values = [r.value for r in measured]
+            medians[system] = statistics.median(values)
+            entry[system] = {"median": medians[system], "min": min(values),
+                             "max": max(values), "unit": measured[0].unit,
+                             "p99_ms": statistics.median(
+                                 [r.extra.get("p99_ms", 0) for r in measured]) or None}
+        anchors = [s for s in medians if s != "raftkv"]
+        if "raftkv" in medians and anchors and medians[anchors[0]]:
+            higher = systems["raftkv"][0].higher_is_better
+            ratio = medians["raftkv"] / medians[anchors[0]]
+            entry["anchor"] = anchors[0]
+            entry["ratio"] = ratio if higher else 1 / ratio
+            per_round = _round_ratios(systems["raftkv"], systems[anchors[0]])
+            if len(per_round) > 1:
+                entry["ratio_spread"] = (max(per_round) - min(per_round)) / statistics.median(
+                    per_round)
+        table.append(entry)
+    return table
+
+
+def _round_ratios(ours: list[Row], theirs: list[Row]) -> list[float]:
+    by_round = {r.round: r.value for r in theirs}
+    return [r.value / by_round[r.round] for r in ours if by_round.get(r.round)]
+
+
+def markdown(table: list[dict[str, object]], machine: str, command: str) -> str:
+    lines = [f"Machine: {machine}. Command: `{command}`.", "",
+             "| suite | workload | raftkv (median, min-max) | anchor | anchor median | "
+             "raftkv/anchor | spread | raftkv p99 |", "|---|---|---|---|---|---|---|---|"]
+    for e in table:
+        ours = e.get("raftkv")
+        anchor = e.get("anchor", "")
+        theirs = e.get(anchor) if anchor else None  # type: ignore[call-overload]
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            e["suite"], e["workload"], _fmt(ours), anchor or "-", _fmt(theirs, short=True),
+            f"{e['ratio']:.2f}x" if "ratio" in e else "-",
+            f"{e['ratio_spread']:.0%}" if "ratio_spread" in e else "-",
+            f"{ours['p99_ms']:.2f} ms" if isinstance(ours, dict) and ours.get("p99_ms")
+            else "-"))
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(stats: object, short: bool = False) -> str:
+    if not isinstance(stats, dict):
+        return "-"
+    unit = stats["unit"]
+    med = f"{stats['median']:,.0f}" if stats["median"] >= 100 else f"{stats['median']:.2f}"
+    if short:
+        return f"{med} {unit}"
+    lo = f"{stats['min']:,.0f}" if stats["min"] >= 100 else f"{stats['min']:.2f}"
+    hi = f"{stats['max']:,.0f}" if stats["max"] >= 100 else f"{stats['max']:.2f}"
+    return f"{med} {unit} ({lo}-{hi})"
+
+
+def plots(rows: list[Row], out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'); no plots", file=sys.stderr)
+        return
+    throughput = [r for r in rows if r.unit in ("req/s", "ops/s", "writes/s")
+                  and r.suite != "engine"]
+    if throughput:
+        labels = sorted({(r.suite, r.workload) for r in throughput})
+        systems = sorted({r.system for r in throughput})
+        fig, ax = plt.subplots(figsize=(11, 0.5 + 0.45 * len(labels)))
+        height = 0.8 / len(systems)
+        for i, system in enumerate(systems):
+            values = [statistics.median([r.value for r in throughput if (r.suite, r.workload)
+                                         == label and r.system == system] or [0])
+                      for label in labels]
+            ax.barh([y + i * height for y in range(len(labels))], values, height, label=system)
+        ax.set_yticks([y + 0.4 - height / 2 for y in range(len(labels))],
+                      [f"{s}: {w}" for s, w in labels])
+        ax.set_xlabel("requests per second (median)")
+        ax.set_xscale("log")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "throughput.png", dpi=110)
+        plt.close(fig)
+    latency = [r for r in rows if r.extra.get("p99_ms")]
+    if latency:
+        fig, ax = plt.subplots(figsize=(11, 0.5 + 0.35 * len(latency)))
+        names = [f"{r.suite}: {r.workload} [{r.system}] r{r.round}" for r in latency]
+        p50 = [r.extra.get("p50_ms", 0) for r in latency]
+        p99 = [r.extra["p99_ms"] for r in latency]
+        ax.barh(names, p99, label="p99")
+        ax.barh(names, p50, label="p50")
+        ax.set_xlabel("latency (ms)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "latency.png", dpi=110)
+        plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true")
+    mode.add_argument("--full", action="store_true")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--only", default=",".join(SUITES))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    quick = not args.full
+    rounds = args.rounds or (1 if quick else 3)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(chosen) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
+    progress = Progress(sum(SUITES[s][1] * rounds + SUITES[s][2] for s in chosen))
+    rows: list[Row] = []
+    started = time.time()
+    for name in chosen:
+        rows += SUITES[name][0].run(quick, rounds, progress)
+    progress.finish()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = summarize(rows)
+    machine = f"{platform.machine()}, {platform.python_implementation()} " \
+              f"{platform.python_version()}, 2 cores (server on core 0, load on core 1)"
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    (out / "results.json").write_text(json.dumps({
+        "machine": machine, "command": command, "started": started,
+        "rows": [r.as_dict() for r in rows], "summary": table}, indent=2))
+    md = markdown(table, machine, command)
+    (out / "results.md").write_text(md)
+    plots(rows, out)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
