@@ -60,9 +60,9 @@ def test_a_handler_crash_is_a_generic_500_logged_once():
             status, content, _ = await api.call("GET", "/v1/keys/k")
         finally:
             await api.close()
-        return status, content, api
+        return status, content, api.log.getvalue()
 
-    status, content, api = run(go())
+    status, content, _ = run(go())
     assert status == 500 and content["message"] == "internal error"
 
 
