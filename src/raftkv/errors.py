@@ -20,7 +20,8 @@ user errors: it returns a result so every replica takes the same path.
     ├── CommitTimeout                     proposed, outcome unknown            504
     └── StorageError                      the disk failed us                   500/507
         ├── CorruptionError               refuse to start: names file + offset
-        └── DiskFullError                 ENOSPC, the write was not applied    507
+        ├── DiskFullError                 ENOSPC, the write was not applied    507
+        └── OutOfMemory                   over maxmemory under noeviction      507
 """
 
 from __future__ import annotations
@@ -132,3 +133,9 @@ class DiskFullError(StorageError):
     """Raised when the disk is full (ENOSPC); the write was not applied."""
 
     code = "disk_full"
+
+
+class OutOfMemory(StorageError):
+    """Raised when a write would exceed the memory limit under ``noeviction`` (Redis's OOM)."""
+
+    code = "out_of_memory"

@@ -180,3 +180,23 @@ def test_config_show_masks_secrets_and_token_new_prints_a_usable_line(tmp_path):
     check = subprocess.run([sys.executable, "-m", "raftkv", "config", "check", str(config)],
                            cwd=ROOT, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_memory_limits_refuse_under_noeviction_and_evict_under_lru(start_server, tmp_path):
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[eviction]\npolicy = 'noeviction'\nmax_keys = 2\n")
+    node = start_server("--config", str(strict), resp=True)
+    for i in range(2):
+        assert httpx.put(node.url + f"/v1/keys/k{i}", json={"value": "v"}).status_code == 201
+    full = httpx.put(node.url + "/v1/keys/k2", json={"value": "v"})
+    assert full.status_code == 507 and full.json()["code"] == "out_of_memory"
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        redis.Redis(port=node.resp_port, protocol=2).set("k3", "v")
+    lru = tmp_path / "lru.toml"
+    lru.write_text("[eviction]\npolicy = 'allkeys-lru'\nmax_keys = 3\n")
+    node = start_server("--config", str(lru))
+    for i in range(10):
+        assert httpx.put(node.url + f"/v1/keys/e{i}", json={"value": "v"}).status_code == 201
+    time.sleep(0.2)
+    items = httpx.get(node.url + "/v1/keys").json()["items"]
+    assert len(items) == 3 and "e9" in [i["key"] for i in items]

@@ -36,7 +36,7 @@ from raftkv.core.commands import (
 )
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, Policy
 from raftkv.core.state_machine import StateMachine
-from raftkv.errors import InvalidArgument, StorageError, TooLarge
+from raftkv.errors import InvalidArgument, OutOfMemory, TooLarge
 from raftkv.service.ports import Consistency, ReplicaStatus, Replicator
 
 log = logging.getLogger("raftkv.service")
@@ -49,12 +49,6 @@ MAX_KEY_BYTES = 1024
 MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000  # ten years
 EXPIRY_CYCLE_S = 0.1  # Redis's hz 10
 EXPIRY_BATCH = 500
-
-
-class OutOfMemory(StorageError):
-    """Returned when a write would exceed maxmemory under ``noeviction`` (Redis's OOM)."""
-
-    code = "out_of_memory"
 
 
 @dataclass(frozen=True, slots=True)

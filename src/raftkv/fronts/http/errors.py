@@ -9,7 +9,6 @@ import orjson
 
 from raftkv import errors
 from raftkv.fronts.http.messages import Request, Response
-from raftkv.service.service import OutOfMemory
 
 # Most specific first: the first class the error is an instance of wins.
 STATUS_BY_ERROR: tuple[tuple[type[errors.RaftKVError], int], ...] = (
@@ -21,7 +20,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RaftKVError], int], ...] = (
     (errors.RequestError, 400),
     (errors.CommitTimeout, 504),
     (errors.ClusterError, 503),
-    (OutOfMemory, 507),
+    (errors.OutOfMemory, 507),
     (errors.DiskFullError, 507),
     (errors.StorageError, 500),
 )

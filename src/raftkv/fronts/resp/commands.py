@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from raftkv import __version__
 from raftkv.core.commands import Cond, Entry, Outcome, Result
 from raftkv.core.state_machine import parse_int64
-from raftkv.errors import RaftKVError
+from raftkv.errors import OutOfMemory, RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.glob import compile_glob, literal_prefix
 from raftkv.service.auth import Role
-from raftkv.service.service import OutOfMemory
 
 if TYPE_CHECKING:
     from raftkv.fronts.resp.server import Connection
