@@ -70,6 +70,7 @@ class Node:
     recovered: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _signals: int = 0
+    _hurry: asyncio.Event = field(default_factory=asyncio.Event)  # set by a second signal
 
     async def start(self) -> None:
         cfg = self.config
@@ -141,6 +142,7 @@ class Node:
         self._signals += 1
         if self._signals > 1:
             log.warning("second signal: stopping without draining")
+            self._hurry.set()
         self._stop.set()
 
     async def serve_until_stopped(self) -> None:
@@ -175,7 +177,7 @@ class Node:
     async def _drain(self, timeout_s: float) -> bool:
         assert self.http is not None
         drain = asyncio.ensure_future(self.http.drain(timeout_s))
-        second = asyncio.ensure_future(self._second_signal())
+        second = asyncio.ensure_future(self._hurry.wait())
         done, _ = await asyncio.wait({drain, second}, return_when=asyncio.FIRST_COMPLETED)
         second.cancel()
         if drain in done:
@@ -185,9 +187,6 @@ class Node:
             conn.abort()
         return False
 
-    async def _second_signal(self) -> None:
-        while self._signals < 2:
-            await asyncio.sleep(0.05)
 
 
 def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg: Config,
@@ -199,8 +198,7 @@ def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg:
     rl = cfg.rate_limit
     layers: list[object] = [
         RequestId(),
-        AccessLogger(access_log, lambda rq, rs, s: metrics.observe_request(
-            rq.route, rq.method, rs.status, s)),
+        AccessLogger(access_log, metrics.observe_request),
         SecurityHeaders(),
         Recovery(),
         Cors(cfg.cors_origins),

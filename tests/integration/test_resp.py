@@ -291,8 +291,8 @@ def test_keyspace_notifications(start_server, tmp_path):
     client.close()
 
 
-def test_udp_ping(start_server):
-    node = start_server("--udp-port", "0") if False else start_server()
+def test_udp_ping(server):
+    node = server
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(2)
         s.sendto(b"PING", ("127.0.0.1", node.port))

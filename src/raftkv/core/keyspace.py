@@ -162,10 +162,6 @@ class Keyspace:
         key: bytes = self._deadlines[position][1]
         return key
 
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        """(key, packed entry) pairs in no particular order."""
-        return self._entries.items()
-
     def copy_entries(self) -> dict[bytes, bytes]:
         """A point-in-time copy: cheap (values are immutable) and safe to read off-loop."""
         return self._entries.copy()

@@ -59,7 +59,6 @@ class LocalReplicator:
         self._snapshot_task: asyncio.Task[None] | None = None
         self._observe_snapshot = observe_snapshot
         self._closing = False
-        self.last_snapshot: SnapshotStats | None = None
         self.observers: list[Callable[[Command, Result], None]] = []
 
     @property
@@ -131,7 +130,6 @@ class LocalReplicator:
                 None, snapshots.prune, self.fs, self._snap_dir, self._snapshots_kept)
             await self._writer.run_blocking(lambda: self._log.remove_covered(oldest_kept))
             stats = SnapshotStats(image.index, len(data), time.perf_counter() - started)
-            self.last_snapshot = stats
             if self._observe_snapshot is not None:
                 self._observe_snapshot(stats)
             log.info("snapshot written", extra={"index": image.index, "bytes": len(data)})

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,9 +100,6 @@ class KVService:
         self.tracker = AccessTracker(policy in (Policy.ALLKEYS_LRU, Policy.ALLKEYS_LFU,
                                                 Policy.VOLATILE_LRU), self._rng)
         self.evictor = Evictor(limits.eviction, self.tracker, self._rng)
-        self._request_ids = (b"%s-%d" % (os.urandom(6).hex().encode(), n)
-                             for n in itertools.count())
-        self.expiry_rounds = 0
 
     @property
     def state_machine(self) -> StateMachine:
@@ -214,9 +209,6 @@ class KVService:
             self.tracker.forget(key)
         self.replicator.submit_nowait(Evict(tuple(victims), b"", self.clock.now_ms()))
 
-    def new_request_id(self) -> bytes:
-        return next(self._request_ids)
-
     # --- background --------------------------------------------------------------
 
     async def run_expiry_cycle(self) -> None:
@@ -233,7 +225,6 @@ class KVService:
         keys = self.replicator.state_machine.keyspace.due(now_ms, EXPIRY_BATCH)
         if not keys:
             return 0
-        self.expiry_rounds += 1
         try:
             result = await self.replicator.submit_nowait(DeleteExpired(tuple(keys), b"", now_ms))
         except Exception as exc:  # retried next cycle; logged, never lost

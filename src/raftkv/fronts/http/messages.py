@@ -20,7 +20,7 @@ JSON = b"application/json"
 
 class Request:
     __slots__ = ("_query", "body", "client", "headers", "keep_alive", "method", "params", "path",
-                 "principal", "query_string", "request_id", "route", "started", "state")
+                 "principal", "query_string", "request_id", "route", "started")
 
     def __init__(self, method: bytes, path: bytes, query_string: bytes,
                  headers: dict[bytes, bytes], body: bytes = b"", client: str = "",
@@ -35,7 +35,6 @@ class Request:
         self.request_id = ""
         self.route = ""  # the matched route template: bounded labels for logs and metrics
         self.params: dict[str, bytes] = {}
-        self.state: dict[str, Any] = {}
         self.started = 0.0
         self.principal: Any = None  # set by the auth middleware
         self._query: dict[str, str] | None = None

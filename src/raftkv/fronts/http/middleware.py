@@ -134,7 +134,7 @@ class AccessLogger:
     """One line per request: method, route template, status, latency, bytes, request id."""
 
     def __init__(self, sink: AccessLog,
-                 observe: Callable[[Request, Response, float], None] | None = None) -> None:
+                 observe: Callable[[str, bytes, int, float], None] | None = None) -> None:
         self.sink = sink
         self.observe = observe
 
@@ -146,7 +146,7 @@ class AccessLogger:
         self.sink.request(request.method, request.route, response.status, elapsed * 1000,
                           len(response.body), request.request_id, request.client)
         if self.observe is not None:
-            self.observe(request, response, elapsed)
+            self.observe(request.route, request.method, response.status, elapsed)
         return response
 
 

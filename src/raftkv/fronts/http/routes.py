@@ -80,8 +80,7 @@ def _condition_failed(result: Result) -> ConditionFailed:
 
 class HttpApi:
     def __init__(self, service: KVService, readiness: Callable[[], tuple[bool, str]],
-                 openapi: Callable[[], bytes], metrics: Callable[[], tuple[bytes, bytes]] | None
-                 = None) -> None:
+                 openapi: Callable[[], bytes], metrics: Callable[[], tuple[bytes, bytes]]) -> None:
         self.service = service
         self.readiness = readiness
         self.openapi = openapi
@@ -103,8 +102,7 @@ class HttpApi:
         add("GET", "/livez", self.livez)
         add("GET", "/readyz", self.readyz)
         add("GET", "/openapi.json", self.openapi_json)
-        if self.metrics is not None:
-            add("GET", "/metrics", self.metrics_text)
+        add("GET", "/metrics", self.metrics_text)
 
     # --- the keys API ----------------------------------------------------------------
 
@@ -294,6 +292,5 @@ class HttpApi:
         return Response(200, self.openapi())
 
     def metrics_text(self, request: Request) -> Response:
-        assert self.metrics is not None
         content_type, body = self.metrics()
         return Response(200, body, content_type)

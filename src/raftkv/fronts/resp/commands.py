@@ -151,7 +151,7 @@ def auth(conn: Connection, args: list[bytes]) -> Reply:
     if not authenticator.enabled:
         raise CommandError("ERR AUTH <password> called without any password configured for "
                            "the default user. Are you sure your configuration is correct?")
-    principal = conn.server.authenticate(conn, args[-1])
+    principal = authenticator.authenticate(args[-1])
     if principal is None:
         raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
     conn.principal = principal
@@ -604,52 +604,49 @@ def _subscription_reply(conn: Connection, kind: bytes, name: bytes | None) -> by
     return conn.enc.push([p.bulk(kind), conn.enc.bulk(name), p.integer(conn.subscription_count)])
 
 
+def _join(conn: Connection, names: list[bytes], mine: set[bytes],
+          table: dict[bytes, set[Any]], kind: bytes) -> bytes:
+    out = []
+    for name in names:
+        if name not in mine:
+            mine.add(name)
+            conn.server.pubsub.add(table, conn, name)
+        out.append(_subscription_reply(conn, kind, name))
+    return b"".join(out)
+
+
+def _leave(conn: Connection, names: list[bytes], mine: set[bytes],
+           table: dict[bytes, set[Any]], kind: bytes) -> bytes:
+    names = names or sorted(mine)  # no names: leave them all
+    if not names:
+        return _subscription_reply(conn, kind, None)
+    out = []
+    for name in names:
+        mine.discard(name)
+        conn.server.pubsub.remove(table, conn, name)
+        out.append(_subscription_reply(conn, kind, name))
+    return b"".join(out)
+
+
 @command("subscribe", -2, "pubsub")
 def subscribe(conn: Connection, args: list[bytes]) -> Reply:
-    out = []
-    for channel in args[1:]:
-        if channel not in conn.subscriptions:
-            conn.subscriptions.add(channel)
-            conn.server.pubsub.subscribe(conn, channel)
-        out.append(_subscription_reply(conn, b"subscribe", channel))
-    return b"".join(out)
+    return _join(conn, args[1:], conn.subscriptions, conn.server.pubsub.channels, b"subscribe")
 
 
 @command("unsubscribe", -1, "pubsub")
 def unsubscribe(conn: Connection, args: list[bytes]) -> Reply:
-    channels = args[1:] or sorted(conn.subscriptions)
-    if not channels:
-        return _subscription_reply(conn, b"unsubscribe", None)
-    out = []
-    for channel in channels:
-        conn.subscriptions.discard(channel)
-        conn.server.pubsub.unsubscribe(conn, channel)
-        out.append(_subscription_reply(conn, b"unsubscribe", channel))
-    return b"".join(out)
+    return _leave(conn, args[1:], conn.subscriptions, conn.server.pubsub.channels,
+                  b"unsubscribe")
 
 
 @command("psubscribe", -2, "pubsub")
 def psubscribe(conn: Connection, args: list[bytes]) -> Reply:
-    out = []
-    for pattern in args[1:]:
-        if pattern not in conn.patterns:
-            conn.patterns.add(pattern)
-            conn.server.pubsub.psubscribe(conn, pattern)
-        out.append(_subscription_reply(conn, b"psubscribe", pattern))
-    return b"".join(out)
+    return _join(conn, args[1:], conn.patterns, conn.server.pubsub.patterns, b"psubscribe")
 
 
 @command("punsubscribe", -1, "pubsub")
 def punsubscribe(conn: Connection, args: list[bytes]) -> Reply:
-    patterns = args[1:] or sorted(conn.patterns)
-    if not patterns:
-        return _subscription_reply(conn, b"punsubscribe", None)
-    out = []
-    for pattern in patterns:
-        conn.patterns.discard(pattern)
-        conn.server.pubsub.punsubscribe(conn, pattern)
-        out.append(_subscription_reply(conn, b"punsubscribe", pattern))
-    return b"".join(out)
+    return _leave(conn, args[1:], conn.patterns, conn.server.pubsub.patterns, b"punsubscribe")
 
 
 # --- dispatch ---------------------------------------------------------------------------

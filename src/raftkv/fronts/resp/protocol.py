@@ -101,11 +101,9 @@ def _type_byte(value: object) -> str:
 OK: Final = b"+OK\r\n"
 PONG: Final = b"+PONG\r\n"
 NIL: Final = b"$-1\r\n"
-NIL_ARRAY: Final = b"*-1\r\n"
 EMPTY_ARRAY: Final = b"*0\r\n"
 ZERO: Final = b":0\r\n"
 ONE: Final = b":1\r\n"
-QUEUED: Final = b"+QUEUED\r\n"
 
 
 def simple(text: str) -> bytes:
@@ -144,12 +142,11 @@ class Encoder:
     A connection switches to RESP3 with ``HELLO 3``; everything else (simple
     strings, errors, integers, bulk strings, arrays) is the same in both."""
 
-    __slots__ = ("NIL", "NIL_ARRAY", "push_prefix", "version")
+    __slots__ = ("NIL", "push_prefix", "version")
 
     def __init__(self, version: int) -> None:
         self.version = version
         self.NIL = b"_\r\n" if version == 3 else NIL
-        self.NIL_ARRAY = b"_\r\n" if version == 3 else NIL_ARRAY
         self.push_prefix = b">" if version == 3 else b"*"
 
     def bulk(self, value: bytes | None) -> bytes:

@@ -35,25 +35,18 @@ class PubSub:
         self.patterns: dict[bytes, set[Subscriber]] = {}
         self.published = 0
 
-    def subscribe(self, who: Subscriber, channel: bytes) -> None:
-        self.channels.setdefault(channel, set()).add(who)
+    @staticmethod
+    def add(table: dict[bytes, set[Subscriber]], who: Subscriber, name: bytes) -> None:
+        """Subscribe ``who`` to a channel (``table`` is ``channels``) or pattern."""
+        table.setdefault(name, set()).add(who)
 
-    def unsubscribe(self, who: Subscriber, channel: bytes) -> None:
-        subs = self.channels.get(channel)
+    @staticmethod
+    def remove(table: dict[bytes, set[Subscriber]], who: Subscriber, name: bytes) -> None:
+        subs = table.get(name)
         if subs is not None:
             subs.discard(who)
             if not subs:
-                del self.channels[channel]
-
-    def psubscribe(self, who: Subscriber, pattern: bytes) -> None:
-        self.patterns.setdefault(pattern, set()).add(who)
-
-    def punsubscribe(self, who: Subscriber, pattern: bytes) -> None:
-        subs = self.patterns.get(pattern)
-        if subs is not None:
-            subs.discard(who)
-            if not subs:
-                del self.patterns[pattern]
+                del table[name]
 
     def publish(self, channel: bytes, message: bytes) -> int:
         """Deliver now; return how many subscriptions received it (Redis's reply)."""

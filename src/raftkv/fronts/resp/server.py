@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raftkv.config import Config
+from raftkv.core.eviction import estimated_memory_bytes
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.commands import (
     REDIS_VERSION,
@@ -76,9 +77,6 @@ class RespServer:
     def next_id(self) -> int:
         return next(self._ids)
 
-    def authenticate(self, conn: Connection, token: bytes) -> Principal | None:
-        return self.authenticator.authenticate(token)
-
     async def _sweep_idle(self) -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -113,7 +111,7 @@ class RespServer:
                           ("maxclients", self.max_clients),
                           ("pubsub_clients", sum(1 for c in self.connections
                                                  if c.subscriptions or c.patterns))]),
-            (b"memory", [("used_memory", _estimated_memory(keyspace)),
+            (b"memory", [("used_memory", estimated_memory_bytes(keyspace)),
                          ("used_memory_rss", _rss_bytes()),
                          ("maxmemory", self.config.eviction.max_memory_bytes),
                          ("maxmemory_policy", str(self.config.eviction.policy))]),
@@ -143,12 +141,6 @@ class RespServer:
                 out.append(b"# " + name.capitalize() + b"\r\n" + b"".join(
                     f"{k}:{v}\r\n".encode() for k, v in fields))
         return b"\r\n".join(out)
-
-
-def _estimated_memory(keyspace: object) -> int:
-    from raftkv.core.eviction import estimated_memory_bytes
-
-    return estimated_memory_bytes(keyspace)  # type: ignore[arg-type]
 
 
 def _rss_bytes() -> int:
@@ -211,9 +203,9 @@ class Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         pubsub = self.server.pubsub
         for channel in self.subscriptions:
-            pubsub.unsubscribe(self, channel)
+            pubsub.remove(pubsub.channels, self, channel)
         for pattern in self.patterns:
-            pubsub.punsubscribe(self, pattern)
+            pubsub.remove(pubsub.patterns, self, pattern)
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
