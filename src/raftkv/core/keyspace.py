@@ -1,9 +1,10 @@
 """The keyspace: keys in order, their values and revisions, and an index of deadlines.
 
 Memory is the constraint that shapes this module. Each key costs one dict slot and
-one packed ``bytes`` object holding a fixed header (mod_revision, create_revision,
-expires_at_ms, version) followed by the value, instead of an object with five int
-fields (a slotted object plus its ints costs ~120 bytes more per key here).
+one packed ``bytes`` object holding a header (mod_revision, create_revision,
+expires_at_ms, version; compact when it can be) followed by the value, instead of an
+object with five int fields (a slotted object plus its ints costs ~120 bytes more
+per key here).
 
 Ordered iteration (prefix scans, cursors, Redis SCAN) uses a ``SortedList`` of keys.
 New keys go to a small pending set first and are merged into the sorted list in one
@@ -26,30 +27,53 @@ from sortedcontainers import SortedList
 
 from raftkv.core.commands import Entry
 
-HEADER: Final = struct.Struct("<QQQI")  # mod_revision, create_revision, expires_at_ms, version
-HEADER_BYTES: Final = HEADER.size
+# Two layouts of the header, told apart by the first byte. Most keys have no TTL,
+# revisions below 2**32 and fewer than 65,536 versions: they get the 11-byte compact
+# header, which keeps a key with a 16-byte value in a 64-byte object instead of 80.
+COMPACT: Final = struct.Struct("<BIIH")  # 0, mod_revision, create_revision, version
+FULL: Final = struct.Struct("<BQQQI")  # 1, mod_revision, create_revision, expires_at_ms, version
+COMPACT_BYTES: Final = COMPACT.size
+FULL_BYTES: Final = FULL.size
 NO_DEADLINE: Final = 0
 
 
 def pack(value: bytes, mod_revision: int, create_revision: int, expires_at_ms: int | None,
          version: int) -> bytes:
     """The stored form of one key's state."""
-    return HEADER.pack(mod_revision, create_revision, expires_at_ms or NO_DEADLINE, version) + value
+    if not expires_at_ms and mod_revision < 2**32 and version < 2**16:
+        return COMPACT.pack(0, mod_revision, create_revision, version) + value
+    return FULL.pack(1, mod_revision, create_revision, expires_at_ms or NO_DEADLINE,
+                     version) + value
+
+
+def header(packed: bytes) -> tuple[int, int, int, int, int]:
+    """(mod_revision, create_revision, deadline or 0, version, header length)."""
+    if packed[0] == 0:
+        _, mod, create, version = COMPACT.unpack_from(packed)
+        return mod, create, NO_DEADLINE, version, COMPACT_BYTES
+    _, mod, create, deadline, version = FULL.unpack_from(packed)
+    return mod, create, deadline, version, FULL_BYTES
 
 
 def unpack(key: bytes, packed: bytes) -> Entry:
-    mod, create, expires, version = HEADER.unpack_from(packed)
-    return Entry(key, packed[HEADER_BYTES:], version, create, mod, expires or None)
+    mod, create, expires, version, offset = header(packed)
+    return Entry(key, packed[offset:], version, create, mod, expires or None)
 
 
 def deadline_of(packed: bytes) -> int:
     """The absolute deadline in ms of a packed entry, 0 when it has none."""
-    deadline: int = HEADER.unpack_from(packed)[2]
+    if packed[0] == 0:
+        return NO_DEADLINE
+    deadline: int = FULL.unpack_from(packed)[3]
     return deadline
 
 
+def value_length(packed: bytes) -> int:
+    return len(packed) - (COMPACT_BYTES if packed[0] == 0 else FULL_BYTES)
+
+
 def is_live(packed: bytes, now_ms: int) -> bool:
-    deadline: int = HEADER.unpack_from(packed)[2]
+    deadline = deadline_of(packed)
     return deadline == NO_DEADLINE or deadline > now_ms
 
 
@@ -90,20 +114,22 @@ class Keyspace:
         packed = self._entries.get(key)
         if packed is None:
             return None
-        mod, create, expires, version = HEADER.unpack_from(packed)
+        mod, create, expires, version, offset = header(packed)
         if expires and expires <= now_ms:
             return None
-        return Entry(key, packed[HEADER_BYTES:], version, create, mod, expires or None)
+        return Entry(key, packed[offset:], version, create, mod, expires or None)
 
     def value(self, key: bytes, now_ms: int) -> bytes | None:
         """The key's value alone (the hot path of GET), or None when absent or expired."""
         packed = self._entries.get(key)
         if packed is None:
             return None
-        expires = HEADER.unpack_from(packed)[2]
+        if packed[0] == 0:  # compact header: no deadline
+            return packed[COMPACT_BYTES:]
+        expires = FULL.unpack_from(packed)[3]
         if expires and expires <= now_ms:
             return None
-        return packed[HEADER_BYTES:]
+        return packed[FULL_BYTES:]
 
     def scan(self, now_ms: int, prefix: bytes = b"", after: bytes | None = None,
              limit: int = 100) -> list[Entry]:
@@ -175,9 +201,9 @@ class Keyspace:
         self._entries[key] = packed
         if old is None:
             self._pending.add(key)
-            self._data_bytes += len(key) + len(packed) - HEADER_BYTES
+            self._data_bytes += len(key) + value_length(packed)
         else:
-            self._data_bytes += len(packed) - len(old)
+            self._data_bytes += value_length(packed) - value_length(old)
         if old_deadline != new_deadline:
             if old_deadline:
                 self._deadlines.remove((old_deadline, key))
@@ -193,8 +219,8 @@ class Keyspace:
             self._pending.discard(key)
         else:
             self._sorted.remove(key)
-        self._data_bytes -= len(key) + len(old) - HEADER_BYTES
-        deadline = HEADER.unpack_from(old)[2]
+        self._data_bytes -= len(key) + value_length(old)
+        deadline = deadline_of(old)
         if deadline:
             self._deadlines.remove((deadline, key))
         return old
@@ -212,13 +238,10 @@ class Keyspace:
         entries = dict(items)
         self._entries = entries
         self._sorted = SortedList(entries)
-        deadline_at = HEADER.unpack_from
         self._deadlines = SortedList(
-            (d, k) for k, p in entries.items() if (d := deadline_at(p)[2])
+            (d, k) for k, p in entries.items() if p[0] != 0 and (d := deadline_of(p))
         )
-        self._data_bytes = sum(len(k) + len(p) for k, p in entries.items()) - (
-            HEADER_BYTES * len(entries)
-        )
+        self._data_bytes = sum(len(k) + value_length(p) for k, p in entries.items())
 
     def _merge_pending(self) -> None:
         if self._pending:

@@ -37,10 +37,9 @@ from raftkv.core.commands import (
     Result,
 )
 from raftkv.core.keyspace import (
-    HEADER,
-    HEADER_BYTES,
     Keyspace,
     deadline_of,
+    header,
     is_live,
     pack,
     unpack,
@@ -175,10 +174,9 @@ class StateMachine:
         current = None
         old_deadline = 0
         if raw is not None:
-            mod, create, old_deadline, version = HEADER.unpack_from(raw)
+            mod, create, old_deadline, version, offset = header(raw)
             if not old_deadline or old_deadline > c.now_ms:
-                current = Entry(key, raw[HEADER_BYTES:], version, create, mod,
-                                old_deadline or None)
+                current = Entry(key, raw[offset:], version, create, mod, old_deadline or None)
         if c.cond and not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
         if current is None:
@@ -188,8 +186,8 @@ class StateMachine:
             version, create = current.version + 1, current.create_revision
             expires = current.expires_at_ms if c.keep_ttl else c.expires_at_ms
         value = c.value
-        self.keyspace.store(key, HEADER.pack(index, create, expires or 0, version) + value, raw,
-                            old_deadline, expires or 0)
+        self.keyspace.store(key, pack(value, index, create, expires, version), raw, old_deadline,
+                            expires or 0)
         return Result(Outcome.OK, index, Entry(key, value, version, create, index, expires),
                       current)
 
