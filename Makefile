@@ -8,7 +8,7 @@ DEBIAN_TEST_TOOLS := redis-server:redis-server redis-tools:redis-cli
 DEBIAN_BENCH_TOOLS := $(DEBIAN_TEST_TOOLS) etcd-server:etcd wrk:wrk
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck bench bench-quick soak clean debian-test-tools debian-bench-tools
+.PHONY: run test lint typecheck bench bench-quick soak sim clean debian-test-tools debian-bench-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -54,3 +54,8 @@ bench-quick: $(DEV) debian-bench-tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## More Raft simulator seeds than `make test` runs: make sim SEEDS=20000
+SEEDS ?= 10000
+sim: $(DEV)
+	$(PY) -m tests.support.raftsim_many --seeds $(SEEDS)

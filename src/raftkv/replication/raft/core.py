@@ -1,0 +1,539 @@
+"""The Raft consensus core: a synchronous state machine with no I/O, clock or asyncio.
+
+The driver calls ``tick()`` on a timer, ``step(message)`` for every message that
+arrives, ``propose(data)`` and ``read_index(context)`` for clients, then drains
+``ready()`` - persisting, sending, applying, in that order - and calls
+``advance(ready)``. Everything a Ready asks to send is sent only after that Ready's
+state is durable, so a vote or an acknowledgement never outruns the disk (§5.1).
+
+Implemented, with the rule's source:
+
+* leader election with randomized timeouts (§5.2), the election restriction
+  (§5.4.1), pre-vote so a partitioned node cannot disrupt the cluster (§D 9.6), and
+  check-quorum: a leader that has not heard from a majority for an election timeout
+  steps down, and followers ignore votes while they have a live leader (§D 6.2);
+* log replication with the log-matching check, truncation only on a term conflict
+  (§5.3), fast backtracking of ``next`` on rejection (§5.3, end), pipelining with a
+  cap on in-flight messages per follower, and commit of current-term entries only by
+  counting replicas (§5.4.2), helped by a no-op at the start of each term (§8);
+* ReadIndex linearizable reads with one heartbeat round and no log write (§D 6.4),
+  including reads forwarded by followers;
+* leadership transfer (§D 3.10).
+
+Not yet: snapshots / InstallSnapshot and membership changes (see DESIGN.md).
+
+``bugs`` holds planted defects for the simulator's negative controls; production
+never sets it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from raftkv.replication.raft.messages import (
+    EntryKind,
+    HardState,
+    LogEntry,
+    Message,
+    MsgType,
+    ReadState,
+    Ready,
+    SoftState,
+)
+
+FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
+MAX_ENTRIES_PER_APPEND = 64
+MAX_INFLIGHT_APPENDS = 32
+TRANSFER = b"transfer"
+EMPTY_HARD_STATE = HardState()
+
+# Negative controls the simulator must catch.
+BUG_COMMIT_PREVIOUS_TERM = "commit_previous_term"  # commit old-term entries by counting
+BUG_TRUNCATE_WITHOUT_CONFLICT = "truncate_without_conflict"
+BUG_READ_WITHOUT_HEARTBEAT = "read_without_heartbeat"
+
+
+class NotLeaderError(Exception):
+    """Raised by ``propose`` on a node that is not the leader (``leader`` is a hint)."""
+
+    def __init__(self, leader: str | None) -> None:
+        super().__init__(f"not the leader (leader: {leader})")
+        self.leader = leader
+
+
+@dataclass
+class Progress:
+    """The leader's view of one follower (§5.3: nextIndex and matchIndex)."""
+
+    match: int = 0
+    next: int = 1
+    probing: bool = True  # until a follower accepts, send one append at a time
+    inflight: deque[int] = field(default_factory=deque)  # last index of each unacked append
+    recent_active: bool = False  # heard from since the last check-quorum round
+
+
+@dataclass
+class PendingRead:
+    index: int
+    context: bytes
+    requester: str
+    acks: set[str]
+
+
+class RaftCore:
+    def __init__(self, node_id: str, voters: Sequence[str], rng: random.Random,
+                 hard_state: HardState = EMPTY_HARD_STATE, log: Iterable[LogEntry] = (),
+                 applied: int | None = None, election_ticks: int = 10,
+                 heartbeat_ticks: int = 2, max_entries_per_append: int = MAX_ENTRIES_PER_APPEND,
+                 bugs: frozenset[str] = frozenset()) -> None:
+        if node_id not in voters:
+            raise ValueError("a node must be one of the voters")
+        self.id = node_id
+        self.voters = tuple(sorted(voters))
+        self.rng = rng
+        self.election_ticks = election_ticks
+        self.heartbeat_ticks = heartbeat_ticks
+        self.max_entries_per_append = max_entries_per_append
+        self.bugs = bugs
+        self.term = hard_state.term
+        self.vote = hard_state.vote
+        self.log: list[LogEntry] = [LogEntry(0, 0)]  # log[i].index == i; index 0 is a sentinel
+        self.log.extend(log)
+        self.commit = hard_state.commit
+        # What the state machine already holds (from a snapshot or its own replay).
+        self.applied = hard_state.commit if applied is None else applied
+        self.role = FOLLOWER
+        self.leader: str | None = None
+        self.progress: dict[str, Progress] = {}
+        self.votes: dict[str, bool] = {}
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_timeout = self._new_timeout()
+        self.pending_reads: list[PendingRead] = []
+        self.waiting_reads: list[tuple[bytes, str]] = []  # before the term's first commit
+        self.transfer_to: str | None = None
+        self._msgs: list[Message] = []
+        self._read_states: list[ReadState] = []
+        self._unstable_from = len(self.log)  # first index not yet handed out to persist
+        self._hard_state = hard_state
+        self._soft_state = SoftState(self.role, self.leader)
+        self._next_read = 0
+
+    # --- the log -------------------------------------------------------------------
+
+    @property
+    def last_index(self) -> int:
+        return len(self.log) - 1
+
+    def term_at(self, index: int) -> int:
+        return self.log[index].term if 0 <= index < len(self.log) else -1
+
+    def _up_to_date(self, last_term: int, last_index: int) -> bool:
+        """§5.4.1: a candidate's log is at least as up to date as ours."""
+        ours = self.log[-1].term
+        return last_term > ours or (last_term == ours and last_index >= self.last_index)
+
+    def _truncate_and_append(self, entries: Sequence[LogEntry]) -> None:
+        for entry in entries:
+            if entry.index <= self.last_index:
+                conflict = self.log[entry.index].term != entry.term
+                if not conflict and BUG_TRUNCATE_WITHOUT_CONFLICT not in self.bugs:
+                    continue  # §5.3: an entry we already have is kept as it is
+                if entry.index <= self.commit:
+                    raise AssertionError(f"{self.id}: truncating committed entry {entry.index}")
+                del self.log[entry.index:]
+            self.log.append(entry)
+            self._unstable_from = min(self._unstable_from, entry.index)
+
+    # --- inputs ----------------------------------------------------------------------
+
+    def tick(self) -> None:
+        if self.role == LEADER:
+            self.heartbeat_elapsed += 1
+            self.election_elapsed += 1
+            if self.election_elapsed >= self.election_ticks:
+                self.election_elapsed = 0
+                self._check_quorum()
+                if self.role != LEADER:
+                    return
+                self.transfer_to = None  # a transfer that did not finish in time is off
+            if self.heartbeat_elapsed >= self.heartbeat_ticks:
+                self.heartbeat_elapsed = 0
+                self._broadcast_heartbeat(b"")
+            return
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.randomized_timeout:
+            self.campaign(pre_vote=True)
+
+    def propose(self, data: bytes) -> int:
+        """Append ``data`` to the log; returns its index (not yet committed)."""
+        if self.role != LEADER or self.transfer_to is not None:
+            raise NotLeaderError(self.leader if self.role != LEADER else None)
+        entry = LogEntry(self.term, self.last_index + 1, data)
+        self._append_as_leader([entry])
+        return entry.index
+
+    def read_index(self, context: bytes) -> None:
+        """Ask for a linearizable read; a ReadState with ``context`` comes out of a later
+        Ready (on a follower, once the leader confirmed it). Raises NotLeaderError when
+        no leader is known."""
+        if self.role == LEADER:
+            self._leader_read(context, self.id)
+        elif self.leader is not None:
+            self._send(Message(MsgType.READ_INDEX, self.id, self.leader, self.term,
+                               context=context))
+        else:
+            raise NotLeaderError(None)
+
+    def transfer_leadership(self, to: str) -> None:
+        """§D 3.10: stop taking proposals, bring ``to`` up to date, tell it to campaign."""
+        if self.role != LEADER or to == self.id or to not in self.progress:
+            return
+        self.transfer_to = to
+        self.election_elapsed = 0
+        if self.progress[to].match == self.last_index:
+            self._send(Message(MsgType.TIMEOUT_NOW, self.id, to, self.term))
+        else:
+            self._send_append(to)
+
+    def step(self, m: Message) -> None:
+        if m.term > self.term:
+            if m.type in (MsgType.PRE_VOTE, MsgType.VOTE):
+                in_lease = self.leader is not None and self.election_elapsed < self.election_ticks
+                if in_lease and m.context != TRANSFER:
+                    return  # §D 6.2: a live leader exists; ignore the disruptor
+            if m.type == MsgType.PRE_VOTE:
+                pass  # a pre-vote never changes our term
+            elif m.type == MsgType.PRE_VOTE_RESP and not m.reject:
+                pass  # granted pre-votes carry the term we would campaign in
+            else:
+                leader = m.frm if m.type in (MsgType.APPEND, MsgType.HEARTBEAT) else None
+                self._become_follower(m.term, leader)
+        elif m.term < self.term:
+            if m.type in (MsgType.APPEND, MsgType.HEARTBEAT):
+                # A stale leader: tell it our term so it steps down.
+                self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term, reject=True))
+            elif m.type == MsgType.PRE_VOTE:
+                self._send(Message(MsgType.PRE_VOTE_RESP, self.id, m.frm, self.term, reject=True))
+            return
+        handler = {
+            MsgType.PRE_VOTE: self._on_vote_request, MsgType.VOTE: self._on_vote_request,
+            MsgType.PRE_VOTE_RESP: self._on_vote_response,
+            MsgType.VOTE_RESP: self._on_vote_response,
+            MsgType.APPEND: self._on_append, MsgType.HEARTBEAT: self._on_heartbeat,
+            MsgType.APPEND_RESP: self._on_append_response,
+            MsgType.HEARTBEAT_RESP: self._on_heartbeat_response,
+            MsgType.READ_INDEX: self._on_read_index,
+            MsgType.READ_INDEX_RESP: self._on_read_index_response,
+            MsgType.TIMEOUT_NOW: self._on_timeout_now,
+        }[m.type]
+        handler(m)
+
+    # --- elections (§5.2) ------------------------------------------------------------
+
+    def _new_timeout(self) -> int:
+        return self.election_ticks + self.rng.randrange(self.election_ticks)
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = None
+        self.leader = None
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_timeout = self._new_timeout()
+        self.votes = {}
+        self.transfer_to = None
+        self.pending_reads = []
+        self.waiting_reads = []
+
+    def _become_follower(self, term: int, leader: str | None) -> None:
+        self._reset(term)
+        self.role = FOLLOWER
+        self.leader = leader
+
+    def campaign(self, pre_vote: bool, transfer: bool = False) -> None:
+        if pre_vote:
+            self._reset(self.term)
+            self.role = PRE_CANDIDATE
+            term, kind = self.term + 1, MsgType.PRE_VOTE
+        else:
+            self._reset(self.term + 1)
+            self.role = CANDIDATE
+            self.vote = self.id
+            term, kind = self.term, MsgType.VOTE
+        self.votes[self.id] = True
+        if self._won():
+            self._after_votes()
+            return
+        for peer in self.voters:
+            if peer != self.id:
+                self._send(Message(kind, self.id, peer, term, log_term=self.log[-1].term,
+                                   index=self.last_index, context=TRANSFER if transfer else b""))
+
+    def _on_vote_request(self, m: Message) -> None:
+        pre = m.type == MsgType.PRE_VOTE
+        can_vote = (self.vote == m.frm or (self.vote is None and self.leader is None)
+                    or (pre and m.term > self.term))
+        grant = can_vote and self._up_to_date(m.log_term, m.index)
+        kind = MsgType.PRE_VOTE_RESP if pre else MsgType.VOTE_RESP
+        if grant and not pre:
+            self.vote = m.frm
+            self.election_elapsed = 0
+        self._send(Message(kind, self.id, m.frm, m.term if grant else self.term,
+                           reject=not grant))
+
+    def _on_vote_response(self, m: Message) -> None:
+        expected = PRE_CANDIDATE if m.type == MsgType.PRE_VOTE_RESP else CANDIDATE
+        if self.role != expected:
+            return
+        self.votes[m.frm] = not m.reject
+        self._after_votes()
+
+    def _won(self) -> bool:
+        return sum(1 for granted in self.votes.values() if granted) > len(self.voters) // 2
+
+    def _after_votes(self) -> None:
+        if self._won():
+            if self.role == PRE_CANDIDATE:
+                self.campaign(pre_vote=False)
+            else:
+                self._become_leader()
+        elif sum(1 for granted in self.votes.values() if not granted) > len(self.voters) // 2:
+            self._become_follower(self.term, None)
+
+    def _become_leader(self) -> None:
+        self._reset(self.term)
+        self.role = LEADER
+        self.leader = self.id
+        self.progress = {p: Progress(next=self.last_index + 1) for p in self.voters}
+        self.progress[self.id].match = self.last_index
+        # §8: a no-op of our own term lets earlier-term entries commit by counting.
+        self._append_as_leader([LogEntry(self.term, self.last_index + 1, b"", EntryKind.NOOP)])
+
+    def _on_timeout_now(self, m: Message) -> None:
+        if self.role != LEADER:
+            self.campaign(pre_vote=False, transfer=True)
+
+    def _check_quorum(self) -> None:
+        """§D 6.2: a leader that cannot reach a majority steps down."""
+        active = sum(1 for p, pr in self.progress.items() if p == self.id or pr.recent_active)
+        for pr in self.progress.values():
+            pr.recent_active = False
+        if active <= len(self.voters) // 2:
+            self._become_follower(self.term, None)
+
+    # --- replication (§5.3) ------------------------------------------------------------
+
+    def _append_as_leader(self, entries: list[LogEntry]) -> None:
+        self._truncate_and_append(entries)
+        self.progress[self.id].match = self.last_index
+        self.progress[self.id].next = self.last_index + 1
+        self._maybe_commit()
+        for peer in self.voters:
+            if peer != self.id:
+                self._send_append(peer)
+
+    def _send_append(self, peer: str, force: bool = False) -> None:
+        pr = self.progress[peer]
+        if not force and (len(pr.inflight) >= MAX_INFLIGHT_APPENDS
+                          or (pr.probing and pr.inflight)):
+            return
+        prev = pr.next - 1
+        entries = tuple(self.log[pr.next: pr.next + self.max_entries_per_append])
+        self._send(Message(MsgType.APPEND, self.id, peer, self.term, log_term=self.term_at(prev),
+                           index=prev, entries=entries, commit=self.commit))
+        if entries:
+            pr.inflight.append(entries[-1].index)
+            if not pr.probing:
+                pr.next = entries[-1].index + 1  # pipeline: optimistic next
+        elif pr.probing:
+            pr.inflight.append(prev)
+
+    def _on_append(self, m: Message) -> None:
+        self.election_elapsed = 0
+        self.leader = m.frm
+        if self.role != FOLLOWER:
+            self._become_follower(self.term, m.frm)
+        if m.index < self.commit:
+            self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term, index=self.commit))
+            return
+        if self.term_at(m.index) != m.log_term:
+            hint = min(m.index, self.last_index)
+            if hint == m.index:  # skip back over the whole conflicting term
+                conflict_term = self.term_at(hint)
+                while hint > self.commit and self.term_at(hint - 1) == conflict_term:
+                    hint -= 1
+                hint -= 1
+            self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term, index=m.index,
+                               reject=True, reject_hint=max(hint, 0)))
+            return
+        self._truncate_and_append(m.entries)
+        last_new = m.index + len(m.entries)
+        self.commit = max(self.commit, min(m.commit, last_new))
+        self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term, index=last_new))
+
+    def _on_append_response(self, m: Message) -> None:
+        if self.role != LEADER:
+            return
+        pr = self.progress[m.frm]
+        pr.recent_active = True
+        if m.reject:
+            if pr.probing:
+                if m.index != pr.next - 1:
+                    return  # a stale rejection: not of the append we are waiting for
+                pr.next = max(pr.match + 1, min(m.index, m.reject_hint + 1))
+            else:
+                if m.index <= pr.match:
+                    return  # a stale rejection of an earlier pipelined append
+                pr.next = pr.match + 1
+                pr.probing = True
+            pr.inflight.clear()
+            self._send_append(m.frm)
+            return
+        if m.index > pr.match:
+            pr.match = m.index
+        if pr.next <= m.index:
+            pr.next = m.index + 1
+        pr.probing = False
+        while pr.inflight and pr.inflight[0] <= m.index:
+            pr.inflight.popleft()
+        if self._maybe_commit():
+            for peer in self.voters:
+                if peer != self.id:
+                    self._send_append(peer)
+        elif pr.next <= self.last_index:
+            self._send_append(m.frm)
+        if self.transfer_to == m.frm and pr.match == self.last_index:
+            self._send(Message(MsgType.TIMEOUT_NOW, self.id, m.frm, self.term))
+
+    def _maybe_commit(self) -> bool:
+        matches = sorted((pr.match for pr in self.progress.values()), reverse=True)
+        candidate = matches[len(self.voters) // 2]
+        if candidate <= self.commit:
+            return False
+        # §5.4.2: only entries of the current term are committed by counting replicas.
+        if self.term_at(candidate) != self.term and BUG_COMMIT_PREVIOUS_TERM not in self.bugs:
+            return False
+        self.commit = candidate
+        self._release_waiting_reads()
+        return True
+
+    # --- heartbeats and ReadIndex (§D 6.4) -----------------------------------------------
+
+    def _broadcast_heartbeat(self, context: bytes) -> None:
+        for peer in self.voters:
+            if peer != self.id:
+                pr = self.progress[peer]
+                self._send(Message(MsgType.HEARTBEAT, self.id, peer, self.term,
+                                   commit=min(pr.match, self.commit), context=context))
+
+    def _on_heartbeat(self, m: Message) -> None:
+        self.election_elapsed = 0
+        self.leader = m.frm
+        if self.role != FOLLOWER:
+            self._become_follower(self.term, m.frm)
+        if m.commit > self.commit:
+            self.commit = min(m.commit, self.last_index)
+        self._send(Message(MsgType.HEARTBEAT_RESP, self.id, m.frm, self.term,
+                           context=m.context))
+
+    def _on_heartbeat_response(self, m: Message) -> None:
+        if self.role != LEADER:
+            return
+        pr = self.progress[m.frm]
+        pr.recent_active = True
+        if pr.match < self.last_index and (not pr.inflight or pr.probing):
+            pr.inflight.clear()
+            self._send_append(m.frm)
+        if not m.context:
+            return
+        for read in self.pending_reads:
+            if read.context == m.context:
+                read.acks.add(m.frm)
+        self._release_confirmed_reads()
+
+    def _leader_read(self, context: bytes, requester: str) -> None:
+        if self.term_at(self.commit) != self.term:
+            # §D 6.4 step 1: until an entry of this term commits, our commit index may be
+            # behind what earlier leaders committed.
+            self.waiting_reads.append((context, requester))
+            return
+        read = PendingRead(self.commit, context, requester, {self.id})
+        if BUG_READ_WITHOUT_HEARTBEAT in self.bugs or len(self.voters) == 1:
+            self._finish_read(read)
+            return
+        self.pending_reads.append(read)
+        self._broadcast_heartbeat(context)
+
+    def _release_waiting_reads(self) -> None:
+        if self.waiting_reads and self.term_at(self.commit) == self.term:
+            waiting, self.waiting_reads = self.waiting_reads, []
+            for context, requester in waiting:
+                self._leader_read(context, requester)
+
+    def _release_confirmed_reads(self) -> None:
+        # Reads are confirmed in order: a later heartbeat round confirms earlier reads too.
+        quorum = len(self.voters) // 2 + 1
+        for position in range(len(self.pending_reads) - 1, -1, -1):
+            if len(self.pending_reads[position].acks) >= quorum:
+                done = self.pending_reads[: position + 1]
+                self.pending_reads = self.pending_reads[position + 1:]
+                for read in done:
+                    self._finish_read(read)
+                return
+
+    def _finish_read(self, read: PendingRead) -> None:
+        if read.requester == self.id:
+            self._read_states.append(ReadState(read.index, read.context))
+        else:
+            self._send(Message(MsgType.READ_INDEX_RESP, self.id, read.requester, self.term,
+                               index=read.index, context=read.context))
+
+    def _on_read_index(self, m: Message) -> None:
+        if self.role == LEADER:
+            self._leader_read(m.context, m.frm)
+
+    def _on_read_index_response(self, m: Message) -> None:
+        self._read_states.append(ReadState(m.index, m.context))
+
+    # --- output ------------------------------------------------------------------------
+
+    def _send(self, m: Message) -> None:
+        self._msgs.append(m)
+
+    def has_ready(self) -> bool:
+        return bool(self._msgs or self._read_states or self._unstable_from <= self.last_index
+                    or self.commit > self.applied
+                    or HardState(self.term, self.vote, self.commit) != self._hard_state
+                    or SoftState(self.role, self.leader) != self._soft_state)
+
+    def ready(self) -> Ready | None:
+        if not self.has_ready():
+            return None
+        rd = Ready()
+        hard = HardState(self.term, self.vote, self.commit)
+        if hard != self._hard_state:
+            rd.hard_state = hard
+        soft = SoftState(self.role, self.leader)
+        if soft != self._soft_state:
+            rd.soft_state = soft
+        if self._unstable_from <= self.last_index:
+            rd.entries = self.log[self._unstable_from:]
+        rd.committed = self.log[self.applied + 1: self.commit + 1]
+        rd.messages, self._msgs = self._msgs, []
+        rd.read_states, self._read_states = self._read_states, []
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        if rd.hard_state is not None:
+            self._hard_state = rd.hard_state
+        if rd.soft_state is not None:
+            self._soft_state = rd.soft_state
+        if rd.entries:
+            self._unstable_from = max(self._unstable_from, rd.entries[-1].index + 1)
+        if rd.committed:
+            self.applied = rd.committed[-1].index

@@ -1,0 +1,88 @@
+"""Raft's data: log entries, messages, hard state, and the Ready batch a driver acts on.
+
+Section numbers refer to the Raft paper ("In Search of an Understandable Consensus
+Algorithm", extended version) and to Ongaro's dissertation (``§D``)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class EntryKind(enum.IntEnum):
+    NORMAL = 0  # a client command
+    NOOP = 1  # appended by a new leader to commit entries of earlier terms (§8)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    term: int
+    index: int
+    data: bytes = b""
+    kind: EntryKind = EntryKind.NORMAL
+
+
+class MsgType(enum.IntEnum):
+    PRE_VOTE = 0  # §D 9.6: would you vote for me? (no term change)
+    PRE_VOTE_RESP = 1
+    VOTE = 2  # RequestVote (§5.2)
+    VOTE_RESP = 3
+    APPEND = 4  # AppendEntries (§5.3)
+    APPEND_RESP = 5
+    HEARTBEAT = 6  # empty AppendEntries carrying commit and a ReadIndex context
+    HEARTBEAT_RESP = 7
+    READ_INDEX = 8  # follower -> leader: confirm a read for me (§D 6.4)
+    READ_INDEX_RESP = 9
+    TIMEOUT_NOW = 10  # leadership transfer: start an election now (§D 3.10)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    type: MsgType
+    frm: str
+    to: str
+    term: int
+    log_term: int = 0  # APPEND: term at ``index``; votes: last log term
+    index: int = 0  # APPEND: previous index; responses: last index matched
+    entries: tuple[LogEntry, ...] = ()
+    commit: int = 0
+    reject: bool = False
+    reject_hint: int = 0  # a rejected APPEND: the follower's guess of a matching index
+    context: bytes = b""  # ReadIndex request id, or b"transfer" on a forced vote
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must be on disk before any message that depends on it is sent (§5.1)."""
+
+    term: int = 0
+    vote: str | None = None
+    commit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    role: str
+    leader: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A linearizable read may be served once ``index`` is applied (§D 6.4)."""
+
+    index: int
+    context: bytes
+
+
+@dataclass
+class Ready:
+    """One batch of work for the driver, in this order: persist ``hard_state`` and
+    ``entries`` (which replace the log from ``entries[0].index``), then send
+    ``messages``, then apply ``committed``, then call ``advance``."""
+
+    hard_state: HardState | None = None
+    entries: list[LogEntry] = field(default_factory=list)
+    committed: list[LogEntry] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    read_states: list[ReadState] = field(default_factory=list)
+    soft_state: SoftState | None = None

@@ -1,0 +1,412 @@
+"""A seeded, deterministic simulator of Raft cores over a hostile fake network.
+
+    python -m tests.support.raftsim --seed 17 --nodes 5 --trace   # replay one seed
+
+Each tick every live node ticks, due messages are delivered (or dropped, delayed,
+duplicated, reordered, cut by partitions), clients propose and read, nodes crash
+(losing whatever they had not persisted) and restart from their durable state. Every
+Ready is handled the way a driver must: persist, then send, then apply.
+
+Checked after every tick (counted in ``checks``):
+  * election safety - at most one leader per term, and no node grants two different
+    candidates its vote in one term (§5.2);
+  * log matching - two logs with the same (index, term) agree on every entry up to it;
+  * leader completeness - a new leader holds every entry committed before it;
+  * state-machine safety - every node applies the same entry at each index, and an
+    entry applied anywhere is never lost or changed;
+  * ReadIndex - a read returns an index at least as new as every write acknowledged
+    before the read began.
+The run ends by healing the network and restarting everyone: a leader must appear and
+a new proposal must commit within a bounded number of ticks (liveness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from dataclasses import dataclass, field
+
+from raftkv.replication.raft.core import LEADER, NotLeaderError, RaftCore
+from raftkv.replication.raft.messages import HardState, LogEntry, Message, MsgType, Ready
+
+BUG_VOTE_NOT_PERSISTED = "vote_not_persisted"
+
+
+class Violation(AssertionError):
+    pass
+
+
+@dataclass
+class Durable:
+    hard_state: HardState = field(default_factory=HardState)
+    log: list[LogEntry] = field(default_factory=list)  # entries 1..n
+
+
+@dataclass
+class Faults:
+    drop: float = 0.05
+    duplicate: float = 0.03
+    max_delay: int = 3
+    crash: float = 0.004
+    crash_mid_ready: float = 0.3  # a crash loses the Ready being handled
+    restart: float = 0.05
+    partition: float = 0.01
+    heal: float = 0.03
+    transfer: float = 0.003
+    pause: float = 0.004  # SIGSTOP-like: a node stops for a while, then wakes up
+
+
+STORMY = Faults(drop=0.15, duplicate=0.05, max_delay=4, crash=0.03, restart=0.3,
+                partition=0.03, heal=0.05, transfer=0.01, pause=0.02)
+
+
+class Simulation:
+    def __init__(self, seed: int, nodes: int = 3, faults: Faults | None = None,
+                 bugs: frozenset[str] = frozenset(), trace: bool = False) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.ids = [f"n{i + 1}" for i in range(nodes)]
+        self.faults = faults or Faults()
+        self.bugs = bugs
+        self.trace_on = trace
+        self.trace: list[str] = []
+        self.batch = self.rng.choice([1, 2, 4, 64])  # entries per append: small = many acks
+        self.durable = {i: Durable() for i in self.ids}
+        self.cores: dict[str, RaftCore | None] = {i: self._boot(i) for i in self.ids}
+        self.applied: dict[str, list[bytes]] = {i: [] for i in self.ids}
+        self.network: list[tuple[int, int, Message]] = []
+        self.blocked: set[tuple[str, str]] = set()
+        self.paused: dict[str, int] = {}  # node -> tick it wakes up
+        self.now = 0
+        self.seq = 0
+        self.leaders: dict[int, str] = {}
+        self.granted: dict[tuple[str, int], str] = {}  # (voter, term) -> candidate
+        self.committed: dict[int, bytes] = {}  # index -> data, from any node's applies
+        # index -> lowest term of a node seen applying it: at least the term it was
+        # committed in, so leaders of later terms must hold it (§5.4, leader completeness)
+        self.commit_term: dict[int, int] = {}
+        self.acked_index = 0  # highest index whose write a client saw committed
+        self.proposals: dict[bytes, int] = {}  # data -> index, awaiting commit
+        self.reads: dict[bytes, int] = {}  # context -> acked_index when the read began
+        self.checks = 0
+        self.reads_done = 0
+        self.writes_acked = 0
+
+    # --- nodes ------------------------------------------------------------------------
+
+    def _boot(self, node: str) -> RaftCore:
+        d = self.durable[node]
+        core = RaftCore(node, self.ids, random.Random(self.rng.random()), d.hard_state,
+                        list(d.log), applied=0, max_entries_per_append=self.batch,
+                        bugs=self.bugs)
+        return core
+
+    def log(self, text: str) -> None:
+        if self.trace_on:
+            self.trace.append(f"t={self.now} {text}")
+
+    def crash(self, node: str) -> None:
+        self.cores[node] = None
+        self.applied[node] = []
+        self.log(f"{node} crashes")
+
+    def restart(self, node: str) -> None:
+        self.cores[node] = self._boot(node)
+        self.log(f"{node} restarts at term {self.durable[node].hard_state.term}")
+
+    # --- the driver's duties ------------------------------------------------------------
+
+    def handle_ready(self, node: str) -> None:
+        core = self.cores[node]
+        while core is not None and (rd := core.ready()) is not None:
+            if self.rng.random() < self.faults.crash * self.faults.crash_mid_ready * 10:
+                self.crash(node)  # before persisting: this Ready is lost entirely
+                return
+            self.persist(node, rd)
+            for m in rd.messages:
+                self.send(m)
+            self.apply(node, rd)
+            for rs in rd.read_states:
+                self.finish_read(node, rs.index, rs.context)
+            if rd.soft_state is not None and rd.soft_state.role == LEADER:
+                self.became_leader(node, core)
+            core.advance(rd)
+
+    def persist(self, node: str, rd: Ready) -> None:
+        d = self.durable[node]
+        if rd.hard_state is not None:
+            hs = rd.hard_state
+            if BUG_VOTE_NOT_PERSISTED in self.bugs:  # the vote is sent but never made durable
+                hs = HardState(hs.term, None, hs.commit)
+            d.hard_state = hs
+        if rd.entries:
+            first = rd.entries[0].index
+            d.log = d.log[: first - 1] + list(rd.entries)
+
+    def apply(self, node: str, rd: Ready) -> None:
+        applied = self.applied[node]
+        for entry in rd.committed:
+            if entry.index != len(applied) + 1:
+                # A restarted node re-applies from its durable log, from index 1.
+                applied[:] = applied[: entry.index - 1]
+                if len(applied) != entry.index - 1:
+                    raise Violation(f"{node} applies {entry.index} after {len(applied)}")
+            self.checks += 1
+            known = self.committed.get(entry.index)
+            if known is not None and known != entry.data:
+                raise Violation(f"state-machine safety: {node} applies {entry.data!r} at "
+                                f"{entry.index}, others applied {known!r}")
+            self.committed[entry.index] = entry.data
+            term = self.cores[node].term  # type: ignore[union-attr]
+            self.commit_term[entry.index] = min(self.commit_term.get(entry.index, term), term)
+            applied.append(entry.data)
+            if entry.data in self.proposals:
+                del self.proposals[entry.data]
+                self.acked_index = max(self.acked_index, entry.index)
+                self.writes_acked += 1
+
+    def became_leader(self, node: str, core: RaftCore) -> None:
+        other = self.leaders.get(core.term)
+        if other is not None and other != node:
+            raise Violation(f"election safety: {other} and {node} both lead term {core.term}")
+        self.leaders[core.term] = node
+        self.checks += 1 + len(self.committed)
+        self.log(f"{node} becomes leader of term {core.term}")
+        for index, data in self.committed.items():
+            if self.commit_term[index] >= core.term:
+                continue  # committed in this term or later: nothing to require yet
+            if index > core.last_index or core.log[index].data != data:
+                raise Violation(f"leader completeness: {node} (term {core.term}) lacks "
+                                f"committed entry {index}")
+
+    def finish_read(self, node: str, index: int, context: bytes) -> None:
+        began = self.reads.pop(context, None)
+        if began is None:
+            return
+        self.reads_done += 1
+        self.checks += 1
+        if index < began:
+            raise Violation(f"ReadIndex: {node} read at index {index} although index {began} "
+                            f"was acknowledged before the read began")
+
+    # --- the network ----------------------------------------------------------------------
+
+    def send(self, m: Message) -> None:
+        if m.type == MsgType.VOTE_RESP and not m.reject:
+            self.checks += 1
+            earlier = self.granted.setdefault((m.frm, m.term), m.to)
+            if earlier != m.to:
+                raise Violation(f"election safety: {m.frm} voted for {earlier} and {m.to} in "
+                                f"term {m.term}")
+        f = self.faults
+        if (m.frm, m.to) in self.blocked or self.rng.random() < f.drop:
+            return
+        copies = 2 if self.rng.random() < f.duplicate else 1
+        for _ in range(copies):
+            self.seq += 1
+            self.network.append((self.now + self.rng.randint(1, f.max_delay), self.seq, m))
+
+    def deliver(self) -> None:
+        # Messages to a paused node wait in the network until it wakes up.
+        due = sorted((item for item in self.network
+                      if item[0] <= self.now and item[2].to not in self.paused),
+                     key=lambda item: (item[0], item[1]))
+        self.network = [item for item in self.network
+                        if item[0] > self.now or item[2].to in self.paused]
+        for _, _, m in due:
+            core = self.cores[m.to]
+            if core is None or (m.frm, m.to) in self.blocked:
+                continue
+            core.step(m)
+            self.handle_ready(m.to)
+
+    def partition(self) -> None:
+        kind = self.rng.choice(["isolate", "split", "one-way"])
+        nodes = list(self.ids)
+        self.rng.shuffle(nodes)
+        if kind == "isolate":
+            victim = self.leader() or nodes[0]
+            others = [n for n in self.ids if n != victim]
+            self.blocked = {(victim, o) for o in others} | {(o, victim) for o in others}
+        elif kind == "split":
+            cut = self.rng.randint(1, len(nodes) - 1)
+            a, b = nodes[:cut], nodes[cut:]
+            self.blocked = {(x, y) for x in a for y in b} | {(y, x) for x in a for y in b}
+        else:
+            self.blocked = {(nodes[0], nodes[1])}
+        self.log(f"partition {kind}: {sorted(self.blocked)}")
+
+    # --- clients and checks ------------------------------------------------------------
+
+    def leader(self) -> str | None:
+        live = [(c.term, n) for n, c in self.cores.items() if c is not None and c.role == LEADER]
+        return max(live)[1] if live else None
+
+    def client(self) -> None:
+        alive = [n for n, c in self.cores.items() if c is not None and n not in self.paused]
+        if not alive:
+            return
+        node = self.rng.choice(alive)
+        core = self.cores[node]
+        assert core is not None
+        if self.rng.random() < 0.6:
+            data = b"w%d-%d" % (self.seed, self.seq)
+            self.seq += 1
+            try:
+                core.propose(data)
+                self.proposals[data] = 0
+            except NotLeaderError:
+                return
+        else:
+            context = b"r%d" % self.seq
+            self.seq += 1
+            try:
+                core.read_index(context)
+                self.reads[context] = self.acked_index
+            except NotLeaderError:
+                return
+        self.handle_ready(node)
+
+    def check_matches(self) -> None:
+        """What a leader counts as replicated is really there: a follower in the leader's
+        term holds the leader's entry at its match index (§5.3, §5.4.2)."""
+        for leader in self.cores.values():
+            if leader is None or leader.role != LEADER:
+                continue
+            for peer, pr in leader.progress.items():
+                follower = self.cores.get(peer)
+                if follower is None or follower.term != leader.term or not pr.match:
+                    continue
+                if follower.term_at(pr.match) != leader.term_at(pr.match):
+                    raise Violation(f"acknowledged entry lost: {peer} no longer holds entry "
+                                    f"{pr.match} that leader {leader.id} counted")
+                self.checks += 1
+
+    def check_logs(self) -> None:
+        """Log matching (§5.3), on every pair of live nodes."""
+        cores = [c for c in self.cores.values() if c is not None]
+        for i, a in enumerate(cores):
+            for b in cores[i + 1:]:
+                top = min(a.last_index, b.last_index)
+                while top > 0 and a.log[top].term != b.log[top].term:
+                    top -= 1
+                if a.log[1: top + 1] != b.log[1: top + 1]:
+                    raise Violation(f"log matching: {a.id} and {b.id} share (index {top}, term "
+                                    f"{a.log[top].term}) but differ before it")
+                self.checks += 1
+
+    def pause(self) -> None:
+        node = self.leader() if self.rng.random() < 0.7 else self.rng.choice(self.ids)
+        if node is not None and self.cores[node] is not None:
+            self.paused[node] = self.now + self.rng.randint(15, 60)
+            self.log(f"{node} pauses until t={self.paused[node]}")
+
+    def wake(self, node: str) -> None:
+        del self.paused[node]
+        self.log(f"{node} wakes up")
+        core = self.cores[node]
+        if core is not None and core.role == LEADER:
+            # A client was waiting on the stale leader: the read arrives before anything
+            # the node missed while it slept.
+            context = b"r%d" % self.seq
+            self.seq += 1
+            core.read_index(context)
+            self.reads[context] = self.acked_index
+            self.handle_ready(node)
+
+    def step(self) -> None:
+        self.now += 1
+        f = self.faults
+        for node in self.ids:
+            if node in self.paused:
+                if self.paused[node] <= self.now:
+                    self.wake(node)
+                continue
+            core = self.cores[node]
+            if core is None:
+                if self.rng.random() < f.restart:
+                    self.restart(node)
+                continue
+            if self.rng.random() < f.crash:
+                self.crash(node)
+                continue
+            core.tick()
+            if self.rng.random() < f.transfer and core.role == LEADER:
+                core.transfer_leadership(self.rng.choice([n for n in self.ids if n != node]))
+            self.handle_ready(node)
+        self.deliver()
+        if self.rng.random() < f.pause:
+            self.pause()
+        if self.rng.random() < f.partition:
+            self.partition()
+        elif self.blocked and self.rng.random() < f.heal:
+            self.blocked = set()
+        if self.rng.random() < 0.5:
+            self.client()
+        self.check_matches()
+        if self.now % 10 == 0:
+            self.check_logs()
+
+    def run(self, ticks: int, settle_ticks: int = 300) -> None:
+        for _ in range(ticks):
+            self.step()
+        # Heal: no more faults, everyone back; a leader must appear and commit.
+        self.faults = Faults(drop=0, duplicate=0, max_delay=1, crash=0, restart=1,
+                             partition=0, heal=1, transfer=0, pause=0)
+        self.blocked = set()
+        for node in list(self.paused):
+            self.paused[node] = self.now
+        deadline = self.now + settle_ticks
+        marker = b"final-%d" % self.seed
+        proposed = False
+        retry_at = 0
+        while self.now < deadline:
+            self.step()
+            leader = self.leader()
+            if leader and marker not in self.committed.values() and self.now >= retry_at:
+                core = self.cores[leader]
+                assert core is not None
+                try:  # a client retries until its write commits (a lost proposal is normal)
+                    core.propose(marker)
+                    self.proposals[marker] = 0
+                    proposed = True
+                    retry_at = self.now + 30
+                    self.handle_ready(leader)
+                except NotLeaderError:
+                    pass
+            if proposed and marker not in self.proposals and all(
+                    len(self.applied[n]) >= max(self.committed) for n in self.ids):
+                self.check_logs()
+                return
+        raise Violation(f"liveness: no commit within {settle_ticks} ticks after healing")
+
+
+def run_seed(seed: int, nodes: int, ticks: int, bugs: frozenset[str] = frozenset(),
+             faults: Faults | None = None) -> Simulation:
+    sim = Simulation(seed, nodes, faults, bugs)
+    sim.run(ticks)
+    return sim
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="replay one simulator seed")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--ticks", type=int, default=400)
+    parser.add_argument("--bug", action="append", default=[])
+    parser.add_argument("--stormy", action="store_true", help="the STORMY fault mix")
+    parser.add_argument("--trace", action="store_true")
+    args = parser.parse_args()
+    sim = Simulation(args.seed, args.nodes, STORMY if args.stormy else None,
+                     bugs=frozenset(args.bug), trace=args.trace)
+    try:
+        sim.run(args.ticks)
+        print(f"seed {args.seed}: ok, {sim.checks} checks, {sim.writes_acked} writes, "
+              f"{sim.reads_done} reads")
+    finally:
+        if args.trace:
+            print("\n".join(sim.trace[-200:]))
+
+
+if __name__ == "__main__":
+    main()
