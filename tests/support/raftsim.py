@@ -27,7 +27,14 @@ import random
 from dataclasses import dataclass, field
 
 from raftkv.replication.raft.core import LEADER, NotLeaderError, RaftCore
-from raftkv.replication.raft.messages import HardState, LogEntry, Message, MsgType, Ready
+from raftkv.replication.raft.messages import (
+    HardState,
+    LogEntry,
+    Message,
+    MsgType,
+    Ready,
+    Snapshot,
+)
 
 BUG_VOTE_NOT_PERSISTED = "vote_not_persisted"
 
@@ -39,7 +46,22 @@ class Violation(AssertionError):
 @dataclass
 class Durable:
     hard_state: HardState = field(default_factory=HardState)
-    log: list[LogEntry] = field(default_factory=list)  # entries 1..n
+    snapshot: Snapshot | None = None
+    log: list[LogEntry] = field(default_factory=list)  # the entries after the snapshot
+
+
+def encode_state(applied: list[bytes]) -> bytes:
+    """The simulated state machine (the list of applied commands) as snapshot bytes."""
+    return b"".join(len(d).to_bytes(4, "big") + d for d in applied)
+
+
+def decode_state(data: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos: pos + 4], "big")
+        out.append(data[pos + 4: pos + 4 + n])
+        pos += 4 + n
+    return out
 
 
 @dataclass
@@ -54,10 +76,11 @@ class Faults:
     heal: float = 0.03
     transfer: float = 0.003
     pause: float = 0.004  # SIGSTOP-like: a node stops for a while, then wakes up
+    compact: float = 0.02  # a node snapshots its state machine and compacts its log
 
 
 STORMY = Faults(drop=0.15, duplicate=0.05, max_delay=4, crash=0.03, restart=0.3,
-                partition=0.03, heal=0.05, transfer=0.01, pause=0.02)
+                partition=0.03, heal=0.05, transfer=0.01, pause=0.02, compact=0.05)
 
 
 class Simulation:
@@ -72,8 +95,8 @@ class Simulation:
         self.trace: list[str] = []
         self.batch = self.rng.choice([1, 2, 4, 64])  # entries per append: small = many acks
         self.durable = {i: Durable() for i in self.ids}
-        self.cores: dict[str, RaftCore | None] = {i: self._boot(i) for i in self.ids}
         self.applied: dict[str, list[bytes]] = {i: [] for i in self.ids}
+        self.cores: dict[str, RaftCore | None] = {i: self._boot(i) for i in self.ids}
         self.network: list[tuple[int, int, Message]] = []
         self.blocked: set[tuple[str, str]] = set()
         self.paused: dict[str, int] = {}  # node -> tick it wakes up
@@ -89,6 +112,7 @@ class Simulation:
         self.proposals: dict[bytes, int] = {}  # data -> index, awaiting commit
         self.reads: dict[bytes, int] = {}  # context -> acked_index when the read began
         self.checks = 0
+        self.snapshots_installed = 0
         self.reads_done = 0
         self.writes_acked = 0
 
@@ -96,10 +120,11 @@ class Simulation:
 
     def _boot(self, node: str) -> RaftCore:
         d = self.durable[node]
-        core = RaftCore(node, self.ids, random.Random(self.rng.random()), d.hard_state,
-                        list(d.log), applied=0, max_entries_per_append=self.batch,
-                        bugs=self.bugs)
-        return core
+        snap = d.snapshot
+        self.applied[node] = decode_state(snap.data) if snap else []
+        return RaftCore(node, self.ids, random.Random(self.rng.random()), d.hard_state,
+                        list(d.log), snapshot=snap, applied=snap.index if snap else 0,
+                        max_entries_per_append=self.batch, bugs=self.bugs)
 
     def log(self, text: str) -> None:
         if self.trace_on:
@@ -107,8 +132,20 @@ class Simulation:
 
     def crash(self, node: str) -> None:
         self.cores[node] = None
-        self.applied[node] = []
         self.log(f"{node} crashes")
+
+    def compact(self, node: str, core: RaftCore) -> None:
+        """The driver's snapshot: state machine image at applied, made durable, then the
+        log before it dropped."""
+        index = core.applied
+        if index - core.offset < 5:
+            return
+        data = encode_state(self.applied[node][:index])
+        core.compact(index, data)
+        d = self.durable[node]
+        d.snapshot = core.snapshot
+        d.log = [e for e in d.log if e.index > index]
+        self.log(f"{node} compacts its log up to {index}")
 
     def restart(self, node: str) -> None:
         self.cores[node] = self._boot(node)
@@ -134,6 +171,11 @@ class Simulation:
 
     def persist(self, node: str, rd: Ready) -> None:
         d = self.durable[node]
+        if rd.snapshot is not None:
+            snap = rd.snapshot
+            keeps = any(e.index == snap.index and e.term == snap.term for e in d.log)
+            d.log = [e for e in d.log if e.index > snap.index] if keeps else []
+            d.snapshot = snap
         if rd.hard_state is not None:
             hs = rd.hard_state
             if BUG_VOTE_NOT_PERSISTED in self.bugs:  # the vote is sent but never made durable
@@ -141,10 +183,18 @@ class Simulation:
             d.hard_state = hs
         if rd.entries:
             first = rd.entries[0].index
-            d.log = d.log[: first - 1] + list(rd.entries)
+            d.log = [e for e in d.log if e.index < first] + list(rd.entries)
 
     def apply(self, node: str, rd: Ready) -> None:
         applied = self.applied[node]
+        if rd.snapshot is not None:  # restore the state machine from the snapshot
+            self.snapshots_installed += 1
+            applied[:] = decode_state(rd.snapshot.data)
+            for index, data in enumerate(applied, start=1):
+                self.checks += 1
+                if self.committed.get(index, data) != data:
+                    raise Violation(f"state-machine safety: snapshot gives {node} {data!r} "
+                                    f"at {index}, others applied {self.committed[index]!r}")
         for entry in rd.committed:
             if entry.index != len(applied) + 1:
                 # A restarted node re-applies from its durable log, from index 1.
@@ -175,7 +225,9 @@ class Simulation:
         for index, data in self.committed.items():
             if self.commit_term[index] >= core.term:
                 continue  # committed in this term or later: nothing to require yet
-            if index > core.last_index or core.log[index].data != data:
+            if index <= core.offset:
+                continue  # inside its snapshot, which was checked when it was applied
+            if index > core.last_index or core.entry(index).data != data:
                 raise Violation(f"leader completeness: {node} (term {core.term}) lacks "
                                 f"committed entry {index}")
 
@@ -275,7 +327,8 @@ class Simulation:
                 continue
             for peer, pr in leader.progress.items():
                 follower = self.cores.get(peer)
-                if follower is None or follower.term != leader.term or not pr.match:
+                if follower is None or follower.term != leader.term or pr.match <= max(
+                        follower.offset, leader.offset):
                     continue
                 if follower.term_at(pr.match) != leader.term_at(pr.match):
                     raise Violation(f"acknowledged entry lost: {peer} no longer holds entry "
@@ -287,12 +340,13 @@ class Simulation:
         cores = [c for c in self.cores.values() if c is not None]
         for i, a in enumerate(cores):
             for b in cores[i + 1:]:
+                low = max(a.offset, b.offset)
                 top = min(a.last_index, b.last_index)
-                while top > 0 and a.log[top].term != b.log[top].term:
+                while top > low and a.term_at(top) != b.term_at(top):
                     top -= 1
-                if a.log[1: top + 1] != b.log[1: top + 1]:
+                if top > low and a.entries(low + 1, top + 1) != b.entries(low + 1, top + 1):
                     raise Violation(f"log matching: {a.id} and {b.id} share (index {top}, term "
-                                    f"{a.log[top].term}) but differ before it")
+                                    f"{a.term_at(top)}) but differ before it")
                 self.checks += 1
 
     def pause(self) -> None:
@@ -331,6 +385,8 @@ class Simulation:
                 self.crash(node)
                 continue
             core.tick()
+            if self.rng.random() < f.compact:
+                self.compact(node, core)
             if self.rng.random() < f.transfer and core.role == LEADER:
                 core.transfer_leadership(self.rng.choice([n for n in self.ids if n != node]))
             self.handle_ready(node)
@@ -352,7 +408,7 @@ class Simulation:
             self.step()
         # Heal: no more faults, everyone back; a leader must appear and commit.
         self.faults = Faults(drop=0, duplicate=0, max_delay=1, crash=0, restart=1,
-                             partition=0, heal=1, transfer=0, pause=0)
+                             partition=0, heal=1, transfer=0, pause=0, compact=0)
         self.blocked = set()
         for node in list(self.paused):
             self.paused[node] = self.now

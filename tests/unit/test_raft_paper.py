@@ -100,7 +100,8 @@ def test_a_follower_that_times_out_is_elected_with_a_majority():  # §5.2
 def test_a_new_leader_appends_a_noop_of_its_term():  # §8
     c = Cluster()
     leader = c.elect("n1")
-    assert leader.log[-1].kind is EntryKind.NOOP and leader.log[-1].term == leader.term
+    last = leader.entry(leader.last_index)
+    assert last.kind is EntryKind.NOOP and last.term == leader.term
     assert [e.kind for e in c.applied["n2"]] == [EntryKind.NOOP]
 
 
@@ -171,7 +172,7 @@ def test_a_conflicting_suffix_is_replaced():  # §5.3
     core.term = 3
     core.step(Message(MsgType.APPEND, "n1", "n2", 3, log_term=1, index=2,
                       entries=(LogEntry(3, 3, b"new"),), commit=0))
-    assert [e.term for e in core.log[1:]] == [1, 1, 3]
+    assert [e.term for e in core.entries(1, core.last_index + 1)] == [1, 1, 3]
 
 
 def test_a_rejection_skips_back_over_the_conflicting_term():  # §5.3, fast backtracking
@@ -303,3 +304,26 @@ def test_a_vote_survives_a_restart():  # §5.1: persisted before the reply is se
     rd = again.ready()
     assert rd is not None and [m.reject for m in rd.messages] == [True]
     assert again.role in (FOLLOWER, CANDIDATE)
+
+
+def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(monkeypatch):  # §7
+    import raftkv.replication.raft.core as core_module
+
+    monkeypatch.setattr(core_module, "SNAPSHOT_CHUNK_BYTES", 7)  # many chunks
+    c = Cluster()
+    leader = c.elect("n1")
+    c.cut = {"n3"}
+    for i in range(20):
+        leader.propose(b"cmd%02d" % i)
+    c.settle()
+    image = b"|".join(e.data for e in c.applied["n1"])
+    leader.compact(leader.applied, image)
+    assert leader.offset == leader.applied and leader.term_at(1) == -1
+    c.cut = set()
+    c.tick_all(2 * leader.heartbeat_ticks + 1)  # a stalled follower is noticed by heartbeats
+    follower = c.nodes["n3"]
+    assert follower.snapshot.data == image and follower.offset == leader.offset
+    assert follower.commit == leader.commit
+    leader.propose(b"after")
+    c.settle()
+    assert c.applied["n3"][-1].data == b"after"

@@ -18,9 +18,11 @@ Implemented, with the rule's source:
   counting replicas (§5.4.2), helped by a no-op at the start of each term (§8);
 * ReadIndex linearizable reads with one heartbeat round and no log write (§D 6.4),
   including reads forwarded by followers;
-* leadership transfer (§D 3.10).
+* leadership transfer (§D 3.10);
+* log compaction by the state machine's snapshot, and InstallSnapshot in chunks to a
+  follower whose next entry was compacted away (§7).
 
-Not yet: snapshots / InstallSnapshot and membership changes (see DESIGN.md).
+Not yet: membership changes (see DESIGN.md).
 
 ``bugs`` holds planted defects for the simulator's negative controls; production
 never sets it.
@@ -41,6 +43,7 @@ from raftkv.replication.raft.messages import (
     MsgType,
     ReadState,
     Ready,
+    Snapshot,
     SoftState,
 )
 
@@ -48,6 +51,7 @@ FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candi
 MAX_ENTRIES_PER_APPEND = 64
 MAX_INFLIGHT_APPENDS = 32
 TRANSFER = b"transfer"
+SNAPSHOT_CHUNK_BYTES = 64 * 1024
 EMPTY_HARD_STATE = HardState()
 
 # Negative controls the simulator must catch.
@@ -72,6 +76,8 @@ class Progress:
     next: int = 1
     probing: bool = True  # until a follower accepts, send one append at a time
     inflight: deque[int] = field(default_factory=deque)  # last index of each unacked append
+    snapshot_sent: int = 0  # index of a snapshot in flight to this follower (0: none)
+    heard_last: int = -1  # the follower's last index in its previous heartbeat response
     recent_active: bool = False  # heard from since the last check-quorum round
 
 
@@ -86,7 +92,8 @@ class PendingRead:
 class RaftCore:
     def __init__(self, node_id: str, voters: Sequence[str], rng: random.Random,
                  hard_state: HardState = EMPTY_HARD_STATE, log: Iterable[LogEntry] = (),
-                 applied: int | None = None, election_ticks: int = 10,
+                 snapshot: Snapshot | None = None, applied: int | None = None,
+                 election_ticks: int = 10,
                  heartbeat_ticks: int = 2, max_entries_per_append: int = MAX_ENTRIES_PER_APPEND,
                  bugs: frozenset[str] = frozenset()) -> None:
         if node_id not in voters:
@@ -100,11 +107,16 @@ class RaftCore:
         self.bugs = bugs
         self.term = hard_state.term
         self.vote = hard_state.vote
-        self.log: list[LogEntry] = [LogEntry(0, 0)]  # log[i].index == i; index 0 is a sentinel
-        self.log.extend(log)
+        # log[0] stands for the last compacted entry (the snapshot's index and term);
+        # entry i lives at log[i - offset].
+        self.snapshot = snapshot or Snapshot(0, 0, b"")
+        self.offset = self.snapshot.index
+        self.log: list[LogEntry] = [LogEntry(self.snapshot.term, self.offset)]
+        self.log.extend(e for e in log if e.index > self.offset)
         self.commit = hard_state.commit
+        self.commit = max(self.commit, self.offset)
         # What the state machine already holds (from a snapshot or its own replay).
-        self.applied = hard_state.commit if applied is None else applied
+        self.applied = max(self.offset, hard_state.commit if applied is None else applied)
         self.role = FOLLOWER
         self.leader: str | None = None
         self.progress: dict[str, Progress] = {}
@@ -117,7 +129,9 @@ class RaftCore:
         self.transfer_to: str | None = None
         self._msgs: list[Message] = []
         self._read_states: list[ReadState] = []
-        self._unstable_from = len(self.log)  # first index not yet handed out to persist
+        self._unstable_from = self.last_index + 1  # first index not yet handed out to persist
+        self._pending_snapshot: Snapshot | None = None  # installed, not yet handed out
+        self._incoming = bytearray()  # chunks of a snapshot being received
         self._hard_state = hard_state
         self._soft_state = SoftState(self.role, self.leader)
         self._next_read = 0
@@ -126,10 +140,19 @@ class RaftCore:
 
     @property
     def last_index(self) -> int:
-        return len(self.log) - 1
+        return self.offset + len(self.log) - 1
 
     def term_at(self, index: int) -> int:
-        return self.log[index].term if 0 <= index < len(self.log) else -1
+        """The term of entry ``index``; -1 when it is past the end or compacted away."""
+        position = index - self.offset
+        return self.log[position].term if 0 <= position < len(self.log) else -1
+
+    def entry(self, index: int) -> LogEntry:
+        return self.log[index - self.offset]
+
+    def entries(self, lo: int, hi: int) -> list[LogEntry]:
+        """Entries ``lo`` to ``hi - 1`` (all still in the log)."""
+        return self.log[lo - self.offset: hi - self.offset]
 
     def _up_to_date(self, last_term: int, last_index: int) -> bool:
         """§5.4.1: a candidate's log is at least as up to date as ours."""
@@ -138,13 +161,15 @@ class RaftCore:
 
     def _truncate_and_append(self, entries: Sequence[LogEntry]) -> None:
         for entry in entries:
+            if entry.index <= self.offset:
+                continue  # already in our snapshot, so committed and equal
             if entry.index <= self.last_index:
-                conflict = self.log[entry.index].term != entry.term
+                conflict = self.term_at(entry.index) != entry.term
                 if not conflict and BUG_TRUNCATE_WITHOUT_CONFLICT not in self.bugs:
                     continue  # §5.3: an entry we already have is kept as it is
                 if entry.index <= self.commit:
                     raise AssertionError(f"{self.id}: truncating committed entry {entry.index}")
-                del self.log[entry.index:]
+                del self.log[entry.index - self.offset:]
             self.log.append(entry)
             self._unstable_from = min(self._unstable_from, entry.index)
 
@@ -210,10 +235,11 @@ class RaftCore:
             elif m.type == MsgType.PRE_VOTE_RESP and not m.reject:
                 pass  # granted pre-votes carry the term we would campaign in
             else:
-                leader = m.frm if m.type in (MsgType.APPEND, MsgType.HEARTBEAT) else None
+                leader = m.frm if m.type in (MsgType.APPEND, MsgType.HEARTBEAT,
+                                             MsgType.SNAPSHOT) else None
                 self._become_follower(m.term, leader)
         elif m.term < self.term:
-            if m.type in (MsgType.APPEND, MsgType.HEARTBEAT):
+            if m.type in (MsgType.APPEND, MsgType.HEARTBEAT, MsgType.SNAPSHOT):
                 # A stale leader: tell it our term so it steps down.
                 self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term, reject=True))
             elif m.type == MsgType.PRE_VOTE:
@@ -229,6 +255,7 @@ class RaftCore:
             MsgType.READ_INDEX: self._on_read_index,
             MsgType.READ_INDEX_RESP: self._on_read_index_response,
             MsgType.TIMEOUT_NOW: self._on_timeout_now,
+            MsgType.SNAPSHOT: self._on_snapshot,
         }[m.type]
         handler(m)
 
@@ -323,6 +350,7 @@ class RaftCore:
         active = sum(1 for p, pr in self.progress.items() if p == self.id or pr.recent_active)
         for pr in self.progress.values():
             pr.recent_active = False
+            pr.snapshot_sent = 0  # a snapshot unanswered for a whole round is sent again
         if active <= len(self.voters) // 2:
             self._become_follower(self.term, None)
 
@@ -343,7 +371,11 @@ class RaftCore:
                           or (pr.probing and pr.inflight)):
             return
         prev = pr.next - 1
-        entries = tuple(self.log[pr.next: pr.next + self.max_entries_per_append])
+        if prev < self.offset:  # §7: what it needs was compacted away; send the snapshot
+            self._send_snapshot(peer)
+            return
+        entries = tuple(self.entries(pr.next, min(pr.next + self.max_entries_per_append,
+                                                  self.last_index + 1)))
         self._send(Message(MsgType.APPEND, self.id, peer, self.term, log_term=self.term_at(prev),
                            index=prev, entries=entries, commit=self.commit))
         if entries:
@@ -376,11 +408,77 @@ class RaftCore:
         self.commit = max(self.commit, min(m.commit, last_new))
         self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term, index=last_new))
 
+    def _send_snapshot(self, peer: str) -> None:
+        """Stream the snapshot in chunks; the follower answers once, after the last."""
+        pr = self.progress[peer]
+        if pr.snapshot_sent == self.snapshot.index:
+            return  # already on its way; a rejection or a heartbeat restarts it
+        snap = self.snapshot
+        pr.snapshot_sent = snap.index
+        pr.probing = True
+        pr.inflight.clear()
+        pr.inflight.append(snap.index)
+        data = snap.data
+        for start in range(0, max(len(data), 1), SNAPSHOT_CHUNK_BYTES):
+            chunk = data[start: start + SNAPSHOT_CHUNK_BYTES]
+            self._send(Message(MsgType.SNAPSHOT, self.id, peer, self.term, log_term=snap.term,
+                               index=snap.index, data=chunk, chunk_offset=start,
+                               last_chunk=start + SNAPSHOT_CHUNK_BYTES >= len(data)))
+
+    def _on_snapshot(self, m: Message) -> None:
+        self.election_elapsed = 0
+        self.leader = m.frm
+        if self.role != FOLLOWER:
+            self._become_follower(self.term, m.frm)
+        if m.chunk_offset == 0:
+            self._incoming = bytearray()
+        if m.chunk_offset != len(self._incoming):  # a lost or reordered chunk: start over
+            self._incoming = bytearray()
+            self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term, index=m.index,
+                               reject=True, reject_hint=self.last_index))
+            return
+        self._incoming += m.data
+        if not m.last_chunk:
+            return
+        snap = Snapshot(m.index, m.log_term, bytes(self._incoming))
+        self._incoming = bytearray()
+        self._install(snap)
+        self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term,
+                           index=max(self.commit, snap.index)))
+
+    def _install(self, snap: Snapshot) -> None:
+        if snap.index <= self.commit:
+            return  # we already have everything it holds
+        if self.term_at(snap.index) == snap.term:
+            # Our log matches it: keep the suffix, drop the prefix (§7).
+            self.log = self.log[snap.index - self.offset:]
+        else:
+            self.log = [LogEntry(snap.term, snap.index)]
+            self._unstable_from = snap.index + 1
+        self.log[0] = LogEntry(snap.term, snap.index)
+        self.offset = snap.index
+        self.snapshot = snap
+        self.commit = snap.index
+        self.applied = snap.index
+        self._pending_snapshot = snap
+
+    def compact(self, index: int, data: bytes) -> None:
+        """The driver snapshotted the state machine at applied ``index``: drop the log
+        up to it (§7). ``data`` is what a lagging follower will be sent."""
+        if index <= self.offset or index > self.applied:
+            return
+        term = self.term_at(index)
+        self.log = self.log[index - self.offset:]
+        self.log[0] = LogEntry(term, index)
+        self.offset = index
+        self.snapshot = Snapshot(index, term, data)
+
     def _on_append_response(self, m: Message) -> None:
         if self.role != LEADER:
             return
         pr = self.progress[m.frm]
         pr.recent_active = True
+        pr.snapshot_sent = 0
         if m.reject:
             if pr.probing:
                 if m.index != pr.next - 1:
@@ -439,16 +537,22 @@ class RaftCore:
         if m.commit > self.commit:
             self.commit = min(m.commit, self.last_index)
         self._send(Message(MsgType.HEARTBEAT_RESP, self.id, m.frm, self.term,
-                           context=m.context))
+                           index=self.last_index, context=m.context))
 
     def _on_heartbeat_response(self, m: Message) -> None:
         if self.role != LEADER:
             return
         pr = self.progress[m.frm]
         pr.recent_active = True
-        if pr.match < self.last_index and (not pr.inflight or pr.probing):
-            pr.inflight.clear()
-            self._send_append(m.frm)
+        if pr.match < self.last_index:
+            stalled = m.index == pr.heard_last  # no progress over a heartbeat interval
+            if pr.probing or not pr.inflight or stalled:
+                # Appends were lost (or nothing is in flight): resend from what it has.
+                pr.next = max(pr.match + 1, min(pr.next, m.index + 1))
+                pr.probing = True
+                pr.inflight.clear()
+                self._send_append(m.frm)
+        pr.heard_last = m.index
         if not m.context:
             return
         for read in self.pending_reads:
@@ -507,6 +611,7 @@ class RaftCore:
 
     def has_ready(self) -> bool:
         return bool(self._msgs or self._read_states or self._unstable_from <= self.last_index
+                    or self._pending_snapshot is not None
                     or self.commit > self.applied
                     or HardState(self.term, self.vote, self.commit) != self._hard_state
                     or SoftState(self.role, self.leader) != self._soft_state)
@@ -514,7 +619,8 @@ class RaftCore:
     def ready(self) -> Ready | None:
         if not self.has_ready():
             return None
-        rd = Ready()
+        rd = Ready(snapshot=self._pending_snapshot)
+        self._pending_snapshot = None
         hard = HardState(self.term, self.vote, self.commit)
         if hard != self._hard_state:
             rd.hard_state = hard
@@ -522,8 +628,9 @@ class RaftCore:
         if soft != self._soft_state:
             rd.soft_state = soft
         if self._unstable_from <= self.last_index:
-            rd.entries = self.log[self._unstable_from:]
-        rd.committed = self.log[self.applied + 1: self.commit + 1]
+            rd.entries = self.entries(max(self._unstable_from, self.offset + 1),
+                                      self.last_index + 1)
+        rd.committed = self.entries(self.applied + 1, self.commit + 1)
         rd.messages, self._msgs = self._msgs, []
         rd.read_states, self._read_states = self._read_states, []
         return rd

@@ -34,6 +34,7 @@ class MsgType(enum.IntEnum):
     READ_INDEX = 8  # follower -> leader: confirm a read for me (§D 6.4)
     READ_INDEX_RESP = 9
     TIMEOUT_NOW = 10  # leadership transfer: start an election now (§D 3.10)
+    SNAPSHOT = 11  # InstallSnapshot, one chunk per message (§7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class Message:
     reject: bool = False
     reject_hint: int = 0  # a rejected APPEND: the follower's guess of a matching index
     context: bytes = b""  # ReadIndex request id, or b"transfer" on a forced vote
+    data: bytes = b""  # SNAPSHOT: this chunk
+    chunk_offset: int = 0  # SNAPSHOT: where the chunk starts in the snapshot
+    last_chunk: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,15 @@ class HardState:
     term: int = 0
     vote: str | None = None
     commit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The state machine's image covering every entry up to ``index`` (of ``term``)."""
+
+    index: int
+    term: int
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +89,13 @@ class ReadState:
 
 @dataclass
 class Ready:
-    """One batch of work for the driver, in this order: persist ``hard_state`` and
-    ``entries`` (which replace the log from ``entries[0].index``), then send
-    ``messages``, then apply ``committed``, then call ``advance``."""
+    """One batch of work for the driver, in this order: persist ``snapshot`` (drop the
+    log entries it covers, and every entry if the log does not hold the snapshot's
+    last entry with its term) and restore the state machine from it; persist
+    ``hard_state`` and ``entries`` (which replace the log from ``entries[0].index``);
+    then send ``messages``; then apply ``committed``; then call ``advance``."""
 
+    snapshot: Snapshot | None = None
     hard_state: HardState | None = None
     entries: list[LogEntry] = field(default_factory=list)
     committed: list[LogEntry] = field(default_factory=list)
