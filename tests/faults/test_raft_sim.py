@@ -22,8 +22,8 @@ TICKS = 300
 
 
 def run_many(seeds: range, nodes: int, faults: Faults | None
-             ) -> tuple[int, int, int, int, int]:
-    checks = writes = reads = installs = 0
+             ) -> tuple[int, int, int, int, int, int]:
+    checks = writes = reads = installs = changes = 0
     for seed in seeds:
         try:
             sim = run_seed(seed, nodes, TICKS, faults=faults)
@@ -36,7 +36,8 @@ def run_many(seeds: range, nodes: int, faults: Faults | None
         writes += sim.writes_acked
         reads += sim.reads_done
         installs += sim.snapshots_installed
-    return len(seeds), checks, writes, reads, installs
+        changes += sim.conf_changes
+    return len(seeds), checks, writes, reads, installs, changes
 
 
 @pytest.mark.parametrize(("nodes", "faults", "seeds"), [
@@ -45,12 +46,13 @@ def run_many(seeds: range, nodes: int, faults: Faults | None
 ], ids=["3-default", "5-default", "3-stormy", "5-stormy"])
 def test_thousands_of_seeds_keep_every_safety_property(nodes, faults, seeds):
     started = time.perf_counter()
-    count, checks, writes, reads, installs = run_many(seeds, nodes, faults)
+    count, checks, writes, reads, installs, changes = run_many(seeds, nodes, faults)
     per_minute = count / (time.perf_counter() - started) * 60
     print(f"\n{nodes} nodes, {'stormy' if faults else 'default'} faults: {count} seeds, "
           f"{per_minute:,.0f} seeds/min, {checks:,} safety checks, {writes:,} writes and "
-          f"{reads:,} reads acknowledged, {installs:,} snapshots installed, 0 violations")
-    assert writes > count and installs > 0  # the schedules did real work
+          f"{reads:,} reads acknowledged, {installs:,} snapshots installed, {changes:,} "
+          f"membership changes, 0 violations")
+    assert writes > count and installs > 0 and changes > 0  # the schedules did real work
 
 
 @pytest.mark.parametrize(("bug", "faults"), [

@@ -26,7 +26,7 @@ import argparse
 import random
 from dataclasses import dataclass, field
 
-from raftkv.replication.raft.core import LEADER, NotLeaderError, RaftCore
+from raftkv.replication.raft.core import LEADER, ConfChangeRefused, NotLeaderError, RaftCore
 from raftkv.replication.raft.messages import (
     HardState,
     LogEntry,
@@ -77,10 +77,12 @@ class Faults:
     transfer: float = 0.003
     pause: float = 0.004  # SIGSTOP-like: a node stops for a while, then wakes up
     compact: float = 0.02  # a node snapshots its state machine and compacts its log
+    membership: float = 0.01  # the leader adds a learner, promotes it, or removes a node
 
 
 STORMY = Faults(drop=0.15, duplicate=0.05, max_delay=4, crash=0.03, restart=0.3,
-                partition=0.03, heal=0.05, transfer=0.01, pause=0.02, compact=0.05)
+                partition=0.03, heal=0.05, transfer=0.01, pause=0.02, compact=0.05,
+                membership=0.03)
 
 
 class Simulation:
@@ -88,7 +90,8 @@ class Simulation:
                  bugs: frozenset[str] = frozenset(), trace: bool = False) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
-        self.ids = [f"n{i + 1}" for i in range(nodes)]
+        self.initial = [f"n{i + 1}" for i in range(nodes)]
+        self.ids = [*self.initial, f"n{nodes + 1}"]  # one spare that can join later
         self.faults = faults or Faults()
         self.bugs = bugs
         self.trace_on = trace
@@ -112,6 +115,7 @@ class Simulation:
         self.proposals: dict[bytes, int] = {}  # data -> index, awaiting commit
         self.reads: dict[bytes, int] = {}  # context -> acked_index when the read began
         self.checks = 0
+        self.conf_changes = 0
         self.snapshots_installed = 0
         self.reads_done = 0
         self.writes_acked = 0
@@ -122,13 +126,34 @@ class Simulation:
         d = self.durable[node]
         snap = d.snapshot
         self.applied[node] = decode_state(snap.data) if snap else []
-        return RaftCore(node, self.ids, random.Random(self.rng.random()), d.hard_state,
+        return RaftCore(node, self.initial, random.Random(self.rng.random()), d.hard_state,
                         list(d.log), snapshot=snap, applied=snap.index if snap else 0,
                         max_entries_per_append=self.batch, bugs=self.bugs)
 
     def log(self, text: str) -> None:
         if self.trace_on:
             self.trace.append(f"t={self.now} {text}")
+
+    def change_membership(self, core: RaftCore) -> None:
+        """While faults go on: add the spare as a learner, promote a caught-up learner,
+        or remove someone (never below three voters)."""
+        outside = [n for n in self.ids if n not in core.voters and n not in core.learners]
+        caught_up = [n for n in core.learners
+                     if n in core.progress and core.progress[n].match >= core.commit]
+        if caught_up:
+            change, node = "promote", caught_up[0]
+        elif outside and self.rng.random() < 0.6:
+            change, node = "add-learner", outside[0]
+        elif len(core.voters) > 3:
+            change, node = "remove", self.rng.choice(core.voters)
+        else:
+            return
+        try:
+            core.propose_conf_change(change, node)
+        except (ConfChangeRefused, NotLeaderError):
+            return
+        self.conf_changes += 1
+        self.log(f"{core.id} proposes {change} {node}")
 
     def crash(self, node: str) -> None:
         self.cores[node] = None
@@ -290,6 +315,12 @@ class Simulation:
 
     # --- clients and checks ------------------------------------------------------------
 
+    def members(self) -> list[str]:
+        """The configuration the current leader holds (empty when there is no leader)."""
+        leader = self.leader()
+        core = self.cores[leader] if leader else None
+        return [*core.voters, *core.learners] if core else []
+
     def leader(self) -> str | None:
         live = [(c.term, n) for n, c in self.cores.items() if c is not None and c.role == LEADER]
         return max(live)[1] if live else None
@@ -387,6 +418,8 @@ class Simulation:
             core.tick()
             if self.rng.random() < f.compact:
                 self.compact(node, core)
+            if self.rng.random() < f.membership and core.role == LEADER:
+                self.change_membership(core)
             if self.rng.random() < f.transfer and core.role == LEADER:
                 core.transfer_leadership(self.rng.choice([n for n in self.ids if n != node]))
             self.handle_ready(node)
@@ -408,7 +441,8 @@ class Simulation:
             self.step()
         # Heal: no more faults, everyone back; a leader must appear and commit.
         self.faults = Faults(drop=0, duplicate=0, max_delay=1, crash=0, restart=1,
-                             partition=0, heal=1, transfer=0, pause=0, compact=0)
+                             partition=0, heal=1, transfer=0, pause=0, compact=0,
+                             membership=0)
         self.blocked = set()
         for node in list(self.paused):
             self.paused[node] = self.now
@@ -430,8 +464,9 @@ class Simulation:
                     self.handle_ready(leader)
                 except NotLeaderError:
                     pass
-            if proposed and marker not in self.proposals and all(
-                    len(self.applied[n]) >= max(self.committed) for n in self.ids):
+            members = self.members()
+            if proposed and marker not in self.proposals and members and all(
+                    len(self.applied[n]) >= max(self.committed) for n in members):
                 self.check_logs()
                 return
         raise Violation(f"liveness: no commit within {settle_ticks} ticks after healing")

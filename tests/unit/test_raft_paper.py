@@ -16,6 +16,7 @@ from raftkv.replication.raft.core import (
     CANDIDATE,
     FOLLOWER,
     LEADER,
+    ConfChangeRefused,
     NotLeaderError,
     RaftCore,
 )
@@ -327,3 +328,61 @@ def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(monkeypatch)
     leader.propose(b"after")
     c.settle()
     assert c.applied["n3"][-1].data == b"after"
+
+
+def test_a_learner_gets_the_log_but_neither_votes_nor_counts_until_promoted():  # §D 4.2.1
+    c = Cluster(4)
+    c.durable["n4"] = (HardState(), [])
+    for node in c.ids:  # start as a three-node cluster; n4 waits outside
+        c.nodes[node] = RaftCore(node, ["n1", "n2", "n3"], random.Random(1))
+    leader = c.elect("n1")
+    leader.propose_conf_change("add-learner", "n4")
+    c.settle()
+    learner = c.nodes["n4"]
+    assert learner.learners == ("n4",) and learner.commit == leader.commit
+    c.cut = {"n2", "n3"}  # leader + learner is no majority: nothing commits
+    before = leader.commit
+    leader.propose(b"x")
+    c.settle()
+    assert leader.commit == before
+    c.cut = set()
+    c.settle()
+    leader.propose_conf_change("promote", "n4")
+    c.settle()
+    assert leader.voters == ("n1", "n2", "n3", "n4") and leader.quorum == 3
+    c.cut = {"n2", "n3"}  # now n1 + n4 are two of four: still no majority
+    leader.propose(b"y")
+    c.settle()
+    assert c.applied["n4"][-1].data != b"y"
+    c.cut = {"n3"}
+    c.settle()
+    leader.propose(b"z")
+    c.settle()
+    assert c.applied["n4"][-1].data == b"z"
+
+
+def test_membership_changes_wait_for_an_own_term_commit_and_go_one_at_a_time():
+    core = RaftCore("n1", ["n1", "n2", "n3"], random.Random(1), HardState(term=1),
+                    [LogEntry(1, 1, b"old")])
+    core.campaign(pre_vote=False)
+    core.step(Message(MsgType.VOTE_RESP, "n2", "n1", 2))
+    assert core.role == LEADER and core.commit < core.last_index
+    with pytest.raises(ConfChangeRefused, match="no entry of this term"):
+        core.propose_conf_change("add-learner", "n4")
+    core.step(Message(MsgType.APPEND_RESP, "n2", "n1", 2, index=core.last_index))
+    core.propose_conf_change("add-learner", "n4")
+    with pytest.raises(ConfChangeRefused, match="in progress"):
+        core.propose_conf_change("add-learner", "n5")
+    with pytest.raises(ConfChangeRefused):
+        core.propose_conf_change("promote", "n9")
+
+
+def test_a_removed_leader_steps_down_once_the_change_commits():  # §D 4.2.2
+    c = Cluster()
+    leader = c.elect("n1")
+    leader.propose_conf_change("remove", "n1")
+    c.settle()
+    assert leader.role == FOLLOWER and leader.voters == ("n2", "n3")
+    c.tick_all(40)
+    new = [n for n in ("n2", "n3") if c.nodes[n].role == LEADER]
+    assert len(new) == 1 and leader.role == FOLLOWER  # n1 never campaigns again

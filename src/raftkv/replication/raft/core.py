@@ -22,7 +22,11 @@ Implemented, with the rule's source:
 * log compaction by the state machine's snapshot, and InstallSnapshot in chunks to a
   follower whose next entry was compacted away (§7).
 
-Not yet: membership changes (see DESIGN.md).
+* single-server membership changes (§D 4.1): a node joins as a learner (it gets the
+  log but neither votes nor counts), is promoted to voter once caught up, or is
+  removed. A leader changes membership only after committing an entry of its own
+  term, and one change at a time (the fix Ongaro posted to raft-dev in 2015). The
+  configuration in force is the latest in the log, committed or not (§D 4.1).
 
 ``bugs`` holds planted defects for the simulator's negative controls; production
 never sets it.
@@ -45,6 +49,8 @@ from raftkv.replication.raft.messages import (
     Ready,
     Snapshot,
     SoftState,
+    decode_conf,
+    encode_conf,
 )
 
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
@@ -58,6 +64,10 @@ EMPTY_HARD_STATE = HardState()
 BUG_COMMIT_PREVIOUS_TERM = "commit_previous_term"  # commit old-term entries by counting
 BUG_TRUNCATE_WITHOUT_CONFLICT = "truncate_without_conflict"
 BUG_READ_WITHOUT_HEARTBEAT = "read_without_heartbeat"
+
+
+class ConfChangeRefused(Exception):
+    """Raised by ``propose_conf_change`` when the change is not allowed now."""
 
 
 class NotLeaderError(Exception):
@@ -96,10 +106,9 @@ class RaftCore:
                  election_ticks: int = 10,
                  heartbeat_ticks: int = 2, max_entries_per_append: int = MAX_ENTRIES_PER_APPEND,
                  bugs: frozenset[str] = frozenset()) -> None:
-        if node_id not in voters:
-            raise ValueError("a node must be one of the voters")
-        self.id = node_id
-        self.voters = tuple(sorted(voters))
+        self.id = node_id  # need not be a voter: a joining node starts outside the config
+        self.voters: tuple[str, ...] = tuple(sorted(voters))
+        self.learners: tuple[str, ...] = ()
         self.rng = rng
         self.election_ticks = election_ticks
         self.heartbeat_ticks = heartbeat_ticks
@@ -107,19 +116,24 @@ class RaftCore:
         self.bugs = bugs
         self.term = hard_state.term
         self.vote = hard_state.vote
+        self.role = FOLLOWER
+        self.progress: dict[str, Progress] = {}
         # log[0] stands for the last compacted entry (the snapshot's index and term);
         # entry i lives at log[i - offset].
         self.snapshot = snapshot or Snapshot(0, 0, b"")
         self.offset = self.snapshot.index
         self.log: list[LogEntry] = [LogEntry(self.snapshot.term, self.offset)]
         self.log.extend(e for e in log if e.index > self.offset)
+        if self.snapshot.voters:
+            self._base_conf = (self.snapshot.voters, self.snapshot.learners)
+        else:
+            self._base_conf = (self.voters, ())
+        self._refresh_config()
         self.commit = hard_state.commit
         self.commit = max(self.commit, self.offset)
         # What the state machine already holds (from a snapshot or its own replay).
         self.applied = max(self.offset, hard_state.commit if applied is None else applied)
-        self.role = FOLLOWER
         self.leader: str | None = None
-        self.progress: dict[str, Progress] = {}
         self.votes: dict[str, bool] = {}
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -172,6 +186,57 @@ class RaftCore:
                 del self.log[entry.index - self.offset:]
             self.log.append(entry)
             self._unstable_from = min(self._unstable_from, entry.index)
+        if any(e.kind is EntryKind.CONF for e in entries) or self._conf_index > self.last_index:
+            self._refresh_config()
+
+    # --- membership (§D 4.1) -----------------------------------------------------------
+
+    def _conf_at(self, index: int) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+        """(index of the entry, voters, learners) of the configuration in force at ``index``."""
+        for position in range(index - self.offset, 0, -1):
+            entry = self.log[position]
+            if entry.kind is EntryKind.CONF:
+                return (entry.index, *decode_conf(entry.data))
+        return (self.offset, *self._base_conf)
+
+    def _refresh_config(self) -> None:
+        self._conf_index, voters, learners = self._conf_at(self.last_index)
+        self.voters, self.learners = voters, learners
+        if self.role == LEADER:
+            members = set(voters) | set(learners)
+            for node in members - set(self.progress):
+                self.progress[node] = Progress(next=self.last_index + 1)
+            for node in set(self.progress) - members - {self.id}:
+                del self.progress[node]
+
+    @property
+    def quorum(self) -> int:
+        return len(self.voters) // 2 + 1
+
+    def propose_conf_change(self, change: str, node: str) -> int:
+        """``change`` is ``add-learner``, ``promote`` or ``remove``; returns the index."""
+        if self.role != LEADER or self.transfer_to is not None:
+            raise NotLeaderError(self.leader if self.role != LEADER else None)
+        if self.term_at(self.commit) != self.term:
+            raise ConfChangeRefused("no entry of this term is committed yet")
+        if self._conf_index > self.commit:
+            raise ConfChangeRefused("another membership change is in progress")
+        voters, learners = set(self.voters), set(self.learners)
+        if change == "add-learner" and node not in voters | learners:
+            learners.add(node)
+        elif change == "promote" and node in learners:
+            learners.discard(node)
+            voters.add(node)
+        elif change == "remove" and node in voters | learners and voters - {node}:
+            voters.discard(node)
+            learners.discard(node)
+        else:
+            raise ConfChangeRefused(f"cannot {change} {node} in voters={sorted(voters)} "
+                                    f"learners={sorted(learners)}")
+        data = encode_conf(tuple(sorted(voters)), tuple(sorted(learners)))
+        entry = LogEntry(self.term, self.last_index + 1, data, EntryKind.CONF)
+        self._append_as_leader([entry])
+        return entry.index
 
     # --- inputs ----------------------------------------------------------------------
 
@@ -191,7 +256,10 @@ class RaftCore:
             return
         self.election_elapsed += 1
         if self.election_elapsed >= self.randomized_timeout:
-            self.campaign(pre_vote=True)
+            if self.id in self.voters:  # learners and removed nodes never campaign
+                self.campaign(pre_vote=True)
+            else:
+                self.election_elapsed = 0
 
     def propose(self, data: bytes) -> int:
         """Append ``data`` to the log; returns its index (not yet committed)."""
@@ -321,7 +389,8 @@ class RaftCore:
         self._after_votes()
 
     def _won(self) -> bool:
-        return sum(1 for granted in self.votes.values() if granted) > len(self.voters) // 2
+        return sum(1 for n, granted in self.votes.items() if granted and n in self.voters
+                   ) >= self.quorum
 
     def _after_votes(self) -> None:
         if self._won():
@@ -329,14 +398,16 @@ class RaftCore:
                 self.campaign(pre_vote=False)
             else:
                 self._become_leader()
-        elif sum(1 for granted in self.votes.values() if not granted) > len(self.voters) // 2:
+        elif sum(1 for n, granted in self.votes.items()
+                 if not granted and n in self.voters) > len(self.voters) - self.quorum:
             self._become_follower(self.term, None)
 
     def _become_leader(self) -> None:
         self._reset(self.term)
         self.role = LEADER
         self.leader = self.id
-        self.progress = {p: Progress(next=self.last_index + 1) for p in self.voters}
+        self.progress = {p: Progress(next=self.last_index + 1)
+                         for p in (*self.voters, *self.learners, self.id)}
         self.progress[self.id].match = self.last_index
         # §8: a no-op of our own term lets earlier-term entries commit by counting.
         self._append_as_leader([LogEntry(self.term, self.last_index + 1, b"", EntryKind.NOOP)])
@@ -347,11 +418,12 @@ class RaftCore:
 
     def _check_quorum(self) -> None:
         """§D 6.2: a leader that cannot reach a majority steps down."""
-        active = sum(1 for p, pr in self.progress.items() if p == self.id or pr.recent_active)
+        active = sum(1 for p, pr in self.progress.items()
+                     if p in self.voters and (p == self.id or pr.recent_active))
         for pr in self.progress.values():
             pr.recent_active = False
             pr.snapshot_sent = 0  # a snapshot unanswered for a whole round is sent again
-        if active <= len(self.voters) // 2:
+        if active < self.quorum:
             self._become_follower(self.term, None)
 
     # --- replication (§5.3) ------------------------------------------------------------
@@ -361,7 +433,7 @@ class RaftCore:
         self.progress[self.id].match = self.last_index
         self.progress[self.id].next = self.last_index + 1
         self._maybe_commit()
-        for peer in self.voters:
+        for peer in self.progress:
             if peer != self.id:
                 self._send_append(peer)
 
@@ -421,9 +493,11 @@ class RaftCore:
         data = snap.data
         for start in range(0, max(len(data), 1), SNAPSHOT_CHUNK_BYTES):
             chunk = data[start: start + SNAPSHOT_CHUNK_BYTES]
+            last = start + SNAPSHOT_CHUNK_BYTES >= len(data)
             self._send(Message(MsgType.SNAPSHOT, self.id, peer, self.term, log_term=snap.term,
                                index=snap.index, data=chunk, chunk_offset=start,
-                               last_chunk=start + SNAPSHOT_CHUNK_BYTES >= len(data)))
+                               last_chunk=last,
+                               context=encode_conf(snap.voters, snap.learners) if last else b""))
 
     def _on_snapshot(self, m: Message) -> None:
         self.election_elapsed = 0
@@ -440,7 +514,8 @@ class RaftCore:
         self._incoming += m.data
         if not m.last_chunk:
             return
-        snap = Snapshot(m.index, m.log_term, bytes(self._incoming))
+        voters, learners = decode_conf(m.context)
+        snap = Snapshot(m.index, m.log_term, bytes(self._incoming), voters, learners)
         self._incoming = bytearray()
         self._install(snap)
         self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term,
@@ -458,6 +533,9 @@ class RaftCore:
         self.log[0] = LogEntry(snap.term, snap.index)
         self.offset = snap.index
         self.snapshot = snap
+        if snap.voters:
+            self._base_conf = (snap.voters, snap.learners)
+        self._refresh_config()
         self.commit = snap.index
         self.applied = snap.index
         self._pending_snapshot = snap
@@ -468,15 +546,17 @@ class RaftCore:
         if index <= self.offset or index > self.applied:
             return
         term = self.term_at(index)
+        _, voters, learners = self._conf_at(index)
+        self._base_conf = (voters, learners)
         self.log = self.log[index - self.offset:]
         self.log[0] = LogEntry(term, index)
         self.offset = index
-        self.snapshot = Snapshot(index, term, data)
+        self.snapshot = Snapshot(index, term, data, voters, learners)
 
     def _on_append_response(self, m: Message) -> None:
-        if self.role != LEADER:
+        pr = self.progress.get(m.frm)
+        if self.role != LEADER or pr is None:  # pr is None: no longer a member
             return
-        pr = self.progress[m.frm]
         pr.recent_active = True
         pr.snapshot_sent = 0
         if m.reject:
@@ -500,7 +580,7 @@ class RaftCore:
         while pr.inflight and pr.inflight[0] <= m.index:
             pr.inflight.popleft()
         if self._maybe_commit():
-            for peer in self.voters:
+            for peer in self.progress:
                 if peer != self.id:
                     self._send_append(peer)
         elif pr.next <= self.last_index:
@@ -509,21 +589,29 @@ class RaftCore:
             self._send(Message(MsgType.TIMEOUT_NOW, self.id, m.frm, self.term))
 
     def _maybe_commit(self) -> bool:
-        matches = sorted((pr.match for pr in self.progress.values()), reverse=True)
-        candidate = matches[len(self.voters) // 2]
+        matches = sorted((self.progress[v].match for v in self.voters if v in self.progress),
+                         reverse=True)
+        if len(matches) < self.quorum:
+            return False
+        candidate = matches[self.quorum - 1]
         if candidate <= self.commit:
             return False
         # §5.4.2: only entries of the current term are committed by counting replicas.
         if self.term_at(candidate) != self.term and BUG_COMMIT_PREVIOUS_TERM not in self.bugs:
             return False
         self.commit = candidate
+        if self.id not in self.voters and self._conf_index <= self.commit:
+            # §D 4.2.2: a leader removed from the configuration steps down once the
+            # change is committed (it keeps replicating until then).
+            self._become_follower(self.term, None)
+            return True
         self._release_waiting_reads()
         return True
 
     # --- heartbeats and ReadIndex (§D 6.4) -----------------------------------------------
 
     def _broadcast_heartbeat(self, context: bytes) -> None:
-        for peer in self.voters:
+        for peer in self.progress:
             if peer != self.id:
                 pr = self.progress[peer]
                 self._send(Message(MsgType.HEARTBEAT, self.id, peer, self.term,
@@ -540,9 +628,9 @@ class RaftCore:
                            index=self.last_index, context=m.context))
 
     def _on_heartbeat_response(self, m: Message) -> None:
-        if self.role != LEADER:
+        pr = self.progress.get(m.frm)
+        if self.role != LEADER or pr is None:  # pr is None: no longer a member
             return
-        pr = self.progress[m.frm]
         pr.recent_active = True
         if pr.match < self.last_index:
             stalled = m.index == pr.heard_last  # no progress over a heartbeat interval
@@ -556,7 +644,7 @@ class RaftCore:
         if not m.context:
             return
         for read in self.pending_reads:
-            if read.context == m.context:
+            if read.context == m.context and m.frm in self.voters:
                 read.acks.add(m.frm)
         self._release_confirmed_reads()
 
@@ -567,7 +655,7 @@ class RaftCore:
             self.waiting_reads.append((context, requester))
             return
         read = PendingRead(self.commit, context, requester, {self.id})
-        if BUG_READ_WITHOUT_HEARTBEAT in self.bugs or len(self.voters) == 1:
+        if BUG_READ_WITHOUT_HEARTBEAT in self.bugs or self.voters == (self.id,):
             self._finish_read(read)
             return
         self.pending_reads.append(read)
@@ -581,7 +669,7 @@ class RaftCore:
 
     def _release_confirmed_reads(self) -> None:
         # Reads are confirmed in order: a later heartbeat round confirms earlier reads too.
-        quorum = len(self.voters) // 2 + 1
+        quorum = self.quorum
         for position in range(len(self.pending_reads) - 1, -1, -1):
             if len(self.pending_reads[position].acks) >= quorum:
                 done = self.pending_reads[: position + 1]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 class EntryKind(enum.IntEnum):
     NORMAL = 0  # a client command
     NOOP = 1  # appended by a new leader to commit entries of earlier terms (§8)
+    CONF = 2  # a membership change: data is the new configuration (encode_conf)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,8 @@ class Snapshot:
     index: int
     term: int
     data: bytes
+    voters: tuple[str, ...] = ()  # the configuration as of ``index``
+    learners: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +105,13 @@ class Ready:
     messages: list[Message] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     soft_state: SoftState | None = None
+
+
+def encode_conf(voters: tuple[str, ...], learners: tuple[str, ...]) -> bytes:
+    return b"v=%s;l=%s" % (",".join(voters).encode(), ",".join(learners).encode())
+
+
+def decode_conf(data: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    voters, _, learners = data.decode().partition(";")
+    return (tuple(x for x in voters[2:].split(",") if x),
+            tuple(x for x in learners[2:].split(",") if x))
