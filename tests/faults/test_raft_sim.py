@@ -48,7 +48,8 @@ def test_thousands_of_seeds_keep_every_safety_property(nodes, faults, seeds):
     started = time.perf_counter()
     count, checks, writes, reads, installs, changes = run_many(seeds, nodes, faults)
     per_minute = count / (time.perf_counter() - started) * 60
-    print(f"\n{nodes} nodes, {'stormy' if faults else 'default'} faults: {count} seeds, "
+    print(f"\nfault mix: {faults or Faults()}")
+    print(f"{nodes} nodes, {'stormy' if faults else 'default'} faults: {count} seeds, "
           f"{per_minute:,.0f} seeds/min, {checks:,} safety checks, {writes:,} writes and "
           f"{reads:,} reads acknowledged, {installs:,} snapshots installed, {changes:,} "
           f"membership changes, 0 violations")

@@ -24,30 +24,17 @@ from __future__ import annotations
 
 import argparse
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from raftkv.replication.raft.core import LEADER, ConfChangeRefused, NotLeaderError, RaftCore
-from raftkv.replication.raft.messages import (
-    HardState,
-    LogEntry,
-    Message,
-    MsgType,
-    Ready,
-    Snapshot,
-)
+from raftkv.replication.raft.log import MemoryRaftLog
+from raftkv.replication.raft.messages import HardState, Message, MsgType, Ready
 
 BUG_VOTE_NOT_PERSISTED = "vote_not_persisted"
 
 
 class Violation(AssertionError):
     pass
-
-
-@dataclass
-class Durable:
-    hard_state: HardState = field(default_factory=HardState)
-    snapshot: Snapshot | None = None
-    log: list[LogEntry] = field(default_factory=list)  # the entries after the snapshot
 
 
 def encode_state(applied: list[bytes]) -> bytes:
@@ -97,7 +84,7 @@ class Simulation:
         self.trace_on = trace
         self.trace: list[str] = []
         self.batch = self.rng.choice([1, 2, 4, 64])  # entries per append: small = many acks
-        self.durable = {i: Durable() for i in self.ids}
+        self.durable = {i: MemoryRaftLog() for i in self.ids}
         self.applied: dict[str, list[bytes]] = {i: [] for i in self.ids}
         self.cores: dict[str, RaftCore | None] = {i: self._boot(i) for i in self.ids}
         self.network: list[tuple[int, int, Message]] = []
@@ -123,11 +110,11 @@ class Simulation:
     # --- nodes ------------------------------------------------------------------------
 
     def _boot(self, node: str) -> RaftCore:
-        d = self.durable[node]
+        d = self.durable[node].load()
         snap = d.snapshot
         self.applied[node] = decode_state(snap.data) if snap else []
         return RaftCore(node, self.initial, random.Random(self.rng.random()), d.hard_state,
-                        list(d.log), snapshot=snap, applied=snap.index if snap else 0,
+                        d.entries, snapshot=snap, applied=snap.index if snap else 0,
                         max_entries_per_append=self.batch, bugs=self.bugs)
 
     def log(self, text: str) -> None:
@@ -167,14 +154,12 @@ class Simulation:
             return
         data = encode_state(self.applied[node][:index])
         core.compact(index, data)
-        d = self.durable[node]
-        d.snapshot = core.snapshot
-        d.log = [e for e in d.log if e.index > index]
+        self.durable[node].save(None, [], core.snapshot)
         self.log(f"{node} compacts its log up to {index}")
 
     def restart(self, node: str) -> None:
         self.cores[node] = self._boot(node)
-        self.log(f"{node} restarts at term {self.durable[node].hard_state.term}")
+        self.log(f"{node} restarts at term {self.durable[node].load().hard_state.term}")
 
     # --- the driver's duties ------------------------------------------------------------
 
@@ -195,20 +180,10 @@ class Simulation:
             core.advance(rd)
 
     def persist(self, node: str, rd: Ready) -> None:
-        d = self.durable[node]
-        if rd.snapshot is not None:
-            snap = rd.snapshot
-            keeps = any(e.index == snap.index and e.term == snap.term for e in d.log)
-            d.log = [e for e in d.log if e.index > snap.index] if keeps else []
-            d.snapshot = snap
-        if rd.hard_state is not None:
-            hs = rd.hard_state
-            if BUG_VOTE_NOT_PERSISTED in self.bugs:  # the vote is sent but never made durable
-                hs = HardState(hs.term, None, hs.commit)
-            d.hard_state = hs
-        if rd.entries:
-            first = rd.entries[0].index
-            d.log = [e for e in d.log if e.index < first] + list(rd.entries)
+        hard_state = rd.hard_state
+        if hard_state is not None and BUG_VOTE_NOT_PERSISTED in self.bugs:
+            hard_state = HardState(hard_state.term, None, hard_state.commit)  # vote not saved
+        self.durable[node].save(hard_state, rd.entries, rd.snapshot)
 
     def apply(self, node: str, rd: Ready) -> None:
         applied = self.applied[node]

@@ -386,3 +386,23 @@ def test_a_removed_leader_steps_down_once_the_change_commits():  # §D 4.2.2
     c.tick_all(40)
     new = [n for n in ("n2", "n3") if c.nodes[n].role == LEADER]
     assert len(new) == 1 and leader.role == FOLLOWER  # n1 never campaigns again
+
+
+def test_flow_control_caps_unacknowledged_bytes_per_follower():
+    from raftkv.replication.raft.core import MAX_APPEND_BYTES, MAX_INFLIGHT_BYTES
+
+    core = RaftCore("n1", ["n1", "n2", "n3"], random.Random(1))
+    core.campaign(pre_vote=False)
+    core.step(Message(MsgType.VOTE_RESP, "n2", "n1", 1))
+    core.step(Message(MsgType.APPEND_RESP, "n2", "n1", 1, index=core.last_index))
+    core.ready()  # drain
+    for _ in range(100):
+        core.propose(b"x" * 64 * 1024)
+    rd = core.ready()
+    assert rd is not None
+    sent = sum(len(e.data) for m in rd.messages if m.to == "n2" and m.type == MsgType.APPEND
+               for e in m.entries)
+    assert 0 < sent <= MAX_INFLIGHT_BYTES + MAX_APPEND_BYTES  # not all 6.4 MB at once
+    core.step(Message(MsgType.APPEND_RESP, "n2", "n1", 1, index=core.last_index - 50))
+    more = core.ready()
+    assert more is not None and any(m.to == "n2" for m in more.messages)  # acks free room

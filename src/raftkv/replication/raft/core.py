@@ -56,6 +56,8 @@ from raftkv.replication.raft.messages import (
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 MAX_ENTRIES_PER_APPEND = 64
 MAX_INFLIGHT_APPENDS = 32
+MAX_INFLIGHT_BYTES = 1024 * 1024  # flow control: unacknowledged entry bytes per follower
+MAX_APPEND_BYTES = 256 * 1024
 TRANSFER = b"transfer"
 SNAPSHOT_CHUNK_BYTES = 64 * 1024
 EMPTY_HARD_STATE = HardState()
@@ -85,10 +87,24 @@ class Progress:
     match: int = 0
     next: int = 1
     probing: bool = True  # until a follower accepts, send one append at a time
-    inflight: deque[int] = field(default_factory=deque)  # last index of each unacked append
+    # (last index, entry bytes) of each unacknowledged append, oldest first
+    inflight: deque[tuple[int, int]] = field(default_factory=deque)
+    inflight_bytes: int = 0
     snapshot_sent: int = 0  # index of a snapshot in flight to this follower (0: none)
     heard_last: int = -1  # the follower's last index in its previous heartbeat response
     recent_active: bool = False  # heard from since the last check-quorum round
+
+    def sent(self, last_index: int, size: int) -> None:
+        self.inflight.append((last_index, size))
+        self.inflight_bytes += size
+
+    def acknowledged(self, index: int) -> None:
+        while self.inflight and self.inflight[0][0] <= index:
+            self.inflight_bytes -= self.inflight.popleft()[1]
+
+    def forget_inflight(self) -> None:
+        self.inflight.clear()
+        self.inflight_bytes = 0
 
 
 @dataclass
@@ -437,25 +453,33 @@ class RaftCore:
             if peer != self.id:
                 self._send_append(peer)
 
-    def _send_append(self, peer: str, force: bool = False) -> None:
+    def _send_append(self, peer: str) -> None:
         pr = self.progress[peer]
-        if not force and (len(pr.inflight) >= MAX_INFLIGHT_APPENDS
-                          or (pr.probing and pr.inflight)):
-            return
+        if (len(pr.inflight) >= MAX_INFLIGHT_APPENDS or pr.inflight_bytes >= MAX_INFLIGHT_BYTES
+                or (pr.probing and pr.inflight)):
+            return  # flow control: wait for acknowledgements
         prev = pr.next - 1
         if prev < self.offset:  # §7: what it needs was compacted away; send the snapshot
             self._send_snapshot(peer)
             return
-        entries = tuple(self.entries(pr.next, min(pr.next + self.max_entries_per_append,
-                                                  self.last_index + 1)))
+        batch = self.entries(pr.next, min(pr.next + self.max_entries_per_append,
+                                          self.last_index + 1))
+        size = 0
+        for count, entry in enumerate(batch):
+            size += len(entry.data)
+            if size > MAX_APPEND_BYTES and count:
+                size -= len(entry.data)
+                batch = batch[:count]
+                break
+        entries = tuple(batch)
         self._send(Message(MsgType.APPEND, self.id, peer, self.term, log_term=self.term_at(prev),
                            index=prev, entries=entries, commit=self.commit))
         if entries:
-            pr.inflight.append(entries[-1].index)
+            pr.sent(entries[-1].index, size)
             if not pr.probing:
                 pr.next = entries[-1].index + 1  # pipeline: optimistic next
         elif pr.probing:
-            pr.inflight.append(prev)
+            pr.sent(prev, 0)
 
     def _on_append(self, m: Message) -> None:
         self.election_elapsed = 0
@@ -488,8 +512,8 @@ class RaftCore:
         snap = self.snapshot
         pr.snapshot_sent = snap.index
         pr.probing = True
-        pr.inflight.clear()
-        pr.inflight.append(snap.index)
+        pr.forget_inflight()
+        pr.sent(snap.index, 0)
         data = snap.data
         for start in range(0, max(len(data), 1), SNAPSHOT_CHUNK_BYTES):
             chunk = data[start: start + SNAPSHOT_CHUNK_BYTES]
@@ -569,7 +593,7 @@ class RaftCore:
                     return  # a stale rejection of an earlier pipelined append
                 pr.next = pr.match + 1
                 pr.probing = True
-            pr.inflight.clear()
+            pr.forget_inflight()
             self._send_append(m.frm)
             return
         if m.index > pr.match:
@@ -577,8 +601,7 @@ class RaftCore:
         if pr.next <= m.index:
             pr.next = m.index + 1
         pr.probing = False
-        while pr.inflight and pr.inflight[0] <= m.index:
-            pr.inflight.popleft()
+        pr.acknowledged(m.index)
         if self._maybe_commit():
             for peer in self.progress:
                 if peer != self.id:
@@ -638,7 +661,7 @@ class RaftCore:
                 # Appends were lost (or nothing is in flight): resend from what it has.
                 pr.next = max(pr.match + 1, min(pr.next, m.index + 1))
                 pr.probing = True
-                pr.inflight.clear()
+                pr.forget_inflight()
                 self._send_append(m.frm)
         pr.heard_last = m.index
         if not m.context:
