@@ -9,12 +9,17 @@ import time
 
 import pytest
 
-from raftkv.replication.raft.core import BUG_READ_WITHOUT_HEARTBEAT, BUG_TRUNCATE_WITHOUT_CONFLICT
+from raftkv.replication.raft.core import (
+    BUG_COMMIT_PREVIOUS_TERM,
+    BUG_READ_WITHOUT_HEARTBEAT,
+    BUG_TRUNCATE_WITHOUT_CONFLICT,
+)
 from tests.support.raftsim import (
     BUG_VOTE_NOT_PERSISTED,
     STORMY,
     Faults,
     Violation,
+    figure_8,
     run_seed,
 )
 
@@ -72,3 +77,13 @@ def test_negative_control_the_simulator_catches_a_planted_bug(bug, faults):
         if len(caught) >= 3:
             break
     assert len(caught) >= 3, f"{bug} slipped through 800 schedules"
+
+
+def test_figure_8_scripted_through_the_simulator_is_safe():
+    sim = figure_8()
+    assert sim.committed[2] != b"A"  # the old-term entry was rightly never committed
+
+
+def test_negative_control_committing_an_old_term_entry_by_counting_is_caught():
+    with pytest.raises(Violation, match="leader completeness|state-machine safety"):
+        figure_8(frozenset({BUG_COMMIT_PREVIOUS_TERM}))

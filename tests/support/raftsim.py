@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from raftkv.replication.raft.core import LEADER, ConfChangeRefused, NotLeaderError, RaftCore
@@ -476,3 +477,75 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def figure_8(bugs: frozenset[str] = frozenset()) -> Simulation:
+    """The paper's Figure 8 as a scripted nemesis on five simulated nodes (no random
+    faults). An old-term entry reaches a majority while its leader's own-term no-op
+    does not; a later leader may then overwrite it. Raises Violation if anything that
+    was applied is overwritten - which happens only when commit counts old entries."""
+    quiet = Faults(drop=0, duplicate=0, max_delay=1, crash=0, restart=0, partition=0, heal=0,
+                   transfer=0, pause=0, compact=0, membership=0)
+    sim = Simulation(8, 5, quiet, bugs)
+    sim.batch = 1  # one entry per append: an old entry can be acknowledged alone
+    for node in sim.ids:
+        sim.cores[node] = sim._boot(node)
+    everyone = set(sim.ids)
+
+    def core(node: str) -> RaftCore:
+        found = sim.cores[node]
+        assert found is not None
+        return found
+
+    def only(*nodes: str) -> None:
+        """Let messages pass only among ``nodes``."""
+        sim.blocked = {(a, b) for a in everyone for b in everyone
+                       if a != b and not (a in nodes and b in nodes)}
+
+    def rounds(until: Callable[[], bool], limit: int = 30) -> bool:
+        for node in sim.ids:
+            sim.handle_ready(node)
+        for _ in range(limit):
+            if until():
+                return True
+            sim.now += 1
+            for node, live in sim.cores.items():
+                if live is not None and live.role == LEADER:  # heartbeats spread commit
+                    live.tick()
+                    sim.handle_ready(node)
+            sim.deliver()
+        return until()
+
+    def elect(node: str) -> None:
+        for _ in range(3):  # campaign again when a voter already voted in that term
+            for other in sim.cores.values():
+                if other is not None:
+                    other.election_elapsed = other.election_ticks  # leases long expired
+            core(node).campaign(pre_vote=False)
+            if rounds(lambda: core(node).role == LEADER, limit=4):
+                return
+        raise AssertionError(f"{node} did not win")
+
+    only(*sim.ids)
+    elect("n1")  # term 1: its no-op (index 1) reaches everyone
+    assert rounds(lambda: all(core(n).commit >= 1 for n in sim.initial))
+    only("n1", "n2")
+    core("n1").propose(b"A")  # (a) index 2 reaches n2 only
+    assert rounds(lambda: core("n2").term_at(2) == core("n1").term)
+    sim.crash("n1")
+    only("n3", "n4", "n5")  # (b) n5 leads a later term; its entries stay on n5
+    elect("n5")
+    only()
+    core("n5").propose(b"B")
+    rounds(lambda: True)
+    sim.crash("n5")
+    sim.restart("n1")  # (c) n1 leads again and gets A onto n3 - a majority holds it -
+    only("n1", "n2", "n3")
+    elect("n1")
+    assert rounds(lambda: core("n1").progress["n3"].match >= 2)
+    sim.crash("n1")  # ... and crashes before its own no-op is on a majority
+    sim.restart("n5")  # (d) n5 wins with n3 and n4 and overwrites index 2
+    only("n3", "n4", "n5")
+    elect("n5")
+    assert rounds(lambda: core("n3").commit >= core("n5").last_index)
+    return sim
