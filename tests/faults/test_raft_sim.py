@@ -85,5 +85,5 @@ def test_figure_8_scripted_through_the_simulator_is_safe():
 
 
 def test_negative_control_committing_an_old_term_entry_by_counting_is_caught():
-    with pytest.raises(Violation, match="leader completeness|state-machine safety"):
+    with pytest.raises(Violation, match=r"leader completeness|state-machine safety"):
         figure_8(frozenset({BUG_COMMIT_PREVIOUS_TERM}))
