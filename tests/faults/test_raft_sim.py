@@ -18,12 +18,23 @@ from tests.support.raftsim import (
     BUG_VOTE_NOT_PERSISTED,
     STORMY,
     Faults,
+    Simulation,
     Violation,
     figure_8,
     run_seed,
 )
 
 TICKS = 300
+
+
+def trace_of(seed: int, nodes: int, faults: Faults | None) -> str:
+    """The last events before a failure, from a traced replay of the same seed."""
+    sim = Simulation(seed, nodes, faults, trace=True)
+    try:
+        sim.run(TICKS)
+    except Violation:
+        pass
+    return "\n".join(sim.trace[-40:])
 
 
 def run_many(seeds: range, nodes: int, faults: Faults | None
@@ -36,7 +47,7 @@ def run_many(seeds: range, nodes: int, faults: Faults | None
             stormy = " --stormy" if faults is STORMY else ""
             raise AssertionError(f"seed {seed}, {nodes} nodes: {exc}\nreplay: python -m "
                                  f"tests.support.raftsim --seed {seed} --nodes {nodes}"
-                                 f"{stormy} --trace") from None
+                                 f"{stormy} --trace\n{trace_of(seed, nodes, faults)}") from None
         checks += sim.checks
         writes += sim.writes_acked
         reads += sim.reads_done

@@ -409,8 +409,7 @@ class Simulation:
         if self.rng.random() < 0.5:
             self.client()
         self.check_matches()
-        if self.now % 10 == 0:
-            self.check_logs()
+        self.check_logs()
 
     def run(self, ticks: int, settle_ticks: int = 300) -> None:
         for _ in range(ticks):
