@@ -21,12 +21,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks import engine, http_bench, raft_bench, resp_bench
+from benchmarks import engine, http_bench, ops_bench, raft_bench, resp_bench
 from benchmarks.common import Progress, Row
 
 # suite -> (module, progress steps per round, steps once per run)
 SUITES = {"engine": (engine, 5, 2), "raft": (raft_bench, 1, 0), "http": (http_bench, 3, 0),
-          "resp": (resp_bench, 4, 0)}
+          "ops": (ops_bench, 2, 0), "resp": (resp_bench, 4, 0)}
 
 
 def summarize(rows: list[Row]) -> list[dict[str, object]]:

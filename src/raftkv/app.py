@@ -42,9 +42,9 @@ from raftkv.fronts.http.server import HttpServer
 from raftkv.fronts.resp.pubsub import PubSub, keyspace_notifier
 from raftkv.fronts.resp.server import RespServer
 from raftkv.metrics import Metrics
-from raftkv.replication.local import LocalReplicator, SnapshotStats
+from raftkv.replication.local import LocalReplicator
 from raftkv.service.auth import Authenticator
-from raftkv.service.ports import ReplicaStatus
+from raftkv.service.ports import ReplicaStatus, SnapshotStats
 from raftkv.service.ratelimit import TokenBuckets
 from raftkv.service.service import KVService, ServiceLimits
 from raftkv.storage.fs import FileSystem, OsFileSystem
@@ -76,7 +76,7 @@ class Node:
         cfg = self.config
         loop = asyncio.get_running_loop()
         recovered = await loop.run_in_executor(None, recover, self.fs, cfg.data_dir)
-        self.metrics = Metrics(lambda: recovered.state_machine, self._status)
+        self.metrics = Metrics(lambda: recovered.state_machine, self._status, self._in_flight)
         for warning in recovered.warnings:
             log.warning(warning)
         log.info("recovered", extra={"dataDir": cfg.data_dir, "lastIndex": recovered.last_index,
@@ -86,7 +86,7 @@ class Node:
             self.fs, cfg.data_dir, recovered, cfg.fsync, cfg.node_id,
             segment_max_bytes=cfg.storage.segment_max_bytes,
             snapshot_threshold_bytes=cfg.storage.snapshot_threshold_bytes,
-            observe_fsync=self.metrics.observe_fsync,
+            observe_batch=self.metrics.observe_wal_batch,
             observe_snapshot=self._observe_snapshot)
         self.recovered = True
         eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
@@ -196,9 +196,11 @@ def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg:
     router = Router()
     HttpApi(service, readiness, openapi.document_bytes, metrics.exposition).register(router)
     rl = cfg.rate_limit
-    layers: list[object] = [
-        RequestId(),
-        AccessLogger(access_log, metrics.observe_request),
+    layers: list[object] = [RequestId()]
+    if cfg.access_log or cfg.request_metrics:
+        layers.append(AccessLogger(access_log if cfg.access_log else None,
+                                   metrics.observe_request if cfg.request_metrics else None))
+    layers += [
         SecurityHeaders(),
         Recovery(),
         Cors(cfg.cors_origins),

@@ -99,6 +99,8 @@ class Config:
     insecure: bool = False
     cors_origins: tuple[str, ...] = ()
     keyspace_notifications: bool = False
+    access_log: bool = True  # one line per request; off only to measure what it costs
+    request_metrics: bool = True  # per-request counters and histograms
     http: HttpLimits = field(default_factory=HttpLimits)
     auth: AuthConfig = field(default_factory=AuthConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
@@ -229,6 +231,8 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("insecure", "--insecure", ("RAFTKV_INSECURE",), _bool),
     _Setting("cors_origins", None, ("RAFTKV_CORS_ORIGINS",), _origins),
     _Setting("keyspace_notifications", None, ("RAFTKV_KEYSPACE_NOTIFICATIONS",), _bool),
+    _Setting("access_log", None, ("RAFTKV_ACCESS_LOG",), _bool),
+    _Setting("request_metrics", None, ("RAFTKV_REQUEST_METRICS",), _bool),
 )
 
 _SECTIONS: dict[str, tuple[type, dict[str, Callable[[Any], Any]]]] = {

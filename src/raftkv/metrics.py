@@ -23,7 +23,7 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 class Metrics:
     def __init__(self, state_machine: Callable[[], StateMachine],
-                 status: Callable[[], ReplicaStatus]) -> None:
+                 status: Callable[[], ReplicaStatus], in_flight: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("raftkv_http_requests_total", "HTTP requests answered",
@@ -31,8 +31,9 @@ class Metrics:
         self.latency = Histogram("raftkv_http_request_duration_seconds",
                                  "HTTP request latency", ["route", "method", "status"],
                                  buckets=_LATENCY_BUCKETS, registry=r)
-        self.in_flight = Gauge("raftkv_http_requests_in_flight", "HTTP requests in progress",
-                               registry=r)
+        in_flight_gauge = Gauge("raftkv_http_requests_in_flight", "HTTP requests in progress",
+                                registry=r)
+        in_flight_gauge.set_function(in_flight)
         self.wal_fsync = Histogram("raftkv_wal_fsync_duration_seconds",
                                    "WAL write+fsync latency per batch", buckets=_LATENCY_BUCKETS,
                                    registry=r)
@@ -63,11 +64,13 @@ class Metrics:
         children[0]()
         children[1](seconds)
 
-    def observe_fsync(self, seconds: float, records: int) -> None:
-        """Called from the WAL's I/O thread (prometheus_client is thread-safe)."""
-        self.wal_fsync.observe(seconds)
-        self.wal_records_per_fsync.observe(records)
+    def observe_wal_batch(self, fsync_seconds: float | None, records: int) -> None:
+        """A WAL batch was written (and fsynced, when ``fsync_seconds`` is given). Called
+        from the WAL's I/O thread under ``always`` (prometheus_client is thread-safe)."""
         self.wal_appends.inc(records)
+        if fsync_seconds is not None:
+            self.wal_fsync.observe(fsync_seconds)
+            self.wal_records_per_fsync.observe(records)
 
     def exposition(self) -> tuple[bytes, bytes]:
         return CONTENT_TYPE_LATEST.encode(), generate_latest(self.registry)

@@ -158,6 +158,7 @@ def test_metrics_parse_and_move(server):
     assert sample("raftkv_wal_appends_total") >= 5
     assert sample("raftkv_wal_fsync_duration_seconds_count") >= 1
     assert sample("raftkv_raft_is_leader") == 1
+    assert sample("raftkv_http_requests_in_flight") >= 1  # the scrape itself is in flight
     assert sample("raftkv_raft_applied_index") >= 5
     httpx.get(server.url + "/v1/keys/no/such/path/" + "x" * 10)
     text = httpx.get(server.url + "/metrics").text
@@ -200,3 +201,86 @@ def test_memory_limits_refuse_under_noeviction_and_evict_under_lru(start_server,
     time.sleep(0.2)
     items = httpx.get(node.url + "/v1/keys").json()["items"]
     assert len(items) == 3 and "e9" in [i["key"] for i in items]
+
+
+def test_admin_snapshot_needs_admin_and_trims_the_wal(start_server, tmp_path):
+    node = start_server("--config", auth_config(tmp_path))
+    for i in range(50):
+        httpx.put(node.url + f"/v1/keys/app/{i}", headers=bearer("writer"), json={"value": "v"})
+    assert httpx.post(node.url + "/v1/admin/snapshot", headers=bearer("writer")
+                      ).status_code == 403
+    r = httpx.post(node.url + "/v1/admin/snapshot", headers=bearer("admin"))
+    assert r.status_code == 200 and r.json()["index"] >= 50
+    assert list((node.data_dir / "snapshots").glob("*.snap"))
+
+
+def test_overload_is_shed_with_503_and_retry_after(start_server, tmp_path):
+    import socket
+
+    config = tmp_path / "shed.toml"
+    config.write_text("[rate_limit]\nenabled = true\nmax_in_flight = 2\n")
+    node = start_server("--config", str(config))
+    body = b'{"value": "x"}'
+    batch = b"".join(b"PUT /v1/keys/s%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                     % (i, len(body), body) for i in range(30))
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as s:
+        s.sendall(batch)
+        time.sleep(0.5)
+        raw = s.recv(1 << 20)
+    assert b"HTTP/1.1 503" in raw and b"Retry-After: 1" in raw and b"HTTP/1.1 201" in raw
+
+
+def test_a_second_signal_stops_at_once_keeping_acknowledged_writes(start_server, tmp_path):
+    import signal
+    import socket
+
+    node = start_server("--shutdown-timeout", "60")
+    assert httpx.put(node.url + "/v1/keys/kept", json={"value": "1"}).status_code == 201
+    stuck = socket.create_connection(("127.0.0.1", node.port))
+    stuck.sendall(b"PUT /v1/keys/never HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\nab")
+    time.sleep(0.2)
+    started = time.monotonic()
+    node.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert node.proc.poll() is None  # draining: waits for the stuck request
+    node.signal(signal.SIGINT)
+    assert node.wait(timeout_s=10) == 0 and time.monotonic() - started < 5
+    stuck.close()
+    again = start_server(data_dir=node.data_dir)
+    assert httpx.get(again.url + "/v1/keys/kept").json()["value"] == "1"
+
+
+def test_sigterm_during_a_snapshot_leaves_a_clean_directory(start_server, tmp_path):
+    import signal
+
+    import redis as redis_client
+
+    node = start_server(resp=True)
+    client = redis_client.Redis(port=node.resp_port, protocol=2)
+    pipe = client.pipeline(transaction=False)
+    for i in range(100_000):
+        pipe.set(f"k{i:06d}", "v" * 20)
+    pipe.execute()
+    client.close()
+    import threading
+
+    threading.Thread(target=lambda: httpx.post(node.url + "/v1/admin/snapshot", timeout=30),
+                     daemon=True).start()
+    time.sleep(0.05)
+    node.signal(signal.SIGTERM)
+    assert node.wait() == 0
+    leftovers = [p.name for p in (node.data_dir / "snapshots").iterdir()
+                 if not p.name.endswith(".snap")]
+    assert leftovers == []
+    again = start_server(data_dir=node.data_dir)
+    assert httpx.get(again.url + "/v1/keys/k099999").json()["value"] == "v" * 20
+
+
+def test_wal_appends_are_counted_under_every_fsync_policy(start_server):
+    node = start_server("--fsync", "no")
+    for i in range(3):
+        httpx.put(node.url + f"/v1/keys/n{i}", json={"value": "x"})
+    text = httpx.get(node.url + "/metrics").text
+    appends = [float(line.split()[1]) for line in text.splitlines()
+               if line.startswith("raftkv_wal_appends_total ")]
+    assert appends == [3.0]

@@ -32,7 +32,7 @@ class InProcessApi:
         recovered = recover(self.fs, "/data")
         self.replicator = LocalReplicator(self.fs, "/data", recovered, fsync)
         self.service = KVService(self.replicator, self.clock, ServiceLimits())
-        metrics = Metrics(lambda: recovered.state_machine, self.replicator.status)
+        metrics = Metrics(lambda: recovered.state_machine, self.replicator.status, lambda: 0)
         self.app = http_app(self.service, lambda: (True, "ready"), config,
                             AccessLog("json", self.log), Authenticator(False, ()), metrics,
                             lambda: 0)

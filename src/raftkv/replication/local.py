@@ -14,12 +14,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from raftkv.core.commands import Command, Result, encode
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import StorageError, Unavailable
-from raftkv.service.ports import Consistency, ReplicaStatus
+from raftkv.service.ports import Consistency, ReplicaStatus, SnapshotStats
 from raftkv.storage import records, snapshots
 from raftkv.storage.fs import FileSystem
 from raftkv.storage.recovery import Recovered, layout
@@ -30,20 +29,13 @@ log = logging.getLogger("raftkv.replication")
 Pending = tuple[int, Command, "asyncio.Future[Result]"]
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotStats:
-    index: int
-    size_bytes: int
-    duration_s: float
-
-
 class LocalReplicator:
     """Implements the service's ``Replicator`` port for one node."""
 
     def __init__(self, fs: FileSystem, data_dir: str, recovered: Recovered, policy: FsyncPolicy,
                  node_id: str = "n1", segment_max_bytes: int = 64 * 1024 * 1024,
                  snapshot_threshold_bytes: int = 64 * 1024 * 1024, snapshots_kept: int = 2,
-                 observe_fsync: Callable[[float, int], None] | None = None,
+                 observe_batch: Callable[[float | None, int], None] | None = None,
                  observe_snapshot: Callable[[SnapshotStats], None] | None = None) -> None:
         self.fs = fs
         self.node_id = node_id
@@ -52,7 +44,7 @@ class LocalReplicator:
         self._next_index = recovered.last_index + 1
         self._log = SegmentedLog(fs, self._wal_dir, segment_max_bytes)
         self._writer: WalWriter[Pending] = WalWriter(
-            self._log, policy, self._apply_batch, self._fail_batch, observe_fsync)
+            self._log, policy, self._apply_batch, self._fail_batch, observe_batch)
         self._snapshot_threshold = snapshot_threshold_bytes
         self._snapshots_kept = snapshots_kept
         self._bytes_since_snapshot = 0

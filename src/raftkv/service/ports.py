@@ -34,6 +34,13 @@ class ReplicaStatus:
     recovered: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotStats:
+    index: int
+    size_bytes: int
+    duration_s: float
+
+
 class Replicator(Protocol):
     """Turns commands into durable, ordered, applied results.
 
@@ -52,6 +59,9 @@ class Replicator(Protocol):
         else a future that resolves when it is."""
 
     def status(self) -> ReplicaStatus: ...
+
+    async def snapshot(self) -> SnapshotStats | None:
+        """Write a snapshot now and trim the log it covers; None when it failed."""
 
     def can_propose(self) -> bool:
         """True when this node orders writes (the single node, or the Raft leader)."""

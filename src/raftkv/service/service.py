@@ -35,7 +35,7 @@ from raftkv.core.commands import (
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, Policy
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import InvalidArgument, OutOfMemory, TooLarge
-from raftkv.service.ports import Consistency, ReplicaStatus, Replicator
+from raftkv.service.ports import Consistency, ReplicaStatus, Replicator, SnapshotStats
 
 log = logging.getLogger("raftkv.service")
 
@@ -134,6 +134,9 @@ class KVService:
 
     def status(self) -> ReplicaStatus:
         return self.replicator.status()
+
+    async def take_snapshot(self) -> SnapshotStats | None:
+        return await self.replicator.snapshot()
 
     # --- writes ------------------------------------------------------------------
 

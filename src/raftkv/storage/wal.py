@@ -129,12 +129,12 @@ class WalWriter(Generic[T]):
     def __init__(self, log: SegmentedLog, policy: FsyncPolicy,
                  on_durable: Callable[[list[T]], None],
                  on_failed: Callable[[list[T], StorageError], None],
-                 observe_fsync: Callable[[float, int], None] | None = None) -> None:
+                 observe_batch: Callable[[float | None, int], None] | None = None) -> None:
         self.log = log
         self.policy = policy
         self._on_durable = on_durable
         self._on_failed = on_failed
-        self._observe_fsync = observe_fsync
+        self._observe_batch = observe_batch  # (fsync seconds or None, records)
         self._records: list[bytes] = []
         self._items: list[T] = []
         self._first_index = 0
@@ -197,8 +197,8 @@ class WalWriter(Generic[T]):
             raise FsyncFailed(exc) from exc
         self.fsyncs += 1
         self.records_synced += count
-        if self._observe_fsync is not None:
-            self._observe_fsync(time.perf_counter() - started, count)
+        if self._observe_batch is not None:
+            self._observe_batch(time.perf_counter() - started, count)
 
     def _flush_here(self) -> None:
         """``everysec`` / ``no``: write on the loop (page cache only) and ack."""
@@ -209,6 +209,8 @@ class WalWriter(Generic[T]):
             self._done(exc, items)
             return
         self._dirty = True
+        if self._observe_batch is not None:
+            self._observe_batch(None, len(items))
         self._done(None, items)
 
     def _done(self, exc: BaseException | None, items: list[T]) -> None:

@@ -131,9 +131,10 @@ class RequestId:
 
 
 class AccessLogger:
-    """One line per request: method, route template, status, latency, bytes, request id."""
+    """One line per request: method, route template, status, latency, bytes, request id;
+    and the request's metrics (both are on unless configured off)."""
 
-    def __init__(self, sink: AccessLog,
+    def __init__(self, sink: AccessLog | None,
                  observe: Callable[[str, bytes, int, float], None] | None = None) -> None:
         self.sink = sink
         self.observe = observe
@@ -143,8 +144,9 @@ class AccessLogger:
 
     def after(self, request: Request, response: Response) -> Response:
         elapsed = time.perf_counter() - request.started
-        self.sink.request(request.method, request.route, response.status, elapsed * 1000,
-                          len(response.body), request.request_id, request.client)
+        if self.sink is not None:
+            self.sink.request(request.method, request.route, response.status, elapsed * 1000,
+                              len(response.body), request.request_id, request.client)
         if self.observe is not None:
             self.observe(request.route, request.method, response.status, elapsed)
         return response
@@ -225,7 +227,7 @@ class RateLimit:
 # The one body every authentication failure gets, whatever went wrong.
 UNAUTHENTICATED = "authentication required: send a valid bearer token"
 _PUBLIC = frozenset({"/livez", "/readyz", "/health", "/openapi.json"})
-_ADMIN = ("/metrics", "/v1/cluster")
+_ADMIN = ("/metrics", "/v1/cluster", "/v1/admin")
 
 
 class Auth:

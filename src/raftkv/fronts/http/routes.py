@@ -7,6 +7,7 @@ durable and applied; reads usually return at once.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 from typing import Any
@@ -14,13 +15,13 @@ from typing import Any
 import orjson
 
 from raftkv.core.commands import Entry, Outcome, Result
-from raftkv.errors import ConditionFailed, Forbidden, InvalidArgument
+from raftkv.errors import ConditionFailed, Forbidden, InvalidArgument, StorageError
 from raftkv.fronts.http import validation as v
 from raftkv.fronts.http.errors import HttpError
 from raftkv.fronts.http.messages import JSON, Reply, Request, Response, json_response
 from raftkv.fronts.http.middleware import principal_of
 from raftkv.fronts.http.router import Router
-from raftkv.service.ports import Consistency
+from raftkv.service.ports import Consistency, SnapshotStats
 from raftkv.service.service import KVService, then
 
 OCTET = b"application/octet-stream"
@@ -103,6 +104,7 @@ class HttpApi:
         add("GET", "/readyz", self.readyz)
         add("GET", "/openapi.json", self.openapi_json)
         add("GET", "/metrics", self.metrics_text)
+        add("POST", "/v1/admin/snapshot", self.take_snapshot)
 
     # --- the keys API ----------------------------------------------------------------
 
@@ -290,6 +292,19 @@ class HttpApi:
 
     def openapi_json(self, request: Request) -> Response:
         return Response(200, self.openapi())
+
+    def take_snapshot(self, request: Request) -> Reply:
+        """Admin: write a snapshot now (and trim the WAL it covers)."""
+        future = asyncio.ensure_future(self.service.take_snapshot())
+
+        def render(stats: SnapshotStats | None) -> Response:
+            if stats is None:
+                raise StorageError("the snapshot could not be written; see the log")
+            return json_response(200, {"ok": True, "index": stats.index,
+                                       "sizeBytes": stats.size_bytes,
+                                       "durationMs": round(stats.duration_s * 1000, 3)})
+
+        return then(future, render)
 
     def metrics_text(self, request: Request) -> Response:
         content_type, body = self.metrics()
