@@ -58,7 +58,7 @@ class Faults:
     duplicate: float = 0.03
     max_delay: int = 3
     crash: float = 0.004
-    crash_mid_ready: float = 0.3  # a crash loses the Ready being handled
+    crash_mid_ready: float = 0.012  # per Ready: crash before persisting it (it is lost)
     restart: float = 0.05
     partition: float = 0.01
     heal: float = 0.03
@@ -68,9 +68,9 @@ class Faults:
     membership: float = 0.01  # the leader adds a learner, promotes it, or removes a node
 
 
-STORMY = Faults(drop=0.15, duplicate=0.05, max_delay=4, crash=0.03, restart=0.3,
-                partition=0.03, heal=0.05, transfer=0.01, pause=0.02, compact=0.05,
-                membership=0.03)
+STORMY = Faults(drop=0.15, duplicate=0.05, max_delay=4, crash=0.03, crash_mid_ready=0.09,
+                restart=0.3, partition=0.03, heal=0.05, transfer=0.01, pause=0.02,
+                compact=0.05, membership=0.03)
 
 
 class Simulation:
@@ -167,7 +167,7 @@ class Simulation:
     def handle_ready(self, node: str) -> None:
         core = self.cores[node]
         while core is not None and (rd := core.ready()) is not None:
-            if self.rng.random() < self.faults.crash * self.faults.crash_mid_ready * 10:
+            if self.rng.random() < self.faults.crash_mid_ready:
                 self.crash(node)  # before persisting: this Ready is lost entirely
                 return
             self.persist(node, rd)
@@ -415,7 +415,8 @@ class Simulation:
         for _ in range(ticks):
             self.step()
         # Heal: no more faults, everyone back; a leader must appear and commit.
-        self.faults = Faults(drop=0, duplicate=0, max_delay=1, crash=0, restart=1,
+        self.faults = Faults(drop=0, duplicate=0, max_delay=1, crash=0, crash_mid_ready=0,
+                             restart=1,
                              partition=0, heal=1, transfer=0, pause=0, compact=0,
                              membership=0)
         self.blocked = set()
@@ -483,7 +484,8 @@ def figure_8(bugs: frozenset[str] = frozenset()) -> Simulation:
     faults). An old-term entry reaches a majority while its leader's own-term no-op
     does not; a later leader may then overwrite it. Raises Violation if anything that
     was applied is overwritten - which happens only when commit counts old entries."""
-    quiet = Faults(drop=0, duplicate=0, max_delay=1, crash=0, restart=0, partition=0, heal=0,
+    quiet = Faults(drop=0, duplicate=0, max_delay=1, crash=0, crash_mid_ready=0, restart=0,
+                   partition=0, heal=0,
                    transfer=0, pause=0, compact=0, membership=0)
     sim = Simulation(8, 5, quiet, bugs)
     sim.batch = 1  # one entry per append: an old entry can be acknowledged alone
