@@ -153,7 +153,8 @@ def condition(request: Request) -> tuple[Cond, int]:
         if tag == b"*":
             return Cond.EXISTS, 0
         tag = tag.removeprefix(b"W/")
-        if len(tag) >= 3 and tag[:1] == b'"' and tag[-1:] == b'"' and tag[1:-1].isdigit():
+        if len(tag) >= 3 and tag[:1] == b'"' and tag[-1:] == b'"' and tag[1:-1].isdigit() \
+                and int(tag[1:-1]) < 2**63:  # revisions are signed 64-bit in the log
             return Cond.MOD_REVISION, int(tag[1:-1])
         raise InvalidArgument('If-Match must be "*" or an ETag like "42"')
     return Cond.NONE, 0
