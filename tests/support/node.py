@@ -37,7 +37,9 @@ class ServerProcess:
         self.args = list(args)
         self.env = env or {}
         self.port = port or free_port()
-        self.resp_port = free_port() if resp else 0
+        self.resp_port = 0
+        while resp and self.resp_port in (0, self.port):
+            self.resp_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-{self.port}.log"
 
