@@ -17,6 +17,7 @@ and byte strings as ``u32 length | bytes``. Optional integers are ``u8 present |
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Final, NamedTuple
@@ -157,6 +158,11 @@ class Entry(NamedTuple):
     create_revision: int
     mod_revision: int
     expires_at_ms: int | None
+
+
+# The hot paths (apply, reads) build entries from one tuple of the fields in order:
+# tuple.__new__ skips NamedTuple's Python-level __new__ and costs half as much.
+new_entry: Final = functools.partial(tuple.__new__, Entry)
 
 
 class Result(NamedTuple):

@@ -25,7 +25,7 @@ from typing import Final
 
 from sortedcontainers import SortedList
 
-from raftkv.core.commands import Entry
+from raftkv.core.commands import Entry, new_entry
 
 # Two layouts of the header, told apart by the first byte. Most keys have no TTL,
 # revisions below 2**32 and fewer than 65,536 versions: they get the 11-byte compact
@@ -117,7 +117,7 @@ class Keyspace:
         mod, create, expires, version, offset = header(packed)
         if expires and expires <= now_ms:
             return None
-        return Entry(key, packed[offset:], version, create, mod, expires or None)
+        return new_entry((key, packed[offset:], version, create, mod, expires or None))
 
     def value(self, key: bytes, now_ms: int) -> bytes | None:
         """The key's value alone (the hot path of GET), or None when absent or expired."""

@@ -35,6 +35,7 @@ from raftkv.core.commands import (
     Outcome,
     Put,
     Result,
+    new_entry,
 )
 from raftkv.core.keyspace import (
     Keyspace,
@@ -176,7 +177,8 @@ class StateMachine:
         if raw is not None:
             mod, create, old_deadline, version, offset = header(raw)
             if not old_deadline or old_deadline > c.now_ms:
-                current = Entry(key, raw[offset:], version, create, mod, old_deadline or None)
+                current = new_entry((key, raw[offset:], version, create, mod,
+                                     old_deadline or None))
         if c.cond and not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
         if current is None:
@@ -188,8 +190,8 @@ class StateMachine:
         value = c.value
         self.keyspace.store(key, pack(value, index, create, expires, version), raw, old_deadline,
                             expires or 0)
-        return Result(Outcome.OK, index, Entry(key, value, version, create, index, expires),
-                      current)
+        return Result(Outcome.OK, index,
+                      new_entry((key, value, version, create, index, expires)), current)
 
     def _delete(self, index: int, c: Delete) -> Result:
         raw, current = self._live(c.key, c.now_ms)
