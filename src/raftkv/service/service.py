@@ -116,6 +116,22 @@ class KVService:
             return self._read(key)
         return then(barrier, functools.partial(self._read, key))
 
+    def get_value(self, key: bytes, consistency: Consistency = Consistency.LINEARIZABLE
+                  ) -> MaybeFuture[bytes | None]:
+        """The value alone (Redis GET's hot path: no entry object is built)."""
+        validate_key(key)
+        barrier = self.replicator.read_barrier(consistency)
+        if barrier is None:
+            return self._read_value(key)
+        return then(barrier, functools.partial(self._read_value, key))
+
+    def _read_value(self, key: bytes, _: None = None) -> bytes | None:
+        now_ms = self.clock.now_ms()
+        value = self.replicator.state_machine.keyspace.value(key, now_ms)
+        if value is not None and self.tracker.enabled:
+            self.tracker.touch(key, now_ms)
+        return value
+
     def _read(self, key: bytes, _: None = None) -> Entry | None:
         now_ms = self.clock.now_ms()
         entry = self.replicator.state_machine.keyspace.get(key, now_ms)

@@ -9,6 +9,7 @@ service call and encodes the reply. Replies and error texts are Redis's own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -269,20 +270,19 @@ def dbsize(conn: Connection, args: list[bytes]) -> Reply:
 
 @command("get", 2, "readonly fast", 1, 1)
 def get(conn: Connection, args: list[bytes]) -> Reply:
-    return later(conn.service.get(args[1], conn.consistency), _value_reply(conn))
+    value = conn.service.get_value(args[1], conn.consistency)
+    if isinstance(value, asyncio.Future):
+        return Later(value, functools.partial(_value_reply, conn))
+    return _value_reply(conn, value)
 
 
-def _value_reply(conn: Connection) -> Callable[[Entry | None], bytes]:
+def _value_reply(conn: Connection, value: bytes | None) -> bytes:
     stats = conn.server.stats
-    nil = conn.enc.NIL
-
-    def render(entry: Entry | None) -> bytes:
-        if entry is None:
-            stats.keyspace_misses += 1
-            return nil
-        stats.keyspace_hits += 1
-        return b"$%d\r\n%s\r\n" % (len(entry.value), entry.value)
-    return render
+    if value is None:
+        stats.keyspace_misses += 1
+        return conn.enc.NIL
+    stats.keyspace_hits += 1
+    return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
 @command("set", -3, "write", 1, 1)
