@@ -67,6 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--prefix", default="")
     listing.add_argument("--limit", type=int, default=1000)
     client("health", "show a node's health")
+    bench = client("bench", "load-test a node's HTTP API")
+    bench.add_argument("--workload", choices=["get", "put", "mixed", "cas"], default="get")
+    bench.add_argument("--keys", type=int, default=1000)
+    bench.add_argument("--value-bytes", type=int, default=100)
+    bench.add_argument("--distribution", choices=["uniform", "zipf"], default="uniform")
+    bench.add_argument("--read-ratio", type=float, default=0.9, help="for --workload mixed")
+    bench.add_argument("--connections", type=int, default=50)
+    bench.add_argument("--duration", type=float, default=10.0, help="seconds")
+    bench.add_argument("--requests", type=int, default=0, help="stop after N (overrides "
+                       "--duration)")
+    bench.add_argument("--rate", type=float, default=0.0,
+                       help="open loop at R requests/s (latency from the scheduled time)")
+    bench.add_argument("--json", action="store_true", help="print the result as JSON")
 
     config = sub.add_parser("config", help="check or show configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -93,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config(args)
     if command == "token":
         return _token_new(args)
+    if command == "bench":
+        return _bench(args)
     return _client(args)
 
 
@@ -134,6 +149,29 @@ def _config(args: argparse.Namespace) -> int:
         print(f"raftkv: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from raftkv.loadgen import Bench, BenchConfig, render
+
+    if (args.keys < 1 or args.connections < 1 or args.duration <= 0 or args.requests < 0
+            or args.rate < 0 or not 0 <= args.read_ratio <= 1 or args.value_bytes < 0):
+        print("raftkv: bench settings must be positive (and --read-ratio within 0-1)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    config = BenchConfig(args.url, args.workload, args.keys, args.value_bytes,
+                         args.distribution, args.read_ratio, args.connections, args.duration,
+                         args.requests, args.rate, args.token)
+    try:
+        result = uvloop.run(Bench(config).run(progress=not args.json))
+    except OSError as exc:
+        print(f"raftkv: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return EXIT_NO
+    summary = result.summary()
+    print(json.dumps(summary, indent=2) if args.json else render(summary, config))
+    return EXIT_NO if summary["ok"] == 0 else EXIT_OK
 
 
 def _token_new(args: argparse.Namespace) -> int:

@@ -39,3 +39,17 @@ def test_an_unreachable_server_exits_1():
     result = subprocess.run([sys.executable, "-m", "raftkv", "get", "k", "--url",
                              "http://127.0.0.1:9"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1 and "cannot reach" in result.stderr
+
+
+def test_bench_runs_against_a_node_closed_and_open_loop(server):
+    import json
+
+    for extra in (["--workload", "mixed", "--requests", "300"],
+                  ["--workload", "cas", "--rate", "200", "--duration", "1"]):
+        result = raftkv(server, "bench", "--keys", "20", "--connections", "4", "--json", *extra)
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["ok"] > 100 and summary["errors"] == {}
+        assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["max"]
+    bad = raftkv(server, "bench", "--connections", "0")
+    assert bad.returncode == 2
