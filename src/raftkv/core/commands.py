@@ -22,6 +22,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from raftkv.core.binary import U32, BinaryReader
+
 CODEC_VERSION: Final = 1
 
 
@@ -194,7 +196,6 @@ _TAGS: Final[dict[type, int]] = {
     DeleteExpired: 7,
     Evict: 8,
 }
-_U32 = struct.Struct("<I")
 _I64 = struct.Struct("<q")
 _HEAD = struct.Struct("<BB")
 _PUT_FIXED = struct.Struct("<BqBBqq")  # has_ttl, expires_at, keep_ttl, cond, expected, now
@@ -205,7 +206,7 @@ class CodecError(ValueError):
 
 
 def _b(out: bytearray, data: bytes) -> None:
-    out += _U32.pack(len(data))
+    out += U32.pack(len(data))
     out += data
 
 
@@ -217,8 +218,8 @@ def encode(cmd: Command) -> bytes:
     if type(cmd) is Put:  # the hot path, flattened: same bytes as the general branch
         rid, key, value, exp = cmd.request_id, cmd.key, cmd.value, cmd.expires_at_ms
         return b"".join((
-            _PUT_HEAD, _U32.pack(len(rid)), rid, _U32.pack(len(key)), key,
-            _U32.pack(len(value)), value,
+            _PUT_HEAD, U32.pack(len(rid)), rid, U32.pack(len(key)), key,
+            U32.pack(len(value)), value,
             _PUT_FIXED.pack(exp is not None, exp or 0, cmd.keep_ttl, cmd.cond,
                             cmd.expected_mod_revision, cmd.now_ms),
         ))
@@ -259,30 +260,6 @@ def encode(cmd: Command) -> bytes:
     return bytes(out)
 
 
-class _Reader:
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def fixed(self, fmt: struct.Struct) -> tuple[int, ...]:
-        if self.pos + fmt.size > len(self.data):
-            raise CodecError("command truncated")
-        values = fmt.unpack_from(self.data, self.pos)
-        self.pos += fmt.size
-        return values
-
-    def blob(self) -> bytes:
-        (n,) = self.fixed(_U32)
-        end = self.pos + n
-        if end > len(self.data):
-            raise CodecError("command field longer than the record")
-        value = self.data[self.pos : end]
-        self.pos = end
-        return value
-
-
 _BQQ = struct.Struct("<Bqq")
 _QQ = struct.Struct("<qq")
 _IBQ = struct.Struct("<IBq")
@@ -291,7 +268,7 @@ _IQ = struct.Struct("<Iq")
 
 def decode(data: bytes) -> Command:
     """Decode bytes made by :func:`encode`; raise CodecError on anything else."""
-    r = _Reader(data)
+    r = BinaryReader(data, CodecError)
     version, tag = r.fixed(_HEAD)
     if version != CODEC_VERSION:
         raise CodecError(f"unknown command codec version {version}")
@@ -330,6 +307,6 @@ def decode(data: bytes) -> Command:
         cmd = Noop(rid, now)
     else:
         raise CodecError(f"unknown command tag {tag}")
-    if r.pos != len(data):
+    if not r.at_end:
         raise CodecError("trailing bytes after command")
     return cmd

@@ -16,12 +16,12 @@ from __future__ import annotations
 import struct
 from typing import Final
 
+from raftkv.core.binary import U32, BinaryReader
 from raftkv.replication.raft.messages import EntryKind, LogEntry, Message, MsgType
 
 VERSION: Final = 1
 _HEAD: Final = struct.Struct("<BBBQQQQQQ")
 _ENTRY: Final = struct.Struct("<QQB")
-_U32: Final = struct.Struct("<I")
 
 
 class MessageCodecError(ValueError):
@@ -29,7 +29,7 @@ class MessageCodecError(ValueError):
 
 
 def _blob(data: bytes) -> bytes:
-    return _U32.pack(len(data)) + data
+    return U32.pack(len(data)) + data
 
 
 def encode_message(m: Message) -> bytes:
@@ -37,36 +37,15 @@ def encode_message(m: Message) -> bytes:
     parts = [_HEAD.pack(VERSION, m.type, flags, m.term, m.log_term, m.index, m.commit,
                         m.reject_hint, m.chunk_offset),
              _blob(m.frm.encode()), _blob(m.to.encode()), _blob(m.context), _blob(m.data),
-             _U32.pack(len(m.entries))]
+             U32.pack(len(m.entries))]
     for e in m.entries:
         parts.append(_ENTRY.pack(e.term, e.index, e.kind))
         parts.append(_blob(e.data))
     return b"".join(parts)
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def fixed(self, fmt: struct.Struct) -> tuple[int, ...]:
-        if self.pos + fmt.size > len(self.data):
-            raise MessageCodecError("message truncated")
-        values = fmt.unpack_from(self.data, self.pos)
-        self.pos += fmt.size
-        return values
-
-    def blob(self) -> bytes:
-        (n,) = self.fixed(_U32)
-        if self.pos + n > len(self.data):
-            raise MessageCodecError("field longer than the message")
-        value = self.data[self.pos: self.pos + n]
-        self.pos += n
-        return value
-
-
 def decode_message(data: bytes) -> Message:
-    r = _Reader(data)
+    r = BinaryReader(data, MessageCodecError)
     version, kind, flags, term, log_term, index, commit, hint, offset = r.fixed(_HEAD)
     if version != VERSION:
         raise MessageCodecError(f"unknown message version {version}")
@@ -74,7 +53,7 @@ def decode_message(data: bytes) -> Message:
         msg_type = MsgType(kind)
         frm, to = r.blob().decode(), r.blob().decode()
         context, payload = r.blob(), r.blob()
-        (count,) = r.fixed(_U32)
+        (count,) = r.fixed(U32)
         if count > len(data):  # each entry takes at least one byte: cheap sanity bound
             raise MessageCodecError("entry count larger than the message")
         entries = []
@@ -85,7 +64,7 @@ def decode_message(data: bytes) -> Message:
         if isinstance(exc, MessageCodecError):
             raise
         raise MessageCodecError(f"malformed message: {exc}") from None
-    if r.pos != len(data):
+    if not r.at_end:
         raise MessageCodecError("trailing bytes after the message")
     return Message(msg_type, frm, to, term, log_term, index, tuple(entries), commit,
                    bool(flags & 1), hint, context, payload, offset, bool(flags & 2))
