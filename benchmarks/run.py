@@ -7,7 +7,7 @@
 Each suite alternates raftkv and its anchor (A, B, A, B...) with servers pinned to
 core 0 and load generators to core 1. Writes ``benchmarks/results/results.json``,
 ``results.md`` (median, min-max, raftkv/anchor ratio and the spread across rounds)
-and ``throughput.png`` / ``latency.png``.
+and ``throughput.png``, ``latency.png`` and ``knee.png`` (latency against load).
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks import engine, http_bench, ops_bench, raft_bench, resp_bench
+from benchmarks import engine, http_bench, knee_bench, ops_bench, raft_bench, resp_bench
 from benchmarks.common import Progress, Row
 
 # suite -> (module, progress steps per round, steps once per run)
 SUITES = {"engine": (engine, 5, 2), "raft": (raft_bench, 1, 0), "http": (http_bench, 3, 0),
-          "ops": (ops_bench, 2, 0), "resp": (resp_bench, 4, 0)}
+          "ops": (ops_bench, 2, 0), "knee": (knee_bench, len(knee_bench.RATES), 0),
+          "resp": (resp_bench, 4, 0)}
 
 
 def summarize(rows: list[Row]) -> list[dict[str, object]]:
@@ -121,7 +122,23 @@ def plots(rows: list[Row], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "throughput.png", dpi=110)
         plt.close(fig)
-    latency = [r for r in rows if r.extra.get("p99_ms")]
+    knee = [r for r in rows if r.suite == "knee"]
+    if knee:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        offered = sorted({r.extra["offered_rps"] for r in knee})
+        for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+            ax.plot(offered, [statistics.median([r.extra[key] for r in knee
+                                                 if r.extra["offered_rps"] == o])
+                              for o in offered], marker="o", label=label)
+        ax.set_xlabel("offered load, GET requests/s (open loop)")
+        ax.set_ylabel("latency (ms, from the scheduled send time)")
+        ax.set_yscale("log")
+        ax.legend()
+        ax.set_title("raftkv: latency against offered load (the knee)")
+        fig.tight_layout()
+        fig.savefig(out / "knee.png", dpi=110)
+        plt.close(fig)
+    latency = [r for r in rows if r.extra.get("p99_ms") and r.suite != "knee"]
     if latency:
         fig, ax = plt.subplots(figsize=(11, 0.5 + 0.35 * len(latency)))
         names = [f"{r.suite}: {r.workload} [{r.system}] r{r.round}" for r in latency]
