@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                        "--duration)")
     bench.add_argument("--rate", type=float, default=0.0,
                        help="open loop at R requests/s (latency from the scheduled time)")
+    bench.add_argument("--protocol", choices=["http", "resp"], default="http",
+                       help="resp: --url is the Redis port, e.g. http://127.0.0.1:6380")
+    bench.add_argument("--pipeline", type=int, default=1, help="resp: commands in flight")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
 
     config = sub.add_parser("config", help="check or show configuration")
@@ -157,13 +160,19 @@ def _bench(args: argparse.Namespace) -> int:
     from raftkv.loadgen import Bench, BenchConfig, render
 
     if (args.keys < 1 or args.connections < 1 or args.duration <= 0 or args.requests < 0
-            or args.rate < 0 or not 0 <= args.read_ratio <= 1 or args.value_bytes < 0):
+            or args.rate < 0 or not 0 <= args.read_ratio <= 1 or args.value_bytes < 0
+            or args.pipeline < 1):
         print("raftkv: bench settings must be positive (and --read-ratio within 0-1)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.protocol == "resp" and (args.workload == "cas" or args.rate):
+        print("raftkv: --protocol resp supports --workload get, put or mixed, closed loop",
               file=sys.stderr)
         return EXIT_USAGE
     config = BenchConfig(args.url, args.workload, args.keys, args.value_bytes,
                          args.distribution, args.read_ratio, args.connections, args.duration,
-                         args.requests, args.rate, args.token)
+                         args.requests, args.rate, args.token, protocol=args.protocol,
+                         pipeline=args.pipeline)
     try:
         result = uvloop.run(Bench(config).run(progress=not args.json))
     except OSError as exc:

@@ -3,7 +3,8 @@
 Workloads ``get``, ``put``, ``mixed`` (``--read-ratio``) and ``cas`` (read, then
 If-Match PUT) over ``--keys`` keys chosen uniformly or by a Zipf law, on
 ``--connections`` keep-alive connections, for ``--duration`` seconds or
-``--requests`` requests.
+``--requests`` requests. ``--protocol resp --pipeline N`` drives the Redis port
+instead (GET/SET, N commands in flight per connection, as redis-benchmark -P).
 
 * Closed loop (default): each connection sends its next request when the last one
   answered.
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import hiredis
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US, HIGHEST_US, DIGITS = 1, 60_000_000, 3
@@ -52,6 +54,8 @@ class BenchConfig:
     token: str | None = None
     timeout_s: float = 5.0
     seed: int = 1
+    protocol: str = "http"  # http | resp
+    pipeline: int = 1  # resp: commands in flight per connection
 
 
 @dataclass
@@ -152,6 +156,39 @@ class Connection:
             self.writer = None
 
 
+class RespConnection:
+    """Pipelined RESP: send a batch of commands, read as many replies."""
+
+    def __init__(self, host: str, port: int, token: str | None) -> None:
+        self.host, self.port, self.token = host, port, token
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.parser = hiredis.Reader()
+
+    async def batch(self, commands: list[tuple[bytes, ...]]) -> list[object]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.parser = hiredis.Reader()
+            if self.token:
+                await self.batch([(b"AUTH", self.token.encode())])
+        assert self.reader is not None
+        self.writer.write(b"".join(hiredis.pack_command(c) for c in commands))  # type: ignore[arg-type]
+        replies: list[object] = []
+        while len(replies) < len(commands):
+            data = await self.reader.read(65536)
+            if not data:
+                raise ConnectionError("closed by the server")
+            self.parser.feed(data)
+            while (reply := self.parser.gets()) is not False:
+                replies.append(reply)
+        return replies
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 class Bench:
     def __init__(self, config: BenchConfig) -> None:
         self.config = config
@@ -164,6 +201,16 @@ class Bench:
         self._sent = 0
 
     async def preload(self) -> None:
+        if self.config.protocol == "resp":
+            conn_r = RespConnection(self.host, self.port, self.config.token)
+            try:
+                for start in range(0, self.config.keys, 500):
+                    await conn_r.batch([(b"SET", b"bench%d" % i, b"x" * self.config.value_bytes)
+                                        for i in range(start, min(start + 500,
+                                                                  self.config.keys))])
+            finally:
+                conn_r.close()
+            return
         conn = Connection(self.host, self.port, self.config.token)
         try:
             for i in range(self.config.keys):
@@ -202,6 +249,39 @@ class Bench:
         except (TimeoutError, OSError, ConnectionError, ValueError, asyncio.IncompleteReadError) as exc:
             conn.close()
             self.record(started, None, exc)
+
+    async def resp_loop(self, deadline: float) -> None:
+        """Closed loop over RESP: each connection keeps ``pipeline`` commands in flight."""
+        c = self.config
+        value = b"x" * c.value_bytes
+
+        def command() -> tuple[bytes, ...]:
+            key = b"bench%d" % self.choose()
+            read = c.workload == "get" or (c.workload == "mixed"
+                                           and self.rng.random() < c.read_ratio)
+            return (b"GET", key) if read else (b"SET", key, value)
+
+        async def worker() -> None:
+            conn = RespConnection(self.host, self.port, c.token)
+            try:
+                while time.perf_counter() < deadline and self._more():
+                    n = min(c.pipeline, c.requests - self._sent) if c.requests else c.pipeline
+                    self._sent += n
+                    started = time.perf_counter()
+                    try:
+                        replies = await asyncio.wait_for(
+                            conn.batch([command() for _ in range(n)]), c.timeout_s)
+                    except (TimeoutError, OSError, ConnectionError) as exc:
+                        conn.close()
+                        for _ in range(n):
+                            self.record(started, None, exc)
+                        continue
+                    for reply in replies:  # each command's latency is its batch's
+                        failed = isinstance(reply, hiredis.ReplyError)
+                        self.record(started, 500 if failed else 200, None)
+            finally:
+                conn.close()
+        await asyncio.gather(*(worker() for _ in range(c.connections)))
 
     async def closed_loop(self, deadline: float) -> None:
         async def worker() -> None:
@@ -257,7 +337,12 @@ class Bench:
         reporter = asyncio.get_running_loop().create_task(self._progress(started, deadline)) \
             if progress else None
         try:
-            await (self.open_loop(deadline) if c.rate else self.closed_loop(deadline))
+            if c.protocol == "resp":
+                await self.resp_loop(deadline)
+            elif c.rate:
+                await self.open_loop(deadline)
+            else:
+                await self.closed_loop(deadline)
         finally:
             if reporter is not None:
                 reporter.cancel()

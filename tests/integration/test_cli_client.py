@@ -53,3 +53,17 @@ def test_bench_runs_against_a_node_closed_and_open_loop(server):
         assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["max"]
     bad = raftkv(server, "bench", "--connections", "0")
     assert bad.returncode == 2
+
+
+def test_bench_drives_the_redis_port_with_pipelining(start_server):
+    import json
+
+    node = start_server(resp=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "raftkv", "bench", "--url", f"http://127.0.0.1:{node.resp_port}",
+         "--protocol", "resp", "--pipeline", "8", "--workload", "mixed", "--keys", "50",
+         "--connections", "4", "--requests", "800", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["requests"] == 800 and summary["ok"] == 800
