@@ -22,6 +22,11 @@ $(DEV): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(RUNTIME)
 
+BENCH_DEPS := $(VENV)/.installed-bench
+$(BENCH_DEPS): pyproject.toml $(DEV)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@
+
 ## Start one node on 127.0.0.1:8080 with its data in ./data
 run: $(RUNTIME)
 	$(VENV)/bin/raftkv serve --data-dir ./data
@@ -46,10 +51,10 @@ typecheck: $(DEV)
 soak: $(DEV)
 	$(PY) -m pytest -m slow -p no:cacheprovider
 
-bench: $(DEV) debian-bench-tools
-	$(PY) -m benchmarks.run --full
+bench: $(BENCH_DEPS) debian-bench-tools
+	$(PY) -m benchmarks.run --full --rounds 3
 
-bench-quick: $(DEV) debian-bench-tools
+bench-quick: $(BENCH_DEPS) debian-bench-tools
 	$(PY) -m benchmarks.run --quick
 
 clean:

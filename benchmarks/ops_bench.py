@@ -29,7 +29,7 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
     seconds = 3 if quick else 10
     for r in range(rounds):
-        for secured in (True, False):
+        for secured in (False, True):
             label = "log + metrics + token" if secured else "all three off"
             progress.step(f"ops: {label}, round {r + 1}")
             work = scratch_dir("ops")
