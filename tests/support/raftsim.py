@@ -54,6 +54,10 @@ def decode_state(data: bytes) -> list[bytes]:
 
 @dataclass
 class Faults:
+    """Probabilities: per message (drop, duplicate), per node per tick (crash, restart,
+    compact), per Ready (crash_mid_ready), per tick (partition, heal, pause, transfer,
+    membership); ``max_delay`` in ticks."""
+
     drop: float = 0.05
     duplicate: float = 0.03
     max_delay: int = 3
