@@ -38,8 +38,7 @@ def committed_per_second(entries: int, batch: int = 1000) -> float:
     start_commit = leader.commit
     started = time.perf_counter()
     for _ in range(entries // batch):
-        for _ in range(batch):
-            leader.propose(payload)
+        leader.propose_batch([payload] * batch)
         settle()
     elapsed = time.perf_counter() - started
     return (leader.commit - start_commit) / elapsed

@@ -406,3 +406,12 @@ def test_flow_control_caps_unacknowledged_bytes_per_follower():
     core.step(Message(MsgType.APPEND_RESP, "n2", "n1", 1, index=core.last_index - 50))
     more = core.ready()
     assert more is not None and any(m.to == "n2" for m in more.messages)  # acks free room
+
+
+def test_a_batch_of_proposals_gets_consecutive_indexes_and_commits_together():
+    c = Cluster()
+    leader = c.elect("n1")
+    indexes = leader.propose_batch([b"a", b"b", b"c"])
+    assert indexes == [leader.last_index - 2, leader.last_index - 1, leader.last_index]
+    c.settle()
+    assert [e.data for e in c.applied["n3"][-3:]] == [b"a", b"b", b"c"]

@@ -190,6 +190,12 @@ class RaftCore:
         return last_term > ours or (last_term == ours and last_index >= self.last_index)
 
     def _truncate_and_append(self, entries: Sequence[LogEntry]) -> None:
+        if entries and entries[0].index == self.last_index + 1:  # the common case: new ones
+            self.log.extend(entries)
+            self._unstable_from = min(self._unstable_from, entries[0].index)
+            if any(e.kind is EntryKind.CONF for e in entries):
+                self._refresh_config()
+            return
         for entry in entries:
             if entry.index <= self.offset:
                 continue  # already in our snapshot, so committed and equal
@@ -279,11 +285,16 @@ class RaftCore:
 
     def propose(self, data: bytes) -> int:
         """Append ``data`` to the log; returns its index (not yet committed)."""
+        return self.propose_batch([data])[0]
+
+    def propose_batch(self, items: Sequence[bytes]) -> list[int]:
+        """Append several commands at once (one append per follower for the lot)."""
         if self.role != LEADER or self.transfer_to is not None:
             raise NotLeaderError(self.leader if self.role != LEADER else None)
-        entry = LogEntry(self.term, self.last_index + 1, data)
-        self._append_as_leader([entry])
-        return entry.index
+        first = self.last_index + 1
+        self._append_as_leader([LogEntry(self.term, first + i, data)
+                                for i, data in enumerate(items)])
+        return list(range(first, first + len(items)))
 
     def read_index(self, context: bytes) -> None:
         """Ask for a linearizable read; a ReadState with ``context`` comes out of a later
