@@ -43,6 +43,8 @@ from raftkv.fronts.resp.pubsub import PubSub, keyspace_notifier
 from raftkv.fronts.resp.server import RespServer
 from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
+from raftkv.replication.raft.cluster import open_cluster, start_cluster
+from raftkv.replication.raft.node import RaftReplicator
 from raftkv.service.auth import Authenticator
 from raftkv.service.ports import ReplicaStatus, SnapshotStats
 from raftkv.service.ratelimit import TokenBuckets
@@ -58,7 +60,7 @@ class Node:
     config: Config
     clock: Clock = field(default_factory=SystemClock)
     fs: FileSystem = field(default_factory=OsFileSystem)
-    replicator: LocalReplicator | None = None
+    replicator: LocalReplicator | RaftReplicator | None = None
     service: KVService | None = None
     http: HttpServer | None = None
     resp: RespServer | None = None
@@ -74,9 +76,48 @@ class Node:
 
     async def start(self) -> None:
         cfg = self.config
+        self.metrics = Metrics(lambda: self._replicator().state_machine, self._status,
+                               self._in_flight)
+        if cfg.cluster:
+            await self._open_cluster()
+        else:
+            await self._open_single()
+        replicator = self._replicator()
+        self.recovered = True
+        eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
+                          cfg.eviction.max_memory_bytes)
+        self.service = KVService(replicator, self.clock,
+                                 ServiceLimits(cfg.max_value_bytes, eviction), random.Random(),
+                                 replicator if isinstance(replicator, RaftReplicator) else None)
+        self.access_log = logs.AccessLog(cfg.log_format)
+        self.authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
+        chain = http_app(self.service, self.readiness, cfg, self.access_log, self.authenticator,
+                         self.metrics, self._in_flight)
+        self.http = HttpServer(chain, cfg.http)
+        if isinstance(replicator, RaftReplicator):
+            assert replicator.network is not None
+            self.http.upgrade = replicator.network.accept
+        self.ports["http"] = await self.http.listen(cfg.host, cfg.port)
+        if isinstance(replicator, RaftReplicator):
+            start_cluster(replicator)  # links go out once our own port answers them
+        if cfg.resp_port:
+            pubsub = PubSub()
+            if cfg.keyspace_notifications:
+                keyspace = replicator.state_machine.keyspace
+                replicator.observers.append(
+                    keyspace_notifier(pubsub, lambda key: keyspace.raw(key) is None))
+            self.resp = RespServer(self.service, cfg, self.authenticator, pubsub)
+            self.ports["resp"] = await self.resp.listen(cfg.host, cfg.resp_port)
+        if cfg.udp_port:
+            self.udp = await udp.listen(cfg.host, cfg.udp_port, self.service.status)
+            self.ports["udp"] = cfg.udp_port
+        log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **self.ports})
+
+    async def _open_single(self) -> None:
+        cfg = self.config
+        assert self.metrics is not None
         loop = asyncio.get_running_loop()
         recovered = await loop.run_in_executor(None, recover, self.fs, cfg.data_dir)
-        self.metrics = Metrics(lambda: recovered.state_machine, self._status, self._in_flight)
         for warning in recovered.warnings:
             log.warning(warning)
         log.info("recovered", extra={"dataDir": cfg.data_dir, "lastIndex": recovered.last_index,
@@ -88,33 +129,19 @@ class Node:
             snapshot_threshold_bytes=cfg.storage.snapshot_threshold_bytes,
             observe_batch=self.metrics.observe_wal_batch,
             observe_snapshot=self._observe_snapshot)
-        self.recovered = True
-        eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
-                          cfg.eviction.max_memory_bytes)
-        self.service = KVService(self.replicator, self.clock,
-                                 ServiceLimits(cfg.max_value_bytes, eviction), random.Random())
-        self.access_log = logs.AccessLog(cfg.log_format)
-        self.authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
-        chain = http_app(self.service, self.readiness, cfg, self.access_log, self.authenticator,
-                         self.metrics, self._in_flight)
-        self.http = HttpServer(chain, cfg.http)
-        self.ports["http"] = await self.http.listen(cfg.host, cfg.port)
-        if cfg.resp_port:
-            pubsub = PubSub()
-            if cfg.keyspace_notifications:
-                keyspace = self.replicator.state_machine.keyspace
-                self.replicator.observers.append(
-                    keyspace_notifier(pubsub, lambda key: keyspace.raw(key) is None))
-            self.resp = RespServer(self.service, cfg, self.authenticator, pubsub)
-            self.ports["resp"] = await self.resp.listen(cfg.host, cfg.resp_port)
-        if cfg.udp_port:
-            self.udp = await udp.listen(cfg.host, cfg.udp_port, self.service.status)
-            self.ports["udp"] = cfg.udp_port
-        log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **self.ports})
+
+    async def _open_cluster(self) -> None:
+        assert self.metrics is not None
+        observe = self.metrics.observe_wal_batch
+        self.replicator = await asyncio.get_running_loop().run_in_executor(
+            None, open_cluster, self.config, self.fs, observe)
+
+    def _replicator(self) -> LocalReplicator | RaftReplicator:
+        assert self.replicator is not None
+        return self.replicator
 
     def _status(self) -> ReplicaStatus:
-        assert self.replicator is not None
-        return self.replicator.status()
+        return self._replicator().status()
 
     def _observe_snapshot(self, stats: SnapshotStats) -> None:
         assert self.metrics is not None
@@ -130,12 +157,14 @@ class Node:
         if self._stop.is_set():
             return False, "shutting down"
         status = self.replicator.status()
+        if status.failed:
+            return False, "the write-ahead log failed"
+        if not status.member:
+            return False, "this node is not a member of the cluster (yet)"
         if status.leader_id is None:
             return False, "no leader is known"
         if status.applied_index < status.commit_index:
             return False, "applying committed entries"
-        if self.replicator.writer.failed is not None:
-            return False, "the write-ahead log failed"
         return True, "ready"
 
     def request_stop(self) -> None:

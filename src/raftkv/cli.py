@@ -32,6 +32,8 @@ _SERVE_FLAGS = [
     ("--fsync", "fsync", "always | everysec | no (default always)"),
     ("--node-id", "node_id", "this node's id (default n1)"),
     ("--peers", "peers", "comma-separated base URLs of the other nodes"),
+    ("--cluster-secret", "cluster_secret", "shared HMAC key for peer traffic (>= 16 chars)"),
+    ("--raft-tick-ms", "raft_tick_ms", "Raft tick; elections after 10-20 ticks (default 100)"),
     ("--max-value-bytes", "max_value_bytes", "largest value accepted (default 1048576)"),
     ("--shutdown-timeout", "shutdown_timeout_s", "drain limit in seconds (default 10)"),
     ("--log-format", "log_format", "console | json"),

@@ -92,6 +92,8 @@ class Config:
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
     node_id: str = "n1"
     peers: tuple[Peer, ...] = ()
+    cluster_secret: str = ""  # HMAC key for peer traffic; required off loopback
+    raft_tick_ms: int = 100  # election timeout is 10-20 ticks, heartbeats every 2
     max_value_bytes: int = 1024 * 1024
     shutdown_timeout_s: float = 10.0
     log_format: str = "json"
@@ -198,6 +200,13 @@ def _peers(raw: Any) -> tuple[Peer, ...]:
     return tuple(peers)
 
 
+def _secret(raw: Any) -> str:
+    secret = str(raw)
+    if secret and len(secret) < 16:
+        raise ValueError("must be at least 16 characters")
+    return secret
+
+
 def _origins(raw: Any) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     return tuple(s for s in (str(i).strip() for i in items) if s)
@@ -222,6 +231,8 @@ SETTINGS: tuple[_Setting, ...] = (
              lambda raw: FsyncPolicy(_choice("always", "everysec", "no")(raw))),
     _Setting("node_id", "--node-id", ("RAFTKV_NODE_ID", "NODE_ID"), _node_id),
     _Setting("peers", "--peers", ("RAFTKV_PEERS", "PEERS"), _peers),
+    _Setting("cluster_secret", "--cluster-secret", ("RAFTKV_CLUSTER_SECRET",), _secret),
+    _Setting("raft_tick_ms", "--raft-tick-ms", ("RAFTKV_RAFT_TICK_MS",), _int_range(10, 10_000)),
     _Setting("max_value_bytes", "--max-value-bytes", ("RAFTKV_MAX_VALUE_BYTES",),
              _int_range(1, 512 * 1024 * 1024)),
     _Setting("shutdown_timeout_s", "--shutdown-timeout", ("RAFTKV_SHUTDOWN_TIMEOUT",), _seconds),
@@ -385,6 +396,9 @@ def _check_combinations(config: Config) -> None:
     if not loopback and not config.auth.enabled and not config.insecure:
         raise ConfigError(f"invalid setting --host: binding {config.host} without auth exposes "
                           f"the data; define [[auth.tokens]] or pass --insecure")
+    if config.peers and not loopback and not config.cluster_secret:
+        raise ConfigError(f"invalid setting --cluster-secret: binding {config.host} in a cluster "
+                          f"needs a shared secret so peers can authenticate each other")
     if config.max_value_bytes > config.http.max_body_bytes:
         raise ConfigError("invalid setting --max-value-bytes: larger than http.max_body_bytes "
                           f"({config.http.max_body_bytes})")
@@ -393,6 +407,8 @@ def _check_combinations(config: Config) -> None:
 def masked(config: Config) -> dict[str, Any]:
     """The effective config as plain data, with secrets masked (``config show``)."""
     data = dataclasses.asdict(config)
+    if data["cluster_secret"]:
+        data["cluster_secret"] = "…"
     for token in data["auth"]["tokens"]:
         token["sha256"] = token["sha256"][:8] + "…"
     data["fsync"] = str(config.fsync)

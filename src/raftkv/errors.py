@@ -13,7 +13,8 @@ user errors: it returns a result so every replica takes the same path.
     │   ├── Unauthenticated               missing or wrong credentials         401
     │   ├── Forbidden                     valid credentials, not allowed       403
     │   ├── RateLimited                   slow down (retry_after_s)            429
-    │   └── TooLarge                      value or body over its limit         413
+    │   ├── TooLarge                      value or body over its limit         413
+    │   └── MembershipRefused             add a member twice, remove the last  409
     ├── ClusterError                      try again, maybe elsewhere
     │   ├── NotLeader                     this node cannot order writes        (forwarded)
     │   └── Unavailable                   no leader / shutting down, not applied 503
@@ -83,6 +84,12 @@ class TooLarge(RequestError):
     """Raised when a value or body exceeds its configured limit."""
 
     code = "too_large"
+
+
+class MembershipRefused(RequestError):
+    """Raised when a membership change cannot apply to the current configuration."""
+
+    code = "conflict"
 
 
 class ClusterError(RaftKVError):

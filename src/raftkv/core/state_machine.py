@@ -120,6 +120,10 @@ class StateMachine:
                 del self._requests[order.popleft()]
         return result
 
+    def result_for(self, request_id: bytes) -> Result | None:
+        """The result of the command applied with ``request_id``, while still tracked."""
+        return self._requests.get(request_id)
+
     # --- snapshots ---------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:

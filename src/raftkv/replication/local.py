@@ -82,7 +82,8 @@ class LocalReplicator:
 
     def status(self) -> ReplicaStatus:
         applied = self.state_machine.applied_index
-        return ReplicaStatus(self.node_id, "leader", self.node_id, 1, applied, applied, None)
+        return ReplicaStatus(self.node_id, "leader", self.node_id, 1, applied, applied, None,
+                             failed=self.writer.failed is not None)
 
     def _apply_batch(self, batch: list[Pending]) -> None:
         apply = self.state_machine.apply

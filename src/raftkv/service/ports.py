@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from raftkv.core.commands import Command, Result
 from raftkv.core.state_machine import StateMachine
@@ -32,6 +32,8 @@ class ReplicaStatus:
     applied_index: int
     last_heartbeat_ago_ms: int | None
     recovered: bool = True
+    member: bool = True  # False: a cluster node not (yet) in the configuration
+    failed: bool = False  # the log cannot be written: nothing more is acknowledged
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +69,14 @@ class Replicator(Protocol):
         """True when this node orders writes (the single node, or the Raft leader)."""
 
     async def close(self) -> None: ...
+
+
+class Membership(Protocol):
+    """A cluster's membership, changed through the leader (cluster nodes only)."""
+
+    def members(self) -> list[dict[str, Any]]: ...
+
+    def change_membership(self, change: str, node_id: str) -> asyncio.Future[Any]:
+        """``add-learner`` or ``remove``; resolves once the change is committed."""
+
+    def transfer_leadership(self, to: str) -> None: ...

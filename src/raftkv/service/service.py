@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeAlias, TypeVar, overload
+from typing import Any, TypeAlias, TypeVar, overload
 
 from raftkv.clock import Clock
 from raftkv.core.commands import (
@@ -34,8 +34,14 @@ from raftkv.core.commands import (
 )
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, Policy
 from raftkv.core.state_machine import StateMachine
-from raftkv.errors import InvalidArgument, OutOfMemory, TooLarge
-from raftkv.service.ports import Consistency, ReplicaStatus, Replicator, SnapshotStats
+from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
+from raftkv.service.ports import (
+    Consistency,
+    Membership,
+    ReplicaStatus,
+    Replicator,
+    SnapshotStats,
+)
 
 log = logging.getLogger("raftkv.service")
 
@@ -53,6 +59,12 @@ EXPIRY_BATCH = 500
 class ServiceLimits:
     max_value_bytes: int = 1024 * 1024
     eviction: Limits = field(default_factory=Limits)
+
+
+def validate_node_id(node_id: str) -> str:
+    if not node_id or len(node_id) > 64 or not all(c.isalnum() or c in "-_." for c in node_id):
+        raise InvalidArgument("a node id is 1-64 characters of letters, digits, '-', '_' or '.'")
+    return node_id
 
 
 def validate_key(key: bytes) -> bytes:
@@ -91,8 +103,10 @@ def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]:
 
 class KVService:
     def __init__(self, replicator: Replicator, clock: Clock, limits: ServiceLimits,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, membership: Membership | None = None
+                 ) -> None:
         self.replicator = replicator
+        self.membership = membership
         self.clock = clock
         self.limits = limits
         self._rng = rng or random.Random()
@@ -147,6 +161,26 @@ class KVService:
 
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else then(barrier, read)
+
+    def members(self) -> list[dict[str, Any]]:
+        if self.membership is None:  # a single node: itself, the only voter
+            s = self.status()
+            return [{"id": s.node_id, "role": "voter", "isLeader": True, "reachable": True,
+                     "matchIndex": s.commit_index}]
+        return self.membership.members()
+
+    def change_membership(self, change: str, node_id: str) -> asyncio.Future[Any]:
+        if self.membership is None:
+            raise MembershipRefused("this node runs without --peers: a single node has no "
+                                    "members to change")
+        validate_node_id(node_id)
+        return self.membership.change_membership(change, node_id)
+
+    def transfer_leadership(self, to: str) -> None:
+        if self.membership is None:
+            raise MembershipRefused("this node runs without --peers: there is no one to "
+                                    "transfer leadership to")
+        self.membership.transfer_leadership(to)
 
     def status(self) -> ReplicaStatus:
         return self.replicator.status()

@@ -17,6 +17,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RaftKVError], int], ...] = (
     (errors.Forbidden, 403),
     (errors.RateLimited, 429),
     (errors.TooLarge, 413),
+    (errors.MembershipRefused, 409),
     (errors.RequestError, 400),
     (errors.CommitTimeout, 504),
     (errors.ClusterError, 503),

@@ -28,6 +28,8 @@ OCTET = b"application/octet-stream"
 _PUT_FIELDS = frozenset({"value", "ttlMs", "encoding"})
 _VALUE = frozenset({"value"})
 _SEED_FIELDS = frozenset({"key", "value"})
+_ID = frozenset({"id"})
+_TO = frozenset({"to"})
 MAX_PAGE = 1000
 
 
@@ -105,6 +107,10 @@ class HttpApi:
         add("GET", "/openapi.json", self.openapi_json)
         add("GET", "/metrics", self.metrics_text)
         add("POST", "/v1/admin/snapshot", self.take_snapshot)
+        add("GET", "/v1/cluster/members", self.list_members)
+        add("POST", "/v1/cluster/members", self.add_member)
+        add("DELETE", "/v1/cluster/members/{id}", self.remove_member)
+        add("POST", "/v1/cluster/transfer-leadership", self.transfer_leadership)
 
     # --- the keys API ----------------------------------------------------------------
 
@@ -305,6 +311,33 @@ class HttpApi:
                                        "durationMs": round(stats.duration_s * 1000, 3)})
 
         return then(future, render)
+
+    # --- cluster membership (admin) ---------------------------------------------------
+
+    def list_members(self, request: Request) -> Response:
+        s = self.service.status()
+        return json_response(200, {"ok": True, "leaderId": s.leader_id,
+                                   "members": self.service.members()})
+
+    def add_member(self, request: Request) -> Reply:
+        """Add a node as a learner; it becomes a voter by itself once caught up."""
+        v.require_json(request)
+        node_id = v.string_field(v.json_object(request.body, _ID, _ID), "id")
+        added: Response = json_response(201, {"ok": True, "id": node_id, "role": "learner"})
+        done: asyncio.Future[object] = self.service.change_membership("add-learner", node_id)
+        return then(done, lambda _: added)
+
+    def remove_member(self, request: Request) -> Reply:
+        node_id = v.text_from_path(request.params["id"], "id")
+        removed: Response = json_response(200, {"ok": True, "id": node_id, "removed": True})
+        done: asyncio.Future[object] = self.service.change_membership("remove", node_id)
+        return then(done, lambda _: removed)
+
+    def transfer_leadership(self, request: Request) -> Response:
+        v.require_json(request)
+        to = v.string_field(v.json_object(request.body, _TO, _TO), "to")
+        self.service.transfer_leadership(to)
+        return json_response(202, {"ok": True, "to": to})
 
     def metrics_text(self, request: Request) -> Response:
         content_type, body = self.metrics()

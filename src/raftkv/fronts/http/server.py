@@ -38,6 +38,9 @@ from raftkv.fronts.http.messages import Reply, Request, Response, encode_respons
 log = logging.getLogger("raftkv.http")
 
 App = Callable[[Request], Reply]
+# Takes over an upgraded connection: None when it did, else (status, reason) to refuse.
+Upgrade = Callable[[dict[bytes, bytes], asyncio.Transport, bytes], "tuple[int, str] | None"]
+UPGRADE_PATH = b"/v1/raft/stream"  # the only path that may leave HTTP (peer links)
 
 _IDLE, _HEADERS, _BODY, _BUSY = 0, 1, 2, 3
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -69,6 +72,7 @@ class HttpServer:
         self._servers: list[asyncio.AbstractServer] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.in_flight = 0  # requests dispatched and not yet answered
+        self.upgrade: Upgrade | None = None  # set on cluster nodes
 
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
@@ -118,8 +122,8 @@ class HttpServer:
 class HttpConnection(asyncio.Protocol):
     __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_deferring", "_header_bytes",
                  "_headers", "_over_capacity",
-                 "_phase", "_queue", "_request", "_url", "client", "parser", "server",
-                 "transport")
+                 "_phase", "_queue", "_request", "_upgrading", "_url", "client", "parser",
+                 "server", "transport")
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
@@ -138,6 +142,7 @@ class HttpConnection(asyncio.Protocol):
         self._phase = _IDLE
         self._deadline = 0.0
         self._closing = False
+        self._upgrading: Request | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------
 
@@ -179,9 +184,12 @@ class HttpConnection(asyncio.Protocol):
             self._fail(reject if isinstance(reject, _Reject)
                        else _Reject(400, "malformed HTTP request", "bad_request"))
         except httptools.HttpParserUpgrade as upgrade:
-            # An Upgrade request (e.g. curl's h2c offer) was answered as plain HTTP/1.1;
-            # anything pipelined after it goes to a fresh parser.
             offset = int(upgrade.args[0]) if upgrade.args else len(data)
+            if self._upgrading is not None:
+                self._hand_over(self._upgrading, data[offset:])
+                return
+            # Any other Upgrade request (e.g. curl's h2c offer) was answered as plain
+            # HTTP/1.1; anything pipelined after it goes to a fresh parser.
             self.parser = httptools.HttpRequestParser(self)
             if offset < len(data):
                 self.data_received(data[offset:])
@@ -256,7 +264,23 @@ class HttpConnection(asyncio.Protocol):
             request.body = b"".join(self._body) if len(self._body) > 1 else self._body[0]
         request.keep_alive = self.parser.should_keep_alive()
         self._phase = _BUSY
+        if (request.path == UPGRADE_PATH and self.server.upgrade is not None
+                and self.parser.should_upgrade() and not self._queue):
+            self._upgrading = request  # taken over when httptools raises its Upgrade
+            return
         self._dispatch(request)
+
+    def _hand_over(self, request: Request, leftover: bytes) -> None:
+        assert self.transport is not None and self.server.upgrade is not None
+        refusal = self.server.upgrade(request.headers, self.transport, leftover)
+        if refusal is not None:
+            status, reason = refusal
+            self._upgrading = None
+            self._fail(_Reject(status, reason, "conflict" if status == 409 else
+                               "unauthenticated" if status == 401 else "bad_request"))
+            return
+        self._closing = True  # the connection is no longer HTTP: forget it here
+        self.server.connections.discard(self)
 
     # --- responses, in request order ----------------------------------------------
 

@@ -99,6 +99,10 @@ def key_from_path(raw: bytes) -> bytes:
     return validate_key(raw)
 
 
+def text_from_path(raw: bytes, what: str) -> str:
+    return _utf8(unquote_to_bytes(raw), what)
+
+
 def key_from_text(text: str) -> bytes:
     try:
         key = text.encode("utf-8")

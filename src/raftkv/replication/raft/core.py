@@ -69,7 +69,12 @@ BUG_READ_WITHOUT_HEARTBEAT = "read_without_heartbeat"
 
 
 class ConfChangeRefused(Exception):
-    """Raised by ``propose_conf_change`` when the change is not allowed now."""
+    """Raised by ``propose_conf_change`` when the change is not allowed; ``retry`` says
+    it may be allowed shortly (another change or the term's first commit pending)."""
+
+    def __init__(self, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 class NotLeaderError(Exception):
@@ -240,9 +245,9 @@ class RaftCore:
         if self.role != LEADER or self.transfer_to is not None:
             raise NotLeaderError(self.leader if self.role != LEADER else None)
         if self.term_at(self.commit) != self.term:
-            raise ConfChangeRefused("no entry of this term is committed yet")
+            raise ConfChangeRefused("no entry of this term is committed yet", retry=True)
         if self._conf_index > self.commit:
-            raise ConfChangeRefused("another membership change is in progress")
+            raise ConfChangeRefused("another membership change is in progress", retry=True)
         voters, learners = set(self.voters), set(self.learners)
         if change == "add-learner" and node not in voters | learners:
             learners.add(node)
@@ -282,6 +287,18 @@ class RaftCore:
                 self.campaign(pre_vote=True)
             else:
                 self.election_elapsed = 0
+
+    def bootstrap(self, voters: Sequence[str]) -> bool:
+        """Start a new cluster: entry 1 (term 1) is the initial configuration, committed
+        by construction because every founding node writes the same one (etcd does the
+        same). False, and nothing changes, when this node already has any state."""
+        if self.term or self.last_index or self.vote is not None:
+            return False
+        self.term = 1
+        self.log.append(LogEntry(1, 1, encode_conf(tuple(sorted(voters)), ()), EntryKind.CONF))
+        self.commit = 1
+        self._refresh_config()
+        return True
 
     def propose(self, data: bytes) -> int:
         """Append ``data`` to the log; returns its index (not yet committed)."""

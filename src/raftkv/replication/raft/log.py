@@ -87,9 +87,10 @@ class WalRaftLog:
     """Synchronous: call ``save`` from the driver's I/O thread (it fsyncs)."""
 
     def __init__(self, fs: FileSystem, directory: str,
-                 segment_max_bytes: int = 64 * 1024 * 1024) -> None:
+                 segment_max_bytes: int = 64 * 1024 * 1024, sync: bool = True) -> None:
         self.fs = fs
         self.directory = directory
+        self.sync_each_save = sync  # False under --fsync everysec/no: sync_now() does it
         fs.makedirs(directory)
         self._stored = self._recover()
         self._log = SegmentedLog(fs, directory, segment_max_bytes)
@@ -113,12 +114,16 @@ class WalRaftLog:
         if parts:
             first = entries[0].index if entries else self._next_first
             self._log.write(b"".join(parts), first)
-            self._log.sync()
+            if self.sync_each_save:
+                self._log.sync()
         _apply(self._stored, hard_state, entries, snapshot)
         if entries:
             self._next_first = entries[-1].index + 1
         if snapshot is not None:
             self._log.remove_covered(snapshot.index)
+
+    def sync_now(self) -> None:
+        self._log.sync()
 
     def _write_snapshot(self, snap: Snapshot) -> None:
         conf = encode_conf(snap.voters, snap.learners)

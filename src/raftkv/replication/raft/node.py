@@ -7,8 +7,13 @@ in flight: messages, ticks and proposals wait in an inbox, so a Ready's entries 
 exactly what gets persisted.
 
 ``RaftReplicator`` puts a RaftNode behind the service's ``Replicator`` port, so the
-service and the fronts do not change between one node and a cluster. Not yet wired
-into ``app.py``: the peer transport and request forwarding are issue 7's.
+service and the fronts do not change between one node and a cluster. On a follower
+it forwards writes to the leader over the peer link (``transport.py``): the leader
+proposes the command and answers with the index it was applied at; the follower
+waits until it has applied that index itself and answers from its own state machine
+(deterministic, so the same result - and the client then reads its own write on that
+follower). A forwarded command always carries a request id, so the leader applies a
+retried one once.
 """
 
 from __future__ import annotations
@@ -18,16 +23,28 @@ import concurrent.futures
 import contextlib
 import itertools
 import logging
+import os
+import struct
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from raftkv.core.commands import Command, Result, decode, encode
 from raftkv.core.state_machine import StateMachine
-from raftkv.errors import CommitTimeout, NotLeader, Unavailable
-from raftkv.replication.raft.core import LEADER, NotLeaderError, RaftCore
+from raftkv.errors import (
+    CommitTimeout,
+    InvalidArgument,
+    MembershipRefused,
+    NotLeader,
+    StorageError,
+    Unavailable,
+)
+from raftkv.replication.raft.core import LEADER, ConfChangeRefused, NotLeaderError, RaftCore
 from raftkv.replication.raft.log import RaftLog
 from raftkv.replication.raft.messages import EntryKind, Message, Ready
+from raftkv.replication.raft.transport import FORWARD, FORWARD_REPLY, PeerLink, PeerNetwork
 from raftkv.service.ports import Consistency, ReplicaStatus, SnapshotStats
 from raftkv.storage import snapshots
 
@@ -42,7 +59,8 @@ class Transport(Protocol):
 class RaftNode:
     def __init__(self, core: RaftCore, raft_log: RaftLog, state_machine: StateMachine,
                  transport: Transport, tick_s: float = 0.1, commit_timeout_s: float = 5.0,
-                 snapshot_every: int = 10_000) -> None:
+                 snapshot_every: int = 10_000,
+                 observe_save: Callable[[float, int], None] | None = None) -> None:
         self.core = core
         self.raft_log = raft_log
         self.state_machine = state_machine
@@ -52,14 +70,19 @@ class RaftNode:
         self.snapshot_every = snapshot_every
         self._inbox: deque[Callable[[], None]] = deque()
         self._wakeup = asyncio.Event()
-        self._proposals: dict[int, tuple[int, asyncio.Future[Result]]] = {}  # index -> term
+        self.observe_save = observe_save  # (fsync seconds, entries) per persisted Ready
+        self._proposals: dict[int, tuple[int, asyncio.Future[Any]]] = {}  # index -> term
         self._reads: dict[bytes, asyncio.Future[None]] = {}
         self._read_waits: list[tuple[int, asyncio.Future[None]]] = []  # (index, future)
         self._read_ids = (b"%d" % n for n in itertools.count(1))
         self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-io")
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self.heartbeat_at = 0.0
+        self.heartbeat_at: float | None = None  # monotonic time we last heard the leader
+        self.failed: BaseException | None = None  # the log could not be persisted: stop
+        self.on_config: Callable[[], None] = lambda: None  # voters/learners changed
+        self._snapshot_waiters: list[asyncio.Future[SnapshotStats | None]] = []
+        self.observers: list[Callable[[Command, Result], None]] = []  # after each apply
 
     # --- inputs (from the loop; handled between Readies) --------------------------------
 
@@ -69,6 +92,10 @@ class RaftNode:
         self._ticker = loop.create_task(self._tick_forever())
 
     def receive(self, message: Message) -> None:
+        if message.to != self.core.id:
+            return
+        if message.frm == self.core.leader:
+            self.heartbeat_at = time.monotonic()
         self._push(lambda: self.core.step(message))
 
     def propose(self, command: Command) -> asyncio.Future[Result]:
@@ -76,6 +103,7 @@ class RaftNode:
         when this node is not the leader (``leader_id`` says where to go)."""
         if self.core.role != LEADER:
             raise NotLeader("this node is not the leader", self.core.leader)
+        self._check_failed()
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         data = encode(command)
 
@@ -109,6 +137,48 @@ class RaftNode:
         asyncio.get_running_loop().call_later(self.commit_timeout_s, self._expire, future)
         return future
 
+    def propose_conf_change(self, change: str, node_id: str) -> asyncio.Future[Any]:
+        """Resolves once the change is committed and applied (``core.propose_conf_change``)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def propose() -> None:
+            try:
+                index = self.core.propose_conf_change(change, node_id)
+            except NotLeaderError as exc:
+                future.set_exception(NotLeader("this node is not the leader", exc.leader))
+                return
+            except ConfChangeRefused as exc:
+                future.set_exception(Unavailable(str(exc)) if exc.retry
+                                     else MembershipRefused(str(exc)))
+                return
+            self._proposals[index] = (self.core.term, future)
+
+        self._push(propose)
+        asyncio.get_running_loop().call_later(self.commit_timeout_s, self._expire, future)
+        return future
+
+    def transfer_leadership(self, to: str) -> None:
+        self._push(lambda: self.core.transfer_leadership(to))
+
+    async def bootstrap(self, voters: list[str]) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._push(lambda: future.set_result(self.core.bootstrap(voters)))
+        return await future
+
+    def wait_applied(self, index: int) -> asyncio.Future[None]:
+        """Resolves once the local state machine has applied ``index``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.state_machine.applied_index >= index:
+            future.set_result(None)
+        else:
+            self._read_waits.append((index, future))
+        return future
+
+    def _check_failed(self) -> None:
+        if self.failed is not None:
+            raise StorageError("the Raft log cannot be written; this node acknowledges "
+                               "nothing more until restarted")
+
     @staticmethod
     def _expire(future: asyncio.Future[Any]) -> None:
         if not future.done():
@@ -119,14 +189,36 @@ class RaftNode:
         self._wakeup.set()
 
     async def _tick_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        synced_at = time.monotonic()
         while True:
             await asyncio.sleep(self.tick_s)
             self._push(self.core.tick)
+            sync_now = getattr(self.raft_log, "sync_now", None)
+            if (sync_now is not None and not getattr(self.raft_log, "sync_each_save", True)
+                    and time.monotonic() - synced_at >= 1.0):  # --fsync everysec / no
+                synced_at = time.monotonic()
+                await loop.run_in_executor(self._io, sync_now)
 
     # --- the Ready loop -------------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._ready_loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # an fsync that failed cannot be retried safely
+            self.failed = exc
+            log.critical("the Raft log failed; stopping this node's part in the cluster: %s",
+                         exc)
+            for _, future in self._proposals.values():
+                if not future.done():
+                    future.set_exception(CommitTimeout("the log failed after proposing"))
+            raise
+
+    async def _ready_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        conf = (self.core.voters, self.core.learners)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -134,14 +226,20 @@ class RaftNode:
                 self._inbox.popleft()()
             while (rd := self.core.ready()) is not None:
                 if rd.snapshot is not None or rd.hard_state is not None or rd.entries:
+                    started = time.perf_counter()
                     await loop.run_in_executor(self._io, self.raft_log.save, rd.hard_state,
                                                rd.entries, rd.snapshot)
+                    if self.observe_save is not None:
+                        self.observe_save(time.perf_counter() - started, len(rd.entries))
                 for m in rd.messages:
                     self.transport.send(m)
                 self._apply(rd)
                 self.core.advance(rd)
                 while self._inbox:  # what arrived during the fsync
                     self._inbox.popleft()()
+            if (self.core.voters, self.core.learners) != conf:
+                conf = (self.core.voters, self.core.learners)
+                self.on_config()
             await self._maybe_compact()
 
     def _apply(self, rd: Ready) -> None:
@@ -157,11 +255,14 @@ class RaftNode:
                 sm.applied_index = entry.index  # no-ops and membership: nothing to apply
                 result = None
             else:
-                result = sm.apply(entry.index, decode(entry.data))
+                command = decode(entry.data)
+                result = sm.apply(entry.index, command)
+                for observe in self.observers:
+                    observe(command, result)
             if proposal is None or proposal[1].done():
                 continue
             term, waiting = proposal
-            if entry.term == term and result is not None:
+            if entry.term == term:
                 waiting.set_result(result)
             else:  # another leader's entry took this index: ours was never applied
                 waiting.set_exception(Unavailable("leadership changed before the write "
@@ -180,14 +281,37 @@ class RaftNode:
         self._read_waits = still
 
     async def _maybe_compact(self) -> None:
+        if (self._snapshot_waiters
+                or self.state_machine.applied_index - self.core.offset >= self.snapshot_every):
+            stats = await self.compact()
+            waiters, self._snapshot_waiters = self._snapshot_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(stats)
+
+    def snapshot_now(self) -> asyncio.Future[SnapshotStats | None]:
+        """Compact at the Ready loop's next turn (never while a Ready is in flight)."""
+        future: asyncio.Future[SnapshotStats | None] = \
+            asyncio.get_running_loop().create_future()
+        self._snapshot_waiters.append(future)
+        self._push(lambda: None)
+        return future
+
+    async def compact(self) -> SnapshotStats | None:
+        """Snapshot the state machine into the Raft log and drop the entries it covers.
+        Runs between Readies (from the Ready loop, or with the loop idle)."""
         core, sm = self.core, self.state_machine
-        if sm.applied_index - core.offset < self.snapshot_every:
-            return
+        if sm.applied_index <= core.offset:
+            return None
+        started = time.perf_counter()
         image = sm.snapshot()
         loop = asyncio.get_running_loop()
         data = await loop.run_in_executor(self._io, snapshots.serialize, image, core.term)
+        if image.index <= core.offset:
+            return None
         core.compact(image.index, data)
         await loop.run_in_executor(self._io, self.raft_log.save, None, [], core.snapshot)
+        return SnapshotStats(image.index, len(data), time.perf_counter() - started)
 
     async def stop(self) -> None:
         for task in (self._ticker, self._task):
@@ -195,43 +319,222 @@ class RaftNode:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        sync_now = getattr(self.raft_log, "sync_now", None)
+        if sync_now is not None and self.failed is None:
+            await asyncio.get_running_loop().run_in_executor(self._io, sync_now)
         self._io.shutdown(wait=True)
         for _, future in self._proposals.values():
             if not future.done():
                 future.set_exception(Unavailable("the node is shutting down"))
 
 
-class RaftReplicator:
-    """The service's Replicator port over a RaftNode."""
 
-    def __init__(self, node: RaftNode) -> None:
+
+_CALL = struct.Struct("<Q")
+_APPLIED, _NOT_APPLIED, _UNKNOWN = 0, 1, 2  # outcomes of a forwarded write
+PROMOTE_CHECK_S = 0.5
+
+
+class RaftReplicator:
+    """The service's Replicator port over a RaftNode (and its peer network)."""
+
+    def __init__(self, node: RaftNode, network: PeerNetwork | None = None) -> None:
         self.node = node
+        self.network = network
         self.state_machine = node.state_machine
+        self.observers = node.observers
+        self._calls: dict[int, tuple[bytes, asyncio.Future[Result]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        if network is not None:
+            network.on_message = node.receive
+            network.on_forward = self._serve_forward
+            network.on_forward_reply = self._on_forward_reply
+
+    def start(self, *background: Callable[[], Any]) -> None:
+        """Start the node, the links and ``background`` coroutine functions."""
+        self.node.start()
+        loop = asyncio.get_running_loop()
+        if self.network is not None:
+            self.network.start()
+        self._tasks = [loop.create_task(fn()) for fn in (self._promote_learners, *background)]
+
+    # --- the Replicator port ----------------------------------------------------------
 
     def submit_nowait(self, command: Command) -> asyncio.Future[Result]:
-        return self.node.propose(command)
+        core = self.node.core
+        if core.role == LEADER or self.network is None:
+            return self.node.propose(command)
+        return self._forward(command)
 
     def read_barrier(self, consistency: Consistency) -> asyncio.Future[None] | None:
         if consistency is Consistency.STALE:
             return None
-        if self.node.core.role != LEADER:
-            raise NotLeader("reads at this consistency are served by the leader",
-                            self.node.core.leader)
-        if consistency is Consistency.LEADER:
+        core = self.node.core
+        if consistency is Consistency.LEADER and core.role == LEADER:
             return None
-        return self.node.read_index()
+        if core.role != LEADER and self.network is None:
+            raise NotLeader("reads at this consistency are served by the leader", core.leader)
+        if core.role != LEADER and core.leader is None:
+            raise Unavailable("no leader is known; try again shortly")
+        return self.node.read_index()  # on a follower: the leader confirms the index
 
     def can_propose(self) -> bool:
         return self.node.core.role == LEADER
 
     def status(self) -> ReplicaStatus:
-        core = self.node.core
+        node, core = self.node, self.node.core
+        heard = node.heartbeat_at
+        ago = (None if core.role == LEADER or heard is None
+               else int((time.monotonic() - heard) * 1000))
         return ReplicaStatus(core.id, "candidate" if core.role.endswith("candidate")
                              else core.role, core.leader, core.term, core.commit,
-                             self.state_machine.applied_index, None)
+                             self.state_machine.applied_index, ago,
+                             member=core.id in core.voters or core.id in core.learners,
+                             failed=node.failed is not None)
 
     async def snapshot(self) -> SnapshotStats | None:
-        return None  # compaction is automatic (snapshot_every); an explicit one is issue 7's
+        return await self.node.snapshot_now()
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.network is not None:
+            await self.network.close()
         await self.node.stop()
+        for _, future in self._calls.values():
+            if not future.done():
+                future.set_exception(CommitTimeout("the node stopped before the leader "
+                                                   "answered; the outcome is unknown"))
+
+    # --- membership -------------------------------------------------------------------
+
+    def members(self) -> list[dict[str, Any]]:
+        core = self.node.core
+        out = []
+        for node_id in sorted({*core.voters, *core.learners}):
+            progress = core.progress.get(node_id) if core.role == LEADER else None
+            out.append({
+                "id": node_id,
+                "role": "voter" if node_id in core.voters else "learner",
+                "isLeader": node_id == core.leader,
+                "reachable": node_id == core.id or (self.network is not None
+                                                    and self.network.reachable(node_id)),
+                "matchIndex": (core.last_index if node_id == core.id else
+                               progress.match if progress is not None else None),
+            })
+        return out
+
+    def change_membership(self, change: str, node_id: str) -> asyncio.Future[Any]:
+        """``add-learner`` or ``remove`` (``promote`` happens by itself once caught up)."""
+        if self.node.core.role != LEADER:
+            raise NotLeader("membership changes are made on the leader", self.node.core.leader)
+        return self.node.propose_conf_change(change, node_id)
+
+    def transfer_leadership(self, to: str) -> None:
+        core = self.node.core
+        if core.role != LEADER:
+            raise NotLeader("leadership is transferred by the leader", core.leader)
+        if to not in core.voters or to == core.id:
+            raise InvalidArgument(f"{to} is not another voter of this cluster")
+        self.node.transfer_leadership(to)
+
+    async def _promote_learners(self) -> None:
+        """On the leader: a learner whose log has caught up with the commit index
+        becomes a voter (etcd's learner promotion, done for the admin)."""
+        while True:
+            await asyncio.sleep(PROMOTE_CHECK_S)
+            core = self.node.core
+            if core.role != LEADER:
+                continue
+            for learner in core.learners:
+                progress = core.progress.get(learner)
+                if progress is not None and progress.match >= core.commit:
+                    try:
+                        await self.node.propose_conf_change("promote", learner)
+                        log.info("promoted a caught-up learner", extra={"nodeId": learner})
+                    except Exception as exc:  # retried next round
+                        log.info("promotion of %s deferred: %s", learner, exc)
+                    break
+
+    # --- forwarding writes to the leader --------------------------------------------
+
+    def _forward(self, command: Command) -> asyncio.Future[Result]:
+        network, leader = self.network, self.node.core.leader
+        assert network is not None
+        if leader is None:
+            raise Unavailable("no leader is known; the write was not applied")
+        if not command.request_id:  # so a duplicate delivery applies once
+            command = replace(command, request_id=os.urandom(12))
+        call = network.next_call_id()
+        if not network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
+            raise Unavailable(f"the leader {leader} is not reachable from this node; "
+                              f"the write was not applied")
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._calls[call] = (command.request_id, future)
+        asyncio.get_running_loop().call_later(self.node.commit_timeout_s, self._expire_call,
+                                              call)
+        return future
+
+    def _expire_call(self, call: int) -> None:
+        entry = self._calls.pop(call, None)
+        if entry is not None and not entry[1].done():
+            entry[1].set_exception(CommitTimeout("the leader did not answer in time; the "
+                                                 "outcome is unknown"))
+
+    def _on_forward_reply(self, call: int, payload: bytes) -> None:
+        entry = self._calls.get(call)
+        if entry is None:
+            return
+        request_id, future = entry
+        outcome, body = payload[0], payload[1:]
+        if outcome == _APPLIED:
+            (index,) = _CALL.unpack_from(body)
+
+            def answer(_: object) -> None:
+                self._calls.pop(call, None)
+                if future.done():
+                    return
+                result = self.state_machine.result_for(request_id)
+                if result is None:
+                    future.set_exception(CommitTimeout("applied, but its result is no "
+                                                       "longer tracked"))
+                else:
+                    future.set_result(result)
+
+            self.node.wait_applied(index).add_done_callback(answer)
+            return
+        self._calls.pop(call, None)
+        message = body.decode(errors="replace")
+        if not future.done():
+            future.set_exception(Unavailable(message) if outcome == _NOT_APPLIED
+                                 else CommitTimeout(message))
+
+    def _serve_forward(self, link: PeerLink, call: int, payload: bytes) -> None:
+        def reply(outcome: int, body: bytes) -> None:
+            link.send(FORWARD_REPLY, _CALL.pack(call) + bytes([outcome]) + body)
+
+        try:
+            command = decode(payload)
+            future = self.node.propose(command)
+        except NotLeader as exc:
+            reply(_NOT_APPLIED, f"{self.node.core.id} is no longer the leader ({exc})".encode())
+            return
+        except StorageError as exc:
+            reply(_NOT_APPLIED, str(exc).encode())
+            return
+        except ValueError as exc:
+            reply(_NOT_APPLIED, f"malformed forwarded command: {exc}".encode())
+            return
+
+        def done(f: asyncio.Future[Result]) -> None:
+            exc = f.exception() if not f.cancelled() else CommitTimeout("cancelled")
+            if exc is None:
+                reply(_APPLIED, _CALL.pack(self.state_machine.applied_index))
+            elif isinstance(exc, Unavailable | NotLeader):
+                reply(_NOT_APPLIED, str(exc).encode())
+            else:
+                reply(_UNKNOWN, str(exc).encode())
+
+        future.add_done_callback(done)
