@@ -86,6 +86,22 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--pipeline", type=int, default=1, help="resp: commands in flight")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    cluster = sub.add_parser("cluster", help="see or change a cluster's membership (admin)")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
+
+    def cluster_command(name: str, text: str) -> argparse.ArgumentParser:
+        p = cluster_sub.add_parser(name, help=text)
+        p.add_argument("--url", default=os.environ.get("RAFTKV_URL", "http://127.0.0.1:8080"),
+                       help="one node or several, comma-separated (the leader is found)")
+        p.add_argument("--token", default=os.environ.get("RAFTKV_TOKEN"))
+        return p
+
+    cluster_command("members", "list the members and who leads")
+    cluster_command("add", "add a node (a learner until caught up); start it first "
+                    "with PEERS naming the members").add_argument("id")
+    cluster_command("remove", "remove a node").add_argument("id")
+    cluster_command("transfer", "hand leadership to another voter").add_argument("id")
+
     config = sub.add_parser("config", help="check or show configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a TOML file without starting")
@@ -113,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token_new(args)
     if command == "bench":
         return _bench(args)
+    if command == "cluster":
+        return _cluster(args)
     return _client(args)
 
 
@@ -132,6 +150,9 @@ def _serve(args: argparse.Namespace) -> int:
     logs.setup(config.log_format, config.log_level)
     try:
         uvloop.run(app.run(config))
+    except ConfigError as exc:  # found only once the data directory is read
+        print(f"raftkv: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CorruptionError as exc:
         print(f"raftkv: refusing to start: {exc}", file=sys.stderr)
         return EXIT_NO
@@ -213,6 +234,47 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Any = None
             return err.code, json.loads(raw)
         except ValueError:
             return err.code, {"message": raw.decode("utf-8", "replace")}
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    """Like etcdctl's --endpoints: --url may list several nodes; a change goes to
+    whichever one is the leader."""
+    sub = args.cluster_command
+    method, path, payload = {
+        "members": ("GET", "/v1/cluster/members", None),
+        "add": ("POST", "/v1/cluster/members", {"id": getattr(args, "id", "")}),
+        "remove": ("DELETE", "/v1/cluster/members/" + urllib.parse.quote(
+            getattr(args, "id", ""), safe=""), None),
+        "transfer": ("POST", "/v1/cluster/transfer-leadership", {"to": getattr(args, "id", "")}),
+    }[sub]
+    status, body, url = 0, None, args.url
+    for url in (u.strip() for u in args.url.split(",") if u.strip()):
+        try:
+            status, body = _request(argparse.Namespace(url=url, token=args.token), method, path,
+                                    payload)
+        except (urllib.error.URLError, OSError) as exc:
+            print(f"raftkv: cannot reach {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+            continue
+        if (body or {}).get("code") != "not_leader":
+            break
+    if status == 0:
+        return EXIT_NO
+    body = body or {}
+    if status >= 300:
+        print(f"raftkv: {url}: {body.get('message', f'HTTP {status}')}", file=sys.stderr)
+        return EXIT_NO
+    if sub == "members":
+        for m in body["members"]:
+            print(f"{m['id']}\t{m['role']}{' (leader)' if m['isLeader'] else ''}\t"
+                  f"{'reachable' if m['reachable'] else 'unreachable'}\t"
+                  f"match={m['matchIndex'] if m['matchIndex'] is not None else '-'}")
+    elif sub == "add":
+        print(f"added {body['id']} as a learner; it becomes a voter once it has caught up")
+    elif sub == "remove":
+        print(f"removed {body['id']}")
+    else:
+        print(f"asked the leader to hand over to {body['to']}")
+    return EXIT_OK
 
 
 def _client(args: argparse.Namespace) -> int:

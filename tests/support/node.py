@@ -52,6 +52,8 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "raftkv", "serve", "--data-dir", str(self.data_dir),
                "--port", str(self.port), "--resp-port", str(self.resp_port),
                "--log-format", "json", *self.args]
+        if getattr(self, "_log", None) is not None:
+            self._log.close()  # from an earlier run of this process (a restart)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, env=env, cwd=ROOT)
         if wait:

@@ -429,13 +429,16 @@ class RaftReplicator:
     def change_membership(self, change: str, node_id: str) -> asyncio.Future[Any]:
         """``add-learner`` or ``remove`` (``promote`` happens by itself once caught up)."""
         if self.node.core.role != LEADER:
-            raise NotLeader("membership changes are made on the leader", self.node.core.leader)
+            leader = self.node.core.leader
+            raise NotLeader(f"membership changes are made on the leader ({leader or 'unknown'})",
+                            leader)
         return self.node.propose_conf_change(change, node_id)
 
     def transfer_leadership(self, to: str) -> None:
         core = self.node.core
         if core.role != LEADER:
-            raise NotLeader("leadership is transferred by the leader", core.leader)
+            raise NotLeader(f"leadership is transferred by the leader "
+                            f"({core.leader or 'unknown'})", core.leader)
         if to not in core.voters or to == core.id:
             raise InvalidArgument(f"{to} is not another voter of this cluster")
         self.node.transfer_leadership(to)
