@@ -8,7 +8,7 @@ DEBIAN_TEST_TOOLS := redis-server:redis-server redis-tools:redis-cli
 DEBIAN_BENCH_TOOLS := $(DEBIAN_TEST_TOOLS) etcd-server:etcd wrk:wrk
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck bench bench-quick soak sim clean debian-test-tools debian-bench-tools
+.PHONY: run test lint typecheck bench bench-quick soak sim jepsen clean debian-test-tools debian-bench-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -64,3 +64,9 @@ clean:
 SEEDS ?= 10000
 sim: $(DEV)
 	$(PY) -m tests.support.raftsim_many --seeds $(SEEDS)
+
+# The Jepsen-style cluster run for longer (JEPSEN_S seconds of faults; make test: 24).
+JEPSEN_S ?= 300
+jepsen: $(DEV)
+	RAFTKV_JEPSEN_S=$(JEPSEN_S) $(PY) -m pytest -p no:cacheprovider -q \
+		tests/faults/test_cluster_linearizability.py

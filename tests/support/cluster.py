@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 
+from tests.support.netproxy import ProxyNet
 from tests.support.node import ServerProcess, free_port
 
 
 class Cluster:
     def __init__(self, root: Path, size: int = 3, *args: str, resp: bool = False,
-                 env: dict[str, str] | None = None, peer_urls: dict[str, str] | None = None
-                 ) -> None:
+                 env: dict[str, str] | None = None, proxies: ProxyNet | None = None) -> None:
         self.root = root
         self.args = args
         self.resp = resp
@@ -27,8 +27,15 @@ class Cluster:
         while len(set(ports.values())) < size:
             ports = {node_id: free_port() for node_id in ids}
         self.ports = ports
-        # How each node reaches the others (a proxy URL may stand in for a peer).
-        self.peer_urls = peer_urls or {}
+        # How each node reaches the others: directly, or through a proxy per directed link.
+        self.proxies = proxies
+        self.peer_urls: dict[str, str] = {}
+        if proxies is not None:
+            for a in ids:
+                for b in ids:
+                    if a != b:
+                        port = proxies.add(f"{a}->{b}", ports[b])
+                        self.peer_urls[f"{a}->{b}"] = f"http://127.0.0.1:{port}"
         for node_id in ids:
             self.nodes[node_id] = self._process(node_id, [n for n in ids if n != node_id])
 
@@ -86,6 +93,15 @@ class Cluster:
     def followers(self) -> list[str]:
         leader = self.leader()
         return [n for n in self.running() if n != leader]
+
+    def isolate(self, node_id: str) -> None:
+        """Cut every link to and from ``node_id`` (clients still reach it)."""
+        assert self.proxies is not None
+        self.proxies.cut(*(name for name in self.peer_urls if node_id in name.split("->")))
+
+    def heal(self) -> None:
+        assert self.proxies is not None
+        self.proxies.heal()
 
     def url(self, node_id: str) -> str:
         return self.nodes[node_id].url

@@ -233,6 +233,8 @@ class RaftNode:
                         self.observe_save(time.perf_counter() - started, len(rd.entries))
                 for m in rd.messages:
                     self.transport.send(m)
+                if rd.soft_state is not None:
+                    self._fail_unconfirmed_reads()
                 self._apply(rd)
                 self.core.advance(rd)
                 while self._inbox:  # what arrived during the fsync
@@ -280,6 +282,15 @@ class RaftNode:
                 still.append((index, read))
         self._read_waits = still
 
+    def _fail_unconfirmed_reads(self) -> None:
+        """Leadership moved: reads waiting for a confirmation will not get one from this
+        term. A read changes nothing, so failing it (503) is always safe."""
+        reads, self._reads = self._reads, {}
+        for future in reads.values():
+            if not future.done():
+                future.set_exception(Unavailable("leadership changed before the read was "
+                                                 "confirmed; retry"))
+
     async def _maybe_compact(self) -> None:
         if (self._snapshot_waiters
                 or self.state_machine.applied_index - self.core.offset >= self.snapshot_every):
@@ -323,9 +334,10 @@ class RaftNode:
         if sync_now is not None and self.failed is None:
             await asyncio.get_running_loop().run_in_executor(self._io, sync_now)
         self._io.shutdown(wait=True)
-        for _, future in self._proposals.values():
+        for _, future in self._proposals.values():  # proposed: they may still commit
             if not future.done():
-                future.set_exception(Unavailable("the node is shutting down"))
+                future.set_exception(CommitTimeout("the node stopped before the write "
+                                                   "committed; the outcome is unknown"))
 
 
 
