@@ -15,6 +15,9 @@ from raftkv import __version__
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
+_ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+
+
 def _err(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
 
@@ -127,6 +130,47 @@ def document() -> dict[str, Any]:
                               "401": _err("Missing or wrong token"),
                               "403": _err("Not an admin token"),
                               "500": _err("The snapshot could not be written")}}},
+            "/v1/cluster/members": {
+                "get": {"summary": "The members and who leads (admin)",
+                        "responses": {"200": _json({"$ref": "#/components/schemas/Members"}),
+                                      "401": _err("Missing or wrong token"),
+                                      "403": _err("Not an admin token")}},
+                "post": {"summary": "Add a node as a learner; it becomes a voter once caught "
+                                    "up (admin, on the leader)",
+                         "requestBody": {"required": True, "content": {"application/json": {
+                             "schema": _ID_BODY}}},
+                         "responses": {"201": _json({"type": "object"}),
+                                       "400": _err("Bad id or body"),
+                                       "401": _err("Missing or wrong token"),
+                                       "403": _err("Not an admin token"),
+                                       "409": _err("Already a member, or a single node"),
+                                       "415": _err("Not JSON"),
+                                       "503": _err("Not the leader, or another change is "
+                                                   "in progress"),
+                                       "504": _err("Not committed in time")}}},
+            "/v1/cluster/members/{id}": {"delete": {
+                "summary": "Remove a member (admin, on the leader)",
+                "parameters": [{"name": "id", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object"}),
+                              "400": _err("Bad id"),
+                              "401": _err("Missing or wrong token"),
+                              "403": _err("Not an admin token"),
+                              "409": _err("Not a member, the last voter, or a single node"),
+                              "503": _err("Not the leader, or another change is in progress"),
+                              "504": _err("Not committed in time")}}},
+            "/v1/cluster/transfer-leadership": {"post": {
+                "summary": "Hand leadership to another voter (admin, on the leader)",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["to"],
+                               "properties": {"to": {"type": "string"}}}}}},
+                "responses": {"202": _json({"type": "object"}),
+                              "400": _err("Not another voter"),
+                              "401": _err("Missing or wrong token"),
+                              "403": _err("Not an admin token"),
+                              "409": _err("A single node"),
+                              "415": _err("Not JSON"),
+                              "503": _err("Not the leader")}}},
             "/readyz": {"get": {"summary": "Recovered, leader known, caught up",
                                 "responses": {"200": _json({"type": "object"}),
                                               "503": _err("Not ready")}}},
@@ -158,6 +202,19 @@ def document() -> dict[str, Any]:
                      "properties": {"ok": {"const": True},
                                     "items": {"type": "array", "items": entry},
                                     "nextCursor": {"type": ["string", "null"]}}},
+            "Members": {"type": "object", "required": ["ok", "leaderId", "members"],
+                        "properties": {
+                            "ok": {"const": True}, "leaderId": {"type": ["string", "null"]},
+                            "members": {"type": "array", "items": {
+                                "type": "object",
+                                "required": ["id", "role", "isLeader", "reachable",
+                                             "matchIndex"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "role": {"enum": ["voter", "learner"]},
+                                    "isLeader": {"type": "boolean"},
+                                    "reachable": {"type": "boolean"},
+                                    "matchIndex": {"type": ["integer", "null"]}}}}}},
             "Health": {"type": "object",
                        "required": ["ok", "id", "state", "leaderId", "term", "commitIndex",
                                     "appliedIndex", "lastHeartbeatAgoMs"],
