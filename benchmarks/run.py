@@ -21,13 +21,21 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks import engine, http_bench, knee_bench, ops_bench, raft_bench, resp_bench
+from benchmarks import (
+    cluster_bench,
+    engine,
+    http_bench,
+    knee_bench,
+    ops_bench,
+    raft_bench,
+    resp_bench,
+)
 from benchmarks.common import Progress, Row
 
 # suite -> (module, progress steps per round, steps once per run)
 SUITES = {"engine": (engine, 5, 2), "raft": (raft_bench, 1, 0), "http": (http_bench, 3, 0),
           "ops": (ops_bench, 2, 0), "knee": (knee_bench, len(knee_bench.RATES), 0),
-          "resp": (resp_bench, 4, 0)}
+          "resp": (resp_bench, 4, 0), "cluster": (cluster_bench, 2, 1)}
 
 
 def summarize(rows: list[Row]) -> list[dict[str, object]]:

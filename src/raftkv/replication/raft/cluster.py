@@ -49,6 +49,7 @@ IDENTITY_FILE = "node.json"
 KNOWN_PEERS_FILE = "peers.json"
 RAFT_DIR = "raft"
 FOUNDING_LOG_EVERY_S = 5.0
+SNAPSHOT_EVERY_ENTRIES = 1_000_000  # or snapshot_threshold_bytes of entries, if sooner
 
 
 def _write_json(fs: FileSystem, directory: str, name: str, data: object) -> None:
@@ -146,6 +147,8 @@ def open_cluster(cfg: Config, fs: FileSystem,
                                         node.core.term == 0 and node.core.last_index == 0),
                           known.admit)
     node = RaftNode(core, raft_log, sm, network, tick_s=cfg.raft_tick_ms / 1000,
+                    snapshot_every=SNAPSHOT_EVERY_ENTRIES,
+                    snapshot_bytes=cfg.storage.snapshot_threshold_bytes,
                     observe_save=observe_save)
 
     def config_changed() -> None:

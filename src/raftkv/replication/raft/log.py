@@ -65,9 +65,11 @@ def _apply(stored: Stored, hard_state: HardState | None, entries: list[LogEntry]
         stored.snapshot = snapshot
     if hard_state is not None:
         stored.hard_state = hard_state
-    if entries:
-        first = entries[0].index
-        stored.entries = [e for e in stored.entries if e.index < first] + list(entries)
+    if entries:  # stored.entries are contiguous: cut at the first new index, then extend
+        first, kept = entries[0].index, stored.entries
+        if kept and first <= kept[-1].index:
+            del kept[max(0, first - kept[0].index):]
+        kept.extend(entries)
 
 
 class MemoryRaftLog:

@@ -59,7 +59,7 @@ class Transport(Protocol):
 class RaftNode:
     def __init__(self, core: RaftCore, raft_log: RaftLog, state_machine: StateMachine,
                  transport: Transport, tick_s: float = 0.1, commit_timeout_s: float = 5.0,
-                 snapshot_every: int = 10_000,
+                 snapshot_every: int = 10_000, snapshot_bytes: int = 64 * 1024 * 1024,
                  observe_save: Callable[[float, int], None] | None = None) -> None:
         self.core = core
         self.raft_log = raft_log
@@ -67,12 +67,18 @@ class RaftNode:
         self.transport = transport
         self.tick_s = tick_s
         self.commit_timeout_s = commit_timeout_s
-        self.snapshot_every = snapshot_every
+        self.snapshot_every = snapshot_every  # compact after this many entries ...
+        self.snapshot_bytes = snapshot_bytes  # ... or this many bytes of them
+        self._bytes_since_snapshot = 0
         self._inbox: deque[Callable[[], None]] = deque()
+        # Proposals since the last turn: appended with one propose_batch, so followers
+        # get one append for the lot rather than one per write.
+        self._batch: list[tuple[bytes, asyncio.Future[Any]]] = []
         self._wakeup = asyncio.Event()
         self.observe_save = observe_save  # (fsync seconds, entries) per persisted Ready
         self._proposals: dict[int, tuple[int, asyncio.Future[Any]]] = {}  # index -> term
-        self._reads: dict[bytes, asyncio.Future[None]] = {}
+        self._read_batch: list[asyncio.Future[None]] = []  # waiting for the next round
+        self._reads: dict[bytes, list[asyncio.Future[None]]] = {}  # context -> its reads
         self._read_waits: list[tuple[int, asyncio.Future[None]]] = []  # (index, future)
         self._read_ids = (b"%d" % n for n in itertools.count(1))
         self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-io")
@@ -104,37 +110,21 @@ class RaftNode:
         if self.core.role != LEADER:
             raise NotLeader("this node is not the leader", self.core.leader)
         self._check_failed()
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        data = encode(command)
-
-        def propose() -> None:
-            try:
-                index = self.core.propose(data)
-            except NotLeaderError as exc:
-                future.set_exception(NotLeader("this node is not the leader", exc.leader))
-                return
-            self._proposals[index] = (self.core.term, future)
-
-        self._push(propose)
         loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        self._batch.append((encode(command), future))
+        self._wakeup.set()
         loop.call_later(self.commit_timeout_s, self._expire, future)
         return future
 
     def read_index(self) -> asyncio.Future[None]:
-        """Resolves when a read of the local state machine is linearizable (§D 6.4)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        context = next(self._read_ids)
-
-        def read() -> None:
-            try:
-                self.core.read_index(context)
-            except NotLeaderError:
-                future.set_exception(Unavailable("no leader is known to confirm the read"))
-                return
-            self._reads[context] = future
-
-        self._push(read)
-        asyncio.get_running_loop().call_later(self.commit_timeout_s, self._expire, future)
+        """Resolves when a read of the local state machine is linearizable (§D 6.4).
+        Reads arriving in the same turn share one ReadIndex round (as etcd batches them)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._read_batch.append(future)
+        self._wakeup.set()
+        loop.call_later(self.commit_timeout_s, self._expire, future)
         return future
 
     def propose_conf_change(self, change: str, node_id: str) -> asyncio.Future[Any]:
@@ -222,8 +212,7 @@ class RaftNode:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._inbox:
-                self._inbox.popleft()()
+            self._drain()
             while (rd := self.core.ready()) is not None:
                 if rd.snapshot is not None or rd.hard_state is not None or rd.entries:
                     started = time.perf_counter()
@@ -237,12 +226,43 @@ class RaftNode:
                     self._fail_unconfirmed_reads()
                 self._apply(rd)
                 self.core.advance(rd)
-                while self._inbox:  # what arrived during the fsync
-                    self._inbox.popleft()()
+                self._drain()  # what arrived during the fsync
             if (self.core.voters, self.core.learners) != conf:
                 conf = (self.core.voters, self.core.learners)
                 self.on_config()
             await self._maybe_compact()
+
+    def _drain(self) -> None:
+        inbox = self._inbox
+        while inbox:
+            inbox.popleft()()
+        if self._read_batch:
+            self._start_read_round()
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        try:
+            indexes = self.core.propose_batch([data for data, _ in batch])
+        except NotLeaderError as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(NotLeader("this node is not the leader", exc.leader))
+            return
+        term = self.core.term
+        for index, (_, future) in zip(indexes, batch, strict=True):
+            self._proposals[index] = (term, future)
+
+    def _start_read_round(self) -> None:
+        reads, self._read_batch = self._read_batch, []
+        context = next(self._read_ids)
+        try:
+            self.core.read_index(context)
+        except NotLeaderError:
+            for future in reads:
+                if not future.done():
+                    future.set_exception(Unavailable("no leader is known to confirm the read"))
+            return
+        self._reads[context] = reads
 
     def _apply(self, rd: Ready) -> None:
         sm = self.state_machine
@@ -252,6 +272,7 @@ class RaftNode:
         for entry in rd.committed:
             if entry.index <= sm.applied_index:
                 continue
+            self._bytes_since_snapshot += len(entry.data)
             proposal = self._proposals.pop(entry.index, None)
             if entry.kind is not EntryKind.NORMAL:
                 sm.applied_index = entry.index  # no-ops and membership: nothing to apply
@@ -270,9 +291,9 @@ class RaftNode:
                 waiting.set_exception(Unavailable("leadership changed before the write "
                                                   "committed; it was not applied"))
         for rs in rd.read_states:
-            read = self._reads.pop(rs.context, None)
-            if read is not None and not read.done():
-                self._read_waits.append((rs.index, read))
+            for read in self._reads.pop(rs.context, ()):
+                if not read.done():
+                    self._read_waits.append((rs.index, read))
         still = []
         for index, read in self._read_waits:
             if sm.applied_index >= index:
@@ -285,14 +306,14 @@ class RaftNode:
     def _fail_unconfirmed_reads(self) -> None:
         """Leadership moved: reads waiting for a confirmation will not get one from this
         term. A read changes nothing, so failing it (503) is always safe."""
-        reads, self._reads = self._reads, {}
-        for future in reads.values():
+        rounds, self._reads = self._reads, {}
+        for future in itertools.chain.from_iterable(rounds.values()):
             if not future.done():
                 future.set_exception(Unavailable("leadership changed before the read was "
                                                  "confirmed; retry"))
 
     async def _maybe_compact(self) -> None:
-        if (self._snapshot_waiters
+        if (self._snapshot_waiters or self._bytes_since_snapshot >= self.snapshot_bytes
                 or self.state_machine.applied_index - self.core.offset >= self.snapshot_every):
             stats = await self.compact()
             waiters, self._snapshot_waiters = self._snapshot_waiters, []
@@ -321,6 +342,7 @@ class RaftNode:
         if image.index <= core.offset:
             return None
         core.compact(image.index, data)
+        self._bytes_since_snapshot = 0
         await loop.run_in_executor(self._io, self.raft_log.save, None, [], core.snapshot)
         return SnapshotStats(image.index, len(data), time.perf_counter() - started)
 

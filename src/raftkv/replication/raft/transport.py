@@ -115,6 +115,8 @@ class PeerLink(asyncio.Protocol):
         self._key = b""
         self._send_seq = 0
         self._recv_seq = 0
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
 
     # --- handshake ------------------------------------------------------------------
 
@@ -246,11 +248,20 @@ class PeerLink(asyncio.Protocol):
         body = bytes([kind]) + payload
         if self._key:
             mac = self._mac(b"out", self._send_seq, body)
-            transport.write(_LEN.pack(len(body) + MAC_BYTES) + mac + body)
+            self._out += (_LEN.pack(len(body) + MAC_BYTES), mac, body)
         else:
-            transport.write(_LEN.pack(len(body)) + body)
+            self._out += (_LEN.pack(len(body)), body)
         self._send_seq += 1
+        if not self._flush_scheduled:  # one write per turn of the loop, not per frame
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return True
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
     def _fail(self, exc: Exception) -> None:
         if not self.handshake.done():

@@ -1,0 +1,237 @@
+"""Three raftkv nodes against three etcd 3.4 members, on loopback, side by side.
+
+* replicated durable writes (``--fsync always``; etcd always fsyncs) and
+  linearizable reads, 50 wrk connections to the leader, servers on core 0;
+* leader failover: kill -9 the leader, time until a write succeeds through a
+  surviving node (trials alternate raftkv and etcd; the distribution is printed);
+* a fourth raftkv node catching up a large data set by snapshot (raftkv alone).
+"""
+
+from __future__ import annotations
+
+import base64
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+from benchmarks.common import SERVER_CPU, Proc, Row, free_port, pinned, scratch_dir, wait_port
+from benchmarks.http_bench import _lua, _preload_etcd, _preload_raftkv, wrk
+
+NODES = 3
+
+
+class RaftkvCluster:
+    def __init__(self, work: Path, resp: bool = False) -> None:
+        self.work = work
+        self.ids = [f"n{i + 1}" for i in range(NODES)]
+        self.ports = {n: free_port() for n in self.ids}
+        self.resp_ports = {n: free_port() for n in self.ids} if resp else {}
+        self.procs: dict[str, Proc] = {}
+        for node in self.ids:
+            self.start(node)
+        for node in self.ids:
+            self.wait_ready(node)
+
+    def url(self, node: str) -> str:
+        return f"http://127.0.0.1:{self.ports[node]}"
+
+    def start(self, node: str, peers: list[str] | None = None) -> None:
+        peers = peers if peers is not None else [n for n in self.ids if n != node]
+        env = {"NODE_ID": node, "PEERS": ",".join(self.url(p) for p in peers)}
+        cmd = [sys.executable, "-m", "raftkv", "serve", "--data-dir", str(self.work / node),
+               "--port", str(self.ports[node]), "--log-format", "json",
+               "--resp-port", str(self.resp_ports.get(node, 0))]
+        self.procs[node] = Proc(pinned(SERVER_CPU, cmd), env=env,
+                                log=self.work / f"{node}.log")
+
+    def wait_ready(self, node: str, timeout_s: float = 60.0) -> None:
+        wait_port(self.ports[node])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url(node) + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"raftkv {node} not ready")
+
+    def leader(self) -> str:
+        while True:
+            for node in self.procs:
+                try:
+                    leader = httpx.get(self.url(node) + "/health", timeout=1).json()["leaderId"]
+                except httpx.HTTPError:
+                    continue
+                if leader in self.procs:
+                    return str(leader)
+            time.sleep(0.05)
+
+    def kill(self, node: str) -> None:
+        proc = self.procs.pop(node)
+        proc.proc.send_signal(signal.SIGKILL)
+        proc.proc.wait()
+        proc.log.close()
+
+    def write_ok(self, node: str) -> bool:
+        try:
+            r = httpx.put(self.url(node) + "/v1/keys/failover", json={"value": "x"}, timeout=0.5)
+        except httpx.HTTPError:
+            return False
+        return r.status_code in (200, 201)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
+
+
+class EtcdCluster:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.ids = [f"e{i + 1}" for i in range(NODES)]
+        self.client = {n: free_port() for n in self.ids}
+        self.peer = {n: free_port() for n in self.ids}
+        self.initial = ",".join(f"{n}=http://127.0.0.1:{self.peer[n]}" for n in self.ids)
+        self.procs: dict[str, Proc] = {}
+        for node in self.ids:
+            self.start(node, "new")
+        for node in self.ids:
+            wait_port(self.client[node])
+        self.leader()
+
+    def url(self, node: str) -> str:
+        return f"http://127.0.0.1:{self.client[node]}"
+
+    def start(self, node: str, state: str = "existing") -> None:
+        cmd = ["etcd", "--data-dir", str(self.work / node), "--name", node,
+               "--listen-client-urls", self.url(node), "--advertise-client-urls", self.url(node),
+               "--listen-peer-urls", f"http://127.0.0.1:{self.peer[node]}",
+               "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[node]}",
+               "--initial-cluster", self.initial, "--initial-cluster-state", state,
+               "--initial-cluster-token", "bench", "--log-level", "error"]
+        self.procs[node] = Proc(pinned(SERVER_CPU, cmd), env={"GOMAXPROCS": "1"},
+                                log=self.work / f"{node}.log")
+
+    def wait_ready(self, node: str) -> None:
+        wait_port(self.client[node])
+        self.leader()
+
+    def leader(self) -> str:
+        while True:
+            for node in self.procs:
+                try:
+                    status = httpx.post(self.url(node) + "/v3/maintenance/status", json={},
+                                        timeout=1).json()
+                except (httpx.HTTPError, ValueError):
+                    continue
+                if status.get("leader") and status["leader"] == status["header"]["member_id"]:
+                    return node
+            time.sleep(0.05)
+
+    def kill(self, node: str) -> None:
+        proc = self.procs.pop(node)
+        proc.proc.send_signal(signal.SIGKILL)
+        proc.proc.wait()
+        proc.log.close()
+
+    def write_ok(self, node: str) -> bool:
+        key = base64.b64encode(b"failover").decode()
+        try:
+            r = httpx.post(self.url(node) + "/v3/kv/put", json={"key": key, "value": "eA=="},
+                           timeout=0.5)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200 and "error" not in r.json()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
+
+
+def failover_s(cluster: RaftkvCluster | EtcdCluster) -> float:
+    """kill -9 the leader; seconds until a write through a surviving node succeeds."""
+    leader = cluster.leader()
+    cluster.kill(leader)
+    started = time.monotonic()
+    survivors = list(cluster.procs)
+    while time.monotonic() - started < 30:
+        for node in survivors:
+            if cluster.write_ok(node):
+                elapsed = time.monotonic() - started
+                cluster.start(leader)
+                cluster.wait_ready(leader)
+                return elapsed
+        time.sleep(0.01)
+    raise TimeoutError("no write succeeded within 30 s of the failover")
+
+
+def snapshot_catch_up_s(keys: int, progress) -> float:
+    """Load ``keys`` into three nodes, compact, add a fourth: seconds until it serves."""
+    work = scratch_dir("catchup")
+    cluster = RaftkvCluster(work, resp=True)
+    try:
+        leader = cluster.leader()
+        client = redis.Redis(port=cluster.resp_ports[leader])
+        batch = 1000
+        for start in range(0, keys, batch * 20):
+            pipe = client.pipeline(transaction=False)
+            for lo in range(start, min(start + batch * 20, keys), batch):
+                pipe.mset({f"key{i:08d}": "v" * 16 for i in range(lo, min(lo + batch, keys))})
+            pipe.execute()
+        client.close()
+        for node in cluster.ids:
+            httpx.post(cluster.url(node) + "/v1/admin/snapshot", timeout=300)
+        cluster.ports["n4"] = free_port()
+        cluster.start("n4", peers=cluster.ids)
+        wait_port(cluster.ports["n4"])
+        started = time.monotonic()
+        added = httpx.post(cluster.url(leader) + "/v1/cluster/members", json={"id": "n4"},
+                           timeout=30)
+        added.raise_for_status()
+        cluster.wait_ready("n4", timeout_s=600)
+        elapsed = time.monotonic() - started
+        progress.step(f"cluster: n4 caught up {keys:,} keys in {elapsed:.1f}s")
+        return elapsed
+    finally:
+        cluster.stop()
+
+
+def run(quick: bool, rounds: int, progress) -> list[Row]:
+    rows: list[Row] = []
+    seconds = 3 if quick else 10
+    trials = 3 if quick else 10
+    for r in range(rounds):
+        for system in ("raftkv", "etcd"):
+            work = scratch_dir(f"cluster-{system}")
+            progress.step(f"cluster: {system} x{NODES}, round {r + 1}")
+            cluster: RaftkvCluster | EtcdCluster = (RaftkvCluster(work) if system == "raftkv"
+                                                    else EtcdCluster(work))
+            try:
+                url = cluster.url(cluster.leader())
+                (_preload_raftkv if system == "raftkv" else _preload_etcd)(url)
+                for kind, label in (("put", "3 nodes: PUT, durable"),
+                                    ("get", "3 nodes: linearizable GET")):
+                    figures = wrk(url, _lua(kind, system), seconds, work)
+                    rows.append(Row("cluster", label, system, figures["rps"], "req/s", r,
+                                    extra=figures))
+                times = []
+                for t in range(trials):
+                    times.append(failover_s(cluster))
+                    rows.append(Row("cluster", "failover: kill -9 leader -> first write",
+                                    system, times[-1], "s", r * trials + t,
+                                    higher_is_better=False))
+                times.sort()
+                print(f"\n{system} failover over {trials} trials (s): "
+                      f"{' '.join(f'{t:.2f}' for t in times)}; median "
+                      f"{statistics.median(times):.2f}", file=sys.stderr)
+            finally:
+                cluster.stop()
+    seconds_taken = snapshot_catch_up_s(100_000 if quick else 1_000_000, progress)
+    rows.append(Row("cluster", f"4th node catches up {100_000 if quick else 1_000_000:,} keys "
+                    "by snapshot", "raftkv", seconds_taken, "s", 0, higher_is_better=False))
+    return rows
