@@ -190,11 +190,16 @@ def snapshot_catch_up_s(keys: int, progress) -> float:
         cluster.start("n4", peers=cluster.ids)
         wait_port(cluster.ports["n4"])
         started = time.monotonic()
-        added = httpx.post(cluster.url(leader) + "/v1/cluster/members", json={"id": "n4"},
-                           timeout=30)
-        added.raise_for_status()
+        added = httpx.post(cluster.url(cluster.leader()) + "/v1/cluster/members",
+                           json={"id": "n4"}, timeout=30)
+        if added.status_code != 201:
+            raise RuntimeError(f"adding n4 failed: {added.status_code} {added.text}")
         cluster.wait_ready("n4", timeout_s=600)
         elapsed = time.monotonic() - started
+        stored = httpx.get(cluster.url("n4") + "/v1/keys?consistency=stale&limit=1&prefix="
+                           f"key{keys - 1:08d}").json()["items"]
+        if len(stored) != 1:
+            raise AssertionError("the new node is ready but lacks the last key loaded")
         progress.step(f"cluster: n4 caught up {keys:,} keys in {elapsed:.1f}s")
         return elapsed
     finally:

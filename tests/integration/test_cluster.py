@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -244,3 +245,28 @@ def test_a_data_dir_of_another_node_id_is_refused(tmp_path: Path) -> None:
         assert "belongs to node n1" in run.stderr
     finally:
         cluster.stop()
+
+
+def _keys_gauge(url: str) -> float:
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("raftkv_keys "):
+            return float(line.split()[1])
+    raise AssertionError("no raftkv_keys in /metrics")
+
+
+def test_ttl_expiry_is_proposed_by_the_leader_and_replicated(make_cluster) -> None:
+    cluster = make_cluster(3)
+    follower = cluster.followers()[0]
+    response = httpx.put(cluster.url(follower) + "/v1/keys/brief", json={"value": "x",
+                                                                          "ttlMs": 400})
+    assert response.status_code == 201
+    deadline = response.json()["expiresAtMs"]
+    for node_id in cluster.nodes:
+        assert httpx.get(cluster.url(node_id) + "/v1/keys/brief").status_code == 200
+    wait_for(lambda: time.time() * 1000 > deadline + 50, 5, "the deadline")
+    for node_id in cluster.nodes:  # hidden everywhere at once, deleted or not
+        stale = httpx.get(cluster.url(node_id) + "/v1/keys/brief?consistency=stale")
+        assert stale.status_code == 404, node_id
+    # The leader's expiry cycle proposes the delete; every replica applies it.
+    wait_for(lambda: all(_keys_gauge(cluster.url(n)) == 0 for n in cluster.nodes), 10,
+             "the expired key to be deleted on every node")

@@ -83,3 +83,25 @@ def test_a_damaged_record_before_the_tail_refuses_to_start():
     inode.data[30] ^= 0xFF
     with pytest.raises(CorruptionError, match="refusing to start"):
         WalRaftLog(fs, "/raft")
+
+
+def test_entries_appended_after_an_installed_snapshot_survive_a_restart(make_log):
+    """The log did not match the leader's snapshot (so it was dropped), and the leader
+    then sent what follows it. Found by the driver simulator: recovery used to apply
+    the snapshot only at the end and threw the new entries away with the old ones."""
+    log = make_log()
+    log.save(HardState(2, None, 30), entries([2] * 39))
+    log.save(HardState(4, None, 40), [], Snapshot(40, 4, b"image", ("n1",)))
+    log.save(HardState(4, None, 45), entries([4] * 5, start=41))
+    again = make_log().load()
+    assert again.snapshot is not None and again.snapshot.index == 40
+    assert [(e.index, e.term) for e in again.entries] == [(i, 4) for i in range(41, 46)]
+
+
+def test_a_stale_suffix_replaced_by_a_snapshot_stays_gone_after_a_restart(make_log):
+    log = make_log()
+    log.save(HardState(2, None, 10), entries([2] * 60))
+    log.save(HardState(4, None, 40), [], Snapshot(40, 4, b"image", ("n1",)))
+    again = make_log().load()
+    assert again.snapshot is not None and again.snapshot.index == 40
+    assert again.entries == []  # 41..60 of term 2 did not follow the snapshot's entry 40

@@ -4,6 +4,7 @@
     crc32   := zlib.crc32 over length | type | payload
     ENTRY   payload := index u64 | term u64 | data        (data: an encoded command)
     STATE   payload := term u64 | commit u64 | vote_len u16 | vote    (Raft hard state)
+    SNAP    payload := index u64 | term u64    (a Raft snapshot replaced the log up to here)
 
 All integers little-endian. ``length`` is checked against ``MAX_RECORD_BYTES`` and
 the bytes left in the file before anything is allocated for the payload.
@@ -25,7 +26,8 @@ MAX_RECORD_BYTES: Final = 64 * 1024 * 1024
 
 ENTRY: Final = 1
 STATE: Final = 2
-RECORD_TYPES: Final = frozenset({ENTRY, STATE})
+SNAP: Final = 3
+RECORD_TYPES: Final = frozenset({ENTRY, STATE, SNAP})
 
 
 @dataclass(frozen=True, slots=True)

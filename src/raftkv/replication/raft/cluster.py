@@ -140,6 +140,10 @@ def open_cluster(cfg: Config, fs: FileSystem,
     sm = recover_state_machine(raft_log)
     core = RaftCore(cfg.node_id, (), random.Random(), stored.hard_state, stored.entries,
                     stored.snapshot, applied=sm.applied_index)
+    if stored.hard_state.commit > core.last_index:
+        log.warning("the Raft log ends at %d but %d was committed: its tail was lost (was "
+                    "--fsync off?); the leader will send it again", core.last_index,
+                    stored.hard_state.commit)
     known = KnownPeers(fs, cfg.data_dir, identity)
     fresh = not (stored.hard_state.term or stored.entries or stored.snapshot)
     network = PeerNetwork(cfg.peers, cfg.cluster_secret,

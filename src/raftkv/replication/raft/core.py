@@ -150,8 +150,9 @@ class RaftCore:
         else:
             self._base_conf = (self.voters, ())
         self._refresh_config()
-        self.commit = hard_state.commit
-        self.commit = max(self.commit, self.offset)
+        # A commit index past the log means the log lost its tail (fsync off, or a
+        # damaged disk): only what is here can be applied.
+        self.commit = max(min(hard_state.commit, self.last_index), self.offset)
         # What the state machine already holds (from a snapshot or its own replay).
         self.applied = max(self.offset, hard_state.commit if applied is None else applied)
         self.leader: str | None = None
@@ -584,6 +585,8 @@ class RaftCore:
             self._unstable_from = snap.index + 1
         self.log[0] = LogEntry(snap.term, snap.index)
         self.offset = snap.index
+        # Entries the snapshot covers need no persisting of their own: it is persisted.
+        self._unstable_from = max(self._unstable_from, snap.index + 1)
         self.snapshot = snap
         if snap.voters:
             self._base_conf = (snap.voters, snap.learners)

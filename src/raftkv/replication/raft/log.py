@@ -9,7 +9,10 @@ Ready's messages (a vote or an acknowledgement never outruns the disk, §5.1).
   vote and commit; ENTRY records for entries (payload ``kind u8 | data``); an entry
   whose index is at or below the last one replaces the log from there (a term
   conflict, §5.3). Snapshots are files written crash-safely by ``storage.snapshots``'s
-  rules (tmp -> fsync -> rename -> fsync dir), after which covered segments go.
+  rules (tmp -> fsync -> rename -> fsync dir), then a SNAP record marks where in the
+  record sequence the snapshot replaced the log, so recovery drops exactly the
+  entries it dropped at run time (and keeps the ones appended after it); after
+  that, covered segments go.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from raftkv.storage.fs import FileSystem
 from raftkv.storage.wal import SegmentedLog, list_segments
 
 _STATE = struct.Struct("<QQH")  # term, commit, vote length
+_SNAP_MARK = struct.Struct("<QQ")  # index, term
 _SNAP_HEAD = struct.Struct("<8sQQI")  # magic, index, term, conf length
 _SNAP_MAGIC = b"RKVRAFT1"
 SNAPSHOT_FILE = "raft.snapshot"
@@ -107,6 +111,9 @@ class WalRaftLog:
         if snapshot is not None:
             self._write_snapshot(snapshot)
         parts = []
+        if snapshot is not None:
+            parts.append(records.frame(records.SNAP, _SNAP_MARK.pack(snapshot.index,
+                                                                     snapshot.term)))
         if hard_state is not None:
             vote = (hard_state.vote or "").encode()
             parts.append(records.frame(records.STATE, _STATE.pack(
@@ -115,6 +122,8 @@ class WalRaftLog:
             parts.append(records.frame_entry(e.index, e.term, bytes([e.kind]) + e.data))
         if parts:
             first = entries[0].index if entries else self._next_first
+            if snapshot is not None and not entries:
+                first = max(first, snapshot.index + 1)
             self._log.write(b"".join(parts), first)
             if self.sync_each_save:
                 self._log.sync()
@@ -145,8 +154,8 @@ class WalRaftLog:
     def _recover(self) -> Stored:
         stored = Stored()
         path = os.path.join(self.directory, SNAPSHOT_FILE)
-        if self.fs.exists(path):
-            stored.snapshot = _parse_snapshot(self.fs.read(path), path)
+        snapshot = _parse_snapshot(self.fs.read(path), path) if self.fs.exists(path) else None
+        marked = 0  # index of the last SNAP record replayed
         segments = list_segments(self.fs, self.directory)
         for position, name in enumerate(segments):
             seg = os.path.join(self.directory, name)
@@ -157,6 +166,9 @@ class WalRaftLog:
                         term, commit, vote_len = _STATE.unpack_from(rec.payload)
                         vote = rec.payload[_STATE.size: _STATE.size + vote_len].decode() or None
                         stored.hard_state = HardState(term, vote, commit)
+                    elif rec.type == records.SNAP:
+                        marked, term = _SNAP_MARK.unpack_from(rec.payload)
+                        _apply(stored, None, [], Snapshot(marked, term, b""))
                     else:
                         index, term, payload = records.parse_entry(rec.payload)
                         entry = LogEntry(term, index, payload[1:], EntryKind(payload[0]))
@@ -167,8 +179,10 @@ class WalRaftLog:
                     raise CorruptionError(f"Raft log {seg}: {bad.reason} at offset "
                                           f"{bad.offset}; refusing to start") from None
                 self.fs.truncate(seg, bad.offset)  # a torn tail: never acknowledged
-        if stored.snapshot is not None:
-            _apply(stored, None, [], stored.snapshot)
+        if snapshot is not None:
+            if snapshot.index > marked:  # a crash between the file and its SNAP record:
+                _apply(stored, None, [], snapshot)  # every entry replayed predates it
+            stored.snapshot = snapshot
         return stored
 
 
