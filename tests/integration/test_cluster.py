@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,3 +271,62 @@ def test_ttl_expiry_is_proposed_by_the_leader_and_replicated(make_cluster) -> No
     # The leader's expiry cycle proposes the delete; every replica applies it.
     wait_for(lambda: all(_keys_gauge(cluster.url(n)) == 0 for n in cluster.nodes), 10,
              "the expired key to be deleted on every node")
+
+
+def test_membership_changes_under_load_lose_no_acknowledged_write(make_cluster) -> None:
+    cluster = make_cluster(3)
+    acknowledged: dict[str, str] = {}
+    unexpected: list[str] = []
+    stop = threading.Event()
+
+    def writer(number: int) -> None:
+        with httpx.Client(timeout=5) as http:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                key, node = f"w{number}-{i}", list(cluster.running())[i % 3]
+                try:
+                    response = http.put(f"{cluster.url(node)}/v1/keys/{key}",
+                                        json={"value": key})
+                except httpx.HTTPError:
+                    continue  # the node is being removed or restarted: outcome unknown
+                if response.status_code == 201:
+                    acknowledged[key] = key
+                elif response.status_code not in (503, 504):
+                    unexpected.append(f"{response.status_code} {response.text}")
+
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for thread in writers:
+        thread.start()
+    try:
+        time.sleep(1)
+        n4 = cluster.add_process("n4", ["n1", "n2", "n3"]).start(wait=False)
+        urls = ",".join(cluster.url(n) for n in ("n1", "n2", "n3"))
+        assert cli("cluster", "add", "n4", "--url", urls).returncode == 0
+        n4.wait_ready(30)
+        wait_for(lambda: "n4\tvoter" in cli("cluster", "members", "--url", urls).stdout, 20,
+                 "n4 to be promoted under load")
+        victim = next(n for n in ("n1", "n2", "n3") if n != cluster.leader())
+        assert cli("cluster", "remove", victim, "--url", urls).returncode == 0
+        cluster.nodes[victim].kill()
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join(30)
+    assert unexpected == []
+    assert len(acknowledged) > 50
+    missing = set(acknowledged) - _all_keys(cluster.url(cluster.leader()))
+    assert missing == set()
+
+
+def _all_keys(url: str) -> set[str]:
+    keys: set[str] = set()
+    cursor = None
+    while True:
+        params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(url + "/v1/keys", params=params, timeout=10).json()
+        keys |= {i["key"] for i in page["items"]}
+        cursor = page["nextCursor"]
+        if cursor is None:
+            return keys
