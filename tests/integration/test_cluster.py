@@ -330,3 +330,32 @@ def _all_keys(url: str) -> set[str]:
         cursor = page["nextCursor"]
         if cursor is None:
             return keys
+
+
+def test_failover_over_ten_trials_prints_its_distribution(make_cluster, capsys) -> None:
+    """The seeds' acceptance: kill -9 the leader, a new one is elected and takes writes,
+    ten times. The seconds are printed (the figure lives in benchmarks/, not here)."""
+    cluster = make_cluster(3)
+    seconds = []
+    for trial in range(10):
+        old = cluster.leader()
+        cluster.nodes[old].kill()
+        started = time.monotonic()
+        survivors = [n for n in cluster.nodes if n != old]
+        wait_for(lambda s=survivors: any(_write_ok(cluster.url(n)) for n in s), 20,
+                 f"a write after failover {trial}")
+        seconds.append(time.monotonic() - started)
+        assert cluster.leader(exclude=old) != old
+        cluster.nodes[old].start()
+        wait_for(lambda o=old: cluster.health().get(o, {}).get("state") == "follower", 15,
+                 "the old leader to rejoin as a follower")
+    with capsys.disabled():
+        print(f"\nfailover, kill -9 -> first write, 10 trials (s): "
+              f"{' '.join(f'{s:.2f}' for s in sorted(seconds))}")
+
+
+def _write_ok(url: str) -> bool:
+    try:
+        return put(url, "failover", "x").status_code in (200, 201)
+    except httpx.HTTPError:
+        return False
