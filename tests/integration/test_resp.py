@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import time
 
@@ -183,6 +184,78 @@ def test_a_pipelined_get_sees_the_set_before_it(r):
     pipe = r.pipeline(transaction=False)
     pipe.set("seq", "1").get("seq").set("seq", "2").get("seq").incr("n").get("n")
     assert pipe.execute() == [True, b"1", True, b"2", 1, b"1"]
+
+
+def _random_blocks(rng, count: int) -> list[list[tuple]]:
+    """Small pipelines, each mostly one kind: a run of SETs, a run of GETs, or a mix.
+    Each arrives in one read on the server, so its runs are batched there."""
+    blocks = []
+    for b in range(count):
+        kind = rng.choice(["sets", "gets", "mixed"])
+        block: list[tuple] = []
+        for i in range(rng.randint(1, 12)):
+            key = f"b{rng.randrange(16)}"  # many keys: GETs of absent keys are common
+            roll = rng.random() if kind == "mixed" else (0.1 if kind == "sets" else 0.5)
+            if kind == "sets" and rng.random() < 0.1:
+                roll = rng.choice([0.82, 0.97])  # an invalid or non-plain SET inside a run
+            if roll < 0.4:
+                block.append(("set", key, f"v{b}-{i}"))
+            elif roll < 0.75:
+                block.append(("get", key))
+            elif roll < 0.85:
+                block.append(("set", key, "x" * 2_000_000))  # over the value limit: error
+            elif roll < 0.9:
+                block.append(("incr", key))  # an error unless the value is a number
+            elif roll < 0.95:
+                block.append(("delete", key))
+            else:
+                block.append(("set", key, "7", 100))  # SET ... EX: not a plain SET
+        blocks.append(block)
+    return blocks
+
+
+def _run_block(client, ops: list[tuple], pipelined: bool) -> list:
+    if not pipelined:
+        out = []
+        for op in ops:
+            try:
+                out.append(_call(client, op))
+            except redis.ResponseError as exc:
+                out.append(("error", str(exc)))
+        return out
+    pipe = client.pipeline(transaction=False)
+    for op in ops:
+        _call(pipe, op)
+    return [("error", str(r)) if isinstance(r, redis.ResponseError) else r
+            for r in pipe.execute(raise_on_error=False)]
+
+
+def _call(target, op: tuple):
+    if op[0] == "set":
+        return target.set(op[1], op[2], ex=op[3]) if len(op) == 4 else target.set(op[1], op[2])
+    return getattr(target, op[0])(*op[1:])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pipelined_runs_answer_exactly_as_one_command_at_a_time(node, seed):
+    """Runs of plain SETs and GETs in a pipeline are batched (one log entry, one read);
+    every reply must be what the same commands get sent one by one."""
+    blocks = _random_blocks(random.Random(seed), 60)
+    client = redis.Redis(port=node.resp_port, socket_timeout=30)
+    keys = {op[1] for block in blocks for op in block}
+    client.delete(*keys)
+    one_by_one = [_run_block(client, block, pipelined=False) for block in blocks]
+    client.delete(*keys)
+    assert [_run_block(client, block, pipelined=True) for block in blocks] == one_by_one
+    client.close()
+
+
+def test_a_batched_run_of_sets_keeps_versions(node, r):
+    pipe = r.pipeline(transaction=False)
+    pipe.set("vv", "1").set("vv", "2").set("ww", "3")
+    assert pipe.execute() == [True, True, True]
+    entry = httpx.get(f"{node.url}/v1/keys/vv").json()
+    assert (entry["value"], entry["version"]) == ("2", 2)
 
 
 def test_asyncio_client(node):

@@ -139,6 +139,26 @@ class KVService:
             return self._read_value(key)
         return then(barrier, functools.partial(self._read_value, key))
 
+    def get_values(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
+                   ) -> MaybeFuture[list[bytes | None]]:
+        """Several values behind one read barrier (a RESP pipeline's run of GETs)."""
+        for key in keys:
+            validate_key(key)
+        barrier = self.replicator.read_barrier(consistency)
+        if barrier is None:
+            return self._read_values(keys)
+        return then(barrier, functools.partial(self._read_values, keys))
+
+    def _read_values(self, keys: list[bytes], _: None = None) -> list[bytes | None]:
+        now_ms = self.clock.now_ms()
+        value = self.replicator.state_machine.keyspace.value
+        values = [value(key, now_ms) for key in keys]
+        if self.tracker.enabled:
+            for key, found in zip(keys, values, strict=True):
+                if found is not None:
+                    self.tracker.touch(key, now_ms)
+        return values
+
     def _read_value(self, key: bytes, _: None = None) -> bytes | None:
         now_ms = self.clock.now_ms()
         value = self.replicator.state_machine.keyspace.value(key, now_ms)
@@ -237,6 +257,17 @@ class KVService:
         size = sum(len(k) + len(v) for k, v in items)
         return self.submit(MultiPut(tuple(items), only_if_none_exist, request_id,
                                     self.clock.now_ms()), size)
+
+    def put_many(self, items: list[tuple[bytes, bytes]]) -> asyncio.Future[Result]:
+        """Plain puts (a RESP pipeline's run of SETs) as one MultiPut: one log entry,
+        applied in order, all or nothing - exactly what the run means, for one
+        proposal's cost instead of one each."""
+        incoming = 0
+        for key, value in items:
+            validate_key(key)
+            self._check_value(value)
+            incoming += len(key) + len(value)
+        return self.submit(MultiPut(tuple(items), False, b"", self.clock.now_ms()), incoming)
 
     def submit(self, command: Command, incoming_bytes: int = 0) -> asyncio.Future[Result]:
         """Propose ``command``, evicting first if it would break the memory limits."""

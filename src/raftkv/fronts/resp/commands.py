@@ -25,6 +25,7 @@ from raftkv.errors import OutOfMemory, RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.glob import compile_glob, literal_prefix
 from raftkv.service.auth import Role
+from raftkv.service.service import MAX_KEY_BYTES
 
 if TYPE_CHECKING:
     from raftkv.fronts.resp.server import Connection
@@ -35,25 +36,27 @@ class Later:
     """A reply that waits on one future (a commit, a read barrier): the connection
     adds one callback and calls ``resolve`` when it is done - no chained futures."""
 
-    __slots__ = ("future", "render")
+    __slots__ = ("future", "render", "times")
 
-    def __init__(self, future: asyncio.Future[Any], render: Callable[[Any], bytes]) -> None:
+    def __init__(self, future: asyncio.Future[Any], render: Callable[[Any], bytes],
+                 times: int = 1) -> None:
         self.future = future
         self.render = render
+        self.times = times  # how many commands it answers (a batch fails as a whole)
 
     def resolve(self) -> bytes:
         future = self.future
         if future.cancelled():
-            return p.error_reply("ERR command cancelled")
+            return p.error_reply("ERR command cancelled") * self.times
         exc = future.exception()
         try:
             if exc is not None:
                 raise exc
             return self.render(future.result())
         except CommandError as err:
-            return p.error_reply(str(err))
+            return p.error_reply(str(err)) * self.times
         except RaftKVError as err:
-            return p.error_reply(error_text(err))
+            return p.error_reply(error_text(err)) * self.times
         except Exception:  # the reply must still go out, in order
             log.exception("RESP reply failed")
             return p.error_reply("ERR internal error")
@@ -317,6 +320,59 @@ def set_(conn: Connection, args: list[bytes]) -> Reply:
             return conn.enc.bulk(previous.value if previous else None)
         return p.OK if result.ok else conn.enc.NIL
     return later(future, render)
+
+
+SET_NAMES = frozenset({b"SET", b"set", b"Set"})
+GET_NAMES = frozenset({b"GET", b"get", b"Get"})
+MIN_RUN = 2
+
+
+def batch_run(conn: Connection, commands: list[list[bytes]], start: int
+              ) -> tuple[Reply, int] | None:
+    """A pipeline's run of plain ``SET key value`` (one MultiPut: one proposal) or
+    plain ``GET key`` (one read barrier, one clock read) from ``start`` on, answered
+    as one reply, with the end of the run; None when there is no run. Only for
+    connections where every check ``dispatch`` makes passes (see the caller)."""
+    name = commands[start][0]
+    if name in SET_NAMES:
+        max_value, arity, names = conn.service.limits.max_value_bytes, 3, SET_NAMES
+    elif name in GET_NAMES:
+        max_value, arity, names = 0, 2, GET_NAMES
+    else:
+        return None
+    end = start
+    for args in commands[start:]:
+        if len(args) != arity or args[0] not in names \
+                or not 0 < len(args[1]) <= MAX_KEY_BYTES \
+                or (arity == 3 and len(args[2]) > max_value):
+            break
+        end += 1
+    count = end - start
+    if count < MIN_RUN:
+        return None
+    run = commands[start:end]
+    conn.server.stats.commands += count
+    if arity == 3:
+        try:
+            future = conn.service.put_many([(args[1], args[2]) for args in run])
+        except RaftKVError as exc:
+            return p.error_reply(error_text(exc)) * count, end
+        return Later(future, lambda _: p.OK * count, count), end
+    try:
+        values = conn.service.get_values([args[1] for args in run], conn.consistency)
+    except RaftKVError as exc:
+        return p.error_reply(error_text(exc)) * count, end
+    if isinstance(values, asyncio.Future):
+        return Later(values, functools.partial(_values_reply, conn), count), end
+    return _values_reply(conn, values), end
+
+
+def _values_reply(conn: Connection, values: list[bytes | None]) -> bytes:
+    stats, nil = conn.server.stats, conn.enc.NIL
+    misses = values.count(None)
+    stats.keyspace_misses += misses
+    stats.keyspace_hits += len(values) - misses
+    return b"".join(nil if v is None else b"$%d\r\n%s\r\n" % (len(v), v) for v in values)
 
 
 def _deadline(raw: bytes, unit: bytes, now_ms: int, name: str) -> int:

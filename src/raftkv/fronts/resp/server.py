@@ -26,11 +26,12 @@ from raftkv.fronts.resp.commands import (
     TABLE,
     Later,
     ScanCursors,
+    batch_run,
     dispatch,
     uptime_s,
 )
 from raftkv.fronts.resp.pubsub import PubSub
-from raftkv.service.auth import OPEN, Authenticator, Principal
+from raftkv.service.auth import OPEN, Authenticator, Principal, Role
 from raftkv.service.ports import Consistency
 from raftkv.service.service import KVService
 
@@ -224,15 +225,22 @@ class Connection(asyncio.Protocol):
         if not pending:
             # The common case: run the batch, one write for all its replies.
             out: list[bytes] = []
-            for i, args in enumerate(commands):
-                reply = dispatch(self, args)
+            batching = self._may_batch()
+            i, count = 0, len(commands)
+            while i < count:
+                batch = batch_run(self, commands, i) if batching else None
+                if batch is not None:
+                    reply, i = batch
+                else:
+                    reply = dispatch(self, commands[i])
+                    i += 1
                 if type(reply) is bytes:
                     out.append(reply)
                     if self.close_after_reply:
                         break
                     continue
                 self._wait_for(reply)  # type: ignore[arg-type]
-                self._queue_rest(commands[i + 1:])
+                self._queue_rest(commands[i:])
                 break
             if out:
                 self._write(b"".join(out))
@@ -241,6 +249,14 @@ class Connection(asyncio.Protocol):
             return
         self._queue_rest(commands)
 
+    def _may_batch(self) -> bool:
+        """Runs of plain SETs or GETs may be answered together (``batch_run``) when
+        every check ``dispatch`` makes would pass for each of them."""
+        principal = self.principal
+        return (principal is not None and principal.role >= Role.ADMIN
+                and principal.sees_everything and not self.subscriptions
+                and not self.patterns)
+
     def _wait_for(self, reply: Later) -> None:
         self._pending.append([None, reply])
         reply.future.add_done_callback(self._on_reply)
@@ -248,13 +264,22 @@ class Connection(asyncio.Protocol):
     def _queue_rest(self, commands: list[list[bytes]]) -> None:
         """Writes go to the log now, in order; reads wait behind unfinished writes."""
         pending = self._pending
-        for args in commands:
+        batching = self._may_batch()
+        i, count = 0, len(commands)
+        while i < count:
+            args = commands[i]
             spec = TABLE.get(args[0].lower())
             if self._deferred or spec is None or "write" not in spec.flags:
                 pending.append([args, None])
                 self._deferred += 1
+                i += 1
                 continue
-            reply = dispatch(self, args)
+            batch = batch_run(self, commands, i) if batching else None
+            if batch is not None:
+                reply, i = batch
+            else:
+                reply = dispatch(self, args)
+                i += 1
             if type(reply) is bytes:
                 pending.append([None, reply])
             else:
