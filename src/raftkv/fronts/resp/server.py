@@ -225,7 +225,7 @@ class Connection(asyncio.Protocol):
         if not pending:
             # The common case: run the batch, one write for all its replies.
             out: list[bytes] = []
-            batching = self._may_batch()
+            batching = len(commands) > 1 and self._may_batch()
             i, count = 0, len(commands)
             while i < count:
                 batch = batch_run(self, commands, i) if batching else None
@@ -264,7 +264,7 @@ class Connection(asyncio.Protocol):
     def _queue_rest(self, commands: list[list[bytes]]) -> None:
         """Writes go to the log now, in order; reads wait behind unfinished writes."""
         pending = self._pending
-        batching = self._may_batch()
+        batching = len(commands) > 1 and self._may_batch()
         i, count = 0, len(commands)
         while i < count:
             args = commands[i]
