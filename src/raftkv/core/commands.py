@@ -211,6 +211,8 @@ def _b(out: bytearray, data: bytes) -> None:
 
 
 _PUT_HEAD = _HEAD.pack(CODEC_VERSION, 1)
+_MULTI_PUT_HEAD = _HEAD.pack(CODEC_VERSION, 6)
+_MULTI_PUT_FIXED = struct.Struct("<IBq")
 
 
 def encode(cmd: Command) -> bytes:
@@ -223,6 +225,13 @@ def encode(cmd: Command) -> bytes:
             _PUT_FIXED.pack(exp is not None, exp or 0, cmd.keep_ttl, cmd.cond,
                             cmd.expected_mod_revision, cmd.now_ms),
         ))
+    if type(cmd) is MultiPut:  # a RESP pipeline's SETs: flattened the same way
+        pack_len, rid = U32.pack, cmd.request_id
+        parts = [_MULTI_PUT_HEAD, pack_len(len(rid)), rid,
+                 _MULTI_PUT_FIXED.pack(len(cmd.items), cmd.only_if_none_exist, cmd.now_ms)]
+        for key, value in cmd.items:
+            parts += (pack_len(len(key)), key, pack_len(len(value)), value)
+        return b"".join(parts)
     out = bytearray(_HEAD.pack(CODEC_VERSION, _TAGS[type(cmd)]))
     _b(out, cmd.request_id)
     if isinstance(cmd, Put):
@@ -246,11 +255,6 @@ def encode(cmd: Command) -> bytes:
         _b(out, cmd.key)
         _b(out, cmd.value)
         out += _I64.pack(cmd.now_ms)
-    elif isinstance(cmd, MultiPut):
-        out += struct.pack("<IBq", len(cmd.items), cmd.only_if_none_exist, cmd.now_ms)
-        for key, value in cmd.items:
-            _b(out, key)
-            _b(out, value)
     elif isinstance(cmd, DeleteExpired | Evict):
         out += struct.pack("<Iq", len(cmd.keys), cmd.now_ms)
         for key in cmd.keys:
