@@ -206,4 +206,4 @@ async def found_or_join(replicator: RaftReplicator) -> None:
             log.info("founded a new cluster", extra={"voters": voters})
         return
     log.warning("the cluster already exists and this node is not a member yet; add it "
-                "with: raftkv cluster add %s <this node's URL> (on any member)", node.core.id)
+                "with: raftkv cluster add %s --url <the members' URLs>", node.core.id)
