@@ -6,8 +6,8 @@ when the directory is first used. Peers remember the incarnation they saw for ea
 id (``peers.json``). A member that comes back with a different incarnation lost its
 log (a wiped or replaced disk); letting it vote could elect a leader missing
 acknowledged writes, so its links are refused with a message saying to remove it
-and add it again (``raftkv cluster remove`` / ``add``). Once removed, the same id
-may return with its new directory. Never silently.
+and add it again (``raftkv cluster remove`` / ``add``). Removal forgets the old
+incarnation, so the same id may return with its new directory. Never silently.
 
 Founding. A node with no Raft state dials every peer and waits until each has
 answered. If every one is also fresh, they are founding a cluster together: each
@@ -111,6 +111,16 @@ class KnownPeers:
             _write_json(self.fs, self.data_dir, KNOWN_PEERS_FILE, self.seen)
         return None
 
+    def set_members(self, members: frozenset[str]) -> None:
+        """A node removed from the configuration is forgotten: if it is added again,
+        whatever directory it then brings is the one remembered."""
+        gone = [node for node in self.seen if node not in members and node in self.members]
+        self.members = members
+        if gone:
+            for node in gone:
+                del self.seen[node]
+            _write_json(self.fs, self.data_dir, KNOWN_PEERS_FILE, self.seen)
+
 
 def recover_state_machine(raft_log: WalRaftLog) -> StateMachine:
     """The last snapshot plus every committed entry after it."""
@@ -156,7 +166,7 @@ def open_cluster(cfg: Config, fs: FileSystem,
                     observe_save=observe_save)
 
     def config_changed() -> None:
-        known.members = frozenset({*core.voters, *core.learners})
+        known.set_members(frozenset({*core.voters, *core.learners}))
         if core.id not in known.members and core.last_index > 0:
             log.warning("this node is not in the cluster's configuration (removed, or not "
                         "added yet)", extra={"voters": list(core.voters)})
