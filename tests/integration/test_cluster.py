@@ -278,16 +278,16 @@ def test_membership_changes_under_load_lose_no_acknowledged_write(make_cluster) 
     acknowledged: dict[str, str] = {}
     unexpected: list[str] = []
     stop = threading.Event()
+    targets = [cluster.url(n) for n in ("n1", "n2", "n3")]  # fixed: nodes change meanwhile
 
     def writer(number: int) -> None:
         with httpx.Client(timeout=5) as http:
             i = 0
             while not stop.is_set():
                 i += 1
-                key, node = f"w{number}-{i}", list(cluster.running())[i % 3]
+                key, node = f"w{number}-{i}", targets[i % 3]  # one may be removed
                 try:
-                    response = http.put(f"{cluster.url(node)}/v1/keys/{key}",
-                                        json={"value": key})
+                    response = http.put(f"{node}/v1/keys/{key}", json={"value": key})
                 except httpx.HTTPError:
                     continue  # the node is being removed or restarted: outcome unknown
                 if response.status_code == 201:
