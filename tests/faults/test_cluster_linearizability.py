@@ -15,6 +15,7 @@ import random
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def nemesis(cluster: Cluster, stop: threading.Event, rng: random.Random, log: li
 
 
 def test_histories_stay_linearizable_under_kills_pauses_and_partitions(
-        proxied_cluster: Cluster) -> None:
+        proxied_cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
     cluster = proxied_cluster
     history: list[tuple[str, Op]] = []
     stop = threading.Event()
@@ -201,6 +202,11 @@ def test_histories_stay_linearizable_under_kills_pauses_and_partitions(
     for key in KEYS:
         ops = [op for k, op in history if k == key]
         assert linearizable(ops), f"{key}: not linearizable; nemesis: {faults}"
+    outcomes = Counter(f"{op.kind} {op.outcome}" for _, op in history)
+    counts = ", ".join(f"{name} {n}" for name, n in sorted(outcomes.items()))
+    with capsys.disabled():
+        print(f"\njepsen: {len(history)} ops, linearizable ({counts}); "
+              f"nemesis: {', '.join(faults)}")
     # Every replica converges on the same state.
     wait_for(lambda: len({str(sorted((i["key"], i["value"]) for i in httpx.get(
         f"{cluster.url(n)}/v1/keys?consistency=stale").json()["items"]))
