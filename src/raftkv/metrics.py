@@ -1,16 +1,18 @@
 """Prometheus metrics of one node, in its own registry, served at /metrics.
 
 Labels are bounded: route templates (never raw paths), a fixed set of methods,
-status codes. The request path uses pre-bound children cached per label tuple, so
-recording a request is two dict lookups and two C-level updates. Gauges that mirror
-state (keys, Raft indexes) are read at scrape time, not updated per write."""
+status codes. Recording a request is one dict lookup and three list updates in a
+cell of plain numbers (no lock: it runs on the event loop only); the cells become
+Prometheus families at scrape time, as do gauges that mirror state (keys, Raft
+indexes)."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from raftkv.core.state_machine import StateMachine
@@ -26,11 +28,8 @@ class Metrics:
                  status: Callable[[], ReplicaStatus], in_flight: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("raftkv_http_requests_total", "HTTP requests answered",
-                                ["route", "method", "status"], registry=r)
-        self.latency = Histogram("raftkv_http_request_duration_seconds",
-                                 "HTTP request latency", ["route", "method", "status"],
-                                 buckets=_LATENCY_BUCKETS, registry=r)
+        self.requests = _RequestCollector()
+        r.register(self.requests)
         in_flight_gauge = Gauge("raftkv_http_requests_in_flight", "HTTP requests in progress",
                                 registry=r)
         in_flight_gauge.set_function(in_flight)
@@ -49,20 +48,7 @@ class Metrics:
         self.resp_commands = Counter("raftkv_resp_commands_total", "RESP commands processed",
                                      registry=r)
         r.register(_StateCollector(state_machine, status))
-        self._children: dict[tuple[str, bytes, int], tuple[Callable[[], None],
-                                                           Callable[[float], None]]] = {}
-
-    def observe_request(self, route: str, method: bytes, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            name = method.decode("latin-1")
-            labels = (route or "unmatched", name if name in _METHODS else "OTHER", str(status))
-            children = (self.requests.labels(*labels).inc,
-                        self.latency.labels(*labels).observe)
-            self._children[key] = children
-        children[0]()
-        children[1](seconds)
+        self.observe_request = self.requests.observe
 
     def observe_wal_batch(self, fsync_seconds: float | None, records: int) -> None:
         """A WAL batch was written (and fsynced, when ``fsync_seconds`` is given). Called
@@ -74,6 +60,47 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, bytes]:
         return CONTENT_TYPE_LATEST.encode(), generate_latest(self.registry)
+
+
+class _RequestCollector:
+    """HTTP request count and latency histogram by route, method and status."""
+
+    def __init__(self) -> None:
+        # (route, method, status) -> [count, sum of seconds, per-bucket counts (+Inf last)]
+        self._cells: dict[tuple[str, bytes, int], list] = {}  # type: ignore[type-arg]
+
+    def observe(self, route: str, method: bytes, status: int, seconds: float) -> None:
+        cell = self._cells.get((route, method, status))
+        if cell is None:
+            cell = self._cells[(route, method, status)] = [0, 0.0,
+                                                           [0] * (len(_LATENCY_BUCKETS) + 1)]
+        cell[0] += 1
+        cell[1] += seconds
+        cell[2][bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        names = ["route", "method", "status"]
+        requests = CounterMetricFamily("raftkv_http_requests", "HTTP requests answered",
+                                       labels=names)
+        latency = HistogramMetricFamily("raftkv_http_request_duration_seconds",
+                                        "HTTP request latency", labels=names)
+        merged: dict[tuple[str, str, str], list] = {}  # type: ignore[type-arg]
+        for (route, method, status), (count, total, buckets) in list(self._cells.items()):
+            name = method.decode("latin-1")
+            labels = (route or "unmatched", name if name in _METHODS else "OTHER", str(status))
+            into = merged.setdefault(labels, [0, 0.0, [0] * len(buckets)])
+            into[0] += count
+            into[1] += total
+            into[2] = [a + b for a, b in zip(into[2], buckets, strict=True)]
+        for labels, (count, total, buckets) in merged.items():
+            requests.add_metric(list(labels), count)
+            cumulative, running = [], 0
+            for bound, n in zip((*map(str, _LATENCY_BUCKETS), "+Inf"), buckets, strict=True):
+                running += n
+                cumulative.append((bound, running))
+            latency.add_metric(list(labels), cumulative, total)
+        yield requests
+        yield latency
 
 
 class _StateCollector:
