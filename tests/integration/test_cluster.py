@@ -359,3 +359,14 @@ def _write_ok(url: str) -> bool:
         return put(url, "failover", "x").status_code in (200, 201)
     except httpx.HTTPError:
         return False
+
+
+def test_a_leader_stopped_with_sigterm_hands_leadership_over_first(make_cluster) -> None:
+    cluster = make_cluster(3)
+    leader = cluster.leader()
+    assert put(cluster.url(leader), "before", "stop").status_code == 201
+    assert cluster.nodes[leader].stop() == 0
+    assert "handed leadership over before stopping" in cluster.nodes[leader].logs()
+    successor = cluster.leader(exclude=leader)
+    assert put(cluster.url(successor), "after", "stop").status_code == 201
+    assert httpx.get(cluster.url(successor) + "/v1/keys/before").json()["value"] == "stop"

@@ -434,6 +434,7 @@ class RaftReplicator:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._hand_over_leadership()
         if self.network is not None:
             await self.network.close()
         await self.node.stop()
@@ -441,6 +442,24 @@ class RaftReplicator:
             if not future.done():
                 future.set_exception(CommitTimeout("the node stopped before the leader "
                                                    "answered; the outcome is unknown"))
+
+    async def _hand_over_leadership(self, wait_s: float = 2.0) -> None:
+        """A leader that stops on purpose (SIGTERM) hands over to its most caught-up
+        reachable voter first, so the cluster does not wait out an election timeout."""
+        core = self.node.core
+        if core.role != LEADER or self.network is None or self.node.failed is not None:
+            return
+        candidates = [(core.progress[v].match, v) for v in core.voters
+                      if v != core.id and v in core.progress and self.network.reachable(v)]
+        if not candidates:
+            return
+        _, to = max(candidates)
+        self.node.transfer_leadership(to)
+        deadline = time.monotonic() + wait_s
+        while core.role == LEADER and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if core.role != LEADER:
+            log.info("handed leadership over before stopping", extra={"to": to})
 
     # --- membership -------------------------------------------------------------------
 
