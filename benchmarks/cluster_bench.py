@@ -25,7 +25,23 @@ from benchmarks.http_bench import _lua, _preload_etcd, _preload_raftkv, wrk
 NODES = 3
 
 
-class RaftkvCluster:
+class _Members:
+    """Three server processes by name, each killed or stopped by PID."""
+
+    procs: dict[str, Proc]
+
+    def kill(self, node: str) -> None:
+        proc = self.procs.pop(node)
+        proc.proc.send_signal(signal.SIGKILL)
+        proc.proc.wait()
+        proc.log.close()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
+
+
+class RaftkvCluster(_Members):
     def __init__(self, work: Path, resp: bool = False) -> None:
         self.work = work
         self.ids = [f"n{i + 1}" for i in range(NODES)]
@@ -72,12 +88,6 @@ class RaftkvCluster:
                     return str(leader)
             time.sleep(0.05)
 
-    def kill(self, node: str) -> None:
-        proc = self.procs.pop(node)
-        proc.proc.send_signal(signal.SIGKILL)
-        proc.proc.wait()
-        proc.log.close()
-
     def write_ok(self, node: str) -> bool:
         try:
             r = httpx.put(self.url(node) + "/v1/keys/failover", json={"value": "x"}, timeout=0.5)
@@ -85,12 +95,9 @@ class RaftkvCluster:
             return False
         return r.status_code in (200, 201)
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.stop()
 
 
-class EtcdCluster:
+class EtcdCluster(_Members):
     def __init__(self, work: Path) -> None:
         self.work = work
         self.ids = [f"e{i + 1}" for i in range(NODES)]
@@ -133,12 +140,6 @@ class EtcdCluster:
                     return node
             time.sleep(0.05)
 
-    def kill(self, node: str) -> None:
-        proc = self.procs.pop(node)
-        proc.proc.send_signal(signal.SIGKILL)
-        proc.proc.wait()
-        proc.log.close()
-
     def write_ok(self, node: str) -> bool:
         key = base64.b64encode(b"failover").decode()
         try:
@@ -148,9 +149,6 @@ class EtcdCluster:
             return False
         return r.status_code == 200 and "error" not in r.json()
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            proc.stop()
 
 
 def failover_s(cluster: RaftkvCluster | EtcdCluster) -> float:

@@ -71,7 +71,7 @@ class Sim:
     async def boot(self, node: str) -> None:
         raft_log = WalRaftLog(self.disks[node], "/raft", sync=self.sync)
         stored = raft_log.load()
-        sm = recover_state_machine(raft_log)
+        sm = recover_state_machine(stored)
         core = RaftCore(node, (), random.Random(self.rng.random()), stored.hard_state,
                         stored.entries, stored.snapshot, applied=sm.applied_index)
         raft_node = RaftNode(core, raft_log, sm, self.net.link(node), tick_s=0.005,

@@ -36,7 +36,7 @@ from raftkv.config import Config, ConfigError
 from raftkv.core.commands import decode
 from raftkv.core.state_machine import StateMachine
 from raftkv.replication.raft.core import RaftCore
-from raftkv.replication.raft.log import WalRaftLog
+from raftkv.replication.raft.log import Stored, WalRaftLog
 from raftkv.replication.raft.messages import EntryKind
 from raftkv.replication.raft.node import RaftNode, RaftReplicator
 from raftkv.replication.raft.transport import Hello, PeerNetwork, Refused
@@ -122,9 +122,8 @@ class KnownPeers:
             _write_json(self.fs, self.data_dir, KNOWN_PEERS_FILE, self.seen)
 
 
-def recover_state_machine(raft_log: WalRaftLog) -> StateMachine:
+def recover_state_machine(stored: Stored) -> StateMachine:
     """The last snapshot plus every committed entry after it."""
-    stored = raft_log.load()
     sm = StateMachine()
     if stored.snapshot is not None and stored.snapshot.data:
         loaded = snapshots.parse(stored.snapshot.data, "the Raft snapshot")
@@ -147,7 +146,7 @@ def open_cluster(cfg: Config, fs: FileSystem,
     raft_log = WalRaftLog(fs, os.path.join(cfg.data_dir, RAFT_DIR),
                           cfg.storage.segment_max_bytes, sync=cfg.fsync.value == "always")
     stored = raft_log.load()
-    sm = recover_state_machine(raft_log)
+    sm = recover_state_machine(stored)
     core = RaftCore(cfg.node_id, (), random.Random(), stored.hard_state, stored.entries,
                     stored.snapshot, applied=sm.applied_index)
     if stored.hard_state.commit > core.last_index:

@@ -59,6 +59,11 @@ class RaftLog(Protocol):
         """Make ``snapshot`` (first), ``hard_state`` and ``entries`` durable; entries
         replace the log from ``entries[0].index``. Returns once they are on disk."""
 
+    sync_each_save: bool  # False: ``save`` only writes, and ``sync_now`` makes it durable
+
+    def sync_now(self) -> None:
+        """Make everything saved so far durable (``--fsync everysec``'s tick, shutdown)."""
+
 
 def _apply(stored: Stored, hard_state: HardState | None, entries: list[LogEntry],
            snapshot: Snapshot | None) -> None:
@@ -77,8 +82,13 @@ def _apply(stored: Stored, hard_state: HardState | None, entries: list[LogEntry]
 
 
 class MemoryRaftLog:
+    sync_each_save = True
+
     def __init__(self) -> None:
         self._stored = Stored()
+
+    def sync_now(self) -> None:
+        pass
 
     def load(self) -> Stored:
         s = self._stored

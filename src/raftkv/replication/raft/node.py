@@ -184,11 +184,10 @@ class RaftNode:
         while True:
             await asyncio.sleep(self.tick_s)
             self._push(self.core.tick)
-            sync_now = getattr(self.raft_log, "sync_now", None)
-            if (sync_now is not None and not getattr(self.raft_log, "sync_each_save", True)
+            if (not self.raft_log.sync_each_save
                     and time.monotonic() - synced_at >= 1.0):  # --fsync everysec / no
                 synced_at = time.monotonic()
-                await loop.run_in_executor(self._io, sync_now)
+                await loop.run_in_executor(self._io, self.raft_log.sync_now)
 
     # --- the Ready loop -------------------------------------------------------------------
 
@@ -352,9 +351,8 @@ class RaftNode:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        sync_now = getattr(self.raft_log, "sync_now", None)
-        if sync_now is not None and self.failed is None:
-            await asyncio.get_running_loop().run_in_executor(self._io, sync_now)
+        if self.failed is None:
+            await asyncio.get_running_loop().run_in_executor(self._io, self.raft_log.sync_now)
         self._io.shutdown(wait=True)
         for _, future in self._proposals.values():  # proposed: they may still commit
             if not future.done():
