@@ -76,3 +76,14 @@ def test_replies_encode_as_redis_does():
     assert p.integer(-3) == b":-3\r\n"
     assert p.error_reply("ERR bad\r\nthing") == b"-ERR bad  thing\r\n"
     assert p.RESP3.push([p.bulk(b"x")]) == b">1\r\n$1\r\nx\r\n"
+
+
+def test_a_resp3_map_inside_a_command_is_a_protocol_error():
+    # Found by the atheris target: hiredis raised TypeError building a map keyed by a list.
+    parser = p.RequestParser(max_request_bytes=1 << 20)
+    try:
+        parser.feed(b"*1\r\n%1\r\n*1\r\n$1\r\na\r\n$1\r\nb\r\n")
+    except p.ProtocolError as exc:
+        assert str(exc).startswith("Protocol error")
+    else:
+        raise AssertionError("a map inside a command was accepted")

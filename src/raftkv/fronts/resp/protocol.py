@@ -63,6 +63,11 @@ class RequestParser:
                 self._boundary = not reader.has_data()
         except hiredis.ProtocolError as exc:
             raise ProtocolError(f"Protocol error: {exc}") from None
+        except (TypeError, ValueError):
+            # hiredis also reads RESP3 types; a map keyed by an array fails to build
+            # (found by tests/fuzz): still a client's protocol error, not a crash.
+            raise ProtocolError("Protocol error: expected '$' inside the command array") \
+                from None
         self._fed = 0 if self._boundary else len(data) if completed else self._fed + len(data)
         if self._fed > self.max_request_bytes:
             raise ProtocolError("Protocol error: invalid bulk length")
