@@ -19,12 +19,34 @@ from __future__ import annotations
 import enum
 import functools
 import struct
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Final, NamedTuple
 
 from raftkv.core.binary import U32, BinaryReader
 
 CODEC_VERSION: Final = 1
+
+
+def _fast_init(cls: type) -> type:
+    """Give a frozen, slotted dataclass an ``__init__`` that fills the slots through
+    their descriptors. The generated one calls ``object.__setattr__`` per field, which
+    costs twice as much - and a command is built for every write. Still frozen: only
+    ``__init__`` writes the slots."""
+    params, body = [], []
+    namespace: dict[str, object] = {}
+    for f in fields(cls):
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        body.append(f"    _set_{f.name}(self, {f.name})\n")
+    exec(f"def __init__(self, {', '.join(params)}):\n{''.join(body)}", namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
 
 
 class Cond(enum.IntEnum):
@@ -36,6 +58,7 @@ class Cond(enum.IntEnum):
     MOD_REVISION = 3  # compare-and-swap: If-Match: "<modRevision>"
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Noop:
     """Appended by a new leader at the start of its term (Raft section 8); changes nothing."""
@@ -44,6 +67,7 @@ class Noop:
     now_ms: int = 0
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Put:
     """Store ``value`` under ``key``. ``expires_at_ms`` is absolute; None means no TTL
@@ -59,6 +83,7 @@ class Put:
     now_ms: int = 0
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Delete:
     """Remove ``key`` if present (and if the condition holds)."""
@@ -70,6 +95,7 @@ class Delete:
     now_ms: int = 0
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Expire:
     """Set an absolute deadline on an existing key, or remove it (``expires_at_ms`` None:
@@ -81,6 +107,7 @@ class Expire:
     now_ms: int = 0
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class IncrBy:
     """Add ``delta`` to the base-10 integer stored at ``key`` (missing counts as 0)."""
@@ -91,6 +118,7 @@ class IncrBy:
     now_ms: int = 0
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Append:
     """Append ``value`` to the key's value (missing counts as empty); keeps the TTL."""
@@ -101,6 +129,7 @@ class Append:
     now_ms: int = 0
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class MultiPut:
     """Store several keys atomically (Redis MSET); with ``only_if_none_exist`` store
@@ -112,6 +141,7 @@ class MultiPut:
     now_ms: int = 0
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class DeleteExpired:
     """Delete those of ``keys`` whose deadline is not after ``now_ms``.
@@ -125,6 +155,7 @@ class DeleteExpired:
     now_ms: int = 0
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Evict:
     """Delete ``keys`` unconditionally: the leader's eviction decision under memory

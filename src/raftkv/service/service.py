@@ -101,6 +101,18 @@ def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]:
     return out
 
 
+def _settle(target: asyncio.Future[T], source: asyncio.Future[T]) -> None:
+    """Give ``target`` the outcome of ``source``."""
+    if target.cancelled():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
+
+
 class KVService:
     def __init__(self, replicator: Replicator, clock: Clock, limits: ServiceLimits,
                  rng: random.Random | None = None, membership: Membership | None = None
@@ -114,6 +126,8 @@ class KVService:
         self.tracker = AccessTracker(policy in (Policy.ALLKEYS_LRU, Policy.ALLKEYS_LFU,
                                                 Policy.VOLATILE_LRU), self._rng)
         self.evictor = Evictor(limits.eviction, self.tracker, self._rng)
+        self._plain: list[tuple[bytes, bytes]] = []  # put_many's items of this loop turn
+        self._plain_future: asyncio.Future[Result] | None = None
 
     @property
     def state_machine(self) -> StateMachine:
@@ -259,18 +273,45 @@ class KVService:
                                     self.clock.now_ms()), size)
 
     def put_many(self, items: list[tuple[bytes, bytes]]) -> asyncio.Future[Result]:
-        """Plain puts (a RESP pipeline's run of SETs) as one MultiPut: one log entry,
-        applied in order, all or nothing - exactly what the run means, for one
-        proposal's cost instead of one each."""
+        """Plain puts (Redis ``SET key value``, alone or a pipeline's run of them).
+
+        The plain puts of every caller in one loop turn become one MultiPut: one log
+        entry (one Raft proposal), applied in arrival order, all or nothing, resolving
+        one shared future - a batch's cost instead of one command's per put. Any other
+        write submits the pending batch first, so the log keeps every caller's order."""
         incoming = 0
         for key, value in items:
             validate_key(key)
             self._check_value(value)
             incoming += len(key) + len(value)
-        return self.submit(MultiPut(tuple(items), False, b"", self.clock.now_ms()), incoming)
+        if incoming and (self.limits.eviction.max_keys or self.limits.eviction.max_memory_bytes):
+            self._submit_plain()
+            self._make_room(incoming)
+        future = self._plain_future
+        if future is None:
+            loop = asyncio.get_running_loop()
+            future = self._plain_future = loop.create_future()
+            loop.call_soon(self._submit_plain)
+        self._plain += items
+        return future
+
+    def _submit_plain(self) -> None:
+        shared = self._plain_future
+        if shared is None:
+            return
+        items, self._plain, self._plain_future = self._plain, [], None
+        try:
+            future = self.replicator.submit_nowait(
+                MultiPut(tuple(items), False, b"", self.clock.now_ms()))
+        except Exception as exc:  # refused before it reached the log (shutting down)
+            shared.set_exception(exc)
+            return
+        future.add_done_callback(functools.partial(_settle, shared))
 
     def submit(self, command: Command, incoming_bytes: int = 0) -> asyncio.Future[Result]:
         """Propose ``command``, evicting first if it would break the memory limits."""
+        if self._plain_future is not None:
+            self._submit_plain()
         if incoming_bytes and (self.limits.eviction.max_keys
                                or self.limits.eviction.max_memory_bytes):
             self._make_room(incoming_bytes)

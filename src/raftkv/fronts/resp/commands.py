@@ -291,6 +291,8 @@ def _value_reply(conn: Connection, value: bytes | None) -> bytes:
 @command("set", -3, "write", 1, 1)
 def set_(conn: Connection, args: list[bytes]) -> Reply:
     key, value = args[1], args[2]
+    if len(args) == 3:  # plain SET: joins this loop turn's batch of plain puts
+        return Later(conn.service.put_many([(key, value)]), _ok)
     cond, keep_ttl, want_old, expires = Cond.NONE, False, False, None
     now = conn.service.clock.now_ms()
     i = 3
@@ -320,6 +322,10 @@ def set_(conn: Connection, args: list[bytes]) -> Reply:
             return conn.enc.bulk(previous.value if previous else None)
         return p.OK if result.ok else conn.enc.NIL
     return later(future, render)
+
+
+def _ok(_: object) -> bytes:
+    return p.OK
 
 
 SET_NAMES = frozenset({b"SET", b"set", b"Set"})
