@@ -2,7 +2,9 @@
 connection of a real in-process node (command table, service, state machine, WAL on
 a CrashFS). What must hold for every input:
 
-* nothing raises out of the connection or out of a callback on the loop;
+* nothing raises out of the connection or out of a callback on the loop, and no
+  handler fails (the connection answers a failed handler with ``ERR internal
+  error`` and logs it: the log is checked);
 * everything written back is a well-formed RESP stream (RESP2 or, after HELLO 3, RESP3).
 
 Run by ``tests/property/test_resp_fuzz.py`` with a fixed seed and a bounded number
@@ -15,6 +17,7 @@ escape the parser untranslated) so the test can prove the fuzzer finds one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from typing import Any
@@ -74,8 +77,19 @@ class Transport(asyncio.Transport):
         return ("127.0.0.1", 40000) if name == "peername" else default
 
 
+class FailOnError(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            raise AssertionError(f"logged an error: {record.getMessage()}\n"
+                                 f"{logging.Formatter().formatException(record.exc_info)}"
+                                 if record.exc_info else record.getMessage())
+
+
 class Node:
     def __init__(self) -> None:
+        resp_log = logging.getLogger("raftkv.resp")
+        resp_log.addHandler(FailOnError())
+        resp_log.propagate = False
         self.loop = asyncio.new_event_loop()
         self.loop.set_exception_handler(self._loop_error)
         self.errors: list[Any] = []

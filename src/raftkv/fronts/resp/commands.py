@@ -179,10 +179,11 @@ def hello(conn: Connection, args: list[bytes]) -> Reply:
                 auth(conn, [b"auth", rest[i + 1], rest[i + 2]])
                 i += 3
             elif option == b"SETNAME" and i + 1 < len(rest):
-                conn.name = rest[i + 1]
+                conn.name = _client_name(rest[i + 1])
                 i += 2
             else:
-                raise CommandError(f"ERR Syntax error in HELLO option '{rest[i].decode()}'")
+                raise CommandError(f"ERR Syntax error in HELLO option "
+                                   f"'{rest[i].decode(errors='replace')}'")
         conn.enc = p.RESP3 if version == 3 else p.RESP2
     if conn.principal is None:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
@@ -244,11 +245,7 @@ def client(conn: Connection, args: list[bytes]) -> Reply:
     if sub == b"GETNAME" and len(args) == 2:
         return conn.enc.bulk(conn.name)
     if sub == b"SETNAME" and len(args) == 3:
-        name = args[2]
-        if any(c <= 32 or c > 126 for c in name):
-            raise CommandError("ERR Client names cannot contain spaces, newlines or special "
-                               "characters.")
-        conn.name = name or None
+        conn.name = _client_name(args[2])
         return p.OK
     if sub == b"SETINFO" and len(args) == 4:
         return p.OK
@@ -256,6 +253,13 @@ def client(conn: Connection, args: list[bytes]) -> Reply:
         return p.bulk(b"".join(c.describe() + b"\n" for c in conn.server.connections))
     raise CommandError(f"ERR unknown subcommand or wrong number of arguments for "
                        f"'{args[1].decode(errors='replace')}'. Try CLIENT HELP.")
+
+
+def _client_name(name: bytes) -> bytes | None:
+    if any(c <= 32 or c > 126 for c in name):
+        raise CommandError("ERR Client names cannot contain spaces, newlines or special "
+                           "characters.")
+    return name or None
 
 
 @command("info", -1, "")
@@ -750,6 +754,9 @@ def dispatch(conn: Connection, args: list[bytes]) -> Reply:
         return p.error_reply(str(exc))
     except RaftKVError as exc:
         return p.error_reply(error_text(exc))
+    except Exception:  # a bug: the client still gets its reply, in order
+        log.exception("RESP command %r failed", spec.name)
+        return p.error_reply("ERR internal error")
 
 
 def error_text(exc: RaftKVError) -> str:
