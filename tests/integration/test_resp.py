@@ -169,6 +169,21 @@ def test_hello_2_and_3(node):
     assert data.endswith(b"-NOPROTO unsupported protocol version\r\n")
 
 
+def test_hello_options_are_checked_like_client_setname(node):
+    # Both were found by the atheris target (tests/fuzz): the first closed the
+    # connection without a reply, the second made CLIENT LIST fail.
+    with socket.create_connection(("127.0.0.1", node.resp_port)) as s:
+        s.sendall(b"*3\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$2\r\n\xd9\xff\r\n"
+                  b"*4\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$7\r\nSETNAME\r\n$3\r\na\xffb\r\n"
+                  b"PING\r\n")
+        time.sleep(0.3)
+        data = s.recv(4096)
+    assert data.startswith(b"-ERR Syntax error in HELLO option")
+    assert b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n" \
+        in data
+    assert data.endswith(b"+PONG\r\n")
+
+
 def test_pipeline_of_10000_commands(r):
     pipe = r.pipeline(transaction=False)
     for i in range(5000):
