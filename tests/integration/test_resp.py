@@ -175,7 +175,7 @@ def test_hello_options_are_checked_like_client_setname(node):
     with socket.create_connection(("127.0.0.1", node.resp_port)) as s:
         s.sendall(b"*3\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$2\r\n\xd9\xff\r\n"
                   b"*4\r\n$5\r\nHELLO\r\n$1\r\n2\r\n$7\r\nSETNAME\r\n$3\r\na\xffb\r\n"
-                  b"PING\r\n")
+                  b"*1\r\n$4\r\nPING\r\n")
         time.sleep(0.3)
         data = s.recv(4096)
     assert data.startswith(b"-ERR Syntax error in HELLO option")
