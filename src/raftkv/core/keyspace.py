@@ -131,6 +131,21 @@ class Keyspace:
             return None
         return packed[FULL_BYTES:]
 
+    def values(self, keys: list[bytes], now_ms: int) -> list[bytes | None]:
+        """``value`` of each key (a pipeline's run of GETs, MGET), in one loop."""
+        get = self._entries.get
+        out: list[bytes | None] = []
+        append = out.append
+        for key in keys:
+            packed = get(key)
+            if packed is None:
+                append(None)
+            elif packed[0] == 0:
+                append(packed[COMPACT_BYTES:])
+            else:
+                append(self.value(key, now_ms))
+        return out
+
     def scan(self, now_ms: int, prefix: bytes = b"", after: bytes | None = None,
              limit: int = 100) -> list[Entry]:
         """Up to ``limit`` live entries in key order, starting after ``after``."""

@@ -156,8 +156,9 @@ class KVService:
     def get_values(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
                    ) -> MaybeFuture[list[bytes | None]]:
         """Several values behind one read barrier (a RESP pipeline's run of GETs)."""
-        for key in keys:
-            validate_key(key)
+        if not all(0 < len(key) <= MAX_KEY_BYTES for key in keys):
+            for key in keys:
+                validate_key(key)
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read_values(keys)
@@ -165,8 +166,7 @@ class KVService:
 
     def _read_values(self, keys: list[bytes], _: None = None) -> list[bytes | None]:
         now_ms = self.clock.now_ms()
-        value = self.replicator.state_machine.keyspace.value
-        values = [value(key, now_ms) for key in keys]
+        values = self.replicator.state_machine.keyspace.values(keys, now_ms)
         if self.tracker.enabled:
             for key, found in zip(keys, values, strict=True):
                 if found is not None:

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from raftkv import __version__
 from raftkv.core.commands import Cond, Entry, Outcome, Result
@@ -332,6 +332,7 @@ def _ok(_: object) -> bytes:
     return p.OK
 
 
+BULK_HEADERS: Final = [b"$%d\r\n" % size for size in range(4096)]
 SET_NAMES = frozenset({b"SET", b"set", b"Set"})
 GET_NAMES = frozenset({b"GET", b"get", b"Get"})
 MIN_RUN = 2
@@ -379,10 +380,21 @@ def batch_run(conn: Connection, commands: list[list[bytes]], start: int
 
 def _values_reply(conn: Connection, values: list[bytes | None]) -> bytes:
     stats, nil = conn.server.stats, conn.enc.NIL
-    misses = values.count(None)
+    out: list[bytes] = []
+    append = out.append
+    misses = 0
+    for value in values:
+        if value is None:
+            append(nil)
+            misses += 1
+        else:
+            size = len(value)
+            append(BULK_HEADERS[size] if size < len(BULK_HEADERS) else b"$%d\r\n" % size)
+            append(value)
+            append(b"\r\n")
     stats.keyspace_misses += misses
     stats.keyspace_hits += len(values) - misses
-    return b"".join(nil if v is None else b"$%d\r\n%s\r\n" % (len(v), v) for v in values)
+    return b"".join(out)
 
 
 def _deadline(raw: bytes, unit: bytes, now_ms: int, name: str) -> int:
