@@ -37,6 +37,15 @@ class Row:
         return asdict(self)
 
 
+def bursts(quick: bool) -> tuple[int, int]:
+    """(bursts per round, seconds per burst) for suites that alternate two servers.
+
+    Both servers run for the whole round and take turns, one short burst each, so a
+    slow minute of this shared machine hits both sides of a pair: a pair's ratio is
+    steadier than two long runs minutes apart, and the median pair steadier still."""
+    return (4, 1) if quick else (8, 2)
+
+
 def pinned(cpu: str, cmd: Sequence[str]) -> list[str]:
     """Pin to one core where taskset exists (servers on core 0, load on core 1)."""
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:

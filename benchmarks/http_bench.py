@@ -1,5 +1,6 @@
 """raftkv's HTTP API against etcd 3.4's JSON gateway, with wrk, server and load
-generator pinned to separate cores, alternating A, B, A, B.
+generator pinned to separate cores. raftkv and etcd run side by side for a round and
+take turns in short bursts (A, B, A, B...); a ratio is the median of the pairs'.
 
 Workloads (50 connections each):
 * GET one of 1,000 preloaded keys: raftkv ``GET /v1/keys/{key}`` vs etcd
@@ -22,6 +23,7 @@ from benchmarks.common import (
     SERVER_CPU,
     Proc,
     Row,
+    bursts,
     free_port,
     pinned,
     raftkv_server,
@@ -107,36 +109,39 @@ def _etcd(data: Path) -> tuple[Proc, str]:
     return proc, f"http://127.0.0.1:{client}"
 
 
-def _measure(rows: list[Row], workload: str, system: str, r: int, url: str, script: str,
+def _measure(rows: list[Row], workload: str, system: str, pair: int, url: str, script: str,
              seconds: int, work: Path) -> None:
     figures = wrk(url, script, seconds, work)
-    rows.append(Row("http", workload, system, figures["rps"], "req/s", r, extra=figures))
+    rows.append(Row("http", workload, system, figures["rps"], "req/s", pair, extra=figures))
 
 
 def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
-    seconds = 3 if quick else 10
+    count, seconds = bursts(quick)
     for r in range(rounds):
-        for fsync in ("no", "always"):
-            work = scratch_dir("http")
-            port = free_port()
-            progress.step(f"http: raftkv --fsync {fsync}, round {r + 1}")
-            with raftkv_server(work / "data", port, "--fsync", fsync, "--resp-port", "0"):
-                url = f"http://127.0.0.1:{port}"
-                _preload_raftkv(url)
-                if fsync == "no":
-                    _measure(rows, "GET a key", "raftkv", r, url, _lua("get", "raftkv"),
+        progress.step(f"http: starting raftkv (fsync no, always) and etcd, round {r + 1}")
+        work = scratch_dir("http")
+        fast_port, durable_port = free_port(), free_port()
+        with raftkv_server(work / "fast", fast_port, "--fsync", "no", "--resp-port", "0"), \
+                raftkv_server(work / "durable", durable_port, "--fsync", "always",
+                              "--resp-port", "0"):
+            fast, durable = f"http://127.0.0.1:{fast_port}", f"http://127.0.0.1:{durable_port}"
+            _preload_raftkv(fast)
+            _preload_raftkv(durable)
+            proc, etcd = _etcd(work / "etcd")
+            with proc:
+                _preload_etcd(etcd)
+                for b in range(count):
+                    pair = r * count + b
+                    progress.step(f"http: GET, PUT pairs {b + 1}/{count}, round {r + 1}")
+                    _measure(rows, "GET a key", "raftkv", pair, fast, _lua("get", "raftkv"),
                              seconds, work)
-                    _measure(rows, "PUT, fsync no", "raftkv", r, url, _lua("put", "raftkv"),
+                    _measure(rows, "GET a key", "etcd", pair, etcd, _lua("get", "etcd"),
                              seconds, work)
-                else:
-                    _measure(rows, "PUT, durable", "raftkv", r, url, _lua("put", "raftkv"),
+                    _measure(rows, "PUT, durable", "raftkv", pair, durable,
+                             _lua("put", "raftkv"), seconds, work)
+                    _measure(rows, "PUT, durable", "etcd", pair, etcd, _lua("put", "etcd"),
                              seconds, work)
-        work = scratch_dir("etcd")
-        progress.step(f"http: etcd, round {r + 1}")
-        proc, url = _etcd(work / "data")
-        with proc:
-            _preload_etcd(url)
-            _measure(rows, "GET a key", "etcd", r, url, _lua("get", "etcd"), seconds, work)
-            _measure(rows, "PUT, durable", "etcd", r, url, _lua("put", "etcd"), seconds, work)
+                    _measure(rows, "PUT, fsync no", "raftkv", pair, fast, _lua("put", "raftkv"),
+                             seconds, work)
     return rows

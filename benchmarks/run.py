@@ -30,15 +30,20 @@ from benchmarks import (
     raft_bench,
     resp_bench,
 )
-from benchmarks.common import Progress, Row
+from benchmarks.common import Progress, Row, bursts
 
-# suite -> (module, progress steps per round, steps once per run)
-SUITES = {"engine": (engine, 5, 2), "raft": (raft_bench, 1, 0), "http": (http_bench, 3, 0),
-          "ops": (ops_bench, 2, 0), "knee": (knee_bench, len(knee_bench.RATES), 0),
-          "resp": (resp_bench, 4, 0), "cluster": (cluster_bench, 2, 1)}
+# suite -> (module, progress steps per round given the bursts per round, steps once per run)
+SUITES = {"engine": (engine, lambda b: 5, 2), "raft": (raft_bench, lambda b: 1, 0),
+          "http": (http_bench, lambda b: 1 + b, 0), "ops": (ops_bench, lambda b: 1 + b, 0),
+          "knee": (knee_bench, lambda b: len(knee_bench.RATES), 0),
+          "resp": (resp_bench, lambda b: 2 * (1 + b), 0), "cluster": (cluster_bench, lambda b: 2, 1)}
 
 
-def summarize(rows: list[Row]) -> list[dict[str, object]]:
+def summarize(rows: list[Row], previous: dict[tuple[str, str], float] | None = None
+              ) -> list[dict[str, object]]:
+    """Per workload: each system's median and min-max; against the anchor, the median
+    of the per-pair (per-round) ratios, their spread (interquartile range over the
+    median) and the change from ``previous`` run's ratio."""
     groups: dict[tuple[str, str], dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         groups[(row.suite, row.workload)][row.system].append(row)
@@ -56,34 +61,56 @@ def summarize(rows: list[Row]) -> list[dict[str, object]]:
         anchors = [s for s in medians if s != "raftkv"]
         if "raftkv" in medians and anchors and medians[anchors[0]]:
             higher = systems["raftkv"][0].higher_is_better
-            ratio = medians["raftkv"] / medians[anchors[0]]
+            pairs = _pair_ratios(systems["raftkv"], systems[anchors[0]])
+            ratio = statistics.median(pairs) if pairs else \
+                medians["raftkv"] / medians[anchors[0]]
             entry["anchor"] = anchors[0]
             entry["ratio"] = ratio if higher else 1 / ratio
-            per_round = _round_ratios(systems["raftkv"], systems[anchors[0]])
-            if len(per_round) > 1:
-                entry["ratio_spread"] = (max(per_round) - min(per_round)) / statistics.median(
-                    per_round)
+            entry["pairs"] = len(pairs)
+            if len(pairs) >= 4:
+                q1, _, q3 = statistics.quantiles(pairs, n=4)
+                entry["ratio_spread"] = (q3 - q1) / statistics.median(pairs)
+            elif len(pairs) > 1:
+                entry["ratio_spread"] = (max(pairs) - min(pairs)) / statistics.median(pairs)
+            before = (previous or {}).get((suite, workload))
+            if before:
+                entry["previous_ratio"] = before
+                entry["change"] = float(entry["ratio"]) / before - 1  # type: ignore[arg-type]
         table.append(entry)
     return table
 
 
-def _round_ratios(ours: list[Row], theirs: list[Row]) -> list[float]:
+def _pair_ratios(ours: list[Row], theirs: list[Row]) -> list[float]:
     by_round = {r.round: r.value for r in theirs}
     return [r.value / by_round[r.round] for r in ours if by_round.get(r.round)]
 
 
+def previous_ratios(path: Path) -> dict[tuple[str, str], float]:
+    """The ratios of the last run written to ``path`` (to print how far they moved)."""
+    try:
+        summary = json.loads(path.read_text())["summary"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {(e["suite"], e["workload"]): e["ratio"] for e in summary if "ratio" in e}
+
+
 def markdown(table: list[dict[str, object]], machine: str, command: str) -> str:
     lines = [f"Machine: {machine}. Command: `{command}`.", "",
+             "Ratio: the median of raftkv/anchor over pairs of short alternating bursts; "
+             "spread: their interquartile range over the median; vs last run: the change "
+             "from the previous results in the same folder.", "",
              "| suite | workload | raftkv (median, min-max) | anchor | anchor median | "
-             "raftkv/anchor | spread | raftkv p99 |", "|---|---|---|---|---|---|---|---|"]
+             "raftkv/anchor | spread (pairs) | vs last run | raftkv p99 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for e in table:
         ours = e.get("raftkv")
         anchor = e.get("anchor", "")
         theirs = e.get(anchor) if anchor else None  # type: ignore[call-overload]
-        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
             e["suite"], e["workload"], _fmt(ours), anchor or "-", _fmt(theirs, short=True),
             f"{e['ratio']:.2f}x" if "ratio" in e else "-",
-            f"{e['ratio_spread']:.0%}" if "ratio_spread" in e else "-",
+            f"{e['ratio_spread']:.0%} ({e['pairs']})" if "ratio_spread" in e else "-",
+            f"{e['change']:+.0%}" if "change" in e else "-",
             f"{ours['p99_ms']:.2f} ms" if isinstance(ours, dict) and ours.get("p99_ms")
             else "-"))
     return "\n".join(lines) + "\n"
@@ -176,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(chosen) - set(SUITES)
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
-    progress = Progress(sum(SUITES[s][1] * rounds + SUITES[s][2] for s in chosen))
+    count, _ = bursts(quick)
+    progress = Progress(sum(SUITES[s][1](count) * rounds + SUITES[s][2] for s in chosen))
     rows: list[Row] = []
     started = time.time()
     for name in chosen:
@@ -184,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.finish()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table = summarize(rows)
+    table = summarize(rows, previous_ratios(out / "results.json"))
     machine = f"{platform.machine()}, {platform.python_implementation()} " \
               f"{platform.python_version()}, 2 cores (server on core 0, load on core 1)"
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])

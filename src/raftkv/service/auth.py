@@ -4,6 +4,11 @@ Tokens live in the config as SHA-256 hashes only. A presented token is hashed an
 compared with ``hmac.compare_digest`` against *every* configured hash, so a known
 and an unknown token cost the same work. Each token has a role (read < write <
 admin) and key prefixes it may touch, like etcd's roles on key ranges.
+
+The verdict for a token seen recently - principal or refusal alike - is kept in a
+bounded table, so a client sending the same token on every request pays for one
+hash, not one per request. Known and unknown tokens still cost the same: both are
+hashed and compared the first time, both are a table lookup after that.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ OPEN = Principal("anonymous", Role.ADMIN, (b"",))  # what everyone is when auth 
 
 
 class Authenticator:
+    VERDICTS_KEPT = 4096
+
     def __init__(self, enabled: bool, tokens: Sequence[TokenSpec]) -> None:
         self.enabled = enabled
         self._tokens = [
@@ -55,9 +62,21 @@ class Authenticator:
                                                 tuple(p.encode() for p in t.prefixes)))
             for t in tokens
         ]
+        self._verdicts: dict[bytes, Principal | None] = {}
 
     def authenticate(self, token: bytes) -> Principal | None:
         """The principal of ``token``, or None. Same work whatever the token."""
+        try:
+            return self._verdicts[token]
+        except KeyError:
+            pass
+        found = self._verify(token)
+        if len(self._verdicts) >= self.VERDICTS_KEPT:
+            self._verdicts.clear()  # a flood of fresh guesses: start over, stay bounded
+        self._verdicts[token] = found
+        return found
+
+    def _verify(self, token: bytes) -> Principal | None:
         digest = hashlib.sha256(token).digest()
         found = None
         for expected, principal in self._tokens:

@@ -226,8 +226,8 @@ class RateLimit:
 
 # The one body every authentication failure gets, whatever went wrong.
 UNAUTHENTICATED = "authentication required: send a valid bearer token"
-_PUBLIC = frozenset({"/livez", "/readyz", "/health", "/openapi.json"})
-_ADMIN = ("/metrics", "/v1/cluster", "/v1/admin")
+_PUBLIC = frozenset({b"/livez", b"/readyz", b"/health", b"/openapi.json"})
+_ADMIN = (b"/metrics", b"/v1/cluster", b"/v1/admin")
 
 
 class Auth:
@@ -244,13 +244,14 @@ class Auth:
         if not self.authenticator.enabled:
             request.principal = OPEN
             return
-        path = request.path.decode("latin-1")
+        path = request.path
         if path in _PUBLIC:  # probes and the API description touch no keys
             return
         header = request.headers.get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")
-        principal = (self.authenticator.authenticate(token.strip())
-                     if scheme.lower() == b"bearer" and token.strip() else None)
+        token = token.strip()
+        principal = (self.authenticator.authenticate(token)
+                     if token and scheme.lower() == b"bearer" else None)
         if principal is None:
             wait = self.failures.take(request.client)
             if wait:
