@@ -214,6 +214,11 @@ class Result(NamedTuple):
         return self.outcome is Outcome.OK
 
 
+# Results built from a full 5-tuple without the NamedTuple's Python-level __new__
+# (the write path builds one per command).
+new_result: Final = functools.partial(tuple.__new__, Result)
+
+
 # --- codec -------------------------------------------------------------------------
 
 _TAGS: Final[dict[type, int]] = {

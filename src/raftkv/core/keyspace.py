@@ -214,11 +214,13 @@ class Keyspace:
         """Store ``packed`` under ``key``. ``old`` is what ``raw(key)`` returned and the
         deadlines are the old and new entries' (0: none); the caller has them unpacked."""
         self._entries[key] = packed
+        # value_length, inlined: this runs for every write
+        size = len(packed) - (COMPACT_BYTES if packed[0] == 0 else FULL_BYTES)
         if old is None:
             self._pending.add(key)
-            self._data_bytes += len(key) + value_length(packed)
+            self._data_bytes += len(key) + size
         else:
-            self._data_bytes += value_length(packed) - value_length(old)
+            self._data_bytes += size - len(old) + (COMPACT_BYTES if old[0] == 0 else FULL_BYTES)
         if old_deadline != new_deadline:
             if old_deadline:
                 self._deadlines.remove((old_deadline, key))

@@ -36,6 +36,7 @@ from raftkv.core.commands import (
     Put,
     Result,
     new_entry,
+    new_result,
 )
 from raftkv.core.keyspace import (
     Keyspace,
@@ -49,6 +50,7 @@ from raftkv.core.keyspace import (
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
+_OK: Final = Outcome.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +78,13 @@ def parse_int64(value: bytes) -> int | None:
 class StateMachine:
     """The keyspace plus the bookkeeping that makes ``apply`` exactly-once."""
 
-    __slots__ = ("_handlers", "_max_requests", "_request_order", "_requests", "applied_index",
-                 "evicted_total",
-                 "expired_total", "keyspace")
+    __slots__ = ("_handlers", "_max_requests", "_raw", "_request_order", "_requests", "_store",
+                 "applied_index", "evicted_total", "expired_total", "keyspace")
 
     def __init__(self, max_tracked_requests: int = DEFAULT_MAX_TRACKED_REQUESTS) -> None:
         self.keyspace = Keyspace()
+        self._raw = self.keyspace.raw  # bound once: the write path calls them per command
+        self._store = self.keyspace.store
         self.applied_index = 0
         self.expired_total = 0
         self.evicted_total = 0
@@ -175,7 +178,7 @@ class StateMachine:
         # The hot path of every write, kept flat: one header unpack for the old entry,
         # one pack for the new one, no intermediate objects beyond the two Entries.
         key = c.key
-        raw = self.keyspace.raw(key)
+        raw = self._raw(key)
         current = None
         old_deadline = 0
         if raw is not None:
@@ -192,10 +195,10 @@ class StateMachine:
             version, create = current.version + 1, current.create_revision
             expires = current.expires_at_ms if c.keep_ttl else c.expires_at_ms
         value = c.value
-        self.keyspace.store(key, pack(value, index, create, expires, version), raw, old_deadline,
-                            expires or 0)
-        return Result(Outcome.OK, index,
-                      new_entry((key, value, version, create, index, expires)), current)
+        self._store(key, pack(value, index, create, expires, version), raw, old_deadline,
+                    expires or 0)
+        return new_result((_OK, index, new_entry((key, value, version, create, index, expires)),
+                           current, 0))
 
     def _delete(self, index: int, c: Delete) -> Result:
         raw, current = self._live(c.key, c.now_ms)
