@@ -28,8 +28,10 @@ def keyspace_puts(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def keyspace_gets(n: int) -> tuple[float, float]:
-    """(entry reads/s through Keyspace.get, value reads/s through Keyspace.value)."""
+def keyspace_gets(n: int) -> tuple[float, float, float, float]:
+    """Reads/s of random keys: through Keyspace.get (an Entry), Keyspace.value, and
+    Keyspace.values in runs of 16 (a pipeline's GETs); and the floor, a bare
+    ``dict.get`` loop over a dict built the same way, in the same key order."""
     from raftkv.core.commands import Put
     from raftkv.core.state_machine import StateMachine
 
@@ -46,7 +48,18 @@ def keyspace_gets(n: int) -> tuple[float, float]:
     started = time.perf_counter()
     for key in keys:
         ks.value(key, 0)
-    return entry_rate, n / (time.perf_counter() - started)
+    value_rate = n / (time.perf_counter() - started)
+    runs = [keys[i:i + 16] for i in range(0, n, 16)]
+    started = time.perf_counter()
+    for run in runs:
+        ks.values(run, 0)
+    batch_rate = n / (time.perf_counter() - started)
+    bare = {KEY % i: b"v" * 100 for i in range(n)}  # built like the keyspace, in order
+    get = bare.get
+    started = time.perf_counter()
+    for key in keys:
+        get(key)
+    return entry_rate, value_rate, batch_rate, n / (time.perf_counter() - started)
 
 
 async def _group_commit(data_dir: Path, writers: int, per_writer: int) -> dict[str, float]:
@@ -183,9 +196,12 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
         rows.append(Row("engine", "keyspace puts (apply)", "raftkv", keyspace_puts(n),
                         "ops/s", r))
         progress.step(f"engine: keyspace gets, round {r + 1}")
-        entry_rate, value_rate = keyspace_gets(n)
+        entry_rate, value_rate, batch_rate, floor = keyspace_gets(n)
         rows.append(Row("engine", "keyspace gets (Entry)", "raftkv", entry_rate, "ops/s", r))
-        rows.append(Row("engine", "keyspace gets (value)", "raftkv", value_rate, "ops/s", r))
+        for workload, rate in (("keyspace gets (value)", value_rate),
+                               ("keyspace gets (values, runs of 16)", batch_rate)):
+            rows.append(Row("engine", workload, "raftkv", rate, "ops/s", r))
+            rows.append(Row("engine", workload, "bare dict.get loop", floor, "ops/s", r))
         progress.step(f"engine: WAL 64 writers, round {r + 1}")
         many = group_commit(64, 400 if quick else 1500)
         rows.append(Row("engine", "WAL always, 64 writers", "raftkv", many["writes_per_s"],
