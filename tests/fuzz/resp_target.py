@@ -8,7 +8,8 @@ a CrashFS). What must hold for every input:
 * everything written back is a well-formed RESP stream (RESP2 or, after HELLO 3, RESP3).
 
 Run by ``tests/property/test_resp_fuzz.py`` with a fixed seed and a bounded number
-of runs; by hand: ``python -m tests.fuzz.resp_target -runs=200000 tests/fuzz/corpus``.
+of runs. By hand (new inputs go to the first folder, the seeds stay as they are):
+``python -m tests.fuzz.resp_target -max_total_time=600 /tmp/resp-corpus tests/fuzz/corpus``.
 
 ``RAFTKV_FUZZ_MUTANT=untranslated-errors`` plants a bug (hiredis protocol errors
 escape the parser untranslated) so the test can prove the fuzzer finds one.
