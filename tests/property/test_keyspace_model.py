@@ -14,6 +14,7 @@ from raftkv.core.commands import (
     DeleteExpired,
     Expire,
     IncrBy,
+    MultiPut,
     Outcome,
     Put,
 )
@@ -102,6 +103,16 @@ class KeyspaceModel(RuleBasedStateMachine):
         elif not (deadline is None and cur[4] is None):
             self.write(key, cur[0], deadline)
 
+    @rule(items=st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=4),
+          only_if_none_exist=st.booleans())
+    def multi_put(self, items, only_if_none_exist):
+        r = self.apply(MultiPut(tuple(items), only_if_none_exist, now_ms=self.now))
+        holds = not only_if_none_exist or not any(self.live(k) for k, _ in items)
+        assert r.ok == holds
+        if holds:
+            for key, value in items:  # in order; every key loses its TTL
+                self.write(key, value, None)
+
     @rule(ms=st.integers(1, 30))
     def advance_clock(self, ms):
         self.now += ms
@@ -125,6 +136,13 @@ class KeyspaceModel(RuleBasedStateMachine):
                 break
             after = page[-1].key
         assert pages == sorted(k for k in self.model if k.startswith(prefix) and self.live(k))
+
+    @invariant()
+    def sizes_match_the_model(self):
+        keyspace = self.sm.keyspace
+        assert len(keyspace) == len(self.model)
+        assert keyspace.data_bytes == sum(len(k) + len(e[0]) for k, e in self.model.items())
+        assert keyspace.volatile_count == sum(1 for e in self.model.values() if e[4] is not None)
 
     @invariant()
     def reads_match_the_model(self):

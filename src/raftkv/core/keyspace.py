@@ -227,6 +227,41 @@ class Keyspace:
             if new_deadline:
                 self._deadlines.add((new_deadline, key))
 
+    def store_plain(self, items: Iterable[tuple[bytes, bytes]], revision: int,
+                    now_ms: int) -> None:
+        """Store each value without a TTL at ``revision``, in order: a live key keeps its
+        create revision and gains a version, an absent or expired one starts over (a
+        batch of Redis ``SET key value``). ``store`` and ``pack`` inlined: this is the
+        write path of pipelined SETs."""
+        entries, pending, deadlines = self._entries, self._pending, self._deadlines
+        get, compact, full = entries.get, COMPACT.pack, FULL.pack
+        grown = 0
+        for key, value in items:
+            old = get(key)
+            if old is None:
+                pending.add(key)
+                grown += len(key)
+                version, create = 1, revision
+            else:
+                if old[0] == 0:
+                    _, _, old_create, old_version = COMPACT.unpack_from(old)
+                    deadline = NO_DEADLINE
+                    grown -= len(old) - COMPACT_BYTES
+                else:
+                    _, _, old_create, deadline, old_version = FULL.unpack_from(old)
+                    grown -= len(old) - FULL_BYTES
+                    deadlines.remove((deadline, key))
+                if deadline == NO_DEADLINE or deadline > now_ms:
+                    version, create = old_version + 1, old_create
+                else:
+                    version, create = 1, revision
+            if revision < 2**32 and version < 2**16:
+                entries[key] = compact(0, revision, create, version) + value
+            else:
+                entries[key] = full(1, revision, create, NO_DEADLINE, version) + value
+            grown += len(value)
+        self._data_bytes += grown
+
     def remove(self, key: bytes) -> bytes | None:
         """Remove ``key``; return its packed entry, or None if it was absent."""
         old = self._entries.pop(key, None)

@@ -246,17 +246,9 @@ class StateMachine:
     def _multi_put(self, index: int, c: MultiPut) -> Result:
         if c.only_if_none_exist and any(self._live(k, c.now_ms)[1] for k, _ in c.items):
             return Result(Outcome.CONDITION_FAILED, index)
-        # Flat like _put (a RESP pipeline's SETs arrive as one MultiPut): a live key
-        # keeps its create revision and gains a version; every key loses its TTL.
-        raw_of, store, now_ms = self.keyspace.raw, self.keyspace.store, c.now_ms
-        for key, value in c.items:
-            raw = raw_of(key)
-            version, create, old_deadline = 1, index, 0
-            if raw is not None:
-                _, old_create, old_deadline, old_version, _ = header(raw)
-                if not old_deadline or old_deadline > now_ms:
-                    version, create = old_version + 1, old_create
-            store(key, pack(value, index, create, None, version), raw, old_deadline, 0)
+        # A live key keeps its create revision and gains a version; every key loses
+        # its TTL (Redis MSET, and a RESP pipeline's plain SETs).
+        self.keyspace.store_plain(c.items, index, c.now_ms)
         return Result(Outcome.OK, index, affected=len(c.items))
 
     def _delete_expired(self, index: int, c: DeleteExpired) -> Result:

@@ -279,14 +279,15 @@ class KVService:
         entry (one Raft proposal), applied in arrival order, all or nothing, resolving
         one shared future - a batch's cost instead of one command's per put. Any other
         write submits the pending batch first, so the log keeps every caller's order."""
-        incoming = 0
-        for key, value in items:
-            validate_key(key)
-            self._check_value(value)
-            incoming += len(key) + len(value)
-        if incoming and (self.limits.eviction.max_keys or self.limits.eviction.max_memory_bytes):
+        limit = self.limits.max_value_bytes
+        if not all(0 < len(key) <= MAX_KEY_BYTES and len(value) <= limit
+                   for key, value in items):
+            for key, value in items:  # raise the precise error
+                validate_key(key)
+                self._check_value(value)
+        if self.limits.eviction.max_keys or self.limits.eviction.max_memory_bytes:
             self._submit_plain()
-            self._make_room(incoming)
+            self._make_room(sum(len(key) + len(value) for key, value in items))
         future = self._plain_future
         if future is None:
             loop = asyncio.get_running_loop()
