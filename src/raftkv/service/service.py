@@ -280,9 +280,8 @@ class KVService:
         one shared future - a batch's cost instead of one command's per put. Any other
         write submits the pending batch first, so the log keeps every caller's order."""
         limit = self.limits.max_value_bytes
-        if not all(0 < len(key) <= MAX_KEY_BYTES and len(value) <= limit
-                   for key, value in items):
-            for key, value in items:  # raise the precise error
+        for key, value in items:
+            if not 0 < len(key) <= MAX_KEY_BYTES or len(value) > limit:
                 validate_key(key)
                 self._check_value(value)
         if self.limits.eviction.max_keys or self.limits.eviction.max_memory_bytes:
