@@ -1,9 +1,10 @@
 """Three raftkv nodes against three etcd 3.4 members, on loopback, side by side.
 
 * replicated durable writes (``--fsync always``; etcd always fsyncs) and
-  linearizable reads, 50 wrk connections to the leader, servers on core 0;
+  linearizable reads, 50 wrk connections to the leader, servers on core 0; both
+  clusters run for the whole round and take turns in short bursts;
 * leader failover: kill -9 the leader, time until a write succeeds through a
-  surviving node (trials alternate raftkv and etcd; the distribution is printed);
+  surviving node (each cluster's trials in turn; the distribution is printed);
 * a fourth raftkv node catching up a large data set by snapshot (raftkv alone).
 """
 
@@ -19,7 +20,16 @@ from pathlib import Path
 import httpx
 import redis
 
-from benchmarks.common import SERVER_CPU, Proc, Row, free_port, pinned, scratch_dir, wait_port
+from benchmarks.common import (
+    SERVER_CPU,
+    Proc,
+    Row,
+    bursts,
+    free_port,
+    pinned,
+    scratch_dir,
+    wait_port,
+)
 from benchmarks.http_bench import _lua, _preload_etcd, _preload_raftkv, wrk
 
 NODES = 3
@@ -206,22 +216,27 @@ def snapshot_catch_up_s(keys: int, progress) -> float:
 
 def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
-    seconds = 3 if quick else 10
+    count, seconds = bursts(quick)
     trials = 3 if quick else 10
     for r in range(rounds):
-        for system in ("raftkv", "etcd"):
-            work = scratch_dir(f"cluster-{system}")
-            progress.step(f"cluster: {system} x{NODES}, round {r + 1}")
-            cluster: RaftkvCluster | EtcdCluster = (RaftkvCluster(work) if system == "raftkv"
-                                                    else EtcdCluster(work))
-            try:
-                url = cluster.url(cluster.leader())
-                (_preload_raftkv if system == "raftkv" else _preload_etcd)(url)
+        progress.step(f"cluster: starting raftkv x{NODES} and etcd x{NODES}, round {r + 1}")
+        clusters: dict[str, RaftkvCluster | EtcdCluster] = {}
+        try:
+            clusters["raftkv"] = RaftkvCluster(scratch_dir("cluster-raftkv"))
+            clusters["etcd"] = EtcdCluster(scratch_dir("cluster-etcd"))
+            urls = {system: c.url(c.leader()) for system, c in clusters.items()}
+            _preload_raftkv(urls["raftkv"])
+            _preload_etcd(urls["etcd"])
+            for b in range(count):  # the two clusters take turns, burst by burst
+                progress.step(f"cluster: pair {b + 1}/{count}, round {r + 1}")
                 for kind, label in (("put", "3 nodes: PUT, durable"),
                                     ("get", "3 nodes: linearizable GET")):
-                    figures = wrk(url, _lua(kind, system), seconds, work)
-                    rows.append(Row("cluster", label, system, figures["rps"], "req/s", r,
-                                    extra=figures))
+                    for system, cluster in clusters.items():
+                        figures = wrk(urls[system], _lua(kind, system), seconds, cluster.work)
+                        rows.append(Row("cluster", label, system, figures["rps"], "req/s",
+                                        r * count + b, extra=figures))
+            for system, cluster in clusters.items():
+                progress.step(f"cluster: {system} failovers, round {r + 1}")
                 times = []
                 for t in range(trials):
                     times.append(failover_s(cluster))
@@ -232,7 +247,8 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
                 print(f"\n{system} failover over {trials} trials (s): "
                       f"{' '.join(f'{t:.2f}' for t in times)}; median "
                       f"{statistics.median(times):.2f}", file=sys.stderr)
-            finally:
+        finally:
+            for cluster in clusters.values():
                 cluster.stop()
     seconds_taken = snapshot_catch_up_s(100_000 if quick else 1_000_000, progress)
     rows.append(Row("cluster", f"4th node catches up {100_000 if quick else 1_000_000:,} keys "

@@ -36,7 +36,8 @@ from benchmarks.common import Progress, Row, bursts
 SUITES = {"engine": (engine, lambda b: 5, 2), "raft": (raft_bench, lambda b: 1, 0),
           "http": (http_bench, lambda b: 1 + b, 0), "ops": (ops_bench, lambda b: 1 + b, 0),
           "knee": (knee_bench, lambda b: len(knee_bench.RATES), 0),
-          "resp": (resp_bench, lambda b: 2 * (1 + b), 0), "cluster": (cluster_bench, lambda b: 2, 1)}
+          "resp": (resp_bench, lambda b: 2 * (1 + b), 0),
+          "cluster": (cluster_bench, lambda b: 3 + b, 1)}
 
 
 def summarize(rows: list[Row], previous: dict[tuple[str, str], float] | None = None
