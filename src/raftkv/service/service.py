@@ -156,8 +156,8 @@ class KVService:
     def get_values(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
                    ) -> MaybeFuture[list[bytes | None]]:
         """Several values behind one read barrier (a RESP pipeline's run of GETs)."""
-        if not all(0 < len(key) <= MAX_KEY_BYTES for key in keys):
-            for key in keys:
+        for key in keys:
+            if not 0 < len(key) <= MAX_KEY_BYTES:
                 validate_key(key)
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:

@@ -60,6 +60,8 @@ class RequestParser:
                 if command:
                     commands.append(command)
                 completed = True
+                # here, not after the loop: a failed gets() may consume a partial
+                # command into hiredis's own state and leave has_data() False
                 self._boundary = not reader.has_data()
         except hiredis.ProtocolError as exc:
             raise ProtocolError(f"Protocol error: {exc}") from None
