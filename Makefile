@@ -52,7 +52,7 @@ soak: $(DEV)
 	$(PY) -m pytest -m slow -p no:cacheprovider
 
 bench: $(BENCH_DEPS) debian-bench-tools
-	$(PY) -m benchmarks.run --full --rounds 3
+	$(PY) -m benchmarks.run --full --rounds 2
 
 bench-quick: $(BENCH_DEPS) debian-bench-tools
 	$(PY) -m benchmarks.run --quick
