@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import time
@@ -346,36 +347,40 @@ def batch_run(conn: Connection, commands: list[list[bytes]], start: int
     connections where every check ``dispatch`` makes passes (see the caller)."""
     name = commands[start][0]
     if name in SET_NAMES:
-        max_value, arity, names = conn.service.limits.max_value_bytes, 3, SET_NAMES
-    elif name in GET_NAMES:
-        max_value, arity, names = 0, 2, GET_NAMES
-    else:
+        limit = conn.service.limits.max_value_bytes
+        items: list[tuple[bytes, bytes]] = []
+        for args in itertools.islice(commands, start, None):
+            if len(args) != 3 or args[0] not in SET_NAMES \
+                    or not 0 < len(args[1]) <= MAX_KEY_BYTES or len(args[2]) > limit:
+                break
+            items.append((args[1], args[2]))
+        count = len(items)
+        if count < MIN_RUN:
+            return None
+        conn.server.stats.commands += count
+        try:
+            future = conn.service.put_many(items)
+        except RaftKVError as exc:
+            return p.error_reply(error_text(exc)) * count, start + count
+        return Later(future, lambda _: p.OK * count, count), start + count
+    if name not in GET_NAMES:
         return None
-    end = start
-    for args in commands[start:]:
-        if len(args) != arity or args[0] not in names \
-                or not 0 < len(args[1]) <= MAX_KEY_BYTES \
-                or (arity == 3 and len(args[2]) > max_value):
+    keys: list[bytes] = []
+    for args in itertools.islice(commands, start, None):
+        if len(args) != 2 or args[0] not in GET_NAMES or not 0 < len(args[1]) <= MAX_KEY_BYTES:
             break
-        end += 1
-    count = end - start
+        keys.append(args[1])
+    count = len(keys)
     if count < MIN_RUN:
         return None
-    run = commands[start:end]
     conn.server.stats.commands += count
-    if arity == 3:
-        try:
-            future = conn.service.put_many([(args[1], args[2]) for args in run])
-        except RaftKVError as exc:
-            return p.error_reply(error_text(exc)) * count, end
-        return Later(future, lambda _: p.OK * count, count), end
     try:
-        values = conn.service.get_values([args[1] for args in run], conn.consistency)
+        values = conn.service.get_values(keys, conn.consistency)
     except RaftKVError as exc:
-        return p.error_reply(error_text(exc)) * count, end
+        return p.error_reply(error_text(exc)) * count, start + count
     if isinstance(values, asyncio.Future):
-        return Later(values, functools.partial(_values_reply, conn), count), end
-    return _values_reply(conn, values), end
+        return Later(values, functools.partial(_values_reply, conn), count), start + count
+    return _values_reply(conn, values), start + count
 
 
 def _values_reply(conn: Connection, values: list[bytes | None]) -> bytes:
