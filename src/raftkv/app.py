@@ -229,11 +229,9 @@ def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg:
     if cfg.access_log or cfg.request_metrics:
         layers.append(AccessLogger(access_log if cfg.access_log else None,
                                    metrics.observe_request if cfg.request_metrics else None))
-    layers += [
-        SecurityHeaders(),
-        Recovery(),
-        Cors(cfg.cors_origins),
-    ]
+    layers += [SecurityHeaders(), Recovery()]
+    if cfg.cors_origins:
+        layers.append(Cors(cfg.cors_origins))
     if rl.enabled:
         layers.append(RateLimit(TokenBuckets(rl.per_client_rps, rl.per_client_burst,
                                              time.monotonic),

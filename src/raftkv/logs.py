@@ -70,16 +70,16 @@ class AccessLog:
         self.lines_written = 0
 
     def request(self, method: bytes, route: str, status: int, latency_ms: float, size: int,
-                request_id: str, client: str) -> None:
+                request_id: bytes, client: str) -> None:
         if self.json:
             # Every field is ours or already sanitised (route templates, request ids,
             # IP addresses, HTTP methods): plain formatting is valid JSON, and cheaper.
             # Bytes, because bytes formatting costs a fifth less than str here.
             line = self.JSON_LINE % (time.time(), method, route.encode(), status, latency_ms,
-                                     size, request_id.encode(), client.encode())
+                                     size, request_id, client.encode())
         else:
             line = (f"{time.strftime('%H:%M:%S')} {method.decode('latin-1')} {route or '-'} "
-                    f"{status} {latency_ms:.2f}ms {size}B rid={request_id}").encode()
+                    f"{status} {latency_ms:.2f}ms {size}B rid={request_id.decode()}").encode()
         self._lines.append(line)
         if not self._scheduled:
             self._scheduled = True

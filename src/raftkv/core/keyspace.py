@@ -114,10 +114,13 @@ class Keyspace:
         packed = self._entries.get(key)
         if packed is None:
             return None
-        mod, create, expires, version, offset = header(packed)
+        if packed[0] == 0:  # compact header: no deadline
+            _, mod, create, version = COMPACT.unpack_from(packed)
+            return new_entry((key, packed[COMPACT_BYTES:], version, create, mod, None))
+        _, mod, create, expires, version = FULL.unpack_from(packed)
         if expires and expires <= now_ms:
             return None
-        return new_entry((key, packed[offset:], version, create, mod, expires or None))
+        return new_entry((key, packed[FULL_BYTES:], version, create, mod, expires or None))
 
     def value(self, key: bytes, now_ms: int) -> bytes | None:
         """The key's value alone (the hot path of GET), or None when absent or expired."""

@@ -35,7 +35,7 @@ class Principal:
     prefixes: tuple[bytes, ...]
 
     def may_read(self, key: bytes) -> bool:
-        return any(key.startswith(p) for p in self.prefixes)
+        return key.startswith(self.prefixes)
 
     def may_write(self, key: bytes) -> bool:
         return self.role >= Role.WRITE and self.may_read(key)

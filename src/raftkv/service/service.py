@@ -138,7 +138,8 @@ class KVService:
 
     def get(self, key: bytes, consistency: Consistency = Consistency.LINEARIZABLE
             ) -> MaybeFuture[Entry | None]:
-        validate_key(key)
+        if not 0 < len(key) <= MAX_KEY_BYTES:
+            validate_key(key)
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read(key)

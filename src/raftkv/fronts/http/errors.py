@@ -40,7 +40,7 @@ class HttpError(errors.RequestError):
 
 def error_body(request: Request | None, message: str, code: str) -> bytes:
     return orjson.dumps({"ok": False, "message": message, "code": code,
-                         "requestId": request.request_id if request else None})
+                         "requestId": request.request_id.decode() if request else None})
 
 
 def error_response(request: Request, exc: errors.RaftKVError) -> Response:

@@ -6,6 +6,7 @@ a future of one, so tests can drive the router in-process without sockets."""
 from __future__ import annotations
 
 import asyncio
+import time
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
@@ -32,10 +33,10 @@ class Request:
         self.body = body
         self.client = client
         self.keep_alive = keep_alive
-        self.request_id = ""
+        self.request_id = b""  # X-Request-ID: sane ASCII, set by the request id middleware
         self.route = ""  # the matched route template: bounded labels for logs and metrics
         self.params: dict[str, bytes] = {}
-        self.started = 0.0
+        self.started = time.perf_counter()  # when the headers were read
         self.principal: Any = None  # set by the auth middleware
         self._query: dict[str, str] | None = None
 

@@ -48,9 +48,9 @@ class Recovery:
         if isinstance(exc, RaftKVError):
             response = error_response(request, exc)
             if response.status == 500:
-                log.error("request failed: %s", exc, extra={"requestId": request.request_id})
+                log.error("request failed: %s", exc, extra={"requestId": request.request_id.decode()})
             return response
-        log.error("unhandled error", exc_info=exc, extra={"requestId": request.request_id,
+        log.error("unhandled error", exc_info=exc, extra={"requestId": request.request_id.decode(),
                                                            "route": request.route})
         return Response(500, error_body(request, "internal error", "internal"))
 
@@ -115,18 +115,18 @@ class RequestId:
     """Use the client's X-Request-ID when it is sane, else make one; echo it back."""
 
     def __init__(self) -> None:
-        self._prefix = os.urandom(4).hex()
+        self._prefix = os.urandom(4).hex().encode()
         self._counter = itertools.count(1)
 
     def before(self, request: Request) -> None:
         given = request.headers.get(b"x-request-id")
         if given is not None and _SANE_ID.match(given):
-            request.request_id = given.decode()
+            request.request_id = given
         else:
-            request.request_id = f"{self._prefix}-{next(self._counter):x}"
+            request.request_id = b"%s-%x" % (self._prefix, next(self._counter))
 
     def after(self, request: Request, response: Response) -> Response:
-        response.headers.append((b"X-Request-ID", request.request_id.encode()))
+        response.headers.append((b"X-Request-ID", request.request_id))
         return response
 
 
@@ -138,9 +138,6 @@ class AccessLogger:
                  observe: Callable[[str, bytes, int, float], None] | None = None) -> None:
         self.sink = sink
         self.observe = observe
-
-    def before(self, request: Request) -> None:
-        request.started = time.perf_counter()
 
     def after(self, request: Request, response: Response) -> Response:
         elapsed = time.perf_counter() - request.started

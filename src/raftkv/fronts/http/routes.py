@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -42,14 +43,22 @@ def _text(data: bytes, field: str, out: dict[str, Any]) -> None:
 
 
 def entry_json(entry: Entry, with_value: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {"ok": True}
-    _text(entry.key, "key", out)
+    key, value, version, create_revision, mod_revision, expires_at_ms = entry
     if with_value:
-        _text(entry.value, "value", out)
-    out["version"] = entry.version
-    out["createRevision"] = entry.create_revision
-    out["modRevision"] = entry.mod_revision
-    out["expiresAtMs"] = entry.expires_at_ms
+        try:  # the common case first: text keys and values
+            return {"ok": True, "key": key.decode("utf-8"), "value": value.decode("utf-8"),
+                    "version": version, "createRevision": create_revision,
+                    "modRevision": mod_revision, "expiresAtMs": expires_at_ms}
+        except UnicodeDecodeError:
+            pass
+    out: dict[str, Any] = {"ok": True}
+    _text(key, "key", out)
+    if with_value:
+        _text(value, "value", out)
+    out["version"] = version
+    out["createRevision"] = create_revision
+    out["modRevision"] = mod_revision
+    out["expiresAtMs"] = expires_at_ms
     return out
 
 
@@ -58,7 +67,8 @@ def etag(entry: Entry) -> tuple[bytes, bytes]:
 
 
 def _may_read(request: Request, key: bytes) -> bytes:
-    if not principal_of(request).may_read(key):
+    principal = request.principal or principal_of(request)
+    if not principal.may_read(key):
         raise Forbidden("this token may not read this key")
     return key
 
@@ -118,19 +128,21 @@ class HttpApi:
         key = _may_read(request, v.key_from_path(request.params["key"]))
         level = v.consistency(request)
         raw = request.headers.get(b"accept", b"").startswith(OCTET)
+        found = self.service.get(key, level)
+        if isinstance(found, asyncio.Future):
+            return then(found, functools.partial(self._render_entry, level, raw))
+        return self._render_entry(level, raw, found)
 
-        def render(entry: Entry | None) -> Response:
-            if entry is None:
-                raise _not_found()
-            headers = [etag(entry)]
-            if level is Consistency.STALE:
-                headers.append((b"X-Raftkv-Applied-Index",
-                                str(self.service.state_machine.applied_index).encode()))
-            if raw:
-                return Response(200, entry.value, OCTET, headers)
-            return Response(200, orjson.dumps(entry_json(entry)), JSON, headers)
-
-        return then(self.service.get(key, level), render)
+    def _render_entry(self, level: Consistency, raw: bool, entry: Entry | None) -> Response:
+        if entry is None:
+            raise _not_found()
+        headers = [(b"ETag", b'"%d"' % entry.mod_revision)]
+        if level is Consistency.STALE:
+            headers.append((b"X-Raftkv-Applied-Index",
+                            str(self.service.state_machine.applied_index).encode()))
+        if raw:
+            return Response(200, entry.value, OCTET, headers)
+        return Response(200, orjson.dumps(entry_json(entry)), JSON, headers)
 
     def put_key(self, request: Request) -> Reply:
         key = _may_write(request, v.key_from_path(request.params["key"]))
@@ -293,7 +305,7 @@ class HttpApi:
         if ready:
             return json_response(200, {"ok": True})
         return Response(503, orjson.dumps({"ok": False, "message": reason, "code": "not_ready",
-                                           "requestId": request.request_id}),
+                                           "requestId": request.request_id.decode()}),
                         headers=[(b"Retry-After", b"1")])
 
     def openapi_json(self, request: Request) -> Response:

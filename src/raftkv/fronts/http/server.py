@@ -131,7 +131,7 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.client = ""
         self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: dict[bytes, bytes] = {}  # lower-case names; the last repeat wins
         self._header_bytes = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
@@ -204,10 +204,8 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url = b""
-        self._headers = []
+        self._headers = {}
         self._header_bytes = 0
-        self._body = []
-        self._body_bytes = 0
         if self._phase == _IDLE:
             self._phase = _HEADERS
             self._deadline = self.server.now + self.server.limits.header_timeout_s
@@ -221,10 +219,10 @@ class HttpConnection(asyncio.Protocol):
         self._header_bytes += len(name) + len(value) + 4
         if self._header_bytes > self.server.limits.max_header_bytes:
             raise _Reject(431, "the request headers are too large", "headers_too_large")
-        self._headers.append((name.lower(), value))
+        self._headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
-        headers = dict(self._headers)
+        headers = self._headers
         limits = self.server.limits
         te = headers.get(b"transfer-encoding")
         if te is not None:
@@ -262,6 +260,8 @@ class HttpConnection(asyncio.Protocol):
         self._request = None
         if self._body:
             request.body = b"".join(self._body) if len(self._body) > 1 else self._body[0]
+            self._body = []
+            self._body_bytes = 0
         request.keep_alive = self.parser.should_keep_alive()
         self._phase = _BUSY
         if (request.path == UPGRADE_PATH and self.server.upgrade is not None
@@ -298,7 +298,10 @@ class HttpConnection(asyncio.Protocol):
             self._deferring = True
             queue.append([request, None])
             return
-        reply = self._execute(request)
+        try:
+            reply = self.server.app(request)
+        except Exception:  # the recovery middleware should have answered; be safe anyway
+            reply = self._internal_error()
         if not queue and isinstance(reply, Response):
             self.server.in_flight -= 1
             self._send(request, reply)
@@ -313,8 +316,12 @@ class HttpConnection(asyncio.Protocol):
         try:
             return self.server.app(request)
         except Exception:  # the recovery middleware should have answered; be safe anyway
-            log.exception("unhandled error outside the middleware chain")
-            return _plain_error(500, "internal error", "internal")
+            return self._internal_error()
+
+    @staticmethod
+    def _internal_error() -> Response:
+        log.exception("unhandled error outside the middleware chain")
+        return _plain_error(500, "internal error", "internal")
 
     def _flush(self, _: object = None) -> None:
         queue = self._queue
