@@ -73,19 +73,18 @@ def json_response(status: int, data: Any, headers: list[tuple[bytes, bytes]] | N
     return Response(status, orjson.dumps(data), JSON, headers)
 
 
+_HEADER_LINE = b": ".join  # (name, value) -> b"name: value"
+
+
 def encode_response(response: Response, keep_alive: bool, head: bool, date: bytes) -> bytes:
     status = response.status
-    body = response.body
-    head_line = STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
-    if status == 204 or status < 200:
-        out = b"%sDate: %s\r\n" % (head_line, date)
-    else:
-        out = b"%sDate: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (
-            head_line, date, response.content_type, len(body))
-    if response.headers:
-        out += b"".join([b"%s: %s\r\n" % pair for pair in response.headers])
+    headers = response.headers
+    lines = b"\r\n".join(map(_HEADER_LINE, headers)) + b"\r\n" if headers else b""
     if not keep_alive:
-        out += b"Connection: close\r\n"
-    if head or status == 204:
-        return out + b"\r\n"
-    return out + b"\r\n" + body
+        lines += b"Connection: close\r\n"
+    status_line = STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
+    if status == 204 or status < 200:
+        return b"%sDate: %s\r\n%s\r\n" % (status_line, date, lines)
+    body = response.body
+    return b"%sDate: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        status_line, date, response.content_type, len(body), lines, b"" if head else body)

@@ -71,6 +71,7 @@ class Pipeline:
         self._afters: list[list[After]] = [
             [m.after for m in reversed(self.middlewares[:depth]) if hasattr(m, "after")]
             for depth in range(len(self.middlewares) + 1)]
+        self._innermost_afters = self._afters[-1]  # after the router: every layer's
 
     def __call__(self, request: Request) -> Reply:
         depth = len(self.middlewares)
@@ -87,7 +88,9 @@ class Pipeline:
                 raise  # a layer outside Recovery failed: a bug, surfaced by the server
             return self._finish(request, self.recovery.to_response(request, exc), layer)
         if isinstance(reply, Response):
-            return self._finish(request, reply, depth)
+            for after in self._innermost_afters:
+                reply = after(request, reply)
+            return reply
         out: asyncio.Future[Response] = reply.get_loop().create_future()
 
         def done(f: asyncio.Future[Response]) -> None:
