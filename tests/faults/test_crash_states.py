@@ -123,6 +123,31 @@ def test_fsync_failure_acknowledges_nothing_after_it():
     assert failures == 4 and keys == 1
 
 
+def test_a_write_whose_apply_fails_fails_it_and_every_later_write_instead_of_hanging():
+    async def run() -> list[str]:
+        fs = CrashFS()
+        node = LocalReplicator(fs, DATA, recover(fs, DATA), FsyncPolicy.NO)
+        real = node.state_machine
+
+        class Buggy:  # a planted bug in the state machine
+            def apply(self, index, command):
+                if command.key == b"boom":
+                    raise RuntimeError("planted")
+                return real.apply(index, command)
+
+        node.state_machine = Buggy()  # type: ignore[assignment]
+        outcomes = []
+        for key in (b"fine", b"boom", b"after"):
+            try:
+                await asyncio.wait_for(node.submit(Put(key, b"x")), 2)
+                outcomes.append("ok")
+            except StorageError:
+                outcomes.append("failed")
+        return outcomes
+
+    assert asyncio.run(run()) == ["ok", "failed", "failed"]
+
+
 def test_disk_full_fails_the_write_keeps_the_log_intact_and_recovers_when_space_returns():
     async def run(fs: CrashFS) -> list[str]:
         node = LocalReplicator(fs, DATA, recover(fs, DATA), FsyncPolicy.ALWAYS)

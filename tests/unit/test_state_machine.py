@@ -153,3 +153,23 @@ def test_snapshot_restore_gives_an_identical_machine():
     assert twin.keyspace.get(b"a", 0).expires_at_ms == 99
     retry = twin.apply(5, IncrBy(b"c", 3, request_id=b"r2"))
     assert retry.revision == 3 and twin.keyspace.get(b"c", 0).value == b"3"
+
+
+def test_a_key_past_65535_versions_keeps_taking_plain_and_ttl_writes():
+    # Past 2**16 versions an entry needs the full header, without a deadline: the
+    # batched SET path once took that for a TTL and failed on every later write.
+    sm = StateMachine()
+    index = 0
+    for _ in range(66):
+        index += 1
+        assert sm.apply(index, MultiPut(((b"hot", b"v"),) * 1000)).ok
+    assert sm.keyspace.get(b"hot", 0).version == 66_000
+    rest = [Put(b"hot", b"ttl", expires_at_ms=500), MultiPut(((b"hot", b"plain"),)),
+            Put(b"hot", b"ttl", expires_at_ms=700), Put(b"hot", b"kept", keep_ttl=True)]
+    for command in rest:
+        index += 1
+        assert sm.apply(index, command).ok
+    entry = sm.keyspace.get(b"hot", 0)
+    assert (entry.value, entry.version, entry.expires_at_ms) == (b"kept", 66_004, 700)
+    assert sm.keyspace.volatile_count == 1
+    assert [key for key in sm.keyspace.due(1000, 10)] == [b"hot"]

@@ -253,7 +253,8 @@ class Keyspace:
                 else:
                     _, _, old_create, deadline, old_version = FULL.unpack_from(old)
                     grown -= len(old) - FULL_BYTES
-                    deadlines.remove((deadline, key))
+                    if deadline:  # a full header may have none (a version past 2**16)
+                        deadlines.remove((deadline, key))
                 if deadline == NO_DEADLINE or deadline > now_ms:
                     version, create = old_version + 1, old_create
                 else:

@@ -16,6 +16,7 @@ import concurrent.futures
 import enum
 import errno
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from typing import Generic, TypeVar
 from raftkv.errors import DiskFullError, StorageError
 from raftkv.storage import failpoints
 from raftkv.storage.fs import File, FileSystem
+
+log = logging.getLogger("raftkv.storage")
 
 SEGMENT_SUFFIX = ".wal"
 DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
@@ -216,7 +219,14 @@ class WalWriter(Generic[T]):
     def _done(self, exc: BaseException | None, items: list[T]) -> None:
         self._busy = False
         if exc is None:
-            self._on_durable(items)
+            try:
+                self._on_durable(items)
+            except Exception as bug:  # e.g. apply raised: stop writing rather than hang
+                log.critical("applying a durable batch failed; refusing further writes",
+                             exc_info=bug)
+                self._failed = StorageError(f"applying a logged write failed: {bug!r}")
+                _, _, queued = self._take()
+                self._on_failed(items + queued, self._failed)
             if self._records:
                 self._start()
         else:

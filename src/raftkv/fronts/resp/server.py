@@ -66,6 +66,7 @@ class RespServer:
         self._ids = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._waiting: dict[asyncio.Future[Any], list[Connection]] = {}
 
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
@@ -77,6 +78,25 @@ class RespServer:
 
     def next_id(self) -> int:
         return next(self._ids)
+
+    def wake_when_done(self, future: asyncio.Future[Any], conn: Connection) -> None:
+        """Flush ``conn``'s ready replies when ``future`` is done.
+
+        Many connections wait on one future (a loop turn's batch of plain SETs): the
+        future gets one done callback that wakes them all in order, instead of one
+        loop callback per connection."""
+        waiting = self._waiting.get(future)
+        if waiting is None:
+            waiting = self._waiting[future] = []
+            future.add_done_callback(self._wake)
+        waiting.append(conn)
+
+    def _wake(self, future: asyncio.Future[Any]) -> None:
+        for conn in self._waiting.pop(future):
+            try:
+                conn.flush_ready()
+            except Exception:  # one connection's failure must not strand the others
+                log.exception("RESP connection %d failed to flush its replies", conn.id)
 
     async def _sweep_idle(self) -> None:
         while True:
@@ -215,7 +235,7 @@ class Connection(asyncio.Protocol):
         try:
             commands = self.parser.feed(data)
         except p.ProtocolError as exc:
-            self._flush_ready()
+            self.flush_ready()
             self._write(p.error_reply(f"ERR {exc}"))
             self.close()
             return
@@ -240,7 +260,8 @@ class Connection(asyncio.Protocol):
                         break
                     continue
                 self._wait_for(reply)  # type: ignore[arg-type]
-                self._queue_rest(commands[i:])
+                if i < count:
+                    self._queue_rest(commands[i:])
                 break
             if out:
                 self._write(b"".join(out))
@@ -259,7 +280,7 @@ class Connection(asyncio.Protocol):
 
     def _wait_for(self, reply: Later) -> None:
         self._pending.append([None, reply])
-        reply.future.add_done_callback(self._on_reply)
+        self.server.wake_when_done(reply.future, self)
 
     def _queue_rest(self, commands: list[list[bytes]]) -> None:
         """Writes go to the log now, in order; reads wait behind unfinished writes."""
@@ -285,10 +306,8 @@ class Connection(asyncio.Protocol):
             else:
                 self._wait_for(reply)  # type: ignore[arg-type]
 
-    def _on_reply(self, _: object = None) -> None:
-        self._flush_ready()
-
-    def _flush_ready(self) -> None:
+    def flush_ready(self) -> None:
+        """Write the replies that are ready, in order."""
         pending = self._pending
         out: list[bytes] = []
         while pending:
@@ -298,7 +317,7 @@ class Connection(asyncio.Protocol):
                 self._deferred -= 1
                 reply = head[1] = dispatch(self, head[0])
                 if isinstance(reply, Later):
-                    reply.future.add_done_callback(self._on_reply)
+                    self.server.wake_when_done(reply.future, self)
             if isinstance(reply, Later):
                 if not reply.future.done():
                     break
