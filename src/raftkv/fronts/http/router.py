@@ -59,24 +59,19 @@ class Router:
         self.routes.append(route)
         return route
 
-    def match(self, path: bytes) -> tuple[Route, dict[str, bytes]] | None:
-        route = self._static.get(path)
-        if route is not None:
-            return route, {}
-        for route in self._templated:
-            if path.startswith(route.prefix):
-                captured = path[len(route.prefix):]
-                if route.greedy or b"/" not in captured:
-                    return route, {route.param: captured}
-        return None
-
     def __call__(self, request: Request) -> Reply:
-        found = self.match(request.path)
-        if found is None:
-            raise HttpError(404, "no such route", "not_found")
-        route, params = found
+        path = request.path
+        route = self._static.get(path)
+        if route is None:
+            for route in self._templated:  # longest prefix first
+                if path.startswith(route.prefix):
+                    captured = path[len(route.prefix):]
+                    if route.greedy or b"/" not in captured:
+                        request.params = {route.param: captured}
+                        break
+            else:
+                raise HttpError(404, "no such route", "not_found")
         request.route = route.template
-        request.params = params
         method = request.method
         handler = route.handlers.get(method)
         if handler is None and method == b"HEAD":

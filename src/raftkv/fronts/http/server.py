@@ -121,12 +121,13 @@ class HttpServer:
 
 class HttpConnection(asyncio.Protocol):
     __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_deferring", "_header_bytes",
-                 "_headers", "_over_capacity",
+                 "_headers", "_limits", "_over_capacity",
                  "_phase", "_queue", "_request", "_upgrading", "_url", "client", "parser",
                  "server", "transport")
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
+        self._limits = server.limits
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.client = ""
@@ -208,22 +209,36 @@ class HttpConnection(asyncio.Protocol):
         self._header_bytes = 0
         if self._phase == _IDLE:
             self._phase = _HEADERS
-            self._deadline = self.server.now + self.server.limits.header_timeout_s
+            self._deadline = self.server.now + self._limits.header_timeout_s
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self.server.limits.max_uri_bytes:
+        if len(self._url) > self._limits.max_uri_bytes:
             raise _Reject(414, "the request URI is too long", "uri_too_long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self.server.limits.max_header_bytes:
+        if self._header_bytes > self._limits.max_header_bytes:
             raise _Reject(431, "the request headers are too large", "headers_too_large")
         self._headers[name.lower()] = value
 
     def on_headers_complete(self) -> None:
         headers = self._headers
-        limits = self.server.limits
+        if (b"content-length" in headers or b"transfer-encoding" in headers
+                or b"expect" in headers):
+            self._check_body_headers(headers)
+        url = self._url
+        path, _, query = url.partition(b"?")
+        if not path.startswith(b"/"):
+            parsed = httptools.parse_url(url) if path != b"*" else None
+            path = (parsed.path or b"/") if parsed else b"*"
+            query = (parsed.query or b"") if parsed else b""
+        self._request = Request(self.parser.get_method(), path, query, headers, b"", self.client)
+        self._phase = _BODY
+        self._deadline = self.server.now + self._limits.body_timeout_s
+
+    def _check_body_headers(self, headers: dict[bytes, bytes]) -> None:
+        limits = self._limits
         te = headers.get(b"transfer-encoding")
         if te is not None:
             if b"content-length" in headers:
@@ -237,20 +252,11 @@ class HttpConnection(asyncio.Protocol):
             raise _Reject(413, f"the body is over {limits.max_body_bytes} bytes", "too_large")
         if headers.get(b"expect", b"").lower() == b"100-continue" and self.transport is not None:
             self.transport.write(_CONTINUE)
-        url = self._url
-        path, _, query = url.partition(b"?")
-        if not path.startswith(b"/"):
-            parsed = httptools.parse_url(url) if path != b"*" else None
-            path = (parsed.path or b"/") if parsed else b"*"
-            query = (parsed.query or b"") if parsed else b""
-        self._request = Request(self.parser.get_method(), path, query, headers, b"", self.client)
-        self._phase = _BODY
-        self._deadline = self.server.now + limits.body_timeout_s
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
-        if self._body_bytes > self.server.limits.max_body_bytes:
-            raise _Reject(413, f"the body is over {self.server.limits.max_body_bytes} bytes",
+        if self._body_bytes > self._limits.max_body_bytes:
+            raise _Reject(413, f"the body is over {self._limits.max_body_bytes} bytes",
                           "too_large")
         self._body.append(body)
 
@@ -359,7 +365,7 @@ class HttpConnection(asyncio.Protocol):
             transport.close()
         elif not self._queue and self._phase == _BUSY:
             self._phase = _IDLE
-            self._deadline = server.now + server.limits.idle_timeout_s
+            self._deadline = server.now + self._limits.idle_timeout_s
 
     def _fail(self, reject: _Reject) -> None:
         """Answer a request we will not serve, then close: the stream cannot be trusted."""
