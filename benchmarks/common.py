@@ -32,6 +32,9 @@ class Row:
     round: int = 0
     higher_is_better: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    # False when the systems' measurements are independent trials, not bursts taken
+    # in turns (failover times): the ratio is then of the medians, not of the pairs.
+    paired: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import statistics
 import sys
 import time
@@ -62,23 +63,39 @@ def summarize(rows: list[Row], previous: dict[tuple[str, str], float] | None = N
         anchors = [s for s in medians if s != "raftkv"]
         if "raftkv" in medians and anchors and medians[anchors[0]]:
             higher = systems["raftkv"][0].higher_is_better
-            pairs = _pair_ratios(systems["raftkv"], systems[anchors[0]])
-            ratio = statistics.median(pairs) if pairs else \
-                medians["raftkv"] / medians[anchors[0]]
             entry["anchor"] = anchors[0]
+            if systems["raftkv"][0].paired:
+                pairs = _pair_ratios(systems["raftkv"], systems[anchors[0]])
+                ratio = statistics.median(pairs) if pairs else \
+                    medians["raftkv"] / medians[anchors[0]]
+                entry["pairs"] = len(pairs)
+                if len(pairs) >= 4:
+                    q1, _, q3 = statistics.quantiles(pairs, n=4)
+                    entry["ratio_spread"] = (q3 - q1) / statistics.median(pairs)
+                elif len(pairs) > 1:
+                    entry["ratio_spread"] = (max(pairs) - min(pairs)) / statistics.median(pairs)
+            else:
+                ratio, entry["ratio_spread"] = _ratio_of_medians(
+                    [r.value for r in systems["raftkv"]],
+                    [r.value for r in systems[anchors[0]]])
+                entry["pairs"] = 0
             entry["ratio"] = ratio if higher else 1 / ratio
-            entry["pairs"] = len(pairs)
-            if len(pairs) >= 4:
-                q1, _, q3 = statistics.quantiles(pairs, n=4)
-                entry["ratio_spread"] = (q3 - q1) / statistics.median(pairs)
-            elif len(pairs) > 1:
-                entry["ratio_spread"] = (max(pairs) - min(pairs)) / statistics.median(pairs)
             before = (previous or {}).get((suite, workload))
             if before:
                 entry["previous_ratio"] = before
                 entry["change"] = float(entry["ratio"]) / before - 1  # type: ignore[arg-type]
         table.append(entry)
     return table
+
+
+def _ratio_of_medians(ours: list[float], theirs: list[float]) -> tuple[float, float]:
+    """median(ours) / median(theirs), and its spread: the interquartile range over the
+    median of that ratio across bootstrap resamples of both sides (fixed seed)."""
+    rng = random.Random(0)
+    resampled = [statistics.median(rng.choices(ours, k=len(ours)))
+                 / statistics.median(rng.choices(theirs, k=len(theirs))) for _ in range(1000)]
+    q1, mid, q3 = statistics.quantiles(resampled, n=4)
+    return statistics.median(ours) / statistics.median(theirs), (q3 - q1) / mid
 
 
 def _pair_ratios(ours: list[Row], theirs: list[Row]) -> list[float]:
@@ -98,8 +115,10 @@ def previous_ratios(path: Path) -> dict[tuple[str, str], float]:
 def markdown(table: list[dict[str, object]], machine: str, command: str) -> str:
     lines = [f"Machine: {machine}. Command: `{command}`.", "",
              "Ratio: the median of raftkv/anchor over pairs of short alternating bursts; "
-             "spread: their interquartile range over the median; vs last run: the change "
-             "from the previous results in the same folder.", "",
+             "spread: their interquartile range over the median. Failover trials are not "
+             "paired (\"indep.\"): the ratio is of the two medians, the spread that of "
+             "bootstrap resamples. vs last run: the change from the previous results in "
+             "the same folder.", "",
              "| suite | workload | raftkv (median, min-max) | anchor | anchor median | "
              "raftkv/anchor | spread (pairs) | vs last run | raftkv p99 |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -110,7 +129,8 @@ def markdown(table: list[dict[str, object]], machine: str, command: str) -> str:
         lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
             e["suite"], e["workload"], _fmt(ours), anchor or "-", _fmt(theirs, short=True),
             f"{e['ratio']:.2f}x" if "ratio" in e else "-",
-            f"{e['ratio_spread']:.0%} ({e['pairs']})" if "ratio_spread" in e else "-",
+            f"{e['ratio_spread']:.0%} ({e['pairs'] or 'indep.'})" if "ratio_spread" in e
+            else "-",
             f"{e['change']:+.0%}" if "change" in e else "-",
             f"{ours['p99_ms']:.2f} ms" if isinstance(ours, dict) and ours.get("p99_ms")
             else "-"))
