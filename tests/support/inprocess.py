@@ -3,7 +3,6 @@ WAL lives in a CrashFS, driven without sockets (fast, and every error path reach
 
 from __future__ import annotations
 
-import asyncio
 import io
 from typing import Any
 
@@ -12,7 +11,7 @@ import orjson
 from raftkv.app import http_app
 from raftkv.clock import ManualClock
 from raftkv.config import load
-from raftkv.fronts.http.messages import Request, Response
+from raftkv.fronts.http.messages import Pending, Request, Response
 from raftkv.logs import AccessLog
 from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
@@ -45,7 +44,7 @@ class InProcessApi:
                           {k.lower().encode(): v.encode() for k, v in (headers or {}).items()},
                           data, "127.0.0.1")
         reply = self.app(request)
-        response: Response = await reply if isinstance(reply, asyncio.Future) else reply
+        response: Response = await reply.response() if isinstance(reply, Pending) else reply
         content = orjson.loads(response.body) if response.body and \
             response.content_type == b"application/json" else response.body
         return response.status, content, dict(response.headers)

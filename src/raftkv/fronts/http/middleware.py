@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 from raftkv.errors import Forbidden, RaftKVError, RateLimited, Unauthenticated, Unavailable
 from raftkv.fronts.http.errors import error_body, error_response
-from raftkv.fronts.http.messages import Reply, Request, Response
+from raftkv.fronts.http.messages import Pending, Reply, Request, Response
 from raftkv.logs import AccessLog
 from raftkv.service.auth import OPEN, Authenticator, Principal
 from raftkv.service.ratelimit import TokenBuckets
@@ -91,19 +91,16 @@ class Pipeline:
             for after in self._innermost_afters:
                 reply = after(request, reply)
             return reply
-        out: asyncio.Future[Response] = reply.get_loop().create_future()
+        inner = reply.finish
 
-        def done(f: asyncio.Future[Response]) -> None:
-            if f.cancelled():
-                response = self.recovery.to_response(request, asyncio.CancelledError())
-            elif (exc := f.exception()) is not None:
+        def finish(done: asyncio.Future[object]) -> Response:
+            try:
+                response = inner(done)
+            except (Exception, asyncio.CancelledError) as exc:
                 response = self.recovery.to_response(request, exc)
-            else:
-                response = f.result()
-            out.set_result(self._finish(request, response, depth))
+            return self._finish(request, response, depth)
 
-        reply.add_done_callback(done)
-        return out
+        return Pending(reply.future, finish)
 
     def _finish(self, request: Request, response: Response, depth: int) -> Response:
         for after in self._afters[depth]:

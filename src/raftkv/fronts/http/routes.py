@@ -19,11 +19,18 @@ from raftkv.core.commands import Entry, Outcome, Result
 from raftkv.errors import ConditionFailed, Forbidden, InvalidArgument, StorageError
 from raftkv.fronts.http import validation as v
 from raftkv.fronts.http.errors import HttpError
-from raftkv.fronts.http.messages import JSON, Reply, Request, Response, json_response
+from raftkv.fronts.http.messages import (
+    JSON,
+    Reply,
+    Request,
+    Response,
+    json_response,
+    reply_when,
+)
 from raftkv.fronts.http.middleware import principal_of
 from raftkv.fronts.http.router import Router
 from raftkv.service.ports import Consistency, SnapshotStats
-from raftkv.service.service import KVService, then
+from raftkv.service.service import KVService
 
 OCTET = b"application/octet-stream"
 _PUT_FIELDS = frozenset({"value", "ttlMs", "encoding"})
@@ -79,6 +86,10 @@ def _may_write(request: Request, key: bytes) -> bytes:
     return key
 
 
+def _answer(response: Response, _: object) -> Response:
+    return response
+
+
 def _not_found() -> HttpError:
     return HttpError(404, "key not found", "not_found")
 
@@ -130,7 +141,7 @@ class HttpApi:
         raw = request.headers.get(b"accept", b"").startswith(OCTET)
         found = self.service.get(key, level)
         if isinstance(found, asyncio.Future):
-            return then(found, functools.partial(self._render_entry, level, raw))
+            return reply_when(found, functools.partial(self._render_entry, level, raw))
         return self._render_entry(level, raw, found)
 
     def _render_entry(self, level: Consistency, raw: bool, entry: Entry | None) -> Response:
@@ -167,7 +178,7 @@ class HttpApi:
             return Response(status, orjson.dumps(entry_json(result.entry, with_value=False)),
                             JSON, [etag(result.entry)])
 
-        return then(future, render)
+        return reply_when(future, render)
 
     def delete_key(self, request: Request) -> Reply:
         key = _may_write(request, v.key_from_path(request.params["key"]))
@@ -184,7 +195,7 @@ class HttpApi:
                 raise _condition_failed(result)
             return Response(204)
 
-        return then(future, render)
+        return reply_when(future, render)
 
     def list_keys(self, request: Request) -> Reply:
         query = request.query
@@ -205,7 +216,7 @@ class HttpApi:
                 "nextCursor": v.encode_cursor(page[-1].key) if more else None,
             })
 
-        return then(self.service.list_entries(prefix, after, limit + 1, v.consistency(request)),
+        return reply_when(self.service.list_entries(prefix, after, limit + 1, v.consistency(request)),
                     render)
 
     @staticmethod
@@ -232,7 +243,7 @@ class HttpApi:
         def render(_: Result) -> Response:
             return json_response(200, {"ok": True, "message": "stored", "key": text})
 
-        return then(self.service.put(key, value.encode()), render)
+        return reply_when(self.service.put(key, value.encode()), render)
 
     def _seed_key_param(self, request: Request) -> bytes:
         text = request.query.get("key", "")
@@ -252,7 +263,7 @@ class HttpApi:
                 raise _not_found()
             return json_response(200, {"ok": True, "message": "deleted", "key": text})
 
-        return then(self.service.delete(key), render)
+        return reply_when(self.service.delete(key), render)
 
     def kv_create(self, request: Request) -> Reply:
         key, value = self._seed_body(request)
@@ -261,7 +272,7 @@ class HttpApi:
         def render(_: Result) -> Response:
             return json_response(201, {"ok": True, "key": text, "value": value})
 
-        return then(self.service.put(key, value.encode()), render)
+        return reply_when(self.service.put(key, value.encode()), render)
 
     def kv_get(self, request: Request) -> Reply:
         return self._read_pair(_may_read(request, v.key_from_path(request.params["key"])))
@@ -274,7 +285,7 @@ class HttpApi:
                 raise _not_found()
             return Response(204)
 
-        return then(self.service.delete(key), render)
+        return reply_when(self.service.delete(key), render)
 
     def _read_pair(self, key: bytes) -> Reply:
         def render(entry: Entry | None) -> Response:
@@ -285,7 +296,7 @@ class HttpApi:
             _text(entry.value, "value", out)
             return json_response(200, out)
 
-        return then(self.service.get(key), render)
+        return reply_when(self.service.get(key), render)
 
     # --- operations -------------------------------------------------------------------
 
@@ -322,7 +333,7 @@ class HttpApi:
                                        "sizeBytes": stats.size_bytes,
                                        "durationMs": round(stats.duration_s * 1000, 3)})
 
-        return then(future, render)
+        return reply_when(future, render)
 
     # --- cluster membership (admin) ---------------------------------------------------
 
@@ -337,13 +348,13 @@ class HttpApi:
         node_id = v.string_field(v.json_object(request.body, _ID, _ID), "id")
         added: Response = json_response(201, {"ok": True, "id": node_id, "role": "learner"})
         done: asyncio.Future[object] = self.service.change_membership("add-learner", node_id)
-        return then(done, lambda _: added)
+        return reply_when(done, functools.partial(_answer, added))
 
     def remove_member(self, request: Request) -> Reply:
         node_id = v.text_from_path(request.params["id"], "id")
         removed: Response = json_response(200, {"ok": True, "id": node_id, "removed": True})
         done: asyncio.Future[object] = self.service.change_membership("remove", node_id)
-        return then(done, lambda _: removed)
+        return reply_when(done, functools.partial(_answer, removed))
 
     def transfer_leadership(self, request: Request) -> Response:
         v.require_json(request)

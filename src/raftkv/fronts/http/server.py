@@ -33,7 +33,7 @@ import httptools
 import orjson
 
 from raftkv.config import HttpLimits
-from raftkv.fronts.http.messages import Reply, Request, Response, encode_response
+from raftkv.fronts.http.messages import Pending, Reply, Request, Response, encode_response
 
 log = logging.getLogger("raftkv.http")
 
@@ -313,8 +313,8 @@ class HttpConnection(asyncio.Protocol):
             self._send(request, reply)
             return
         queue.append([request, reply])
-        if isinstance(reply, asyncio.Future):
-            reply.add_done_callback(self._flush)
+        if isinstance(reply, Pending):
+            reply.future.add_done_callback(self._flush)
         else:
             self._flush()
 
@@ -336,17 +336,15 @@ class HttpConnection(asyncio.Protocol):
             request, reply = head
             if reply is None:  # deferred until everything before it finished
                 reply = head[1] = self._execute(request)
-                if isinstance(reply, asyncio.Future):
-                    reply.add_done_callback(self._flush)
-            if isinstance(reply, asyncio.Future):
-                if not reply.done():
+                if isinstance(reply, Pending):
+                    reply.future.add_done_callback(self._flush)
+            if isinstance(reply, Pending):
+                if not reply.future.done():
                     return
-                if reply.cancelled() or reply.exception() is not None:
-                    log.error("reply future failed", exc_info=None if reply.cancelled()
-                              else reply.exception())
-                    reply = _plain_error(500, "internal error", "internal")
-                else:
-                    reply = reply.result()
+                try:
+                    reply = reply.finish(reply.future)
+                except (Exception, asyncio.CancelledError):  # Recovery should have answered
+                    reply = self._internal_error()
             queue.popleft()
             self.server.in_flight -= 1
             if not self._closing:
