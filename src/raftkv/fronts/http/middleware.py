@@ -3,6 +3,9 @@
     request id -> access log -> security headers -> recovery -> CORS -> rate limit
     -> auth -> router
 
+(the access log, CORS and rate limit layers are left out when configured off, so
+they cost nothing then).
+
 A middleware has ``before(request)`` (return a Response to answer early, or None to
 go on) and/or ``after(request, response) -> response``. The pipeline runs the
 ``before`` hooks outermost first, then the router, then the ``after`` hooks
@@ -10,8 +13,8 @@ innermost first - so an early answer (a CORS preflight, a 401) still passes thro
 every layer outside the one that gave it. This is a loop, not nested closures: the
 per-request cost of a layer is one method call.
 
-Replies may be futures (a write waiting on its commit): the ``after`` hooks then run
-when it resolves. Errors raised by a ``before`` hook inside ``Recovery`` or by a
+A reply may be :class:`Pending` (a write waiting on its commit): the pipeline wraps
+its ``finish`` so the ``after`` hooks run when the future resolves. Errors raised by a ``before`` hook inside ``Recovery`` or by a
 handler become responses in :class:`Recovery`, the only place that catches bare
 ``Exception``: raftkv errors map to their status (errors.py), anything else to a
 generic 500 whose traceback is logged once.
@@ -48,10 +51,11 @@ class Recovery:
         if isinstance(exc, RaftKVError):
             response = error_response(request, exc)
             if response.status == 500:
-                log.error("request failed: %s", exc, extra={"requestId": request.request_id.decode()})
+                log.error("request failed: %s", exc,
+                          extra={"requestId": request.request_id.decode()})
             return response
-        log.error("unhandled error", exc_info=exc, extra={"requestId": request.request_id.decode(),
-                                                           "route": request.route})
+        log.error("unhandled error", exc_info=exc,
+                  extra={"requestId": request.request_id.decode(), "route": request.route})
         return Response(500, error_body(request, "internal error", "internal"))
 
 

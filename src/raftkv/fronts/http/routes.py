@@ -140,14 +140,14 @@ class HttpApi:
         level = v.consistency(request)
         raw = request.headers.get(b"accept", b"").startswith(OCTET)
         found = self.service.get(key, level)
-        if isinstance(found, asyncio.Future):
+        if isinstance(found, asyncio.Future):  # (the partial only when it has to wait)
             return reply_when(found, functools.partial(self._render_entry, level, raw))
         return self._render_entry(level, raw, found)
 
     def _render_entry(self, level: Consistency, raw: bool, entry: Entry | None) -> Response:
         if entry is None:
             raise _not_found()
-        headers = [(b"ETag", b'"%d"' % entry.mod_revision)]
+        headers = [etag(entry)]
         if level is Consistency.STALE:
             headers.append((b"X-Raftkv-Applied-Index",
                             str(self.service.state_machine.applied_index).encode()))
@@ -216,8 +216,9 @@ class HttpApi:
                 "nextCursor": v.encode_cursor(page[-1].key) if more else None,
             })
 
-        return reply_when(self.service.list_entries(prefix, after, limit + 1, v.consistency(request)),
-                    render)
+        page_or_future = self.service.list_entries(prefix, after, limit + 1,
+                                                   v.consistency(request))
+        return reply_when(page_or_future, render)
 
     @staticmethod
     def _idempotency_key(request: Request) -> bytes:
