@@ -217,7 +217,7 @@ def snapshot_catch_up_s(keys: int, progress) -> float:
 def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
     count, seconds = bursts(quick)
-    trials = 3 if quick else 15
+    trials = 3 if quick else 25
     for r in range(rounds):
         progress.step(f"cluster: starting raftkv x{NODES} and etcd x{NODES}, round {r + 1}")
         clusters: dict[str, RaftkvCluster | EtcdCluster] = {}
