@@ -225,18 +225,19 @@ class WalWriter(Generic[T]):
                 log.critical("applying a durable batch failed; refusing further writes",
                              exc_info=bug)
                 self._failed = StorageError(f"applying a logged write failed: {bug!r}")
-                _, _, queued = self._take()
-                self._on_failed(items + queued, self._failed)
+                self._fail_with_queued(items, self._failed)
             if self._records:
                 self._start()
         else:
-            # Records queued behind a failed batch carry the indexes that follow it:
-            # they fail with it, so the log never gets a gap.
-            error = self._classify(exc)
-            _, _, queued = self._take()
-            self._on_failed(items + queued, error)
+            self._fail_with_queued(items, self._classify(exc))
         if not self._busy:
             self._idle.set()
+
+    def _fail_with_queued(self, items: list[T], error: StorageError) -> None:
+        # Records queued behind a failed batch carry the indexes that follow it:
+        # they fail with it, so the log never gets a gap.
+        _, _, queued = self._take()
+        self._on_failed(items + queued, error)
 
     def _classify(self, exc: BaseException) -> StorageError:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and self._failed is None:

@@ -20,7 +20,7 @@ from raftkv.errors import InvalidArgument
 from raftkv.fronts.http.errors import HttpError
 from raftkv.fronts.http.messages import Request
 from raftkv.service.ports import Consistency
-from raftkv.service.service import MAX_KEY_BYTES, validate_key
+from raftkv.service.service import validate_key
 
 
 class _Duplicate(Exception):
@@ -96,9 +96,7 @@ def key_from_path(raw: bytes) -> bytes:
     if b"%" in raw or not raw.isascii():
         raw = unquote_to_bytes(raw)
         _utf8(raw, "key")
-    if not 0 < len(raw) <= MAX_KEY_BYTES:
-        validate_key(raw)  # raises
-    return raw
+    return validate_key(raw)
 
 
 def text_from_path(raw: bytes, what: str) -> str:
