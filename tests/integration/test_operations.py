@@ -101,6 +101,9 @@ def test_resp_auth_and_permissions(secured):
     admin = redis.Redis(port=secured.resp_port, password=TOKENS["admin"], protocol=2)
     admin.set("hidden/1", "x")
     assert sorted(reader.keys("*")) == [b"app/k"]
+    assert admin.config_get("appendonly") == {"appendonly": "yes"}
+    with pytest.raises(redis.exceptions.NoPermissionError, match="run the 'config' command"):
+        writer.config_get("*")
 
 
 def test_no_token_ever_reaches_the_logs(secured):

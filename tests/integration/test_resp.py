@@ -158,6 +158,30 @@ def test_dbsize_info_client_command(r):
     assert table["get"]["arity"] == 2 and table["set"]["arity"] == -3
 
 
+def test_config_get_shows_the_running_configuration_and_refuses_set(r, node):
+    assert r.config_get("appendfsync") == {"appendfsync": "always"}
+    assert r.config_get("maxmemory*") == {"maxmemory": "0", "maxmemory-policy": "noeviction"}
+    assert r.config_get("PORT")["port"] == str(node.resp_port)  # names ignore case
+    assert r.config_get("no-such-parameter") == {}
+    assert r.config_get("save", "databases") == {"save": "", "databases": "1"}
+    with pytest.raises(redis.ResponseError, match="can't set immutable config"):
+        r.config_set("maxmemory", "100")
+    with pytest.raises(redis.ResponseError, match=r"Unknown option .* - 'bogus'"):
+        r.config_set("bogus", "1")
+    with pytest.raises(redis.ResponseError, match="unknown subcommand 'FROB'"):
+        r.execute_command("CONFIG", "FROB")
+
+
+def test_config_resetstat_starts_the_counters_again(r):
+    r.set("k", "v")
+    r.get("k")
+    r.get("missing")
+    assert r.info("stats")["keyspace_hits"] >= 1
+    assert r.config_resetstat() is True
+    stats = r.info("stats")
+    assert stats["keyspace_hits"] == 0 and stats["keyspace_misses"] == 0
+
+
 def test_hello_2_and_3(node):
     with socket.create_connection(("127.0.0.1", node.resp_port)) as s:
         s.sendall(b"HELLO 2\r\nGET missing\r\nHELLO 3\r\nGET missing\r\nHELLO 4\r\n")

@@ -102,3 +102,27 @@ def test_redis_cli_ping_set_get_scan(start_server):
         cli("SET", f"scan:{i}", str(i))
     keys = cli("--scan", "--pattern", "scan:*").split()
     assert sorted(keys) == sorted(f"scan:{i}" for i in range(30))
+
+
+def test_config_answers_as_redis_does(start_server, real_redis):
+    ours = redis.Redis(port=start_server(resp=True).resp_port, protocol=2)
+    for command in [("CONFIG", "GET", "no-such-*"),
+                    ("CONFIG", "SET", "bogus", "1"), ("CONFIG", "GET"), ("CONFIG", "FROB"),
+                    ("CONFIG", "RESETSTAT")]:
+        replies = []
+        for client in (ours, real_redis):
+            try:
+                replies.append(client.execute_command(*command))
+            except redis.ResponseError as exc:
+                replies.append(("error", str(exc)))
+        assert replies[0] == replies[1], command
+
+
+def test_redis_benchmark_runs_without_warnings(start_server):
+    node = start_server(resp=True)
+    run = subprocess.run(["redis-benchmark", "-p", str(node.resp_port), "-n", "2000", "-c", "4",
+                          "-t", "set,get", "--csv"], capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert "WARNING" not in run.stderr + run.stdout  # it reads CONFIG GET save/appendonly
+    tests = [line.split(",")[0].strip('"') for line in run.stdout.splitlines()[1:]]
+    assert tests == ["SET", "GET"]

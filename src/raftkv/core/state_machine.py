@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from raftkv.core.commands import (
+    OUTCOME_OK,
     Append,
     Command,
     Cond,
@@ -50,7 +51,6 @@ from raftkv.core.keyspace import (
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
-_OK: Final = Outcome.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +197,7 @@ class StateMachine:
         value = c.value
         self._store(key, pack(value, index, create, expires, version), raw, old_deadline,
                     expires or 0)
-        return new_result((_OK, index, new_entry((key, value, version, create, index, expires)),
+        return new_result((OUTCOME_OK, index, new_entry((key, value, version, create, index, expires)),
                            current, 0))
 
     def _delete(self, index: int, c: Delete) -> Result:
@@ -210,19 +210,19 @@ class StateMachine:
         if not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
         self.keyspace.remove(c.key)
-        return Result(Outcome.OK, index, None, current, 1)
+        return Result(OUTCOME_OK, index, None, current, 1)
 
     def _expire(self, index: int, c: Expire) -> Result:
         raw, current = self._live(c.key, c.now_ms)
         if current is None:
             return Result(Outcome.NOT_FOUND, index)
         if c.expires_at_ms is None and current.expires_at_ms is None:
-            return Result(Outcome.OK, index, current, current, 0)  # PERSIST on a key without TTL
+            return Result(OUTCOME_OK, index, current, current, 0)  # PERSIST on a key without TTL
         if c.expires_at_ms is not None and c.expires_at_ms <= c.now_ms:
             self.keyspace.remove(c.key)  # a deadline in the past deletes, as in Redis
-            return Result(Outcome.OK, index, None, current, 1)
+            return Result(OUTCOME_OK, index, None, current, 1)
         entry = self._write(index, c.key, current.value, c.expires_at_ms, raw, current)
-        return Result(Outcome.OK, index, entry, current, 1)
+        return Result(OUTCOME_OK, index, entry, current, 1)
 
     def _incr_by(self, index: int, c: IncrBy) -> Result:
         raw, current = self._live(c.key, c.now_ms)
@@ -234,14 +234,14 @@ class StateMachine:
             return Result(Outcome.OVERFLOW, index, current, current)
         expires = current.expires_at_ms if current else None
         entry = self._write(index, c.key, str(total).encode(), expires, raw, current)
-        return Result(Outcome.OK, index, entry, current)
+        return Result(OUTCOME_OK, index, entry, current)
 
     def _append(self, index: int, c: Append) -> Result:
         raw, current = self._live(c.key, c.now_ms)
         old_value = current.value if current else b""
         expires = current.expires_at_ms if current else None
         entry = self._write(index, c.key, old_value + c.value, expires, raw, current)
-        return Result(Outcome.OK, index, entry, current)
+        return Result(OUTCOME_OK, index, entry, current)
 
     def _multi_put(self, index: int, c: MultiPut) -> Result:
         if c.only_if_none_exist and any(self._live(k, c.now_ms)[1] for k, _ in c.items):
@@ -249,7 +249,7 @@ class StateMachine:
         # A live key keeps its create revision and gains a version; every key loses
         # its TTL (Redis MSET, and a RESP pipeline's plain SETs).
         self.keyspace.store_plain(c.items, index, c.now_ms)
-        return Result(Outcome.OK, index, affected=len(c.items))
+        return Result(OUTCOME_OK, index, affected=len(c.items))
 
     def _delete_expired(self, index: int, c: DeleteExpired) -> Result:
         removed = 0
@@ -259,13 +259,13 @@ class StateMachine:
                 self.keyspace.remove(key)
                 removed += 1
         self.expired_total += removed
-        return Result(Outcome.OK, index, affected=removed)
+        return Result(OUTCOME_OK, index, affected=removed)
 
     def _evict(self, index: int, c: Evict) -> Result:
         removed = sum(1 for key in c.keys if self.keyspace.remove(key) is not None)
         self.evicted_total += removed
-        return Result(Outcome.OK, index, affected=removed)
+        return Result(OUTCOME_OK, index, affected=removed)
 
     def _noop(self, index: int, c: Noop) -> Result:
-        return Result(Outcome.OK, index)
+        return Result(OUTCOME_OK, index)
 

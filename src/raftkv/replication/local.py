@@ -57,11 +57,13 @@ class LocalReplicator:
     def writer(self) -> WalWriter[Pending]:
         return self._writer
 
-    def submit_nowait(self, command: Command) -> asyncio.Future[Result]:
+    def submit_nowait(self, command: Command, future: asyncio.Future[Result] | None = None
+                      ) -> asyncio.Future[Result]:
         """Queue ``command``; the future resolves with its result once durable and applied."""
         if self._closing:
             raise Unavailable("the node is shutting down")
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
         index = self._next_index
         record = records.frame_entry(index, 0, encode(command))
         self._writer.append(index, record, (index, command, future))

@@ -17,7 +17,7 @@ import enum
 import hashlib
 import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from raftkv.config import TokenSpec
 
@@ -33,6 +33,12 @@ class Principal:
     name: str
     role: Role
     prefixes: tuple[bytes, ...]
+    # an admin that sees every key: no per-command checks (computed, for the hot paths)
+    unrestricted: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unrestricted",
+                           self.role is Role.ADMIN and b"" in self.prefixes)
 
     def may_read(self, key: bytes) -> bool:
         return key.startswith(self.prefixes)

@@ -47,14 +47,17 @@ class Replicator(Protocol):
     """Turns commands into durable, ordered, applied results.
 
     ``submit_nowait`` returns a future that resolves with the command's Result once
-    it is durable (per --fsync; in a cluster: committed by a majority) and applied.
+    it is durable (per --fsync; in a cluster: committed by a majority) and applied;
+    given ``future``, it resolves that one instead (a caller that handed out a future
+    before it had a command saves the hop of copying one outcome into another).
     It raises, or the future fails with, errors from ``raftkv.errors``: NotLeader,
     Unavailable (not applied), CommitTimeout (outcome unknown), StorageError.
     """
 
     state_machine: StateMachine
 
-    def submit_nowait(self, command: Command) -> asyncio.Future[Result]: ...
+    def submit_nowait(self, command: Command, future: asyncio.Future[Result] | None = None
+                      ) -> asyncio.Future[Result]: ...
 
     def read_barrier(self, consistency: Consistency) -> asyncio.Future[None] | None:
         """None when a read of the local state is already at the asked consistency;

@@ -101,18 +101,6 @@ def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]:
     return out
 
 
-def _settle(target: asyncio.Future[T], source: asyncio.Future[T]) -> None:
-    """Give ``target`` the outcome of ``source``."""
-    if target.cancelled():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif (exc := source.exception()) is not None:
-        target.set_exception(exc)
-    else:
-        target.set_result(source.result())
-
-
 class KVService:
     def __init__(self, replicator: Replicator, clock: Clock, limits: ServiceLimits,
                  rng: random.Random | None = None, membership: Membership | None = None
@@ -302,12 +290,10 @@ class KVService:
             return
         items, self._plain, self._plain_future = self._plain, [], None
         try:
-            future = self.replicator.submit_nowait(
-                MultiPut(tuple(items), False, b"", self.clock.now_ms()))
+            self.replicator.submit_nowait(
+                MultiPut(tuple(items), False, b"", self.clock.now_ms()), shared)
         except Exception as exc:  # refused before it reached the log (shutting down)
             shared.set_exception(exc)
-            return
-        future.add_done_callback(functools.partial(_settle, shared))
 
     def submit(self, command: Command, incoming_bytes: int = 0) -> asyncio.Future[Result]:
         """Propose ``command``, evicting first if it would break the memory limits."""

@@ -39,6 +39,7 @@ _SEED_FIELDS = frozenset({"key", "value"})
 _ID = frozenset({"id"})
 _TO = frozenset({"to"})
 MAX_PAGE = 1000
+_STALE = Consistency.STALE  # (a module name: see OUTCOME_OK)
 
 
 def _text(data: bytes, field: str, out: dict[str, Any]) -> None:
@@ -148,7 +149,7 @@ class HttpApi:
         if entry is None:
             raise _not_found()
         headers = [etag(entry)]
-        if level is Consistency.STALE:
+        if level is _STALE:
             headers.append((b"X-Raftkv-Applied-Index",
                             str(self.service.state_machine.applied_index).encode()))
         if raw:
@@ -171,7 +172,7 @@ class HttpApi:
                                   request_id=self._idempotency_key(request))
 
         def render(result: Result) -> Response:
-            if result.outcome is Outcome.CONDITION_FAILED:
+            if not result.ok:  # a put either stores or fails its condition
                 raise _condition_failed(result)
             assert result.entry is not None
             status = 201 if result.previous is None else 200
@@ -189,11 +190,11 @@ class HttpApi:
                                      request_id=self._idempotency_key(request))
 
         def render(result: Result) -> Response:
+            if result.ok:
+                return Response(204)
             if result.outcome is Outcome.NOT_FOUND:
                 raise _not_found()
-            if result.outcome is Outcome.CONDITION_FAILED:
-                raise _condition_failed(result)
-            return Response(204)
+            raise _condition_failed(result)
 
         return reply_when(future, render)
 

@@ -132,9 +132,13 @@ def value_bytes(value: str, encoding: str | None) -> bytes:
     raise InvalidArgument("the field 'encoding' must be 'utf-8' or 'base64'")
 
 
+_LINEARIZABLE = Consistency.LINEARIZABLE  # (a module name: see OUTCOME_OK)
+_UNCONDITIONAL = (Cond.NONE, 0)
+
+
 def consistency(request: Request) -> Consistency:
     if not request.query_string:
-        return Consistency.LINEARIZABLE
+        return _LINEARIZABLE
     raw = request.query.get("consistency", "linearizable")
     try:
         return Consistency(raw)
@@ -161,7 +165,7 @@ def condition(request: Request) -> tuple[Cond, int]:
                 and int(tag[1:-1]) < 2**63:  # revisions are signed 64-bit in the log
             return Cond.MOD_REVISION, int(tag[1:-1])
         raise InvalidArgument('If-Match must be "*" or an ETag like "42"')
-    return Cond.NONE, 0
+    return _UNCONDITIONAL
 
 
 def media_type(request: Request) -> bytes:

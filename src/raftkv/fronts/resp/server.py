@@ -31,7 +31,7 @@ from raftkv.fronts.resp.commands import (
     uptime_s,
 )
 from raftkv.fronts.resp.pubsub import PubSub
-from raftkv.service.auth import OPEN, Authenticator, Principal, Role
+from raftkv.service.auth import OPEN, Authenticator, Principal
 from raftkv.service.ports import Consistency
 from raftkv.service.service import KVService
 
@@ -164,6 +164,31 @@ class RespServer:
         return b"\r\n".join(out)
 
 
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT: this front's counters start again from zero."""
+        self.stats = RespStats()
+
+    def config_parameters(self) -> dict[bytes, bytes]:
+        """What CONFIG GET shows, under Redis's parameter names (redis-benchmark and
+        monitoring tools read them). raftkv is configured at start-up only."""
+        cfg = self.config
+        return {
+            b"appendonly": b"yes",  # every write goes through the log
+            b"appendfsync": {"always": b"always", "everysec": b"everysec"}.get(
+                str(cfg.fsync), b"no"),
+            b"bind": cfg.host.encode(),
+            b"databases": b"1",
+            b"maxclients": b"%d" % self.max_clients,
+            b"maxmemory": b"%d" % cfg.eviction.max_memory_bytes,
+            b"maxmemory-policy": str(cfg.eviction.policy).encode(),
+            b"notify-keyspace-events": b"KEA" if cfg.keyspace_notifications else b"",
+            b"port": b"%d" % self.port,
+            b"proto-max-bulk-len": b"%d" % cfg.max_value_bytes,
+            b"save": b"",  # snapshots follow the log's size, not save points
+            b"timeout": b"%d" % IDLE_TIMEOUT_S,
+        }
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -274,8 +299,7 @@ class Connection(asyncio.Protocol):
         """Runs of plain SETs or GETs may be answered together (``batch_run``) when
         every check ``dispatch`` makes would pass for each of them."""
         principal = self.principal
-        return (principal is not None and principal.role >= Role.ADMIN
-                and principal.sees_everything and not self.subscriptions
+        return (principal is not None and principal.unrestricted and not self.subscriptions
                 and not self.patterns)
 
     def _wait_for(self, reply: Later) -> None:

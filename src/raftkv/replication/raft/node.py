@@ -104,14 +104,17 @@ class RaftNode:
             self.heartbeat_at = time.monotonic()
         self._push(lambda: self.core.step(message))
 
-    def propose(self, command: Command) -> asyncio.Future[Result]:
-        """A future of the command's result once committed and applied; NotLeader now
-        when this node is not the leader (``leader_id`` says where to go)."""
+    def propose(self, command: Command, future: asyncio.Future[Result] | None = None
+                ) -> asyncio.Future[Result]:
+        """A future (``future``, when given) of the command's result once committed and
+        applied; NotLeader now when this node is not the leader (``leader_id`` says
+        where to go)."""
         if self.core.role != LEADER:
             raise NotLeader("this node is not the leader", self.core.leader)
         self._check_failed()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
+        if future is None:
+            future = loop.create_future()
         self._batch.append((encode(command), future))
         self._wakeup.set()
         loop.call_later(self.commit_timeout_s, self._expire, future)
@@ -392,11 +395,12 @@ class RaftReplicator:
 
     # --- the Replicator port ----------------------------------------------------------
 
-    def submit_nowait(self, command: Command) -> asyncio.Future[Result]:
+    def submit_nowait(self, command: Command, future: asyncio.Future[Result] | None = None
+                      ) -> asyncio.Future[Result]:
         core = self.node.core
         if core.role == LEADER or self.network is None:
-            return self.node.propose(command)
-        return self._forward(command)
+            return self.node.propose(command, future)
+        return self._forward(command, future)
 
     def read_barrier(self, consistency: Consistency) -> asyncio.Future[None] | None:
         if consistency is Consistency.STALE:
@@ -514,7 +518,8 @@ class RaftReplicator:
 
     # --- forwarding writes to the leader --------------------------------------------
 
-    def _forward(self, command: Command) -> asyncio.Future[Result]:
+    def _forward(self, command: Command, future: asyncio.Future[Result] | None = None
+                 ) -> asyncio.Future[Result]:
         network, leader = self.network, self.node.core.leader
         assert network is not None
         if leader is None:
@@ -525,7 +530,8 @@ class RaftReplicator:
         if not network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
             raise Unavailable(f"the leader {leader} is not reachable from this node; "
                               f"the write was not applied")
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
         self._calls[call] = (command.request_id, future)
         asyncio.get_running_loop().call_later(self.node.commit_timeout_s, self._expire_call,
                                               call)
