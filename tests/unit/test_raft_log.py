@@ -105,3 +105,24 @@ def test_a_stale_suffix_replaced_by_a_snapshot_stays_gone_after_a_restart(make_l
     again = make_log().load()
     assert again.snapshot is not None and again.snapshot.index == 40
     assert again.entries == []  # 41..60 of term 2 did not follow the snapshot's entry 40
+
+
+@pytest.mark.parametrize("conflict_at", [1, 2, 12, 25])
+def test_a_conflict_below_a_full_segment_replays_in_write_order(conflict_at):
+    """Every save here rolls to a new segment. A conflict that replaces entries from
+    below the current segment's first index must not start a segment that sorts before
+    it (replay would bring the stale suffix back) or shares an older one's name (that
+    one would be overwritten)."""
+    fs = CrashFS()
+    log = WalRaftLog(fs, "/raft", segment_max_bytes=1)
+    log.save(HardState(1, "n1", 0), [])
+    for entry in entries([1] * 30):
+        log.save(None, [entry])
+    log.save(HardState(2, "n2", 0), entries([2, 2, 2], start=conflict_at))
+    want = [(i, 1) for i in range(1, conflict_at)] + [(conflict_at + i, 2) for i in range(3)]
+    assert [(e.index, e.term) for e in log.load().entries] == want
+    again = WalRaftLog(fs, "/raft", segment_max_bytes=1)  # a restart replays the segments
+    assert [(e.index, e.term) for e in again.load().entries] == want
+    again.save(None, entries([2], start=conflict_at + 3))  # and appends after them
+    assert [(e.index, e.term) for e in WalRaftLog(fs, "/raft").load().entries] == want + [
+        (conflict_at + 3, 2)]

@@ -100,13 +100,20 @@ class SegmentedLog:
         if self._file is not None:
             self._file.sync()  # a sealed segment is complete on disk
             self._file.close()
-        self._segment = segment_name(first_index)
+        # Names sort in write order, which replay follows. After a Raft conflict the
+        # first index written can be below the current segment's (or equal an older
+        # one's); such a segment takes the next name up instead. A name is thus at or
+        # above the first index written to its segment, and above every entry before
+        # it that is still in the log - what ``remove_covered`` relies on.
+        newest = segment_first_index(self._segment) if self._segment is not None else 0
+        self._segment = segment_name(max(first_index, newest + 1))
         self._file = self.fs.create(self._path(self._segment))
         if not failpoints.enabled("skip_dir_fsync"):
             self.fs.sync_dir(self.directory)
 
     def remove_covered(self, index: int) -> int:
-        """Remove sealed segments whose every entry is at or below ``index``."""
+        """Remove sealed segments whose every entry still in the log is at or below
+        ``index`` (those below the next segment's name: see ``_roll``)."""
         segments = list_segments(self.fs, self.directory)
         removed = 0
         for name, successor in itertools.pairwise(segments):
