@@ -109,6 +109,7 @@ class KVService:
         self.membership = membership
         self.clock = clock
         self.limits = limits
+        self._bounded = bool(limits.eviction.max_keys or limits.eviction.max_memory_bytes)
         self._rng = rng or random.Random()
         policy = limits.eviction.policy
         self.tracker = AccessTracker(policy in (Policy.ALLKEYS_LRU, Policy.ALLKEYS_LFU,
@@ -273,7 +274,7 @@ class KVService:
             if not 0 < len(key) <= MAX_KEY_BYTES or len(value) > limit:
                 validate_key(key)
                 self._check_value(value)
-        if self.limits.eviction.max_keys or self.limits.eviction.max_memory_bytes:
+        if self._bounded:
             self._submit_plain()
             self._make_room(sum(len(key) + len(value) for key, value in items))
         future = self._plain_future
@@ -299,8 +300,7 @@ class KVService:
         """Propose ``command``, evicting first if it would break the memory limits."""
         if self._plain_future is not None:
             self._submit_plain()
-        if incoming_bytes and (self.limits.eviction.max_keys
-                               or self.limits.eviction.max_memory_bytes):
+        if incoming_bytes and self._bounded:
             self._make_room(incoming_bytes)
         return self.replicator.submit_nowait(command)
 

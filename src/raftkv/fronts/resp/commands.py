@@ -46,14 +46,10 @@ class Later:
         self.times = times  # how many commands it answers (a batch fails as a whole)
 
     def resolve(self) -> bytes:
-        future = self.future
-        if future.cancelled():
-            return p.error_reply("ERR command cancelled") * self.times
-        exc = future.exception()
         try:
-            if exc is not None:
-                raise exc
-            return self.render(future.result())
+            return self.render(self.future.result())  # (raises the future's exception)
+        except asyncio.CancelledError:
+            return p.error_reply("ERR command cancelled") * self.times
         except CommandError as err:
             return p.error_reply(str(err)) * self.times
         except RaftKVError as err:
@@ -777,8 +773,8 @@ def dispatch(conn: Connection, args: list[bytes]) -> Reply:
     arity = spec.arity
     if (arity > 0 and len(args) != arity) or (arity < 0 and len(args) < -arity):
         return p.error_reply(f"ERR wrong number of arguments for '{spec.name}' command")
-    if ((conn.subscriptions or conn.patterns) and "pubsub" not in spec.flags) \
-            or (spec.name == "publish" and (conn.subscriptions or conn.patterns)):
+    if (conn.subscriptions or conn.patterns) and (
+            "pubsub" not in spec.flags or spec.name == "publish"):
         return p.error_reply(f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / "
                              f"(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
                              f"context")
