@@ -102,6 +102,9 @@ def test_kill9_of_the_leader_elects_another_and_it_rejoins_as_follower(make_clus
     new = cluster.leader(exclude=old)
     assert new != old
     assert cluster.health()[new]["term"] > old_term
+    # the survivors learnt it from their links closing, not from an election timeout
+    assert all("every link to the leader" in cluster.nodes[n].logs()
+               for n in cluster.nodes if n != old)
     assert put(cluster.url(new), "after", "failover").status_code == 201
     cluster.nodes[old].start()
     wait_for(lambda: cluster.health().get(old, {}).get("leaderId") == new, 15,

@@ -275,6 +275,40 @@ def test_a_partitioned_node_does_not_disrupt_the_cluster_on_return():  # §D 9.6
     assert leader.role == LEADER and loner.leader == "n1"
 
 
+def test_followers_told_their_leader_is_unreachable_elect_another_within_ticks():
+    def new_leader_after(ticks: int, told: bool) -> str | None:
+        c = Cluster()
+        old = c.elect("n1")
+        c.cut = {"n1"}  # the leader's process died: every link to it closed
+        if told:
+            for node in ("n2", "n3"):
+                c.nodes[node].peer_unreachable("n1")
+        c.tick_all(ticks)
+        leaders = [n for n, core in c.nodes.items() if core.role == LEADER and n != "n1"]
+        assert old.role == LEADER  # (it never heard of any of this)
+        return leaders[0] if leaders else None
+
+    assert new_leader_after(4, told=True) in ("n2", "n3")
+    assert new_leader_after(4, told=False) is None  # the control: a timeout takes 10+ ticks
+
+
+def test_one_failed_link_to_a_live_leader_does_not_disrupt_the_cluster():  # §D 9.6
+    c = Cluster()
+    leader = c.elect("n1")
+    term = leader.term
+    follower = c.nodes["n2"]
+    follower.peer_unreachable("n3")  # not its leader: nothing changes
+    assert follower.leader == "n1"
+    follower.peer_unreachable("n1")
+    assert follower.leader is None
+    for _ in range(4):  # it campaigns; n3 still has a live leader and refuses
+        follower.tick()
+        c.settle()
+    assert leader.role == LEADER and {core.term for core in c.nodes.values()} == {term}
+    c.tick_all(3)  # the leader's next heartbeat brings it back
+    assert follower.leader == "n1" and follower.role == FOLLOWER
+
+
 def test_votes_are_ignored_while_a_live_leader_is_known():  # §D 6.2
     c = Cluster()
     c.elect("n1")

@@ -19,6 +19,11 @@ Implemented, with the rule's source:
 * ReadIndex linearizable reads with one heartbeat round and no log write (§D 6.4),
   including reads forwarded by followers;
 * leadership transfer (§D 3.10);
+* faster failure detection by other means (§D 6.1 hints at it): when the transport
+  loses every link to a follower's leader, the follower forgets that leader and
+  campaigns within a few ticks instead of a whole election timeout. Pre-vote keeps
+  this harmless when only that link failed: the others still hear the leader and
+  refuse;
 * log compaction by the state machine's snapshot, and InstallSnapshot in chunks to a
   follower whose next entry was compacted away (§7).
 
@@ -288,6 +293,16 @@ class RaftCore:
                 self.campaign(pre_vote=True)
             else:
                 self.election_elapsed = 0
+
+    def peer_unreachable(self, node: str) -> None:
+        """The transport lost every link to ``node`` (e.g. its process died)."""
+        if self.role != FOLLOWER or self.leader != node or self.id not in self.voters:
+            return
+        self.leader = None  # no lease to honour: candidates may get our vote
+        # campaign (pre-vote first) after 1-3 ticks; the jitter keeps the followers
+        # that lost the same leader from splitting the vote
+        self.election_elapsed = max(self.election_elapsed,
+                                    self.randomized_timeout - 1 - self.rng.randrange(3))
 
     def bootstrap(self, voters: Sequence[str]) -> bool:
         """Start a new cluster: entry 1 (term 1) is the initial configuration, committed

@@ -104,6 +104,13 @@ class RaftNode:
             self.heartbeat_at = time.monotonic()
         self._push(lambda: self.core.step(message))
 
+    def peer_unreachable(self, node_id: str) -> None:
+        """Every link to ``node_id`` is down (the transport's word, not a timeout's)."""
+        if node_id == self.core.leader and self.core.role != LEADER:
+            log.info("every link to the leader %s is down; campaigning without waiting "
+                     "for the election timeout", node_id)
+        self._push(lambda: self.core.peer_unreachable(node_id))
+
     def propose(self, command: Command, future: asyncio.Future[Result] | None = None
                 ) -> asyncio.Future[Result]:
         """A future (``future``, when given) of the command's result once committed and
@@ -382,6 +389,7 @@ class RaftReplicator:
         self._tasks: list[asyncio.Task[None]] = []
         if network is not None:
             network.on_message = node.receive
+            network.on_peer_unreachable = node.peer_unreachable
             network.on_forward = self._serve_forward
             network.on_forward_reply = self._on_forward_reply
 

@@ -296,6 +296,7 @@ class PeerNetwork:
         self.links: dict[str, list[PeerLink]] = {}  # peer id -> live links, newest last
         self.answers: dict[str, Hello | Refused] = {}  # configured URL -> last handshake
         self.on_message: Callable[[Message], None] = lambda m: None
+        self.on_peer_unreachable: Callable[[str], None] = lambda node_id: None
         self.on_forward: Callable[[PeerLink, int, bytes], None] = lambda link, call, p: None
         self.on_forward_reply: Callable[[int, bytes], None] = lambda call, p: None
         self.dropped = 0
@@ -415,3 +416,5 @@ class PeerNetwork:
             links = self.links.get(link.peer.node_id, [])
             if link in links:
                 links.remove(link)
+                if not links:
+                    self.on_peer_unreachable(link.peer.node_id)
