@@ -8,7 +8,7 @@ DEBIAN_TEST_TOOLS := redis-server:redis-server redis-tools:redis-cli
 DEBIAN_BENCH_TOOLS := $(DEBIAN_TEST_TOOLS) etcd-server:etcd wrk:wrk
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck bench bench-quick soak sim jepsen clean debian-test-tools debian-bench-tools
+.PHONY: run test lint typecheck bench bench-quick instructions soak sim jepsen clean debian-test-tools debian-bench-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: $(BENCH_DEPS) debian-bench-tools
 
 bench-quick: $(BENCH_DEPS) debian-bench-tools
 	$(PY) -m benchmarks.run --quick
+
+## Instructions per request through each front, counted by callgrind (repeatable)
+instructions: $(BENCH_DEPS)
+	scripts/ensure-debian.sh valgrind:valgrind
+	$(PY) -m benchmarks.instructions
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -104,7 +104,8 @@ class RaftkvCluster(_Members):
 
     def write_ok(self, node: str) -> bool:
         try:
-            r = httpx.put(self.url(node) + "/v1/keys/failover", json={"value": "x"}, timeout=PROBE_TIMEOUT_S)
+            r = httpx.put(self.url(node) + "/v1/keys/failover", json={"value": "x"},
+                          timeout=PROBE_TIMEOUT_S)
         except httpx.HTTPError:
             return False
         return r.status_code in (200, 201)

@@ -183,6 +183,7 @@ class Outcome(enum.IntEnum):
 # (``Outcome.OK``) goes through EnumType's attribute hook, ~90 ns each time.
 OUTCOME_OK: Final = Outcome.OK
 
+
 class Entry(NamedTuple):
     """A key's stored state. Revisions are log indexes and only grow.
 

@@ -197,8 +197,8 @@ class StateMachine:
         value = c.value
         self._store(key, pack(value, index, create, expires, version), raw, old_deadline,
                     expires or 0)
-        return new_result((OUTCOME_OK, index, new_entry((key, value, version, create, index, expires)),
-                           current, 0))
+        entry = new_entry((key, value, version, create, index, expires))
+        return new_result((OUTCOME_OK, index, entry, current, 0))
 
     def _delete(self, index: int, c: Delete) -> Result:
         raw, current = self._live(c.key, c.now_ms)

@@ -1,0 +1,168 @@
+"""Instructions per request through a whole front, counted by callgrind: the
+repeatable measure on a noisy machine, for deciding whether a code change helps.
+
+A node runs in-process (``--fsync no``, a real data directory) with 50 connections
+whose transports only count writes. Each round feeds every connection one batch of
+requests and turns the event loop until all of them are answered. The figure is the
+difference between a run of N rounds and a run of none, over the requests of N rounds,
+so start-up and imports cancel out.
+
+    python -m benchmarks.instructions                 # every case
+    python -m benchmarks.instructions --only resp-set-p1,http-get
+
+Needs valgrind (``make instructions`` installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+CONNECTIONS = 50
+KEYS = 1000
+# case -> (front, request kind, requests per batch, rounds counted)
+CASES: dict[str, tuple[str, str, int, int]] = {
+    "http-get": ("http", "get", 1, 40),
+    "http-put": ("http", "put", 1, 40),
+    "resp-get-p1": ("resp", "get", 1, 100),
+    "resp-set-p1": ("resp", "set", 1, 100),
+    "resp-get-p16": ("resp", "get", 16, 20),
+    "resp-set-p16": ("resp", "set", 16, 20),
+}
+
+
+class _CountingTransport:
+    writes = 0
+    failures = 0  # replies that are errors: the driver refuses to count those
+
+    def write(self, data: bytes) -> None:
+        _CountingTransport.writes += 1
+        _CountingTransport.failures += data.startswith((b"HTTP/1.1 4", b"HTTP/1.1 5", b"-"))
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 1)
+
+    def close(self) -> None:
+        pass
+
+
+def _http_request(kind: str, key: bytes) -> bytes:
+    if kind == "get":
+        return b"GET /v1/keys/%s HTTP/1.1\r\nHost: x\r\n\r\n" % key
+    body = b'{"value":"%s"}' % (b"y" * 64)
+    return (b"PUT /v1/keys/%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (key, len(body), body))
+
+
+def _resp_request(kind: str, key: bytes) -> bytes:
+    if kind == "get":
+        return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
+    return b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$3\r\nxxx\r\n" % (len(key), key)
+
+
+async def _drive(case: str, rounds: int) -> None:
+    from raftkv.app import http_app
+    from raftkv.clock import SystemClock
+    from raftkv.config import load
+    from raftkv.fronts.http.server import HttpConnection, HttpServer
+    from raftkv.fronts.resp.pubsub import PubSub
+    from raftkv.fronts.resp.server import Connection, RespServer
+    from raftkv.logs import AccessLog
+    from raftkv.metrics import Metrics
+    from raftkv.replication.local import LocalReplicator
+    from raftkv.service.auth import Authenticator
+    from raftkv.service.service import KVService, ServiceLimits
+    from raftkv.storage.fs import OsFileSystem
+    from raftkv.storage.recovery import recover
+    from raftkv.storage.wal import FsyncPolicy
+
+    front, kind, batch, _ = CASES[case]
+    data_dir = tempfile.mkdtemp(prefix="raftkv-instructions-")
+    fs = OsFileSystem()
+    recovered = recover(fs, data_dir)
+    replicator = LocalReplicator(fs, data_dir, recovered, FsyncPolicy.NO)
+    service = KVService(replicator, SystemClock(), ServiceLimits())
+    # logging and metrics off: the request path alone (the ops benchmark prices them)
+    config = load({}, env={"RAFTKV_ACCESS_LOG": "false", "RAFTKV_REQUEST_METRICS": "false"})
+    keys = [b"key:%012d" % i for i in range(KEYS)]
+    for key in keys:
+        await service.put(key, b"x" * 64)
+    connect: Callable[[], asyncio.Protocol]
+    if front == "http":
+        metrics = Metrics(lambda: recovered.state_machine, replicator.status, lambda: 0)
+        app = http_app(service, lambda: (True, "ready"), config,
+                       AccessLog("json", io.StringIO()), Authenticator(False, ()), metrics,
+                       lambda: 0)
+        http = HttpServer(app, config.http)
+        connect, encode = (lambda: HttpConnection(http)), _http_request
+    else:
+        resp = RespServer(service, config, Authenticator(False, ()), PubSub())
+        connect, encode = (lambda: Connection(resp)), _resp_request
+    connections = []
+    for _ in range(CONNECTIONS):
+        conn = connect()
+        conn.connection_made(_CountingTransport())  # type: ignore[arg-type]
+        connections.append(conn)
+    batches = [b"".join(encode(kind, keys[(7 * c + j) % KEYS]) for j in range(batch))
+               for c in range(CONNECTIONS)]
+    answered = 0
+    for _ in range(50 + rounds):  # 50 rounds of warm-up, in both runs
+        for conn, data in zip(connections, batches, strict=True):
+            conn.data_received(data)  # type: ignore[attr-defined]
+        answered += CONNECTIONS
+        while _CountingTransport.writes < answered:
+            await asyncio.sleep(0)
+    await replicator.close()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    if _CountingTransport.failures:
+        raise SystemExit(f"{case}: {_CountingTransport.failures} replies were errors")
+
+
+def _instructions(case: str, rounds: int) -> int:
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         "-m", "benchmarks.instructions", "--drive", case, "--rounds", str(rounds)],
+        capture_output=True, text=True, check=True).stderr
+    match = re.search(r"Collected : (\d+)", out)
+    if match is None:
+        raise RuntimeError(f"callgrind printed no count:\n{out[-2000:]}")
+    return int(match.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(CASES))
+    parser.add_argument("--drive", choices=CASES, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.drive:
+        import uvloop
+
+        uvloop.run(_drive(args.drive, args.rounds))
+        return 0
+    cases = [c.strip() for c in args.only.split(",") if c.strip()]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (make instructions installs it)", file=sys.stderr)
+        return 2
+    print("| case | instructions per request |\n|---|---|")
+    for case in cases:
+        _, _, batch, rounds = CASES[case]
+        per_request = (_instructions(case, rounds) - _instructions(case, 0)) / (
+            rounds * CONNECTIONS * batch)
+        print(f"| {case} | {per_request:,.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
