@@ -69,7 +69,7 @@ def _resp_request(kind: str, key: bytes) -> bytes:
 
 
 async def _drive(case: str, rounds: int) -> None:
-    from raftkv.app import http_app
+    from raftkv.app import http_app, tune_runtime
     from raftkv.clock import SystemClock
     from raftkv.config import load
     from raftkv.fronts.http.server import HttpConnection, HttpServer
@@ -84,6 +84,7 @@ async def _drive(case: str, rounds: int) -> None:
     from raftkv.storage.recovery import recover
     from raftkv.storage.wal import FsyncPolicy
 
+    tune_runtime()  # as ``raftkv serve`` does
     front, kind, batch, _ = CASES[case]
     data_dir = tempfile.mkdtemp(prefix="raftkv-instructions-")
     fs = OsFileSystem()

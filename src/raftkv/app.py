@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import signal
@@ -243,7 +244,19 @@ def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg:
     return Pipeline(layers, router)
 
 
+# The cyclic collector runs after this many new container objects (CPython: 700).
+# A request's objects are freed by reference counting, so a collection mostly walks
+# the objects of requests still in flight; running it less often saves ~6% of an
+# HTTP PUT's instructions (``make instructions``) and leaves cycles alive a bit longer.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_runtime() -> None:
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 async def run(config: Config) -> None:
+    tune_runtime()
     node = Node(config)
     await node.start()
     await node.serve_until_stopped()
