@@ -163,7 +163,6 @@ class RespServer:
                     f"{k}:{v}\r\n".encode() for k, v in fields))
         return b"\r\n".join(out)
 
-
     def reset_stats(self) -> None:
         """CONFIG RESETSTAT: this front's counters start again from zero."""
         self.stats = RespStats()
@@ -174,8 +173,7 @@ class RespServer:
         cfg = self.config
         return {
             b"appendonly": b"yes",  # every write goes through the log
-            b"appendfsync": {"always": b"always", "everysec": b"everysec"}.get(
-                str(cfg.fsync), b"no"),
+            b"appendfsync": str(cfg.fsync).encode(),  # Redis's three names, too
             b"bind": cfg.host.encode(),
             b"databases": b"1",
             b"maxclients": b"%d" % self.max_clients,
