@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import socket
 import subprocess
 import time
 
@@ -116,6 +117,29 @@ def test_config_answers_as_redis_does(start_server, real_redis):
             except redis.ResponseError as exc:
                 replies.append(("error", str(exc)))
         assert replies[0] == replies[1], command
+
+
+def _exchange(port: int, packet: bytes, lines: int) -> bytes:
+    """Send one packet; read until ``lines`` CRLF-ended lines have come back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(packet)
+        data = b""
+        while data.count(b"\r\n") < lines:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_inline_and_multibulk_commands_in_one_packet_as_redis_reads_them(start_server,
+                                                                         real_redis):
+    ours = start_server(resp=True).resp_port
+    theirs = real_redis.connection_pool.connection_kwargs["port"]
+    packet = (b"*3\r\n$3\r\nSET\r\n$3\r\nmix\r\n$2\r\nv1\r\nGET mix\r\n\r\n"
+              b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\nPING\r\n")
+    replies = [_exchange(port, packet, 6) for port in (ours, theirs)]
+    assert replies[0] == replies[1] == b"+OK\r\n$2\r\nv1\r\n$2\r\nhi\r\n+PONG\r\n"
 
 
 def test_redis_benchmark_runs_without_warnings(start_server):

@@ -25,6 +25,39 @@ def test_commands_survive_any_split_of_the_stream(commands, data):
     assert parsed == [list(c) for c in commands]
 
 
+inline_args = st.lists(st.text("abcXYZ019:_-", min_size=1, max_size=8).map(str.encode),
+                      min_size=1, max_size=4)
+
+
+@given(st.lists(st.tuples(st.booleans(), args_strategy, inline_args), min_size=1, max_size=6),
+       st.data())
+@settings(deadline=None)
+def test_inline_and_multibulk_commands_mix_in_one_stream(specs, data):
+    """Redis tells each command's form by its first byte, whatever came before it in
+    the same packet; so does the parser, for any split of the stream."""
+    commands = [list(multi if is_multibulk else inline) for is_multibulk, multi, inline in specs]
+    stream = b"".join(p.encode_command(*c) if is_multibulk else b" ".join(c) + b"\r\n"
+                      for (is_multibulk, _, _), c in zip(specs, commands, strict=True))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
+    parser = p.RequestParser(max_request_bytes=1 << 20)
+    parsed = []
+    last = 0
+    for cut in [*cuts, len(stream)]:
+        parsed += parser.feed(stream[last:cut]) if cut > last else []
+        last = cut
+    assert parsed == commands
+
+
+def test_a_bad_byte_inside_a_command_after_a_complete_one_is_still_an_error():
+    parser = p.RequestParser(max_request_bytes=1 << 20)
+    try:
+        parser.feed(p.encode_command(b"PING") + b"*1\r\nX\r\n")
+    except p.ProtocolError as exc:
+        assert "Protocol error" in str(exc)
+    else:
+        raise AssertionError("a broken second command was accepted")
+
+
 @given(st.binary(max_size=300))
 @settings(max_examples=500, deadline=None)
 def test_arbitrary_bytes_parse_or_raise_protocol_error(blob):

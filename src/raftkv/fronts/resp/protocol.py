@@ -45,6 +45,8 @@ class RequestParser:
                 return commands
         reader = self._reader
         reader.feed(data)
+        started_at_boundary = self._boundary
+        first = len(commands)
         self._boundary = False
         completed = False
         try:
@@ -64,7 +66,16 @@ class RequestParser:
                 # command into hiredis's own state and leave has_data() False
                 self._boundary = not reader.has_data()
         except hiredis.ProtocolError as exc:
-            raise ProtocolError(f"Protocol error: {exc}") from None
+            # Redis reads each command by its first byte, so an inline command may
+            # follow a multibulk one in the same packet; hiredis stops there.
+            offset = _end_of_parsed(data, commands[first:], started_at_boundary)
+            if offset is None:
+                raise ProtocolError(f"Protocol error: {exc}") from None
+            self._reader = hiredis.Reader()
+            self._boundary = True
+            self._fed = 0
+            commands += self.feed(data[offset:])
+            return commands
         except (TypeError, ValueError):
             # hiredis also reads RESP3 types; a map keyed by an array fails to build
             # (found by tests/fuzz): still a client's protocol error, not a crash.
@@ -93,6 +104,30 @@ class RequestParser:
         rest = bytes(buffer)
         buffer.clear()
         return rest
+
+
+def _end_of_parsed(data: bytes, parsed: list[list[bytes]], whole: bool) -> int | None:
+    """Where in ``data`` the bytes after the commands hiredis ``parsed`` from it begin,
+    when the next one is not a multibulk command (None when that cannot be told).
+
+    Clients encode commands canonically, so each one's length is known. When ``data``
+    did not start at a command boundary (``whole`` False), the first parsed command
+    began in an earlier packet and only its tail is in ``data``."""
+    if not parsed:
+        return None
+    offset = sum(len(encode_command(*c)) for c in parsed[1:])
+    head = encode_command(*parsed[0])
+    if whole:
+        offset += len(head)
+    else:
+        tail = next((k for k in range(2, min(len(head), len(data)) + 1)
+                     if data[k - 2:k] == b"\r\n" and head.endswith(data[:k])), None)
+        if tail is None:
+            return None
+        offset += tail
+    if offset >= len(data) or data[offset - 2:offset] != b"\r\n" or data[offset] == 42:
+        return None  # 42 is "*": hiredis would have read on; the error lies elsewhere
+    return offset
 
 
 def _type_byte(value: object) -> str:
