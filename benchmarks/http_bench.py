@@ -5,6 +5,8 @@ take turns in short bursts (A, B, A, B...); a ratio is the median of the pairs'.
 Workloads (50 connections each):
 * GET one of 1,000 preloaded keys: raftkv ``GET /v1/keys/{key}`` vs etcd
   ``POST /v3/kv/range``;
+* the same raftkv GET bursts against the floor, a bare asyncio + httptools server
+  answering a fixed reply of the same size (``benchmarks/bare_http.py``);
 * PUT with ``--fsync no`` (raftkv alone: etcd always fsyncs);
 * PUT durable: raftkv ``--fsync always`` vs etcd ``POST /v3/kv/put`` (etcd fsyncs its WAL).
 """
@@ -12,8 +14,11 @@ Workloads (50 connections each):
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -33,6 +38,7 @@ from benchmarks.common import (
 
 KEYS = 1000
 CONNECTIONS = 50
+FLOOR_WORKLOAD = "GET a key, against the floor"
 
 
 def _lua(kind: str, system: str) -> str:
@@ -109,10 +115,20 @@ def _etcd(data: Path) -> tuple[Proc, str]:
     return proc, f"http://127.0.0.1:{client}"
 
 
+def _floor(work: Path) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(pinned(SERVER_CPU, [sys.executable, "-m", "benchmarks.bare_http", str(port)]),
+                log=work / "bare-http.log")
+    wait_port(port)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def _measure(rows: list[Row], workload: str, system: str, pair: int, url: str, script: str,
-             seconds: int, work: Path) -> None:
+             seconds: int, work: Path) -> Row:
     figures = wrk(url, script, seconds, work)
-    rows.append(Row("http", workload, system, figures["rps"], "req/s", pair, extra=figures))
+    row = Row("http", workload, system, figures["rps"], "req/s", pair, extra=figures)
+    rows.append(row)
+    return row
 
 
 def run(quick: bool, rounds: int, progress) -> list[Row]:
@@ -128,16 +144,22 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
             fast, durable = f"http://127.0.0.1:{fast_port}", f"http://127.0.0.1:{durable_port}"
             _preload_raftkv(fast)
             _preload_raftkv(durable)
-            proc, etcd = _etcd(work / "etcd")
-            with proc:
+            with contextlib.ExitStack() as stack:
+                proc, etcd = _etcd(work / "etcd")
+                stack.enter_context(proc)
+                floor_proc, floor = _floor(work)
+                stack.enter_context(floor_proc)
                 _preload_etcd(etcd)
                 for b in range(count):
                     pair = r * count + b
                     progress.step(f"http: GET, PUT pairs {b + 1}/{count}, round {r + 1}")
-                    _measure(rows, "GET a key", "raftkv", pair, fast, _lua("get", "raftkv"),
-                             seconds, work)
+                    ours = _measure(rows, "GET a key", "raftkv", pair, fast,
+                                    _lua("get", "raftkv"), seconds, work)
                     _measure(rows, "GET a key", "etcd", pair, etcd, _lua("get", "etcd"),
                              seconds, work)
+                    rows.append(dataclasses.replace(ours, workload=FLOOR_WORKLOAD))
+                    _measure(rows, FLOOR_WORKLOAD, "bare asyncio+httptools", pair, floor,
+                             _lua("get", "raftkv"), seconds, work)
                     _measure(rows, "PUT, durable", "raftkv", pair, durable,
                              _lua("put", "raftkv"), seconds, work)
                     _measure(rows, "PUT, durable", "etcd", pair, etcd, _lua("put", "etcd"),

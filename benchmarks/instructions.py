@@ -31,6 +31,7 @@ KEYS = 1000
 # case -> (front, request kind, requests per batch, rounds counted)
 CASES: dict[str, tuple[str, str, int, int]] = {
     "http-get": ("http", "get", 1, 40),
+    "http-get-ops": ("http", "get", 1, 40),  # access log and request metrics on
     "http-put": ("http", "put", 1, 40),
     "resp-get-p1": ("resp", "get", 1, 100),
     "resp-set-p1": ("resp", "set", 1, 100),
@@ -91,8 +92,9 @@ async def _drive(case: str, rounds: int) -> None:
     recovered = recover(fs, data_dir)
     replicator = LocalReplicator(fs, data_dir, recovered, FsyncPolicy.NO)
     service = KVService(replicator, SystemClock(), ServiceLimits())
-    # logging and metrics off: the request path alone (the ops benchmark prices them)
-    config = load({}, env={"RAFTKV_ACCESS_LOG": "false", "RAFTKV_REQUEST_METRICS": "false"})
+    # logging and metrics off (the request path alone), except in the -ops case
+    ops = "on" if case.endswith("-ops") else "off"
+    config = load({}, env={"RAFTKV_ACCESS_LOG": ops, "RAFTKV_REQUEST_METRICS": ops})
     keys = [b"key:%012d" % i for i in range(KEYS)]
     for key in keys:
         await service.put(key, b"x" * 64)
@@ -100,7 +102,8 @@ async def _drive(case: str, rounds: int) -> None:
     if front == "http":
         metrics = Metrics(lambda: recovered.state_machine, replicator.status, lambda: 0)
         app = http_app(service, lambda: (True, "ready"), config,
-                       AccessLog("json", io.StringIO()), Authenticator(False, ()), metrics,
+                       AccessLog("json", io.TextIOWrapper(io.BytesIO())),
+                       Authenticator(False, ()), metrics,
                        lambda: 0)
         http = HttpServer(app, config.http)
         connect, encode = (lambda: HttpConnection(http)), _http_request
