@@ -26,6 +26,7 @@ from benchmarks.common import (
     Row,
     bursts,
     free_port,
+    in_turns,
     pinned,
     scratch_dir,
     wait_port,
@@ -236,7 +237,7 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
                 progress.step(f"cluster: pair {b + 1}/{count}, round {r + 1}")
                 for kind, label in (("put", "3 nodes: PUT, durable"),
                                     ("get", "3 nodes: linearizable GET")):
-                    for system, cluster in clusters.items():
+                    for system, cluster in in_turns(b, list(clusters.items())):
                         figures = wrk(urls[system], _lua(kind, system), seconds, cluster.work)
                         rows.append(Row("cluster", label, system, figures["rps"], "req/s",
                                         r * count + b, extra=figures))

@@ -13,8 +13,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
@@ -47,6 +48,12 @@ def bursts(quick: bool) -> tuple[int, int]:
     slow minute of this shared machine hits both sides of a pair: a pair's ratio is
     steadier than two long runs minutes apart, and the median pair steadier still."""
     return (4, 1) if quick else (8, 2)
+
+
+def in_turns(pair: int, systems: Sequence[T]) -> list[T]:
+    """The order a pair's bursts run in, reversed every other pair (A B, B A, A B...):
+    neither side always runs first, on a machine a burst has just warmed (or slowed)."""
+    return list(systems) if pair % 2 == 0 else list(reversed(systems))
 
 
 def pinned(cpu: str, cmd: Sequence[str]) -> list[str]:

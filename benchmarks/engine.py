@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import Row, bursts, free_port, pinned, scratch_dir, wait_port
+from benchmarks.common import Row, bursts, free_port, in_turns, pinned, scratch_dir, wait_port
 
 KEY = b"key:%010d"
 
@@ -45,27 +45,30 @@ def keyspace_gets(n: int, bursts: int) -> list[tuple[float, float, float, float]
     bare = {KEY % i: b"v" * 100 for i in range(n)}  # built like the keyspace, in order
     get = bare.get
 
-    def rate(started: float) -> float:
-        return n / (time.perf_counter() - started)
-
-    out = []
-    for _ in range(bursts):
-        started = time.perf_counter()
+    def entries() -> None:
         for key in keys:
             ks.get(key, 0)
-        entry_rate = rate(started)
-        started = time.perf_counter()
+
+    def values() -> None:
         for key in keys:
             ks.value(key, 0)
-        value_rate = rate(started)
-        started = time.perf_counter()
+
+    def batches() -> None:
         for run in runs:
             ks.values(run, 0)
-        batch_rate = rate(started)
-        started = time.perf_counter()
+
+    def floor() -> None:
         for key in keys:
             get(key)
-        out.append((entry_rate, value_rate, batch_rate, rate(started)))
+
+    out = []
+    for b in range(bursts):
+        rates = {}
+        for loop in in_turns(b, [entries, values, batches, floor]):
+            started = time.perf_counter()
+            loop()
+            rates[loop] = n / (time.perf_counter() - started)
+        out.append((rates[entries], rates[values], rates[batches], rates[floor]))
     return out
 
 
@@ -220,12 +223,15 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
         progress.step(f"engine: WAL 1 writer, round {r + 1}")
         for b in range(count):  # the disk's pace drifts: the two take turns
             pair = r * count + b
-            one = group_commit(1, 250 if quick else 500)
-            rows.append(Row("engine", "WAL always, 1 writer", "raftkv", one["writes_per_s"],
-                            "writes/s", pair, extra=one))
-            rows.append(Row("engine", "WAL always, 1 writer", "bare fsync loop",
-                            bare_fsync_rate(scratch_dir("fsync"), 250 if quick else 500),
-                            "writes/s", pair))
+            for system in in_turns(pair, ["raftkv", "bare fsync loop"]):
+                if system == "raftkv":
+                    one = group_commit(1, 250 if quick else 500)
+                    rows.append(Row("engine", "WAL always, 1 writer", system,
+                                    one["writes_per_s"], "writes/s", pair, extra=one))
+                else:
+                    rows.append(Row("engine", "WAL always, 1 writer", system,
+                                    bare_fsync_rate(scratch_dir("fsync"), 250 if quick else 500),
+                                    "writes/s", pair))
     keys = 200_000 if quick else 1_000_000
     progress.step(f"engine: restart with {keys} keys")
     restart = restart_seconds(keys, 10_000)

@@ -10,7 +10,7 @@ import hashlib
 
 import httpx
 
-from benchmarks.common import Row, bursts, free_port, raftkv_server, scratch_dir
+from benchmarks.common import Row, bursts, free_port, in_turns, raftkv_server, scratch_dir
 from benchmarks.http_bench import _lua, wrk
 
 TOKEN = "bench-token-0123456789"
@@ -51,7 +51,7 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
                 nodes.append(("raftkv" if secured else "raftkv, all off", url, script, work))
             for b in range(count):
                 progress.step(f"ops: pair {b + 1}/{count}, round {r + 1}")
-                for system, url, script, work in nodes:
+                for system, url, script, work in in_turns(b, nodes):
                     figures = wrk(url, script, seconds, work)
                     rows.append(Row("ops", "GET with logging, metrics, auth", system,
                                     figures["rps"], "req/s", r * count + b, extra=figures))
