@@ -22,3 +22,10 @@ def test_independent_trials_give_the_ratio_of_the_medians():
     # pairing trial i with trial i would give 1 / median(.25, .55, .4) = 2.5
     assert abs(entry["ratio"] - 3.0 / 1.1) < 1e-9 and entry["pairs"] == 0
     assert 0 < entry["ratio_spread"] < 1
+
+
+def test_pairs_take_turns_at_running_first():
+    from benchmarks.common import in_turns
+
+    orders = [in_turns(pair, ["raftkv", "anchor"]) for pair in range(4)]
+    assert orders == [["raftkv", "anchor"], ["anchor", "raftkv"]] * 2
