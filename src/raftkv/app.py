@@ -241,7 +241,7 @@ def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg:
                                 in_flight, rl.max_in_flight))
     layers.append(Auth(authenticator, TokenBuckets(rl.failed_auth_per_minute / 60,
                                                    rl.failed_auth_per_minute, time.monotonic)))
-    return Pipeline(layers, router)
+    return Pipeline(layers, router.dispatch).handle
 
 
 # The cyclic collector runs after this many new container objects (CPython: 700).

@@ -77,7 +77,7 @@ class Pipeline:
             for depth in range(len(self.middlewares) + 1)]
         self._innermost_afters = self._afters[-1]  # after the router: every layer's
 
-    def __call__(self, request: Request) -> Reply:
+    def handle(self, request: Request) -> Reply:
         depth = len(self.middlewares)
         layer = -1
         try:

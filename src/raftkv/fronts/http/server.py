@@ -229,7 +229,7 @@ class HttpConnection(asyncio.Protocol):
             self._check_body_headers(headers)
         url = self._url
         path, _, query = url.partition(b"?")
-        if not path.startswith(b"/"):
+        if path[:1] != b"/":
             parsed = httptools.parse_url(url) if path != b"*" else None
             path = (parsed.path or b"/") if parsed else b"*"
             query = (parsed.query or b"") if parsed else b""

@@ -93,7 +93,9 @@ def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> in
 
 
 def key_from_path(raw: bytes) -> bytes:
-    if b"%" in raw or not raw.isascii():
+    # find, not ``in``: CPython 3.11's ``bytes in bytes`` first tries the operand as
+    # an int and builds (then drops) a TypeError, ~1,800 instructions on every request
+    if raw.find(b"%") >= 0 or not raw.isascii():
         raw = unquote_to_bytes(raw)
         _utf8(raw, "key")
     return validate_key(raw)
