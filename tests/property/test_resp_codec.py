@@ -11,10 +11,8 @@ from raftkv.fronts.resp import protocol as p
 args_strategy = st.lists(st.binary(min_size=0, max_size=50), min_size=1, max_size=8)
 
 
-@given(st.lists(args_strategy, min_size=1, max_size=6), st.data())
-@settings(deadline=None)
-def test_commands_survive_any_split_of_the_stream(commands, data):
-    stream = b"".join(p.encode_command(*c) for c in commands)
+def _parse_in_pieces(stream: bytes, data) -> list[list[bytes]]:
+    """Feed ``stream`` to one parser cut at up to five points Hypothesis draws."""
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
     parser = p.RequestParser(max_request_bytes=1 << 20)
     parsed = []
@@ -22,11 +20,23 @@ def test_commands_survive_any_split_of_the_stream(commands, data):
     for cut in [*cuts, len(stream)]:
         parsed += parser.feed(stream[last:cut]) if cut > last else []
         last = cut
+    return parsed
+
+
+@given(st.lists(args_strategy, min_size=1, max_size=6), st.data())
+@settings(deadline=None)
+def test_commands_survive_any_split_of_the_stream(commands, data):
+    stream = b"".join(p.encode_command(*c) for c in commands)
+    parsed = _parse_in_pieces(stream, data)
     assert parsed == [list(c) for c in commands]
 
 
-inline_args = st.lists(st.text("abcXYZ019:_-", min_size=1, max_size=8).map(str.encode),
-                      min_size=1, max_size=4)
+# an inline command's name starts with a letter (a line opening with a RESP type byte,
+# such as "-" or ":", right after a multibulk command is read as RESP)
+inline_args = st.builds(
+    lambda name, args: [name, *args],
+    st.from_regex(r"[a-zA-Z][a-zA-Z0-9:_-]{0,7}", fullmatch=True).map(str.encode),
+    st.lists(st.text("abcXYZ019:_-", min_size=1, max_size=8).map(str.encode), max_size=3))
 
 
 @given(st.lists(st.tuples(st.booleans(), args_strategy, inline_args), min_size=1, max_size=6),
@@ -38,13 +48,7 @@ def test_inline_and_multibulk_commands_mix_in_one_stream(specs, data):
     commands = [list(multi if is_multibulk else inline) for is_multibulk, multi, inline in specs]
     stream = b"".join(p.encode_command(*c) if is_multibulk else b" ".join(c) + b"\r\n"
                       for (is_multibulk, _, _), c in zip(specs, commands, strict=True))
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
-    parser = p.RequestParser(max_request_bytes=1 << 20)
-    parsed = []
-    last = 0
-    for cut in [*cuts, len(stream)]:
-        parsed += parser.feed(stream[last:cut]) if cut > last else []
-        last = cut
+    parsed = _parse_in_pieces(stream, data)
     assert parsed == commands
 
 

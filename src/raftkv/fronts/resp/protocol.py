@@ -26,13 +26,13 @@ class ProtocolError(Exception):
 
 
 class RequestParser:
-    __slots__ = ("_boundary", "_fed", "_inline", "_reader", "max_args", "max_request_bytes")
+    __slots__ = ("_boundary", "_inline", "_partial", "_reader", "max_args", "max_request_bytes")
 
     def __init__(self, max_request_bytes: int, max_args: int = MAX_ARGS) -> None:
         self._reader = hiredis.Reader()
         self._inline = bytearray()
         self._boundary = True  # every byte fed so far belonged to complete commands
-        self._fed = 0  # bytes fed since the last complete command (an upper bound)
+        self._partial = 0  # bytes hiredis holds of a command not yet complete
         self.max_request_bytes = max_request_bytes
         self.max_args = max_args
 
@@ -45,10 +45,10 @@ class RequestParser:
                 return commands
         reader = self._reader
         reader.feed(data)
-        started_at_boundary = self._boundary
         first = len(commands)
         self._boundary = False
         completed = False
+        empty = 0  # empty arrays: Redis skips them, their bytes still count
         try:
             while (command := reader.gets()) is not False:
                 if type(command) is not list:
@@ -61,6 +61,8 @@ class RequestParser:
                     raise ProtocolError("Protocol error: invalid multibulk length")
                 if command:
                     commands.append(command)
+                else:
+                    empty += 1
                 completed = True
                 # here, not after the loop: a failed gets() may consume a partial
                 # command into hiredis's own state and leave has_data() False
@@ -68,12 +70,13 @@ class RequestParser:
         except hiredis.ProtocolError as exc:
             # Redis reads each command by its first byte, so an inline command may
             # follow a multibulk one in the same packet; hiredis stops there.
-            offset = _end_of_parsed(data, commands[first:], started_at_boundary)
-            if offset is None:
+            offset = _encoded_length(commands[first:], empty) - self._partial
+            if (not completed or not 1 <= offset < len(data)
+                    or data[offset - 1] != 10 or data[offset] == 42):  # "\n", "*"
                 raise ProtocolError(f"Protocol error: {exc}") from None
             self._reader = hiredis.Reader()
             self._boundary = True
-            self._fed = 0
+            self._partial = 0
             commands += self.feed(data[offset:])
             return commands
         except (TypeError, ValueError):
@@ -81,8 +84,14 @@ class RequestParser:
             # (found by tests/fuzz): still a client's protocol error, not a crash.
             raise ProtocolError("Protocol error: expected '$' inside the command array") \
                 from None
-        self._fed = 0 if self._boundary else len(data) if completed else self._fed + len(data)
-        if self._fed > self.max_request_bytes:
+        if self._boundary:
+            self._partial = 0
+        elif completed:  # this packet ends inside a command: count that one's bytes
+            self._partial = max(0, len(data) - (_encoded_length(commands[first:], empty)
+                                                - self._partial))
+        else:
+            self._partial += len(data)
+        if self._partial > self.max_request_bytes:
             raise ProtocolError("Protocol error: invalid bulk length")
         return commands
 
@@ -106,28 +115,14 @@ class RequestParser:
         return rest
 
 
-def _end_of_parsed(data: bytes, parsed: list[list[bytes]], whole: bool) -> int | None:
-    """Where in ``data`` the bytes after the commands hiredis ``parsed`` from it begin,
-    when the next one is not a multibulk command (None when that cannot be told).
-
-    Clients encode commands canonically, so each one's length is known. When ``data``
-    did not start at a command boundary (``whole`` False), the first parsed command
-    began in an earlier packet and only its tail is in ``data``."""
-    if not parsed:
-        return None
-    offset = sum(len(encode_command(*c)) for c in parsed[1:])
-    head = encode_command(*parsed[0])
-    if whole:
-        offset += len(head)
-    else:
-        tail = next((k for k in range(2, min(len(head), len(data)) + 1)
-                     if data[k - 2:k] == b"\r\n" and head.endswith(data[:k])), None)
-        if tail is None:
-            return None
-        offset += tail
-    if offset >= len(data) or data[offset - 2:offset] != b"\r\n" or data[offset] == 42:
-        return None  # 42 is "*": hiredis would have read on; the error lies elsewhere
-    return offset
+def _encoded_length(commands: list[list[bytes]], empty: int) -> int:
+    """Bytes these commands (and ``empty`` empty arrays) take as clients encode them."""
+    total = 4 * empty
+    for command in commands:
+        total += 3 + len(str(len(command)))
+        for arg in command:
+            total += len(arg) + 5 + len(str(len(arg)))
+    return total
 
 
 def _type_byte(value: object) -> str:
