@@ -1,7 +1,9 @@
 """A sans-IO RESP2 codec: bytes in, commands out; replies to bytes.
 
 Requests are arrays of bulk strings (what every client sends), parsed by
-``hiredis.Reader``, or inline commands (``PING\\r\\n`` typed into telnet). Limits
+``hiredis.Reader``, or inline commands (``PING\\r\\n`` typed into telnet), mixed
+in one stream as Redis allows: where hiredis stops at an inline command's first byte,
+the parser resumes from the parsed commands' encoded lengths. Limits
 answer with Redis's own errors, after which the connection must be closed:
 
 * more than ``max_request_bytes`` buffered for one command -> ``invalid bulk length``
