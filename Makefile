@@ -14,21 +14,31 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(RUNTIME): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
-	touch $@
+# Every install builds the modules of compiled-modules.txt with mypyc (setup.py, about
+# two minutes); NATIVE rebuilds them when one of their sources changes.
+COMPILED := $(addprefix src/,$(shell grep -v '^\#' compiled-modules.txt))
+NATIVE := $(VENV)/.compiled
 
-$(DEV): pyproject.toml | $(PY)
+$(RUNTIME): pyproject.toml setup.py | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@ $(NATIVE)
+
+$(DEV): pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
-	touch $@ $(RUNTIME)
+	touch $@ $(RUNTIME) $(NATIVE)
 
 BENCH_DEPS := $(VENV)/.installed-bench
-$(BENCH_DEPS): pyproject.toml $(DEV)
+$(BENCH_DEPS): pyproject.toml setup.py $(DEV)
 	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@ $(NATIVE)
+
+$(NATIVE): compiled-modules.txt $(COMPILED) | $(RUNTIME)
+	@echo "compiling $(words $(COMPILED)) modules with mypyc (about two minutes)"
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 ## Start one node on 127.0.0.1:8080 with its data in ./data
-run: $(RUNTIME)
+run: $(RUNTIME) $(NATIVE)
 	$(VENV)/bin/raftkv serve --data-dir ./data
 
 debian-test-tools:
@@ -38,7 +48,7 @@ debian-bench-tools:
 	scripts/ensure-debian.sh $(DEBIAN_BENCH_TOOLS)
 
 ## The whole suite: lint, types, unit, property, integration and fault tests
-test: $(DEV) debian-test-tools lint typecheck
+test: $(DEV) $(NATIVE) debian-test-tools lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV)
@@ -51,19 +61,20 @@ typecheck: $(DEV)
 soak: $(DEV)
 	$(PY) -m pytest -m slow -p no:cacheprovider
 
-bench: $(BENCH_DEPS) debian-bench-tools
+bench: $(BENCH_DEPS) $(NATIVE) debian-bench-tools
 	$(PY) -m benchmarks.run --full --rounds 2
 
-bench-quick: $(BENCH_DEPS) debian-bench-tools
+bench-quick: $(BENCH_DEPS) $(NATIVE) debian-bench-tools
 	$(PY) -m benchmarks.run --quick
 
 ## Instructions per request through each front, counted by callgrind (repeatable)
-instructions: $(BENCH_DEPS)
+instructions: $(BENCH_DEPS) $(NATIVE)
 	scripts/ensure-debian.sh valgrind:valgrind
 	$(PY) -m benchmarks.instructions
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	find src -name '*.so' -delete
 
 ## More Raft simulator seeds than `make test` runs: make sim SEEDS=20000
 SEEDS ?= 10000

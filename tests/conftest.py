@@ -5,7 +5,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.node import ServerProcess
+from tests.support.node import ROOT, ServerProcess
+
+
+def _stale_compiled_modules() -> list[str]:
+    """Modules whose mypyc extension is older than their source (see setup.py):
+    Python would import the extension, so the tests would not run the edited code."""
+    stale = []
+    for line in (ROOT / "compiled-modules.txt").read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        source = ROOT / "src" / line
+        for extension in source.parent.glob(f"{source.stem}.*.so"):
+            if extension.stat().st_mtime < source.stat().st_mtime:
+                stale.append(line)
+    return stale
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stale = _stale_compiled_modules()
+    if stale:
+        pytest.exit(f"compiled modules older than their source: {', '.join(stale)}; "
+                    f"`make test` rebuilds them", returncode=2)
 
 
 @pytest.fixture

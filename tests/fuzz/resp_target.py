@@ -11,6 +11,8 @@ Run by ``tests/property/test_resp_fuzz.py`` with a fixed seed and a bounded numb
 of runs. By hand (new inputs go to the first folder, the seeds stay as they are):
 ``python -m tests.fuzz.resp_target -max_total_time=600 /tmp/resp-corpus tests/fuzz/corpus``.
 
+It imports raftkv's Python source, which atheris instruments to guide the search;
+``RAFTKV_FUZZ_COMPILED=1`` runs the mypyc-compiled modules instead (unguided).
 ``RAFTKV_FUZZ_MUTANT=untranslated-errors`` plants a bug (hiredis protocol errors
 escape the parser untranslated) so the test can prove the fuzzer finds one.
 """
@@ -24,7 +26,14 @@ import sys
 from typing import Any
 
 import atheris
+import hiredis
 
+from tests.support.crashfs import CrashFS
+from tests.support.source_only import use_source
+
+COMPILED = os.environ.get("RAFTKV_FUZZ_COMPILED") == "1"
+if not COMPILED:
+    use_source()  # bytecode that atheris can instrument, not the compiled modules
 with atheris.instrument_imports(include=["raftkv"]):
     from raftkv.clock import ManualClock
     from raftkv.config import load
@@ -36,10 +45,6 @@ with atheris.instrument_imports(include=["raftkv"]):
     from raftkv.service.service import KVService, ServiceLimits
     from raftkv.storage.recovery import recover
     from raftkv.storage.wal import FsyncPolicy
-
-import hiredis
-
-from tests.support.crashfs import CrashFS
 
 MUTANT = os.environ.get("RAFTKV_FUZZ_MUTANT", "")
 
@@ -160,6 +165,10 @@ def one_input(data: bytes) -> None:
 
 
 def main() -> None:
+    if COMPILED and not str(protocol.__file__).endswith(".so"):
+        sys.exit(f"RAFTKV_FUZZ_COMPILED: {protocol.__file__} is not compiled (see setup.py)")
+    print(f"fuzzing {'compiled modules' if COMPILED else 'the Python source'}: "
+          f"{protocol.__file__}", flush=True)
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 

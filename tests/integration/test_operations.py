@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
 import sys
 import time
@@ -266,13 +267,12 @@ def test_sigterm_during_a_snapshot_leaves_a_clean_directory(start_server, tmp_pa
         pipe.set(f"k{i:06d}", "v" * 20)
     pipe.execute()
     client.close()
-    import threading
-
-    threading.Thread(target=lambda: httpx.post(node.url + "/v1/admin/snapshot", timeout=30),
-                     daemon=True).start()
-    time.sleep(0.05)
-    node.signal(signal.SIGTERM)
-    assert node.wait() == 0
+    # the request is sent before the signal (a client thread could still be connecting)
+    with socket.create_connection(("127.0.0.1", node.port)) as conn:
+        conn.sendall(b"POST /v1/admin/snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(0.05)
+        node.signal(signal.SIGTERM)
+        assert node.wait() == 0
     leftovers = [p.name for p in (node.data_dir / "snapshots").iterdir()
                  if not p.name.endswith(".snap")]
     assert leftovers == []

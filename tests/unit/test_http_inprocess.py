@@ -36,6 +36,8 @@ ROUTE_CASES = [
     ("PUT", "/v1/keys/k", {"value": "v", "ttlMs": 0}, {}, 400, "invalid_argument"),
     ("DELETE", "/v1/keys/k", None, {"If-Match": '"16108430711202353113"'}, 400,
      "invalid_argument"),  # found by schemathesis: a revision past 64 bits was a 500
+    ("PUT", "/v1/keys/k", {"value": "", "encoding": {}}, {}, 400,
+     "invalid_argument"),  # found by schemathesis: compiled, a non-string encoding was a 500
 ]
 
 
@@ -57,7 +59,10 @@ def test_every_error_route_in_process(method, path, body, headers, status, code)
 def test_a_handler_crash_is_a_generic_500_logged_once():
     async def go():
         api = InProcessApi()
-        api.service.get = None  # type: ignore[assignment]  # any bug in a handler
+        def broken() -> int:  # any bug below a handler (the service's clock raises)
+            raise RuntimeError("planted")
+
+        api.clock.now_ms = broken  # type: ignore[method-assign]
         try:
             status, content, _ = await api.call("GET", "/v1/keys/k")
         finally:

@@ -27,7 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import orjson
@@ -81,7 +81,7 @@ class HttpServer:
         self._servers.append(server)
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep_forever())
-        port_bound: int = server.sockets[0].getsockname()[1]
+        port_bound: int = cast(Any, server).sockets[0].getsockname()[1]  # (a list on uvloop)
         return port_bound
 
     async def _sweep_forever(self) -> None:
@@ -180,8 +180,8 @@ class HttpConnection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            reject = exc.__context__
+        except httptools.HttpParserCallbackError as failed:  # (mypyc types each name)
+            reject = failed.__context__
             self._fail(reject if isinstance(reject, _Reject)
                        else _Reject(400, "malformed HTTP request", "bad_request"))
         except httptools.HttpParserUpgrade as upgrade:

@@ -120,7 +120,7 @@ def _utf8(data: bytes, what: str) -> str:
         raise InvalidArgument(f"{what} must be valid UTF-8") from None
 
 
-def value_bytes(value: str, encoding: str | None) -> bytes:
+def value_bytes(value: str, encoding: object) -> bytes:  # (any JSON value)
     if encoding in (None, "utf-8"):
         try:
             return value.encode("utf-8")

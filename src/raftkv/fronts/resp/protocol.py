@@ -28,11 +28,13 @@ class ProtocolError(Exception):
 
 
 class RequestParser:
-    __slots__ = ("_boundary", "_inline", "_partial", "_reader", "max_args", "max_request_bytes")
+    # (not "_inline": mypyc would name the C field "__inline", a GCC keyword)
+    __slots__ = ("_boundary", "_inline_bytes", "_partial", "_reader", "max_args",
+                 "max_request_bytes")
 
     def __init__(self, max_request_bytes: int, max_args: int = MAX_ARGS) -> None:
         self._reader = hiredis.Reader()
-        self._inline = bytearray()
+        self._inline_bytes = bytearray()
         self._boundary = True  # every byte fed so far belonged to complete commands
         self._partial = 0  # bytes hiredis holds of a command not yet complete
         self.max_request_bytes = max_request_bytes
@@ -41,7 +43,7 @@ class RequestParser:
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Every complete command in the stream so far (raises ProtocolError)."""
         commands: list[list[bytes]] = []
-        if self._inline or (self._boundary and data[:1] != b"*"):
+        if self._inline_bytes or (self._boundary and data[:1] != b"*"):
             data = self._inline_commands(data, commands)
             if not data:
                 return commands
@@ -99,7 +101,7 @@ class RequestParser:
 
     def _inline_commands(self, data: bytes, commands: list[list[bytes]]) -> bytes:
         """Split inline lines off the front; return what is left for the RESP reader."""
-        buffer = self._inline
+        buffer = self._inline_bytes
         buffer += data
         while buffer and buffer[:1] != b"*":
             end = buffer.find(b"\n")

@@ -16,7 +16,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from raftkv.config import Config
 from raftkv.core.eviction import estimated_memory_bytes
@@ -72,7 +72,7 @@ class RespServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), host, port,
                                                 backlog=2048, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = cast(Any, self._server).sockets[0].getsockname()[1]  # (a list on uvloop)
         self._sweeper = loop.create_task(self._sweep_idle())
         return self.port
 
