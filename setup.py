@@ -4,7 +4,7 @@ The modules in compiled-modules.txt are plain, type-checked Python; mypyc turns 
 into a C extension that runs the same code with native attribute access and calls:
 40% fewer instructions per request (``make instructions``). mypyc checks the
 annotations at run time, so a value that does not match its declared type raises
-TypeError there. ``RAFTKV_PURE=1 pip install -e .`` installs plain Python instead.
+TypeError there. ``RAFTKV_PURE=1 pip install .`` installs plain Python instead.
 """
 
 import os
