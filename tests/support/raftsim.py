@@ -70,11 +70,12 @@ class Faults:
     pause: float = 0.004  # SIGSTOP-like: a node stops for a while, then wakes up
     compact: float = 0.02  # a node snapshots its state machine and compacts its log
     membership: float = 0.01  # the leader adds a learner, promotes it, or removes a node
+    blip: float = 0.01  # a node's links to a live peer all close for a moment
 
 
 STORMY = Faults(drop=0.15, duplicate=0.05, max_delay=4, crash=0.03, crash_mid_ready=0.09,
                 restart=0.3, partition=0.03, heal=0.05, transfer=0.01, pause=0.02,
-                compact=0.05, membership=0.03)
+                compact=0.05, membership=0.03, blip=0.03)
 
 
 class Simulation:
@@ -93,6 +94,8 @@ class Simulation:
         self.applied: dict[str, list[bytes]] = {i: [] for i in self.ids}
         self.cores: dict[str, RaftCore | None] = {i: self._boot(i) for i in self.ids}
         self.network: list[tuple[int, int, Message]] = []
+        # (tick, node, peer): the node's transport reports every link to peer closed
+        self.notices: list[tuple[int, str, str]] = []
         self.blocked: set[tuple[str, str]] = set()
         self.paused: dict[str, int] = {}  # node -> tick it wakes up
         self.now = 0
@@ -150,6 +153,18 @@ class Simulation:
     def crash(self, node: str) -> None:
         self.cores[node] = None
         self.log(f"{node} crashes")
+        for other in self.ids:  # its links close: each survivor notices, some later
+            if other != node:
+                self.notices.append((self.now + self.rng.randint(0, 2), other, node))
+
+    def notify(self) -> None:
+        due = [n for n in self.notices if n[0] <= self.now]
+        self.notices = [n for n in self.notices if n[0] > self.now]
+        for _, node, peer in due:
+            core = self.cores[node]
+            if core is not None and node not in self.paused:
+                core.peer_unreachable(peer)
+                self.handle_ready(node)
 
     def compact(self, node: str, core: RaftCore) -> None:
         """The driver's snapshot: state machine image at applied, made durable, then the
@@ -404,6 +419,11 @@ class Simulation:
                 core.transfer_leadership(self.rng.choice([n for n in self.ids if n != node]))
             self.handle_ready(node)
         self.deliver()
+        self.notify()
+        if self.rng.random() < f.blip:
+            node, peer = self.rng.sample(self.ids, 2)
+            self.notices.append((self.now, node, peer))
+            self.log(f"{node}'s links to {peer} close for a moment")
         if self.rng.random() < f.pause:
             self.pause()
         if self.rng.random() < f.partition:
@@ -422,7 +442,7 @@ class Simulation:
         self.faults = Faults(drop=0, duplicate=0, max_delay=1, crash=0, crash_mid_ready=0,
                              restart=1,
                              partition=0, heal=1, transfer=0, pause=0, compact=0,
-                             membership=0)
+                             membership=0, blip=0)
         self.blocked = set()
         for node in list(self.paused):
             self.paused[node] = self.now
@@ -490,7 +510,7 @@ def figure_8(bugs: frozenset[str] = frozenset()) -> Simulation:
     was applied is overwritten - which happens only when commit counts old entries."""
     quiet = Faults(drop=0, duplicate=0, max_delay=1, crash=0, crash_mid_ready=0, restart=0,
                    partition=0, heal=0,
-                   transfer=0, pause=0, compact=0, membership=0)
+                   transfer=0, pause=0, compact=0, membership=0, blip=0)
     sim = Simulation(8, 5, quiet, bugs)
     sim.batch = 1  # one entry per append: an old entry can be acknowledged alone
     for node in sim.ids:

@@ -233,6 +233,35 @@ def test_read_index_waits_for_a_heartbeat_round():  # §D 6.4
     assert all(index == leader.commit for index, _ in c.reads["n1"])
 
 
+def test_acks_of_an_earlier_round_do_not_confirm_a_later_read():  # §D 6.4
+    # Found by the simulator: a follower's read request arrives twice; the acks of the
+    # first copy's heartbeat round, late, must not confirm reads begun after that round.
+    c = Cluster()
+    leader = c.elect("n1")
+    leader.propose(b"v")
+    c.settle()
+    request = Message(MsgType.READ_INDEX, "n2", "n1", leader.term, context=b"f1")
+    leader.step(request)
+    out = leader.ready()
+    assert out is not None
+    leader.advance(out)
+    late_acks = []
+    for heartbeat in out.messages:  # the followers answer; the answers are held back
+        follower = c.nodes[heartbeat.to]
+        follower.step(heartbeat)
+        answer = follower.ready()
+        assert answer is not None
+        follower.advance(answer)
+        late_acks += answer.messages
+    c.cut = {"n2", "n3"}  # from here on the leader cannot confirm anything new
+    leader.read_index(b"mine")
+    leader.step(request)  # the duplicate
+    for ack in late_acks:
+        leader.step(ack)
+    c.settle()
+    assert b"mine" not in [ctx for _, ctx in c.reads["n1"]]
+
+
 def test_negative_control_reading_without_a_heartbeat_round_answers_while_cut_off():
     c = Cluster(bugs=frozenset({BUG_READ_WITHOUT_HEARTBEAT}))
     leader = c.elect("n1")
@@ -290,6 +319,44 @@ def test_followers_told_their_leader_is_unreachable_elect_another_within_ticks()
 
     assert new_leader_after(4, told=True) in ("n2", "n3")
     assert new_leader_after(4, told=False) is None  # the control: a timeout takes 10+ ticks
+
+
+def test_the_survivors_take_turns_in_id_order_so_the_vote_is_not_split():
+    c = Cluster(5)
+    c.elect("n1")
+    c.cut = {"n1"}
+    for node in ("n5", "n4", "n3", "n2"):  # told in any order
+        c.nodes[node].peer_unreachable("n1")
+    c.settle()  # no tick at all: the first in id order campaigned at once and won
+    assert c.nodes["n2"].role == LEADER
+    assert all(c.nodes[n].leader == "n2" for n in ("n3", "n4", "n5"))
+
+
+def test_a_pre_vote_the_lease_ignored_is_answered_once_the_leader_is_gone():
+    c = Cluster()
+    c.elect("n1")
+    c.cut = {"n1"}
+    c.nodes["n2"].peer_unreachable("n1")
+    c.settle()  # n3 has not seen the links close yet: it honours the lease
+    assert c.nodes["n2"].role != LEADER and c.nodes["n3"].leader == "n1"
+    c.nodes["n3"].peer_unreachable("n1")
+    c.settle()  # now it answers the pre-vote it held: n2 wins without waiting a tick
+    assert c.nodes["n2"].role == LEADER and c.nodes["n3"].leader == "n2"
+
+
+def test_when_the_first_survivor_cannot_win_the_next_one_does():
+    c = Cluster()
+    leader = c.elect("n1")
+    c.cut = {"n2"}  # n2 misses an entry that n1 and n3 commit
+    leader.propose(b"x")
+    c.settle()
+    c.cut = {"n1"}  # then the leader dies
+    for node in ("n2", "n3"):
+        c.nodes[node].peer_unreachable("n1")
+    c.settle()
+    assert c.nodes["n2"].role != LEADER  # its log is behind: n3 refused it
+    c.tick_all(2)
+    assert c.nodes["n3"].role == LEADER and c.nodes["n2"].leader == "n3"
 
 
 def test_one_failed_link_to_a_live_leader_does_not_disrupt_the_cluster():  # §D 9.6

@@ -120,9 +120,10 @@ class Progress:
 @dataclass
 class PendingRead:
     index: int
-    context: bytes
+    context: bytes  # the requester's
     requester: str
     acks: set[str]
+    round: bytes  # the heartbeat round that confirms it
 
 
 class RaftCore:
@@ -166,8 +167,13 @@ class RaftCore:
         self.heartbeat_elapsed = 0
         self.randomized_timeout = self._new_timeout()
         self.pending_reads: list[PendingRead] = []
+        # Heartbeat rounds for reads are numbered, never reused: an ack matched by the
+        # requester's context alone could come from an earlier round (a duplicated read
+        # request) and confirm a read it never saw.
+        self.read_rounds = 0
         self.waiting_reads: list[tuple[bytes, str]] = []  # before the term's first commit
         self.transfer_to: str | None = None
+        self._leased_pre_vote: Message | None = None  # the last one the lease ignored
         self._msgs: list[Message] = []
         self._read_states: list[ReadState] = []
         self._unstable_from = self.last_index + 1  # first index not yet handed out to persist
@@ -299,10 +305,22 @@ class RaftCore:
         if self.role != FOLLOWER or self.leader != node or self.id not in self.voters:
             return
         self.leader = None  # no lease to honour: candidates may get our vote
-        # campaign (pre-vote first) after 1-3 ticks; the jitter keeps the followers
-        # that lost the same leader from splitting the vote
-        self.election_elapsed = max(self.election_elapsed,
-                                    self.randomized_timeout - 1 - self.rng.randrange(3))
+        held, self._leased_pre_vote = self._leased_pre_vote, None
+        if held is not None and held.frm != node:
+            # A survivor saw the links close first and asked already; answer it now.
+            self.step(held)
+        # The survivors take turns in the order of their ids, so they do not split the
+        # vote: the first campaigns (pre-vote first) at once, the next two ticks later in
+        # case the first cannot win (its log is behind, or it is gone too), and so on. Two:
+        # a next tick may come within the first one's election.
+        turn = sorted(v for v in self.voters if v != node).index(self.id)
+        if turn == 0:
+            self.campaign(pre_vote=True)
+            # and if no answer comes (a link was down too), asks again at the next tick
+            self.election_elapsed = self.randomized_timeout - 1
+        else:
+            self.election_elapsed = max(self.election_elapsed,
+                                        self.randomized_timeout - 2 * turn)
 
     def bootstrap(self, voters: Sequence[str]) -> bool:
         """Start a new cluster: entry 1 (term 1) is the initial configuration, committed
@@ -357,6 +375,8 @@ class RaftCore:
             if m.type in (MsgType.PRE_VOTE, MsgType.VOTE):
                 in_lease = self.leader is not None and self.election_elapsed < self.election_ticks
                 if in_lease and m.context != TRANSFER:
+                    if m.type == MsgType.PRE_VOTE:
+                        self._leased_pre_vote = m
                     return  # §D 6.2: a live leader exists; ignore the disruptor
             if m.type == MsgType.PRE_VOTE:
                 pass  # a pre-vote never changes our term
@@ -713,7 +733,7 @@ class RaftCore:
         if not m.context:
             return
         for read in self.pending_reads:
-            if read.context == m.context and m.frm in self.voters:
+            if read.round == m.context and m.frm in self.voters:
                 read.acks.add(m.frm)
         self._release_confirmed_reads()
 
@@ -723,12 +743,14 @@ class RaftCore:
             # behind what earlier leaders committed.
             self.waiting_reads.append((context, requester))
             return
-        read = PendingRead(self.commit, context, requester, {self.id})
+        self.read_rounds += 1
+        read = PendingRead(self.commit, context, requester, {self.id},
+                           self.read_rounds.to_bytes(8, "big"))
         if BUG_READ_WITHOUT_HEARTBEAT in self.bugs or self.voters == (self.id,):
             self._finish_read(read)
             return
         self.pending_reads.append(read)
-        self._broadcast_heartbeat(context)
+        self._broadcast_heartbeat(read.round)
 
     def _release_waiting_reads(self) -> None:
         if self.waiting_reads and self.term_at(self.commit) == self.term:
