@@ -141,12 +141,15 @@ def _fmt(stats: object, short: bool = False) -> str:
     if not isinstance(stats, dict):
         return "-"
     unit = stats["unit"]
-    med = f"{stats['median']:,.0f}" if stats["median"] >= 100 else f"{stats['median']:.2f}"
+    med = _number(stats["median"])
     if short:
         return f"{med} {unit}"
-    lo = f"{stats['min']:,.0f}" if stats["min"] >= 100 else f"{stats['min']:.2f}"
-    hi = f"{stats['max']:,.0f}" if stats["max"] >= 100 else f"{stats['max']:.2f}"
-    return f"{med} {unit} ({lo}-{hi})"
+    return f"{med} {unit} ({_number(stats['min'])}-{_number(stats['max'])})"
+
+
+def _number(x: float) -> str:
+    """Whole numbers from 100 up, else three significant digits (0.0118 s, 1.52 s)."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 def plots(rows: list[Row], out: Path) -> None:
