@@ -214,7 +214,7 @@ def failover_s(cluster: RaftkvCluster | EtcdCluster) -> float:
                 cluster.wait_ready(leader)
                 cluster.wait_caught_up(leader)
                 return elapsed
-        time.sleep(0.005)
+        time.sleep(0.001)
     raise TimeoutError("no write succeeded within 30 s of the failover")
 
 
@@ -257,7 +257,7 @@ def snapshot_catch_up_s(keys: int, progress) -> float:
 def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
     count, seconds = bursts(quick)
-    trials = 3 if quick else 25
+    trials = 3 if quick else 40
     for r in range(rounds):
         progress.step(f"cluster: starting raftkv x{NODES} and etcd x{NODES}, round {r + 1}")
         clusters: dict[str, RaftkvCluster | EtcdCluster] = {}
