@@ -285,8 +285,8 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
                                     higher_is_better=False, paired=False))
                 times.sort()
                 print(f"\n{system} failover over {trials} trials (s): "
-                      f"{' '.join(f'{t:.2f}' for t in times)}; median "
-                      f"{statistics.median(times):.2f}", file=sys.stderr)
+                      f"{' '.join(f'{t:.3g}' for t in times)}; median "
+                      f"{statistics.median(times):.3g}", file=sys.stderr)
         finally:
             for cluster in clusters.values():
                 cluster.stop()

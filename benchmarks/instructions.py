@@ -73,10 +73,10 @@ async def _drive(case: str, rounds: int) -> None:
     from raftkv.app import http_app, tune_runtime
     from raftkv.clock import SystemClock
     from raftkv.config import load
+    from raftkv.fronts.http.access_log import AccessLog
     from raftkv.fronts.http.server import HttpConnection, HttpServer
     from raftkv.fronts.resp.pubsub import PubSub
     from raftkv.fronts.resp.server import Connection, RespServer
-    from raftkv.logs import AccessLog
     from raftkv.metrics import Metrics
     from raftkv.replication.local import LocalReplicator
     from raftkv.service.auth import Authenticator

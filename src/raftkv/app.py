@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from raftkv import logs
 from raftkv.clock import Clock, SystemClock
 from raftkv.config import Config
 from raftkv.core.eviction import Limits
 from raftkv.fronts import udp
 from raftkv.fronts.http import openapi
+from raftkv.fronts.http.access_log import AccessLog
 from raftkv.fronts.http.middleware import (
     AccessLogger,
     Auth,
@@ -66,7 +66,7 @@ class Node:
     http: HttpServer | None = None
     resp: RespServer | None = None
     udp: asyncio.DatagramTransport | None = None
-    access_log: logs.AccessLog | None = None
+    access_log: AccessLog | None = None
     authenticator: Authenticator | None = None
     metrics: Metrics | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -90,7 +90,7 @@ class Node:
         self.service = KVService(replicator, self.clock,
                                  ServiceLimits(cfg.max_value_bytes, eviction), random.Random(),
                                  replicator if isinstance(replicator, RaftReplicator) else None)
-        self.access_log = logs.AccessLog(cfg.log_format)
+        self.access_log = AccessLog(cfg.log_format)
         self.authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
         chain = http_app(self.service, self.readiness, cfg, self.access_log, self.authenticator,
                          self.metrics, self._in_flight)
@@ -220,7 +220,7 @@ class Node:
 
 
 def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg: Config,
-             access_log: logs.AccessLog, authenticator: Authenticator, metrics: Metrics,
+             access_log: AccessLog, authenticator: Authenticator, metrics: Metrics,
              in_flight: Callable[[], int]) -> Endpoint:
     """The HTTP front as one callable: the middleware chain, in order, around the router."""
     router = Router()

@@ -11,8 +11,8 @@ import orjson
 from raftkv.app import http_app
 from raftkv.clock import ManualClock
 from raftkv.config import load
+from raftkv.fronts.http.access_log import AccessLog
 from raftkv.fronts.http.messages import Pending, Request, Response
-from raftkv.logs import AccessLog
 from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
 from raftkv.service.auth import Authenticator

@@ -2,7 +2,8 @@ import io
 import json
 import logging
 
-from raftkv.logs import AccessLog, ConsoleFormatter, JsonFormatter
+from raftkv.fronts.http.access_log import AccessLog
+from raftkv.logs import ConsoleFormatter, JsonFormatter
 
 
 def test_access_lines_are_json_with_every_field():

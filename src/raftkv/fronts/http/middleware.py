@@ -31,9 +31,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from raftkv.errors import Forbidden, RaftKVError, RateLimited, Unauthenticated, Unavailable
+from raftkv.fronts.http.access_log import AccessLog
 from raftkv.fronts.http.errors import error_body, error_response
 from raftkv.fronts.http.messages import Pending, Reply, Request, Response
-from raftkv.logs import AccessLog
 from raftkv.service.auth import OPEN, Authenticator, Principal
 from raftkv.service.ratelimit import TokenBuckets
 
