@@ -316,7 +316,7 @@ class RaftCore:
         turn = sorted(v for v in self.voters if v != node).index(self.id)
         if turn == 0:
             self.campaign(pre_vote=True)
-            # and if no answer comes (a link was down too), asks again at the next tick
+            # no answer by the next tick (a link was down too, say): ask again then
             self.election_elapsed = self.randomized_timeout - 1
         else:
             self.election_elapsed = max(self.election_elapsed,
