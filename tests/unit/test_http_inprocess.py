@@ -59,10 +59,15 @@ def test_every_error_route_in_process(method, path, body, headers, status, code)
 def test_a_handler_crash_is_a_generic_500_logged_once():
     async def go():
         api = InProcessApi()
-        def broken() -> int:  # any bug below a handler (the service's clock raises)
-            raise RuntimeError("planted")
 
-        api.clock.now_ms = broken  # type: ignore[method-assign]
+        class BrokenClock:  # any bug below a handler: the service's clock raises
+            def now_ms(self) -> int:
+                raise RuntimeError("planted")
+
+            def monotonic_s(self) -> float:
+                return 0.0
+
+        api.service.clock = BrokenClock()
         try:
             status, content, _ = await api.call("GET", "/v1/keys/k")
         finally:
