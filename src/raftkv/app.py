@@ -30,7 +30,7 @@ from raftkv.fronts.http.middleware import (
     AccessLogger,
     Auth,
     Cors,
-    Endpoint,
+    Middleware,
     Pipeline,
     RateLimit,
     Recovery,
@@ -221,12 +221,12 @@ class Node:
 
 def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg: Config,
              access_log: AccessLog, authenticator: Authenticator, metrics: Metrics,
-             in_flight: Callable[[], int]) -> Endpoint:
-    """The HTTP front as one callable: the middleware chain, in order, around the router."""
+             in_flight: Callable[[], int]) -> Pipeline:
+    """The HTTP front: the middleware chain, in order, around the router."""
     router = Router()
     HttpApi(service, readiness, openapi.document_bytes, metrics.exposition).register(router)
     rl = cfg.rate_limit
-    layers: list[object] = [RequestId()]
+    layers: list[Middleware] = [RequestId()]
     if cfg.access_log or cfg.request_metrics:
         layers.append(AccessLogger(access_log if cfg.access_log else None,
                                    metrics.observe_request if cfg.request_metrics else None))
@@ -241,7 +241,7 @@ def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg:
                                 in_flight, rl.max_in_flight))
     layers.append(Auth(authenticator, TokenBuckets(rl.failed_auth_per_minute / 60,
                                                    rl.failed_auth_per_minute, time.monotonic)))
-    return Pipeline(layers, router.dispatch).handle
+    return Pipeline(layers, router)
 
 
 # The cyclic collector runs after this many new container objects (CPython: 700).

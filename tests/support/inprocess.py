@@ -43,7 +43,7 @@ class InProcessApi:
         request = Request(method.encode(), raw_path, query,
                           {k.lower().encode(): v.encode() for k, v in (headers or {}).items()},
                           data, "127.0.0.1")
-        reply = self.app(request)
+        reply = self.app.handle(request)
         response: Response = await reply.response() if isinstance(reply, Pending) else reply
         content = orjson.loads(response.body) if response.body and \
             response.content_type == b"application/json" else response.body

@@ -34,6 +34,10 @@ COMPACT: Final = struct.Struct("<BIIH")  # 0, mod_revision, create_revision, ver
 FULL: Final = struct.Struct("<BQQQI")  # 1, mod_revision, create_revision, expires_at_ms, version
 COMPACT_BYTES: Final = COMPACT.size
 FULL_BYTES: Final = FULL.size
+# bound once: compiled code calls a Final directly, where ``COMPACT.unpack_from`` looks
+# the method up on every call
+unpack_compact: Final = COMPACT.unpack_from
+unpack_full: Final = FULL.unpack_from
 NO_DEADLINE: Final = 0
 
 
@@ -49,9 +53,9 @@ def pack(value: bytes, mod_revision: int, create_revision: int, expires_at_ms: i
 def header(packed: bytes) -> tuple[int, int, int, int, int]:
     """(mod_revision, create_revision, deadline or 0, version, header length)."""
     if packed[0] == 0:
-        _, mod, create, version = COMPACT.unpack_from(packed)
+        _, mod, create, version = unpack_compact(packed)
         return mod, create, NO_DEADLINE, version, COMPACT_BYTES
-    _, mod, create, deadline, version = FULL.unpack_from(packed)
+    _, mod, create, deadline, version = unpack_full(packed)
     return mod, create, deadline, version, FULL_BYTES
 
 
@@ -64,7 +68,7 @@ def deadline_of(packed: bytes) -> int:
     """The absolute deadline in ms of a packed entry, 0 when it has none."""
     if packed[0] == 0:
         return NO_DEADLINE
-    deadline: int = FULL.unpack_from(packed)[3]
+    deadline: int = unpack_full(packed)[3]
     return deadline
 
 
@@ -115,9 +119,9 @@ class Keyspace:
         if packed is None:
             return None
         if packed[0] == 0:  # compact header: no deadline
-            _, mod, create, version = COMPACT.unpack_from(packed)
+            _, mod, create, version = unpack_compact(packed)
             return new_entry((key, packed[COMPACT_BYTES:], version, create, mod, None))
-        _, mod, create, expires, version = FULL.unpack_from(packed)
+        _, mod, create, expires, version = unpack_full(packed)
         if expires and expires <= now_ms:
             return None
         return new_entry((key, packed[FULL_BYTES:], version, create, mod, expires or None))
@@ -129,7 +133,7 @@ class Keyspace:
             return None
         if packed[0] == 0:  # compact header: no deadline
             return packed[COMPACT_BYTES:]
-        expires = FULL.unpack_from(packed)[3]
+        expires = unpack_full(packed)[3]
         if expires and expires <= now_ms:
             return None
         return packed[FULL_BYTES:]
@@ -246,11 +250,11 @@ class Keyspace:
                 version, create = 1, revision
             else:
                 if old[0] == 0:
-                    _, _, old_create, old_version = COMPACT.unpack_from(old)
+                    _, _, old_create, old_version = unpack_compact(old)
                     deadline = NO_DEADLINE
                     grown -= len(old) - COMPACT_BYTES
                 else:
-                    _, _, old_create, deadline, old_version = FULL.unpack_from(old)
+                    _, _, old_create, deadline, old_version = unpack_full(old)
                     grown -= len(old) - FULL_BYTES
                     if deadline:  # a full header may have none (a version past 2**16)
                         deadlines.remove((deadline, key))

@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, TypeVar, overload
+from typing import Any, Final, TypeAlias, TypeVar, overload
 
 from raftkv.clock import Clock
 from raftkv.core.commands import (
@@ -49,10 +49,10 @@ T = TypeVar("T")
 U = TypeVar("U")
 MaybeFuture: TypeAlias = "T | asyncio.Future[T]"
 
-MAX_KEY_BYTES = 1024
-MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000  # ten years
-EXPIRY_CYCLE_S = 0.1  # Redis's hz 10
-EXPIRY_BATCH = 500
+MAX_KEY_BYTES: Final = 1024
+MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000  # ten years
+EXPIRY_CYCLE_S: Final = 0.1  # Redis's hz 10
+EXPIRY_BATCH: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,7 @@ class KVService:
         policy = limits.eviction.policy
         self.tracker = AccessTracker(policy in (Policy.ALLKEYS_LRU, Policy.ALLKEYS_LFU,
                                                 Policy.VOLATILE_LRU), self._rng)
+        self._tracking = self.tracker.enabled  # (a compiled field: read on every read)
         self.evictor = Evictor(limits.eviction, self.tracker, self._rng)
         self._plain: list[tuple[bytes, bytes]] = []  # put_many's items of this loop turn
         self._plain_future: asyncio.Future[Result] | None = None
@@ -157,7 +158,7 @@ class KVService:
     def _read_values(self, keys: list[bytes], _: None = None) -> list[bytes | None]:
         now_ms = self.clock.now_ms()
         values = self.replicator.state_machine.keyspace.values(keys, now_ms)
-        if self.tracker.enabled:
+        if self._tracking:
             for key, found in zip(keys, values, strict=True):
                 if found is not None:
                     self.tracker.touch(key, now_ms)
@@ -166,14 +167,14 @@ class KVService:
     def _read_value(self, key: bytes, _: None = None) -> bytes | None:
         now_ms = self.clock.now_ms()
         value = self.replicator.state_machine.keyspace.value(key, now_ms)
-        if value is not None and self.tracker.enabled:
+        if value is not None and self._tracking:
             self.tracker.touch(key, now_ms)
         return value
 
     def _read(self, key: bytes, _: None = None) -> Entry | None:
         now_ms = self.clock.now_ms()
         entry = self.replicator.state_machine.keyspace.get(key, now_ms)
-        if entry is not None and self.tracker.enabled:
+        if entry is not None and self._tracking:
             self.tracker.touch(key, now_ms)
         return entry
 

@@ -10,15 +10,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
 
-STATUS_LINES: dict[int, bytes] = {
+STATUS_LINES: Final[dict[int, bytes]] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus
 }
-JSON = b"application/json"
+JSON: Final = b"application/json"
+_perf_counter: Final = time.perf_counter
 
 
 class Request:
@@ -38,7 +39,7 @@ class Request:
         self.request_id = b""  # X-Request-ID: sane ASCII, set by the request id middleware
         self.route = ""  # the matched route template: bounded labels for logs and metrics
         self.params: dict[str, bytes] = {}
-        self.started = time.perf_counter()  # when the headers were read
+        self.started = _perf_counter()  # when the headers were read
         self.principal: Any = None  # set by the auth middleware
         self._query: dict[str, str] | None = None
 
@@ -105,13 +106,10 @@ def json_response(status: int, data: Any, headers: list[tuple[bytes, bytes]] | N
     return Response(status, orjson.dumps(data), JSON, headers)
 
 
-_HEADER_LINE = b": ".join  # (name, value) -> b"name: value"
-
-
 def encode_response(response: Response, keep_alive: bool, head: bool, date: bytes) -> bytes:
     status = response.status
     headers = response.headers
-    lines = b"\r\n".join(map(_HEADER_LINE, headers)) + b"\r\n" if headers else b""
+    lines = b"".join([b"%s: %s\r\n" % (name, value) for name, value in headers])
     if not keep_alive:
         lines += b"Connection: close\r\n"
     status_line = STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status

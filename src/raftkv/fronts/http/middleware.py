@@ -6,12 +6,13 @@
 (the access log, CORS and rate limit layers are left out when configured off, so
 they cost nothing then).
 
-A middleware has ``before(request)`` (return a Response to answer early, or None to
-go on) and/or ``after(request, response) -> response``. The pipeline runs the
-``before`` hooks outermost first, then the router, then the ``after`` hooks
-innermost first - so an early answer (a CORS preflight, a 401) still passes through
-every layer outside the one that gave it. This is a loop, not nested closures: the
-per-request cost of a layer is one method call.
+A middleware overrides ``before(request)`` (return a Response to answer early, or None
+to go on) and/or ``after(request, response) -> response`` of :class:`Middleware`. The
+pipeline runs the ``before`` hooks outermost first, then the router, then the
+``after`` hooks innermost first - so an early answer (a CORS preflight, a 401) still
+passes through every layer outside the one that gave it. This is a loop, not nested
+closures, and the layers share a compiled base class: the per-request cost of a hook
+is one direct C call.
 
 A reply may be :class:`Pending` (a write waiting on its commit): the pipeline wraps
 its ``finish`` so the ``after`` hooks run when the future resolves. Errors raised by a ``before`` hook inside ``Recovery`` or by a
@@ -23,28 +24,40 @@ generic 500 whose traceback is logged once.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from raftkv.errors import Forbidden, RaftKVError, RateLimited, Unauthenticated, Unavailable
 from raftkv.fronts.http.access_log import AccessLog
 from raftkv.fronts.http.errors import error_body, error_response
 from raftkv.fronts.http.messages import Pending, Reply, Request, Response
+from raftkv.fronts.http.router import Router
 from raftkv.service.auth import OPEN, Authenticator, Principal
 from raftkv.service.ratelimit import TokenBuckets
 
 log = logging.getLogger("raftkv.http")
 
-Endpoint = Callable[[Request], Reply]
-Before = Callable[[Request], Response | None]
-After = Callable[[Request, Response], Response]
 
 
-class Recovery:
+class Middleware:
+    """A layer of the pipeline; the pipeline calls only the hooks a layer overrides."""
+
+    def before(self, request: Request) -> Response | None:
+        return None
+
+    def after(self, request: Request, response: Response) -> Response:
+        return response
+
+
+def _overrides(layer: Middleware, hook: str) -> bool:
+    return getattr(type(layer), hook) is not getattr(Middleware, hook)
+
+
+class Recovery(Middleware):
     """Marks where errors are caught, and turns them into responses."""
 
     def to_response(self, request: Request, exc: BaseException) -> Response:
@@ -60,20 +73,19 @@ class Recovery:
 
 
 class Pipeline:
-    def __init__(self, middlewares: Sequence[object], endpoint: Endpoint) -> None:
+    def __init__(self, middlewares: Sequence[Middleware], router: Router) -> None:
         self.middlewares = list(middlewares)
-        self.endpoint = endpoint
+        self.router = router
         recoveries = [m for m in self.middlewares if isinstance(m, Recovery)]
         if len(recoveries) != 1:
             raise ValueError("the pipeline needs exactly one Recovery layer")
         self.recovery = recoveries[0]
         self._guarded_from = self.middlewares.index(self.recovery)
-        self._befores: list[tuple[int, Before]] = [
-            (depth, m.before) for depth, m in enumerate(self.middlewares)
-            if hasattr(m, "before")]
-        # afters[depth]: the after hooks of the layers outside ``depth``, innermost first
-        self._afters: list[list[After]] = [
-            [m.after for m in reversed(self.middlewares[:depth]) if hasattr(m, "after")]
+        self._befores: list[tuple[int, Middleware]] = [
+            (depth, m) for depth, m in enumerate(self.middlewares) if _overrides(m, "before")]
+        # afters[depth]: the layers outside ``depth`` that have an after hook, innermost first
+        self._afters: list[list[Middleware]] = [
+            [m for m in reversed(self.middlewares[:depth]) if _overrides(m, "after")]
             for depth in range(len(self.middlewares) + 1)]
         self._innermost_afters = self._afters[-1]  # after the router: every layer's
 
@@ -81,19 +93,19 @@ class Pipeline:
         depth = len(self.middlewares)
         layer = -1
         try:
-            for layer, before in self._befores:
-                early = before(request)
+            for layer, middleware in self._befores:
+                early = middleware.before(request)
                 if early is not None:
                     return self._finish(request, early, layer)
             layer = depth
-            reply = self.endpoint(request)
+            reply = self.router.dispatch(request)
         except Exception as exc:
             if layer < self._guarded_from:
                 raise  # a layer outside Recovery failed: a bug, surfaced by the server
             return self._finish(request, self.recovery.to_response(request, exc), layer)
         if isinstance(reply, Response):
-            for after in self._innermost_afters:
-                reply = after(request, reply)
+            for middleware in self._innermost_afters:
+                reply = middleware.after(request, reply)
             return reply
         inner = reply.finish
 
@@ -107,34 +119,35 @@ class Pipeline:
         return Pending(reply.future, finish)
 
     def _finish(self, request: Request, response: Response, depth: int) -> Response:
-        for after in self._afters[depth]:
-            response = after(request, response)
+        for middleware in self._afters[depth]:
+            response = middleware.after(request, response)
         return response
 
 
-_SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}\Z")
+_SANE_ID: Final = re.compile(rb"[A-Za-z0-9._:\-]{1,128}\Z")
 
 
-class RequestId:
+class RequestId(Middleware):
     """Use the client's X-Request-ID when it is sane, else make one; echo it back."""
 
     def __init__(self) -> None:
         self._prefix = os.urandom(4).hex().encode()
-        self._counter = itertools.count(1)
+        self._counter = 0
 
     def before(self, request: Request) -> None:
         given = request.headers.get(b"x-request-id")
         if given is not None and _SANE_ID.match(given):
             request.request_id = given
         else:
-            request.request_id = b"%s-%x" % (self._prefix, next(self._counter))
+            self._counter += 1
+            request.request_id = b"%s-%x" % (self._prefix, self._counter)
 
     def after(self, request: Request, response: Response) -> Response:
         response.headers.append((b"X-Request-ID", request.request_id))
         return response
 
 
-class AccessLogger:
+class AccessLogger(Middleware):
     """One line per request: method, route template, status, latency, bytes, request id;
     and the request's metrics (both are on unless configured off)."""
 
@@ -153,7 +166,7 @@ class AccessLogger:
         return response
 
 
-class SecurityHeaders:
+class SecurityHeaders(Middleware):
     """nosniff everywhere; nothing is cached by intermediaries (key reads included)."""
 
     HEADERS = ((b"X-Content-Type-Options", b"nosniff"), (b"Cache-Control", b"no-store"))
@@ -163,7 +176,7 @@ class SecurityHeaders:
         return response
 
 
-class Cors:
+class Cors(Middleware):
     """CORS for configured origins: preflight answered with 204 and Max-Age."""
 
     ALLOW_METHODS = b"GET, PUT, POST, DELETE, HEAD, OPTIONS"
@@ -202,7 +215,7 @@ class Cors:
         return response
 
 
-class RateLimit:
+class RateLimit(Middleware):
     """429 with Retry-After when a client address or token exceeds its bucket, and
     503 with Retry-After when too many requests are in flight (load shedding)."""
 
@@ -227,11 +240,12 @@ class RateLimit:
 
 # The one body every authentication failure gets, whatever went wrong.
 UNAUTHENTICATED = "authentication required: send a valid bearer token"
-_PUBLIC = frozenset({b"/livez", b"/readyz", b"/health", b"/openapi.json"})
-_ADMIN = (b"/metrics", b"/v1/cluster", b"/v1/admin")
+_PUBLIC: Final = frozenset({b"/livez", b"/readyz", b"/health", b"/openapi.json"})
+_ADMIN: Final = (b"/metrics", b"/v1/cluster", b"/v1/admin")
+_OPEN: Final = OPEN  # (compiled, a Final is a C static; an imported name is a dict lookup)
 
 
-class Auth:
+class Auth(Middleware):
     """Bearer tokens on every route but the probes; per-prefix key permissions.
 
     Missing, malformed, unknown and wrong tokens all get the same 401 body; failed
@@ -239,11 +253,12 @@ class Auth:
 
     def __init__(self, authenticator: Authenticator, failures: TokenBuckets) -> None:
         self.authenticator = authenticator
+        self.enabled = authenticator.enabled
         self.failures = failures
 
     def before(self, request: Request) -> None:
-        if not self.authenticator.enabled:
-            request.principal = OPEN
+        if not self.enabled:
+            request.principal = _OPEN
             return
         path = request.path
         if path in _PUBLIC:  # probes and the API description touch no keys

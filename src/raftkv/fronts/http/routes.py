@@ -11,7 +11,7 @@ import asyncio
 import base64
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -32,14 +32,18 @@ from raftkv.fronts.http.router import Router
 from raftkv.service.ports import Consistency, SnapshotStats
 from raftkv.service.service import KVService
 
-OCTET = b"application/octet-stream"
-_PUT_FIELDS = frozenset({"value", "ttlMs", "encoding"})
-_VALUE = frozenset({"value"})
-_SEED_FIELDS = frozenset({"key", "value"})
-_ID = frozenset({"id"})
-_TO = frozenset({"to"})
-MAX_PAGE = 1000
-_STALE = Consistency.STALE  # (a module name: see OUTCOME_OK)
+# (Final: compiled, each is a C static, where a plain module name or a module's
+# attribute is a dict lookup per use; the enum member is read once, see OUTCOME_OK.)
+OCTET: Final = b"application/octet-stream"
+_PUT_FIELDS: Final = frozenset({"value", "ttlMs", "encoding"})
+_VALUE: Final = frozenset({"value"})
+_SEED_FIELDS: Final = frozenset({"key", "value"})
+_ID: Final = frozenset({"id"})
+_TO: Final = frozenset({"to"})
+MAX_PAGE: Final = 1000
+_STALE: Final = Consistency.STALE
+_Future: Final = asyncio.Future
+_dumps: Final = orjson.dumps
 
 
 def _text(data: bytes, field: str, out: dict[str, Any]) -> None:
@@ -142,7 +146,7 @@ class HttpApi:
         level = v.consistency(request)
         raw = request.headers.get(b"accept", b"").startswith(OCTET)
         found = self.service.get(key, level)
-        if isinstance(found, asyncio.Future):  # (the partial only when it has to wait)
+        if isinstance(found, _Future):  # (the partial only when it has to wait)
             return reply_when(found, functools.partial(self._render_entry, level, raw))
         return self._render_entry(level, raw, found)
 
@@ -155,7 +159,7 @@ class HttpApi:
                             str(self.service.state_machine.applied_index).encode()))
         if raw:
             return Response(200, entry.value, OCTET, headers)
-        return Response(200, orjson.dumps(entry_json(entry)), JSON, headers)
+        return Response(200, _dumps(entry_json(entry)), JSON, headers)
 
     def put_key(self, request: Request) -> Reply:
         key = _may_write(request, v.key_from_path(request.params["key"]))
@@ -177,7 +181,7 @@ class HttpApi:
                 raise _condition_failed(result)
             assert result.entry is not None
             status = 201 if result.previous is None else 200
-            return Response(status, orjson.dumps(entry_json(result.entry, with_value=False)),
+            return Response(status, _dumps(entry_json(result.entry, with_value=False)),
                             JSON, [etag(result.entry)])
 
         return reply_when(future, render)
@@ -318,7 +322,7 @@ class HttpApi:
         ready, reason = self.readiness()
         if ready:
             return json_response(200, {"ok": True})
-        return Response(503, orjson.dumps({"ok": False, "message": reason, "code": "not_ready",
+        return Response(503, _dumps({"ok": False, "message": reason, "code": "not_ready",
                                            "requestId": request.request_id.decode()}),
                         headers=[(b"Retry-After", b"1")])
 

@@ -27,24 +27,30 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import httptools
 import orjson
 
 from raftkv.config import HttpLimits
 from raftkv.fronts.http.messages import Pending, Reply, Request, Response, encode_response
+from raftkv.fronts.http.middleware import Pipeline
 
 log = logging.getLogger("raftkv.http")
 
-App = Callable[[Request], Reply]
 # Takes over an upgraded connection: None when it did, else (status, reason) to refuse.
 Upgrade = Callable[[dict[bytes, bytes], asyncio.Transport, bytes], "tuple[int, str] | None"]
-UPGRADE_PATH = b"/v1/raft/stream"  # the only path that may leave HTTP (peer links)
+# (Module constants on the request path are Final: compiled, they are C statics rather
+# than a dict lookup per use.)
+UPGRADE_PATH: Final = b"/v1/raft/stream"  # the only path that may leave HTTP (peer links)
 
-_IDLE, _HEADERS, _BODY, _BUSY = 0, 1, 2, 3
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+_IDLE: Final = 0
+_HEADERS: Final = 1
+_BODY: Final = 2
+_BUSY: Final = 3
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_SAFE: Final = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+_parse_url: Final = httptools.parse_url
 
 
 class _Reject(Exception):
@@ -62,9 +68,17 @@ def _plain_error(status: int, message: str, code: str) -> Response:
 class HttpServer:
     """Listeners, connections, the timeout sweep, and graceful draining."""
 
-    def __init__(self, app: App, limits: HttpLimits) -> None:
+    def __init__(self, app: Pipeline, limits: HttpLimits) -> None:
         self.app = app
-        self.limits = limits
+        # the limits, as fields of this compiled class: read on every request, they cost
+        # a C load each rather than an attribute lookup on the (interpreted) dataclass
+        self.max_connections = limits.max_connections
+        self.max_uri_bytes = limits.max_uri_bytes
+        self.max_header_bytes = limits.max_header_bytes
+        self.max_body_bytes = limits.max_body_bytes
+        self.header_timeout_s = limits.header_timeout_s
+        self.body_timeout_s = limits.body_timeout_s
+        self.idle_timeout_s = limits.idle_timeout_s
         self.connections: set[HttpConnection] = set()
         self.draining = False
         self.now = time.monotonic()
@@ -121,13 +135,12 @@ class HttpServer:
 
 class HttpConnection(asyncio.Protocol):
     __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_deferring", "_header_bytes",
-                 "_headers", "_limits", "_over_capacity",
+                 "_headers", "_over_capacity",
                  "_phase", "_queue", "_request", "_upgrading", "_url", "client", "parser",
                  "server", "transport")
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
-        self._limits = server.limits
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.client = ""
@@ -153,10 +166,10 @@ class HttpConnection(asyncio.Protocol):
         self.client = peer[0] if peer else ""
         server = self.server
         server.connections.add(self)
-        self._over_capacity = (len(server.connections) > server.limits.max_connections
+        self._over_capacity = (len(server.connections) > server.max_connections
                                or server.draining)
         self._phase = _IDLE
-        self._deadline = server.now + server.limits.header_timeout_s
+        self._deadline = server.now + server.header_timeout_s
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -209,16 +222,17 @@ class HttpConnection(asyncio.Protocol):
         self._header_bytes = 0
         if self._phase == _IDLE:
             self._phase = _HEADERS
-            self._deadline = self.server.now + self._limits.header_timeout_s
+            server = self.server
+            self._deadline = server.now + server.header_timeout_s
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self._limits.max_uri_bytes:
+        if len(self._url) > self.server.max_uri_bytes:
             raise _Reject(414, "the request URI is too long", "uri_too_long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._limits.max_header_bytes:
+        if self._header_bytes > self.server.max_header_bytes:
             raise _Reject(431, "the request headers are too large", "headers_too_large")
         self._headers[name.lower()] = value
 
@@ -230,15 +244,16 @@ class HttpConnection(asyncio.Protocol):
         url = self._url
         path, _, query = url.partition(b"?")
         if path[:1] != b"/":
-            parsed = httptools.parse_url(url) if path != b"*" else None
+            parsed = _parse_url(url) if path != b"*" else None
             path = (parsed.path or b"/") if parsed else b"*"
             query = (parsed.query or b"") if parsed else b""
         self._request = Request(self.parser.get_method(), path, query, headers, b"", self.client)
         self._phase = _BODY
-        self._deadline = self.server.now + self._limits.body_timeout_s
+        server = self.server
+        self._deadline = server.now + server.body_timeout_s
 
     def _check_body_headers(self, headers: dict[bytes, bytes]) -> None:
-        limits = self._limits
+        limit = self.server.max_body_bytes
         te = headers.get(b"transfer-encoding")
         if te is not None:
             if b"content-length" in headers:
@@ -248,16 +263,16 @@ class HttpConnection(asyncio.Protocol):
                 raise _Reject(501, "only the chunked transfer coding is supported",
                               "not_implemented")
         length = headers.get(b"content-length")
-        if length is not None and int(length) > limits.max_body_bytes:
-            raise _Reject(413, f"the body is over {limits.max_body_bytes} bytes", "too_large")
+        if length is not None and int(length) > limit:
+            raise _Reject(413, f"the body is over {limit} bytes", "too_large")
         if headers.get(b"expect", b"").lower() == b"100-continue" and self.transport is not None:
             self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
-        if self._body_bytes > self._limits.max_body_bytes:
-            raise _Reject(413, f"the body is over {self._limits.max_body_bytes} bytes",
-                          "too_large")
+        limit = self.server.max_body_bytes
+        if self._body_bytes > limit:
+            raise _Reject(413, f"the body is over {limit} bytes", "too_large")
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -305,7 +320,7 @@ class HttpConnection(asyncio.Protocol):
             queue.append([request, None])
             return
         try:
-            reply = self.server.app(request)
+            reply = self.server.app.handle(request)
         except Exception:  # the recovery middleware should have answered; be safe anyway
             reply = self._internal_error()
         if not queue and isinstance(reply, Response):
@@ -320,7 +335,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _execute(self, request: Request) -> Reply:
         try:
-            return self.server.app(request)
+            return self.server.app.handle(request)
         except Exception:  # the recovery middleware should have answered; be safe anyway
             return self._internal_error()
 
@@ -363,7 +378,7 @@ class HttpConnection(asyncio.Protocol):
             transport.close()
         elif not self._queue and self._phase == _BUSY:
             self._phase = _IDLE
-            self._deadline = server.now + self._limits.idle_timeout_s
+            self._deadline = server.now + server.idle_timeout_s
 
     def _fail(self, reject: _Reject) -> None:
         """Answer a request we will not serve, then close: the stream cannot be trusted."""

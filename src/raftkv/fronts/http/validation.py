@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 import orjson
@@ -21,6 +21,8 @@ from raftkv.fronts.http.errors import HttpError
 from raftkv.fronts.http.messages import Request
 from raftkv.service.ports import Consistency
 from raftkv.service.service import validate_key
+
+_loads: Final = orjson.loads
 
 
 class _Duplicate(Exception):
@@ -38,7 +40,7 @@ def json_object(body: bytes, allowed: frozenset[str], required: frozenset[str]) 
     if not body:
         raise InvalidArgument("the body must be a JSON object")
     try:
-        data = orjson.loads(body)
+        data = _loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidArgument(f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -134,8 +136,8 @@ def value_bytes(value: str, encoding: object) -> bytes:  # (any JSON value)
     raise InvalidArgument("the field 'encoding' must be 'utf-8' or 'base64'")
 
 
-_LINEARIZABLE = Consistency.LINEARIZABLE  # (a module name: see OUTCOME_OK)
-_UNCONDITIONAL = (Cond.NONE, 0)
+_LINEARIZABLE: Final = Consistency.LINEARIZABLE  # (Final: see routes.py)
+_UNCONDITIONAL: Final = (Cond.NONE, 0)
 
 
 def consistency(request: Request) -> Consistency:
@@ -175,7 +177,7 @@ def media_type(request: Request) -> bytes:
     return raw.split(b";", 1)[0].strip().lower()
 
 
-JSON_TYPES = frozenset({b"", b"application/json", b"application/x-www-form-urlencoded",
+JSON_TYPES: Final = frozenset({b"", b"application/json", b"application/x-www-form-urlencoded",
                         b"text/json"})
 
 
