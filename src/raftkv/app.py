@@ -229,7 +229,7 @@ def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg:
     layers: list[Middleware] = [RequestId()]
     if cfg.access_log or cfg.request_metrics:
         layers.append(AccessLogger(access_log if cfg.access_log else None,
-                                   metrics.observe_request if cfg.request_metrics else None))
+                                   metrics.requests if cfg.request_metrics else None))
     layers += [SecurityHeaders(), Recovery()]
     if cfg.cors_origins:
         layers.append(Cors(cfg.cors_origins))

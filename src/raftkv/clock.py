@@ -4,7 +4,9 @@ PXAT), monotonic time for timeouts. Tests inject :class:`ManualClock`."""
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Final, Protocol
+
+_time_ns: Final = time.time_ns  # (compiled: a C static, not a module lookup per call)
 
 
 class Clock(Protocol):
@@ -16,7 +18,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return _time_ns() // 1_000_000
 
     def monotonic_s(self) -> float:
         return time.monotonic()

@@ -41,7 +41,6 @@ class Metrics:
         self.resp_commands = Counter("raftkv_resp_commands_total", "RESP commands processed",
                                      registry=r)
         r.register(_StateCollector(state_machine, status))
-        self.observe_request = self.requests.observe
 
     def observe_wal_batch(self, fsync_seconds: float | None, records: int) -> None:
         """A WAL batch was written (and fsynced, when ``fsync_seconds`` is given). Called

@@ -21,9 +21,9 @@ def test_requests_become_a_counter_and_a_histogram_with_bounded_labels() -> None
     metrics = Metrics(lambda: sm, lambda: ReplicaStatus("n1", "leader", "n1", 1, 0, 0, None),
                       lambda: 0)
     for seconds in (0.0004, 0.003, 0.003, 2.0, 9.0):
-        metrics.observe_request("/v1/keys/{key...}", b"GET", 200, seconds)
-    metrics.observe_request("", b"BREW", 404, 0.001)  # unknown methods fold into OTHER
-    metrics.observe_request("", b"WHEN", 404, 0.001)
+        metrics.requests.observe("/v1/keys/{key...}", b"GET", 200, seconds)
+    metrics.requests.observe("", b"BREW", 404, 0.001)  # unknown methods fold into OTHER
+    metrics.requests.observe("", b"WHEN", 404, 0.001)
     got = _samples(metrics)
     labels = (("method", "GET"), ("route", "/v1/keys/{key...}"), ("status", "200"))
     assert got[("raftkv_http_requests_total", labels)] == 5

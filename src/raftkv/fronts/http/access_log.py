@@ -13,9 +13,11 @@ import time
 from typing import Final, TextIO
 
 FLUSH_S: Final = 0.1
-JSON_LINE: Final = (b'{"ts":%.3f,"level":"info","logger":"raftkv.access","method":"%s",'
-                    b'"route":"%s","status":%d,"latencyMs":%.3f,"bytes":%d,"requestId":"%s",'
-                    b'"client":"%s"}')
+# "000".."999": the fractional digits of a number with three decimals, so a line is
+# built from ints and bytes alone (compiled, that formatting is inline C; a %.3f
+# float went through the generic formatter and cost half of the line)
+_THOUSANDTHS: Final = tuple(b"%03d" % i for i in range(1000))
+_time_ns: Final = time.time_ns
 
 
 class AccessLog:
@@ -28,17 +30,22 @@ class AccessLog:
         self._scheduled = False
         self.lines_written = 0
 
-    def request(self, method: bytes, route: str, status: int, latency_ms: float, size: int,
+    def request(self, method: bytes, route: str, status: int, latency_us: int, size: int,
                 request_id: bytes, client: str) -> None:
         if self.json:
             # Every field is ours or already sanitised (route templates, request ids,
             # IP addresses, HTTP methods): plain formatting is valid JSON, and cheaper.
-            # Bytes, because bytes formatting costs a fifth less than str here.
-            line = JSON_LINE % (time.time(), method, route.encode(), status, latency_ms,
-                                size, request_id, client.encode())
+            now_ms = _time_ns() // 1_000_000
+            line = (b'{"ts":%d.%s,"level":"info","logger":"raftkv.access","method":"%s",'
+                    b'"route":"%s","status":%d,"latencyMs":%d.%s,"bytes":%d,'
+                    b'"requestId":"%s","client":"%s"}') % (
+                now_ms // 1000, _THOUSANDTHS[now_ms % 1000], method, route.encode(), status,
+                latency_us // 1000, _THOUSANDTHS[latency_us % 1000], size, request_id,
+                client.encode())
         else:
             line = (f"{time.strftime('%H:%M:%S')} {method.decode('latin-1')} {route or '-'} "
-                    f"{status} {latency_ms:.2f}ms {size}B rid={request_id.decode()}").encode()
+                    f"{status} {latency_us / 1000:.2f}ms {size}B "
+                    f"rid={request_id.decode()}").encode()
         self._lines.append(line)
         if not self._scheduled:
             self._scheduled = True
