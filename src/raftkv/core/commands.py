@@ -237,9 +237,9 @@ _TAGS: Final[dict[type, int]] = {
     DeleteExpired: 7,
     Evict: 8,
 }
-_I64 = struct.Struct("<q")
-_HEAD = struct.Struct("<BB")
-_PUT_FIXED = struct.Struct("<BqBBqq")  # has_ttl, expires_at, keep_ttl, cond, expected, now
+_I64: Final = struct.Struct("<q")
+_HEAD: Final = struct.Struct("<BB")
+_PUT_FIXED: Final = struct.Struct("<BqBBqq")  # has_ttl, expires_at, keep_ttl, cond, expected, now
 
 
 class CodecError(ValueError):
@@ -251,9 +251,10 @@ def _b(out: bytearray, data: bytes) -> None:
     out += data
 
 
-_PUT_HEAD = _HEAD.pack(CODEC_VERSION, 1)
-_MULTI_PUT_HEAD = _HEAD.pack(CODEC_VERSION, 6)
-_MULTI_PUT_FIXED = struct.Struct("<IBq")
+_PUT_HEAD: Final = _HEAD.pack(CODEC_VERSION, 1)
+_MULTI_PUT_HEAD: Final = _HEAD.pack(CODEC_VERSION, 6)
+_MULTI_PUT_FIXED: Final = struct.Struct("<IBq")
+_pack_u32: Final = U32.pack  # (compiled: a C static, no method lookup per call)
 
 
 def encode(cmd: Command) -> bytes:
@@ -261,13 +262,13 @@ def encode(cmd: Command) -> bytes:
     if type(cmd) is Put:  # the hot path, flattened: same bytes as the general branch
         rid, key, value, exp = cmd.request_id, cmd.key, cmd.value, cmd.expires_at_ms
         return b"".join((
-            _PUT_HEAD, U32.pack(len(rid)), rid, U32.pack(len(key)), key,
-            U32.pack(len(value)), value,
+            _PUT_HEAD, _pack_u32(len(rid)), rid, _pack_u32(len(key)), key,
+            _pack_u32(len(value)), value,
             _PUT_FIXED.pack(exp is not None, exp or 0, cmd.keep_ttl, cmd.cond,
                             cmd.expected_mod_revision, cmd.now_ms),
         ))
     if type(cmd) is MultiPut:  # a RESP pipeline's SETs: flattened the same way
-        pack_len, rid = U32.pack, cmd.request_id
+        pack_len, rid = _pack_u32, cmd.request_id
         parts = [_MULTI_PUT_HEAD, pack_len(len(rid)), rid,
                  _MULTI_PUT_FIXED.pack(len(cmd.items), cmd.only_if_none_exist, cmd.now_ms)]
         for key, value in cmd.items:
@@ -305,10 +306,10 @@ def encode(cmd: Command) -> bytes:
     return bytes(out)
 
 
-_BQQ = struct.Struct("<Bqq")
-_QQ = struct.Struct("<qq")
-_IBQ = struct.Struct("<IBq")
-_IQ = struct.Struct("<Iq")
+_BQQ: Final = struct.Struct("<Bqq")
+_QQ: Final = struct.Struct("<qq")
+_IBQ: Final = struct.Struct("<IBq")
+_IQ: Final = struct.Struct("<Iq")
 
 
 def decode(data: bytes) -> Command:

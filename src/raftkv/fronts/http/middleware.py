@@ -43,7 +43,6 @@ from raftkv.service.ratelimit import TokenBuckets
 log = logging.getLogger("raftkv.http")
 
 
-
 class Middleware:
     """A layer of the pipeline; the pipeline calls only the hooks a layer overrides."""
 
@@ -142,7 +141,7 @@ class RequestId(Middleware):
             request.request_id = given
         else:
             self._counter += 1
-            request.request_id = b"%s-%x" % (self._prefix, self._counter)
+            request.request_id = b"%s-%d" % (self._prefix, self._counter)  # (%d: inline C)
         return None
 
     def after(self, request: Request, response: Response) -> Response:

@@ -172,13 +172,15 @@ def condition(request: Request) -> tuple[Cond, int]:
     return _UNCONDITIONAL
 
 
+JSON_TYPES: Final = frozenset({b"", b"application/json", b"application/x-www-form-urlencoded",
+                               b"text/json"})
+
+
 def media_type(request: Request) -> bytes:
     raw = request.headers.get(b"content-type", b"")
+    if raw in JSON_TYPES:  # the usual header, already bare and lower-case
+        return raw
     return raw.split(b";", 1)[0].strip().lower()
-
-
-JSON_TYPES: Final = frozenset({b"", b"application/json", b"application/x-www-form-urlencoded",
-                        b"text/json"})
 
 
 def require_json(request: Request) -> None:
