@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 from collections.abc import Callable
-from pathlib import Path
 
 from benchmarks import http_bench
 from benchmarks.common import free_port, raftkv_server, scratch_dir
@@ -61,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.bursts):  # in turns, so a slow minute hits both
                 for name, pid, target in (("raftkv", node.proc.pid, url),
                                           ("floor", floor.proc.pid, floor_url)):
-                    results[name].append(per_request(pid, lambda t=target: _wrk(t, script,
-                                                                                args.seconds,
-                                                                                work)))
+                    def load(target: str = target) -> int:
+                        rps = http_bench.wrk(target, script, args.seconds, work)["rps"]
+                        return round(rps * args.seconds)
+
+                    results[name].append(per_request(pid, load))
         finally:
             floor.stop()
     print("| server | req/s (median) | user µs per GET | kernel µs per GET |\n|---|---|---|---|")
@@ -75,10 +76,6 @@ def main(argv: list[str] | None = None) -> int:
               f"({min(users):.2f}-{max(users):.2f}) | {statistics.median(kernels):.2f} "
               f"({min(kernels):.2f}-{max(kernels):.2f}) |")
     return 0
-
-
-def _wrk(url: str, script: str, seconds: int, work: Path) -> int:
-    return round(http_bench.wrk(url, script, seconds, work)["rps"] * seconds)
 
 
 if __name__ == "__main__":

@@ -256,7 +256,7 @@ class Auth(Middleware):
 
     def __init__(self, authenticator: Authenticator, failures: TokenBuckets) -> None:
         self.authenticator = authenticator
-        self.enabled = authenticator.enabled
+        self.enabled = authenticator.enabled  # (a compiled field: read on every request)
         self.failures = failures
 
     def before(self, request: Request) -> Response | None:
