@@ -20,7 +20,8 @@ from raftkv.core.commands import (
 )
 from raftkv.core.state_machine import StateMachine, parse_int64
 
-KEYS = st.sampled_from([b"a", b"ab", b"b", b"b/1", b"b/2", b"c", b"\xff"])
+ALL_KEYS = [b"a", b"ab", b"b", b"b/1", b"b/2", b"c", b"\xff"]
+KEYS = st.sampled_from(ALL_KEYS)
 VALUES = st.sampled_from([b"", b"1", b"-7", b"x", b"hello", b"99"])
 
 
@@ -146,7 +147,7 @@ class KeyspaceModel(RuleBasedStateMachine):
 
     @invariant()
     def reads_match_the_model(self):
-        for key in [b"a", b"ab", b"b", b"b/1", b"b/2", b"c", b"\xff"]:
+        for key in ALL_KEYS:
             entry = self.sm.keyspace.get(key, self.now)
             cur = self.live(key)
             if cur is None:
@@ -154,6 +155,12 @@ class KeyspaceModel(RuleBasedStateMachine):
             else:
                 assert (entry.value, entry.version, entry.create_revision, entry.mod_revision,
                         entry.expires_at_ms) == tuple(cur)
+
+    @invariant()
+    def batched_reads_match_the_model(self):  # MGET, a pipeline's GETs; absent keys too
+        keys = [*ALL_KEYS, b"nope", *ALL_KEYS[::-1]]
+        expected = [None if (cur := self.live(key)) is None else cur[0] for key in keys]
+        assert self.sm.keyspace.values(keys, self.now) == expected
 
 
 TestKeyspaceModel = KeyspaceModel.TestCase
