@@ -145,7 +145,7 @@ class Keyspace:
         then copy the values out. Each entry is a cache miss at a random address; in
         one loop each miss waits for the copy before it, while the short middle pass
         lets the CPU have many misses in flight at once (the README's runs-of-16 row).
-        A run holding a key with a deadline is read key by key through ``value``."""
+        A run holding a key with a deadline checks each deadline in the last pass."""
         entries = self._entries
         found = [entries.get(key) for key in keys]
         headers = 0  # 0 while every entry found has the compact header: no deadline
@@ -154,7 +154,8 @@ class Keyspace:
                 headers |= packed[0]
         if headers == 0:
             return [None if packed is None else packed[COMPACT_BYTES:] for packed in found]
-        return [self.value(key, now_ms) for key in keys]
+        return [None if packed is None or not is_live(packed, now_ms)
+                else packed[COMPACT_BYTES if packed[0] == 0 else FULL_BYTES:] for packed in found]
 
     def scan(self, now_ms: int, prefix: bytes = b"", after: bytes | None = None,
              limit: int = 100) -> list[Entry]:
