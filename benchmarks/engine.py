@@ -14,6 +14,9 @@ from pathlib import Path
 from benchmarks.common import Row, bursts, free_port, in_turns, pinned, scratch_dir, wait_port
 
 KEY = b"key:%010d"
+# the sizes of keyspace the gets curve reads from, besides the main rows' (100k quick,
+# 300k full): from keys that fit in the CPU's caches to keys that miss them on every get
+KEYS_HELD = (1_000, 10_000, 30_000, 1_000_000)
 
 
 def keyspace_puts(n: int) -> float:
@@ -28,24 +31,29 @@ def keyspace_puts(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def keyspace_gets(n: int, bursts: int) -> list[tuple[float, float, float, float]]:
-    """Reads/s of random keys, ``bursts`` times in turn: through Keyspace.get (an Entry),
-    Keyspace.value, Keyspace.values in runs of 16 (a pipeline's GETs), and the floor: a
-    bare ``dict.get`` loop over the same keys in the same order, on a dict built the same
-    way (keys inserted in order, a value object each), not reading the values it finds."""
+def _filled(n: int):
+    """A keyspace of ``n`` keys with 100-byte values put through ``apply``, and the floor's
+    dict of the same keys built the same way (inserted in order, a value object each)."""
     from raftkv.core.commands import Put
     from raftkv.core.state_machine import StateMachine
 
     sm = StateMachine()
     for i in range(n):
         sm.apply(i + 1, Put(KEY % i, b"v" * 100))
-    keys = [KEY % i for i in range(n)]
-    random.Random(1).shuffle(keys)
-    ks = sm.keyspace
-    runs = [keys[i:i + 16] for i in range(0, n, 16)]
     width = 100  # a variable: the literal ``b"v" * 100`` is folded into one shared object,
     # which would give the floor one value for all keys and a denser heap than any store's
-    bare = {KEY % i: b"v" * width for i in range(n)}
+    return sm.keyspace, {KEY % i: b"v" * width for i in range(n)}
+
+
+def keyspace_gets(n: int, bursts: int) -> list[tuple[float, float, float, float]]:
+    """Reads/s of random keys, ``bursts`` times in turn: through Keyspace.get (an Entry),
+    Keyspace.value, Keyspace.values in runs of 16 (a pipeline's GETs), and the floor: a
+    bare ``dict.get`` loop over the same keys in the same order, not reading the values
+    it finds. Every key is read once per burst, in a shuffled order."""
+    ks, bare = _filled(n)
+    keys = [KEY % i for i in range(n)]
+    random.Random(1).shuffle(keys)
+    runs = [keys[i:i + 16] for i in range(0, n, 16)]
     get = bare.get
 
     def entries() -> None:
@@ -72,6 +80,33 @@ def keyspace_gets(n: int, bursts: int) -> list[tuple[float, float, float, float]
             loop()
             rates[loop] = n / (time.perf_counter() - started)
         out.append((rates[entries], rates[values], rates[batches], rates[floor]))
+    return out
+
+
+def gets_from(n: int, reads: int, bursts: int) -> list[tuple[float, float]]:
+    """(Keyspace.value, floor) reads/s of ``reads`` keys drawn at random from ``n``, in
+    turns: how the rate of a get falls once the keys read no longer fit in the CPU's
+    caches, for the keyspace and the bare ``dict.get`` loop alike."""
+    ks, bare = _filled(n)
+    keys = random.Random(2).choices([KEY % i for i in range(n)], k=reads)
+    get = bare.get
+
+    def values() -> None:
+        for key in keys:
+            ks.value(key, 0)
+
+    def floor() -> None:
+        for key in keys:
+            get(key)
+
+    out = []
+    for b in range(bursts):
+        rates = {}
+        for loop in in_turns(b, [values, floor]):
+            started = time.perf_counter()
+            loop()
+            rates[loop] = reads / (time.perf_counter() - started)
+        out.append((rates[values], rates[floor]))
     return out
 
 
@@ -217,8 +252,19 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
                             pair))
             for workload, rate in (("keyspace gets (value)", value_rate),
                                    ("keyspace gets (values, runs of 16)", batch_rate)):
-                rows.append(Row("engine", workload, "raftkv", rate, "ops/s", pair))
-                rows.append(Row("engine", workload, "bare dict.get loop", floor, "ops/s", pair))
+                held = {"keys": n}
+                rows.append(Row("engine", workload, "raftkv", rate, "ops/s", pair, extra=held))
+                rows.append(Row("engine", workload, "bare dict.get loop", floor, "ops/s", pair,
+                                extra=held))
+        progress.step(f"engine: gets by keys held, round {r + 1}")
+        for size in KEYS_HELD:
+            workload = f"keyspace gets (value), {size:,} keys"
+            for b, (value_rate, floor) in enumerate(gets_from(size, n, count)):
+                pair = r * count + b
+                rows.append(Row("engine", workload, "raftkv", value_rate, "ops/s", pair,
+                                extra={"keys": size}))
+                rows.append(Row("engine", workload, "bare dict.get loop", floor, "ops/s", pair,
+                                extra={"keys": size}))
         progress.step(f"engine: WAL 64 writers, round {r + 1}")
         many = group_commit(64, 400 if quick else 1500)
         rows.append(Row("engine", "WAL always, 64 writers", "raftkv", many["writes_per_s"],

@@ -7,7 +7,8 @@
 Each suite alternates raftkv and its anchor (A, B, A, B...) with servers pinned to
 core 0 and load generators to core 1. Writes ``benchmarks/results/results.json``,
 ``results.md`` (median, min-max, raftkv/anchor ratio and the spread across rounds)
-and ``throughput.png``, ``latency.png`` and ``knee.png`` (latency against load).
+and ``throughput.png``, ``latency.png``, ``knee.png`` (latency against load) and
+``engine_gets.png`` (in-process gets against the number of keys held).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from benchmarks import (
 from benchmarks.common import Progress, Row, bursts
 
 # suite -> (module, progress steps per round given the bursts per round, steps once per run)
-SUITES = {"engine": (engine, lambda b: 5, 2), "raft": (raft_bench, lambda b: 1, 0),
+SUITES = {"engine": (engine, lambda b: 6, 2), "raft": (raft_bench, lambda b: 1, 0),
           "http": (http_bench, lambda b: 1 + b, 0), "ops": (ops_bench, lambda b: 1 + b, 0),
           "knee": (knee_bench, lambda b: len(knee_bench.RATES), 0),
           "resp": (resp_bench, lambda b: 2 * (1 + b), 0),
@@ -196,6 +197,26 @@ def plots(rows: list[Row], out: Path) -> None:
         ax.set_title("raftkv: latency against offered load (the knee)")
         fig.tight_layout()
         fig.savefig(out / "knee.png", dpi=110)
+        plt.close(fig)
+    gets = [r for r in rows if r.workload.startswith("keyspace gets (value)")]
+    if gets:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for system, label in (("raftkv", "raftkv: Keyspace.value"),
+                              ("bare dict.get loop", "bare dict.get loop (the floor)")):
+            held = sorted({r.extra["keys"] for r in gets if r.system == system})
+            ax.plot(held, [statistics.median([r.value for r in gets if r.system == system
+                                              and r.extra["keys"] == keys]) for keys in held],
+                    marker="o", label=label)
+        ax.axhline(2e6, color="grey", linestyle=":", label="2M gets/s")
+        ax.set_xscale("log")
+        ax.set_xlabel("keys held (each get reads one of them at random)")
+        ax.set_ylabel("gets per second, one core (median)")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(lambda y, _: f"{y / 1e6:g}M")
+        ax.legend()
+        ax.set_title("raftkv: in-process gets against the number of keys held")
+        fig.tight_layout()
+        fig.savefig(out / "engine_gets.png", dpi=110)
         plt.close(fig)
     latency = [r for r in rows if r.extra.get("p99_ms") and r.suite != "knee"]
     if latency:
