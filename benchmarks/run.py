@@ -198,7 +198,8 @@ def plots(rows: list[Row], out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "knee.png", dpi=110)
         plt.close(fig)
-    gets = [r for r in rows if r.workload.startswith("keyspace gets (value)")]
+    gets = [r for r in rows
+            if r.workload.startswith("keyspace gets (value)") and "keys" in r.extra]
     if gets:
         fig, ax = plt.subplots(figsize=(8, 5))
         for system, label in (("raftkv", "raftkv: Keyspace.value"),
@@ -220,13 +221,19 @@ def plots(rows: list[Row], out: Path) -> None:
         plt.close(fig)
     latency = [r for r in rows if r.extra.get("p99_ms") and r.suite != "knee"]
     if latency:
-        fig, ax = plt.subplots(figsize=(11, 0.5 + 0.35 * len(latency)))
-        names = [f"{r.suite}: {r.workload} [{r.system}] r{r.round}" for r in latency]
-        p50 = [r.extra.get("p50_ms", 0) for r in latency]
-        p99 = [r.extra["p99_ms"] for r in latency]
-        ax.barh(names, p99, label="p99")
-        ax.barh(names, p50, label="p50")
-        ax.set_xlabel("latency (ms)")
+        # one bar per workload and system: the median over its bursts
+        bars: dict[str, list[Row]] = defaultdict(list)
+        for r in latency:
+            bars[f"{r.suite}: {r.workload} [{r.system}]"].append(r)
+        names = sorted(bars, reverse=True)
+        fig, ax = plt.subplots(figsize=(11, 0.5 + 0.3 * len(names)))
+        ax.barh(names, [statistics.median(r.extra["p99_ms"] for r in bars[n]) for n in names],
+                label="p99")
+        ax.barh(names, [statistics.median(r.extra.get("p50_ms", 0) for r in bars[n])
+                        for n in names], label="p50")
+        ax.set_xlabel("latency (ms, median over the bursts)")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x:g}")
         ax.legend()
         fig.tight_layout()
         fig.savefig(out / "latency.png", dpi=110)
