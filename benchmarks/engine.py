@@ -45,69 +45,64 @@ def _filled(n: int):
     return sm.keyspace, {KEY % i: b"v" * width for i in range(n)}
 
 
-def keyspace_gets(n: int, bursts: int) -> list[tuple[float, float, float, float]]:
+def _value_and_floor(ks, bare: dict[bytes, bytes], keys: list[bytes]):
+    """Two loops over ``keys``: Keyspace.value, and the floor (``dict.get`` on ``bare``,
+    not reading the values it finds)."""
+    get = bare.get
+
+    def values() -> None:
+        for key in keys:
+            ks.value(key, 0)
+
+    def floor() -> None:
+        for key in keys:
+            get(key)
+
+    return values, floor
+
+
+def _per_s_in_turns(loops: list, ops: int, bursts: int) -> list[tuple[float, ...]]:
+    """ops/s of each loop (in the order given), ``bursts`` times, the loops taking turns
+    at going first."""
+    out = []
+    for b in range(bursts):
+        rates = {}
+        for loop in in_turns(b, loops):
+            started = time.perf_counter()
+            loop()
+            rates[loop] = ops / (time.perf_counter() - started)
+        out.append(tuple(rates[loop] for loop in loops))
+    return out
+
+
+def keyspace_gets(n: int, bursts: int) -> list[tuple[float, ...]]:
     """Reads/s of random keys, ``bursts`` times in turn: through Keyspace.get (an Entry),
-    Keyspace.value, Keyspace.values in runs of 16 (a pipeline's GETs), and the floor: a
-    bare ``dict.get`` loop over the same keys in the same order, not reading the values
-    it finds. Every key is read once per burst, in a shuffled order."""
+    Keyspace.value, Keyspace.values in runs of 16 (a pipeline's GETs), and the floor.
+    Every key is read once per burst, in a shuffled order."""
     ks, bare = _filled(n)
     keys = [KEY % i for i in range(n)]
     random.Random(1).shuffle(keys)
     runs = [keys[i:i + 16] for i in range(0, n, 16)]
-    get = bare.get
+    values, floor = _value_and_floor(ks, bare, keys)
 
     def entries() -> None:
         for key in keys:
             ks.get(key, 0)
 
-    def values() -> None:
-        for key in keys:
-            ks.value(key, 0)
-
     def batches() -> None:
         for run in runs:
             ks.values(run, 0)
 
-    def floor() -> None:
-        for key in keys:
-            get(key)
-
-    out = []
-    for b in range(bursts):
-        rates = {}
-        for loop in in_turns(b, [entries, values, batches, floor]):
-            started = time.perf_counter()
-            loop()
-            rates[loop] = n / (time.perf_counter() - started)
-        out.append((rates[entries], rates[values], rates[batches], rates[floor]))
-    return out
+    return _per_s_in_turns([entries, values, batches, floor], n, bursts)
 
 
-def gets_from(n: int, reads: int, bursts: int) -> list[tuple[float, float]]:
+def gets_from(n: int, reads: int, bursts: int) -> list[tuple[float, ...]]:
     """(Keyspace.value, floor) reads/s of ``reads`` keys drawn at random from ``n``, in
     turns: how the rate of a get falls once the keys read no longer fit in the CPU's
     caches, for the keyspace and the bare ``dict.get`` loop alike."""
     ks, bare = _filled(n)
     keys = random.Random(2).choices([KEY % i for i in range(n)], k=reads)
-    get = bare.get
-
-    def values() -> None:
-        for key in keys:
-            ks.value(key, 0)
-
-    def floor() -> None:
-        for key in keys:
-            get(key)
-
-    out = []
-    for b in range(bursts):
-        rates = {}
-        for loop in in_turns(b, [values, floor]):
-            started = time.perf_counter()
-            loop()
-            rates[loop] = reads / (time.perf_counter() - started)
-        out.append((rates[values], rates[floor]))
-    return out
+    return _per_s_in_turns(list(_value_and_floor(ks, bare, keys)), reads, bursts)
 
 
 async def _group_commit(data_dir: Path, writers: int, per_writer: int) -> dict[str, float]:
