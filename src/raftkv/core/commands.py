@@ -17,10 +17,9 @@ and byte strings as ``u32 length | bytes``. Optional integers are ``u8 present |
 from __future__ import annotations
 
 import enum
-import functools
 import struct
 from dataclasses import MISSING, dataclass, fields
-from typing import Final, NamedTuple
+from typing import Final
 
 from raftkv.core.binary import U32, BinaryReader
 
@@ -184,44 +183,79 @@ class Outcome(enum.IntEnum):
 OUTCOME_OK: Final = Outcome.OK
 
 
-class Entry(NamedTuple):
+def _value_repr(name: str, fields: tuple[str, ...], values: tuple[object, ...]) -> str:
+    return f"{name}({', '.join(f'{f}={v!r}' for f, v in zip(fields, values, strict=True))})"
+
+
+ENTRY_FIELDS: Final = ("key", "value", "version", "create_revision", "mod_revision",
+                       "expires_at_ms")
+RESULT_FIELDS: Final = ("outcome", "revision", "entry", "previous", "affected")
+
+
+class Entry:
     """A key's stored state. Revisions are log indexes and only grow.
 
-    Entries and results are NamedTuples rather than frozen dataclasses: they are built
-    on every apply and read, and a frozen dataclass costs ~4x more to construct."""
+    Entries and results are plain classes, compiled to native ones: apply builds one or
+    two per write and every read builds one, and from compiled code a native object is
+    built in ~50 ns, a NamedTuple in ~250 ns and a frozen dataclass in over 1 us. They
+    are values: their fields are ``Final`` (mypy rejects any assignment outside
+    ``__init__``) and they compare by their fields."""
 
-    key: bytes
-    value: bytes
-    version: int
-    create_revision: int
-    mod_revision: int
-    expires_at_ms: int | None
+    __slots__ = ENTRY_FIELDS
+
+    def __init__(self, key: bytes, value: bytes, version: int, create_revision: int,
+                 mod_revision: int, expires_at_ms: int | None) -> None:
+        self.key: Final[bytes] = key
+        self.value: Final[bytes] = value
+        self.version: Final[int] = version
+        self.create_revision: Final[int] = create_revision
+        self.mod_revision: Final[int] = mod_revision
+        self.expires_at_ms: Final[int | None] = expires_at_ms
+
+    def fields(self) -> tuple[bytes, bytes, int, int, int, int | None]:
+        return (self.key, self.value, self.version, self.create_revision, self.mod_revision,
+                self.expires_at_ms)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entry) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        return _value_repr("Entry", ENTRY_FIELDS, self.fields())
 
 
-# The hot paths (apply, reads) build entries from one tuple of the fields in order:
-# tuple.__new__ skips NamedTuple's Python-level __new__ and costs half as much.
-new_entry: Final = functools.partial(tuple.__new__, Entry)
-
-
-class Result(NamedTuple):
+class Result:
     """What ``apply`` returns: the outcome, the index it was applied at, the key's
     state after (``entry``) and before (``previous``), and how many keys a batch or
-    an expire changed (``affected``)."""
+    an expire changed (``affected``). A value, as Entry is."""
 
-    outcome: Outcome
-    revision: int
-    entry: Entry | None = None
-    previous: Entry | None = None
-    affected: int = 0
+    __slots__ = RESULT_FIELDS
+
+    def __init__(self, outcome: Outcome, revision: int, entry: Entry | None = None,
+                 previous: Entry | None = None, affected: int = 0) -> None:
+        self.outcome: Final[Outcome] = outcome
+        self.revision: Final[int] = revision
+        self.entry: Final[Entry | None] = entry
+        self.previous: Final[Entry | None] = previous
+        self.affected: Final[int] = affected
 
     @property
     def ok(self) -> bool:
         return self.outcome is OUTCOME_OK
 
+    def fields(self) -> tuple[Outcome, int, Entry | None, Entry | None, int]:
+        return self.outcome, self.revision, self.entry, self.previous, self.affected
 
-# Results built from a full 5-tuple without the NamedTuple's Python-level __new__
-# (the write path builds one per command).
-new_result: Final = functools.partial(tuple.__new__, Result)
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Result) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        return _value_repr("Result", RESULT_FIELDS, self.fields())
 
 
 # --- codec -------------------------------------------------------------------------

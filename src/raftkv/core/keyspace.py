@@ -25,7 +25,7 @@ from typing import Final
 
 from sortedcontainers import SortedList
 
-from raftkv.core.commands import Entry, new_entry
+from raftkv.core.commands import Entry
 
 # Two layouts of the header, told apart by the first byte. Most keys have no TTL,
 # revisions below 2**32 and fewer than 65,536 versions: they get the 11-byte compact
@@ -120,11 +120,11 @@ class Keyspace:
             return None
         if packed[0] == 0:  # compact header: no deadline
             _, mod, create, version = unpack_compact(packed)
-            return new_entry((key, packed[COMPACT_BYTES:], version, create, mod, None))
+            return Entry(key, packed[COMPACT_BYTES:], version, create, mod, None)
         _, mod, create, expires, version = unpack_full(packed)
         if expires and expires <= now_ms:
             return None
-        return new_entry((key, packed[FULL_BYTES:], version, create, mod, expires or None))
+        return Entry(key, packed[FULL_BYTES:], version, create, mod, expires or None)
 
     def value(self, key: bytes, now_ms: int) -> bytes | None:
         """The key's value alone (the hot path of GET), or None when absent or expired."""

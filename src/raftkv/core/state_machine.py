@@ -36,8 +36,6 @@ from raftkv.core.commands import (
     Outcome,
     Put,
     Result,
-    new_entry,
-    new_result,
 )
 from raftkv.core.keyspace import (
     Keyspace,
@@ -184,8 +182,7 @@ class StateMachine:
         if raw is not None:
             mod, create, old_deadline, version, offset = header(raw)
             if not old_deadline or old_deadline > c.now_ms:
-                current = new_entry((key, raw[offset:], version, create, mod,
-                                     old_deadline or None))
+                current = Entry(key, raw[offset:], version, create, mod, old_deadline or None)
         if c.cond and not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
         if current is None:
@@ -197,8 +194,8 @@ class StateMachine:
         value = c.value
         self._store(key, pack(value, index, create, expires, version), raw, old_deadline,
                     expires or 0)
-        entry = new_entry((key, value, version, create, index, expires))
-        return new_result((OUTCOME_OK, index, entry, current, 0))
+        entry = Entry(key, value, version, create, index, expires)
+        return Result(OUTCOME_OK, index, entry, current, 0)
 
     def _delete(self, index: int, c: Delete) -> Result:
         raw, current = self._live(c.key, c.now_ms)

@@ -55,7 +55,9 @@ def _text(data: bytes, field: str, out: dict[str, Any]) -> None:
 
 
 def entry_json(entry: Entry, with_value: bool = True) -> dict[str, Any]:
-    key, value, version, create_revision, mod_revision, expires_at_ms = entry
+    key, value, version = entry.key, entry.value, entry.version
+    create_revision, mod_revision, expires_at_ms = (entry.create_revision, entry.mod_revision,
+                                                    entry.expires_at_ms)
     if with_value:
         try:  # the common case first: text keys and values
             return {"ok": True, "key": key.decode("utf-8"), "value": value.decode("utf-8"),
