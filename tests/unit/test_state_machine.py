@@ -173,3 +173,24 @@ def test_a_key_past_65535_versions_keeps_taking_plain_and_ttl_writes():
     assert (entry.value, entry.version, entry.expires_at_ms) == (b"kept", 66_004, 700)
     assert sm.keyspace.volatile_count == 1
     assert [key for key in sm.keyspace.due(1000, 10)] == [b"hot"]
+
+
+def test_entries_and_results_are_values():
+    import raftkv.core.commands as commands
+    from raftkv.core.commands import Entry, Result
+
+    sm, (first, again) = applied(Put(b"k", b"v", request_id=b"r1"),
+                                 Put(b"k", b"other", request_id=b"r1"))
+    assert again == first and hash(again) == hash(first)  # the retry's result is the first's
+    assert first.entry == Entry(b"k", b"v", 1, 1, 1, None) == sm.keyspace.get(b"k", 0)
+    assert first.entry != Entry(b"k", b"v", 1, 1, 2, None) and first.entry != (b"k", b"v")
+    assert first == Result(Outcome.OK, 1, first.entry) != Result(Outcome.OK, 2, first.entry)
+    assert repr(first.entry) == ("Entry(key=b'k', value=b'v', version=1, create_revision=1, "
+                                 "mod_revision=1, expires_at_ms=None)")
+    if commands.__file__.endswith(".so"):  # compiled, Final fields are read-only at run time
+        for obj, field in ((first.entry, "version"), (first, "entry")):
+            try:
+                setattr(obj, field, None)
+            except AttributeError:
+                continue
+            raise AssertionError(f"{type(obj).__name__}.{field} was assigned")
