@@ -214,6 +214,7 @@ def plots(rows: list[Row], out: Path) -> None:
         ax.set_ylabel("gets per second, one core (median)")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(lambda y, _: f"{y / 1e6:g}M")
+        ax.yaxis.set_minor_formatter(lambda y, _: f"{y / 1e6:g}M")
         ax.legend()
         ax.set_title("raftkv: in-process gets against the number of keys held")
         fig.tight_layout()
