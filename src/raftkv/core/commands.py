@@ -199,7 +199,7 @@ class Entry:
     two per write and every read builds one, and from compiled code a native object is
     built in ~50 ns, a NamedTuple in ~250 ns and a frozen dataclass in over 1 us. They
     are values: their fields are ``Final`` (mypy rejects any assignment outside
-    ``__init__``) and they compare by their fields."""
+    ``__init__``, and compiled they are read-only) and they compare by their fields."""
 
     __slots__ = ENTRY_FIELDS
 
