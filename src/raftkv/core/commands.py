@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import MISSING, dataclass, fields
-from typing import Final
+from typing import ClassVar, Final
 
 from raftkv.core.binary import U32, BinaryReader
 
@@ -183,16 +183,28 @@ class Outcome(enum.IntEnum):
 OUTCOME_OK: Final = Outcome.OK
 
 
-def _value_repr(name: str, fields: tuple[str, ...], values: tuple[object, ...]) -> str:
-    return f"{name}({', '.join(f'{f}={v!r}' for f, v in zip(fields, values, strict=True))})"
+class Value:
+    """A record compared, hashed and shown by its fields, which a subclass lists in
+    ``FIELDS`` and returns in that order from ``fields()``."""
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def fields(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        pairs = zip(self.FIELDS, self.fields(), strict=True)
+        return f"{type(self).__name__}({', '.join(f'{f}={v!r}' for f, v in pairs)})"
 
 
-ENTRY_FIELDS: Final = ("key", "value", "version", "create_revision", "mod_revision",
-                       "expires_at_ms")
-RESULT_FIELDS: Final = ("outcome", "revision", "entry", "previous", "affected")
-
-
-class Entry:
+class Entry(Value):
     """A key's stored state. Revisions are log indexes and only grow.
 
     Entries and results are plain classes, compiled to native ones: apply builds one or
@@ -201,7 +213,8 @@ class Entry:
     are values: their fields are ``Final`` (mypy rejects any assignment outside
     ``__init__``, and compiled they are read-only) and they compare by their fields."""
 
-    __slots__ = ENTRY_FIELDS
+    __slots__ = ("create_revision", "expires_at_ms", "key", "mod_revision", "value", "version")
+    FIELDS = ("key", "value", "version", "create_revision", "mod_revision", "expires_at_ms")
 
     def __init__(self, key: bytes, value: bytes, version: int, create_revision: int,
                  mod_revision: int, expires_at_ms: int | None) -> None:
@@ -216,22 +229,14 @@ class Entry:
         return (self.key, self.value, self.version, self.create_revision, self.mod_revision,
                 self.expires_at_ms)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Entry) and self.fields() == other.fields()
 
-    def __hash__(self) -> int:
-        return hash(self.fields())
-
-    def __repr__(self) -> str:
-        return _value_repr("Entry", ENTRY_FIELDS, self.fields())
-
-
-class Result:
+class Result(Value):
     """What ``apply`` returns: the outcome, the index it was applied at, the key's
     state after (``entry``) and before (``previous``), and how many keys a batch or
     an expire changed (``affected``). A value, as Entry is."""
 
-    __slots__ = RESULT_FIELDS
+    __slots__ = ("affected", "entry", "outcome", "previous", "revision")
+    FIELDS = ("outcome", "revision", "entry", "previous", "affected")
 
     def __init__(self, outcome: Outcome, revision: int, entry: Entry | None = None,
                  previous: Entry | None = None, affected: int = 0) -> None:
@@ -247,15 +252,6 @@ class Result:
 
     def fields(self) -> tuple[Outcome, int, Entry | None, Entry | None, int]:
         return self.outcome, self.revision, self.entry, self.previous, self.affected
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Result) and self.fields() == other.fields()
-
-    def __hash__(self) -> int:
-        return hash(self.fields())
-
-    def __repr__(self) -> str:
-        return _value_repr("Result", RESULT_FIELDS, self.fields())
 
 
 # --- codec -------------------------------------------------------------------------
