@@ -185,13 +185,13 @@ OUTCOME_OK: Final = Outcome.OK
 
 class Value:
     """A record compared, hashed and shown by its fields, which a subclass lists in
-    ``FIELDS`` and returns in that order from ``fields()``."""
+    ``FIELDS``."""
 
     __slots__ = ()
     FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def fields(self) -> tuple[object, ...]:
-        raise NotImplementedError
+        return tuple(getattr(self, name) for name in self.FIELDS)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.fields() == other.fields()
@@ -225,10 +225,6 @@ class Entry(Value):
         self.mod_revision: Final[int] = mod_revision
         self.expires_at_ms: Final[int | None] = expires_at_ms
 
-    def fields(self) -> tuple[bytes, bytes, int, int, int, int | None]:
-        return (self.key, self.value, self.version, self.create_revision, self.mod_revision,
-                self.expires_at_ms)
-
 
 class Result(Value):
     """What ``apply`` returns: the outcome, the index it was applied at, the key's
@@ -249,9 +245,6 @@ class Result(Value):
     @property
     def ok(self) -> bool:
         return self.outcome is OUTCOME_OK
-
-    def fields(self) -> tuple[Outcome, int, Entry | None, Entry | None, int]:
-        return self.outcome, self.revision, self.entry, self.previous, self.affected
 
 
 # --- codec -------------------------------------------------------------------------
