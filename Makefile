@@ -14,8 +14,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Every install builds the modules of compiled-modules.txt with mypyc (setup.py, about
-# two minutes); NATIVE rebuilds them when one of their sources changes.
+# Every install builds the modules of compiled-modules.txt (setup.py: mypyc for .py,
+# the C compiler for .c; about two minutes); NATIVE rebuilds them when one of their
+# sources changes.
 COMPILED := $(addprefix src/,$(shell grep -v '^\#' compiled-modules.txt))
 NATIVE := $(VENV)/.compiled
 
@@ -33,7 +34,7 @@ $(BENCH_DEPS): pyproject.toml setup.py $(DEV)
 	touch $@ $(NATIVE)
 
 $(NATIVE): compiled-modules.txt $(COMPILED) | $(RUNTIME)
-	@echo "compiling $(words $(COMPILED)) modules with mypyc (about two minutes)"
+	@echo "compiling $(words $(COMPILED)) modules (about two minutes)"
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

@@ -99,9 +99,12 @@ def keyspace_gets(n: int, bursts: int) -> list[tuple[float, ...]]:
 def gets_from(n: int, reads: int, bursts: int) -> list[tuple[float, ...]]:
     """(Keyspace.value, floor) reads/s of ``reads`` keys drawn at random from ``n``, in
     turns: how the rate of a get falls once the keys read no longer fit in the CPU's
-    caches, for the keyspace and the bare ``dict.get`` loop alike."""
+    caches, for the keyspace and the bare ``dict.get`` loop alike. Each read has a key
+    object of its own, made in the order of the reads, as a server parses keys from its
+    requests: reading ``n`` shared key objects at random would add a cache miss per get
+    that no server has."""
     ks, bare = _filled(n)
-    keys = random.Random(2).choices([KEY % i for i in range(n)], k=reads)
+    keys = [KEY % i for i in random.Random(2).choices(range(n), k=reads)]
     return _per_s_in_turns(list(_value_and_floor(ks, bare, keys)), reads, bursts)
 
 

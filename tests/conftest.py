@@ -9,7 +9,7 @@ from tests.support.node import ROOT, ServerProcess
 
 
 def _stale_compiled_modules() -> list[str]:
-    """Modules whose mypyc extension is older than their source (see setup.py):
+    """Modules whose C extension is older than their source (see setup.py):
     Python would import the extension, so the tests would not run the edited code."""
     stale = []
     for line in (ROOT / "compiled-modules.txt").read_text().splitlines():

@@ -1,10 +1,12 @@
 """The keyspace: keys in order, their values and revisions, and an index of deadlines.
 
-Memory is the constraint that shapes this module. Each key costs one dict slot and
-one packed ``bytes`` object holding a header (mod_revision, create_revision,
-expires_at_ms, version; compact when it can be) followed by the value, instead of an
-object with five int fields (a slotted object plus its ints costs ~120 bytes more
-per key here).
+Memory is the constraint that shapes this module. Each key's state is packed into
+one ``bytes``: a header (mod_revision, create_revision, expires_at_ms, version;
+compact when it can be) followed by the value, instead of an object with five int
+fields (a slotted object plus its ints costs ~120 bytes more per key here). A
+:class:`~raftkv.core.table.Table`, a hash table in C, holds each key and its packed
+state side by side, so a get waits on memory twice where a dict would wait four
+times.
 
 Ordered iteration (prefix scans, cursors, Redis SCAN) uses a ``SortedList`` of keys.
 New keys go to a small pending set first and are merged into the sorted list in one
@@ -26,6 +28,7 @@ from typing import Final
 from sortedcontainers import SortedList
 
 from raftkv.core.commands import Entry
+from raftkv.core.table import Table
 
 # Two layouts of the header, told apart by the first byte. Most keys have no TTL,
 # revisions below 2**32 and fewer than 65,536 versions: they get the 11-byte compact
@@ -84,10 +87,17 @@ def is_live(packed: bytes, now_ms: int) -> bool:
 class Keyspace:
     """Ordered map of key -> packed entry with a deadline index. Not thread-safe."""
 
-    __slots__ = ("_data_bytes", "_deadlines", "_entries", "_pending", "_sorted")
+    __slots__ = ("_data_bytes", "_deadlines", "_entries", "_pending", "_sorted", "value",
+                 "values")
 
     def __init__(self) -> None:
-        self._entries: dict[bytes, bytes] = {}
+        self._entries = Table()
+        # The hot reads are the table's own methods, with no call of ours around them:
+        # value(key, now_ms), the value alone (a GET), or None when absent or expired;
+        # values(keys, now_ms), value() of each key (MGET, a pipeline's run of GETs),
+        # looked up together so the CPU waits on their cache misses at once.
+        self.value: Final = self._entries.value
+        self.values: Final = self._entries.values
         self._sorted: SortedList = SortedList()
         self._pending: set[bytes] = set()
         self._deadlines: SortedList = SortedList()  # of (expires_at_ms, key)
@@ -125,37 +135,6 @@ class Keyspace:
         if expires and expires <= now_ms:
             return None
         return Entry(key, packed[FULL_BYTES:], version, create, mod, expires or None)
-
-    def value(self, key: bytes, now_ms: int) -> bytes | None:
-        """The key's value alone (the hot path of GET), or None when absent or expired."""
-        packed = self._entries.get(key)
-        if packed is None:
-            return None
-        if packed[0] == 0:  # compact header: no deadline
-            return packed[COMPACT_BYTES:]
-        expires = unpack_full(packed)[3]
-        if expires and expires <= now_ms:
-            return None
-        return packed[FULL_BYTES:]
-
-    def values(self, keys: list[bytes], now_ms: int) -> list[bytes | None]:
-        """``value`` of each key (a pipeline's run of GETs, MGET).
-
-        Three passes, not one loop: find every entry, read every entry's first byte,
-        then copy the values out. Each entry is a cache miss at a random address; in
-        one loop each miss waits for the copy before it, while the short middle pass
-        lets the CPU have many misses in flight at once (the README's runs-of-16 row).
-        A run holding a key with a deadline checks each deadline in the last pass."""
-        entries = self._entries
-        found = [entries.get(key) for key in keys]
-        headers = 0  # 0 while every entry found has the compact header: no deadline
-        for packed in found:
-            if packed is not None:
-                headers |= packed[0]
-        if headers == 0:
-            return [None if packed is None else packed[COMPACT_BYTES:] for packed in found]
-        return [None if packed is None or not is_live(packed, now_ms)
-                else packed[COMPACT_BYTES if packed[0] == 0 else FULL_BYTES:] for packed in found]
 
     def scan(self, now_ms: int, prefix: bytes = b"", after: bytes | None = None,
              limit: int = 100) -> list[Entry]:
@@ -214,8 +193,9 @@ class Keyspace:
         key: bytes = self._deadlines[position][1]
         return key
 
-    def copy_entries(self) -> dict[bytes, bytes]:
-        """A point-in-time copy: cheap (values are immutable) and safe to read off-loop."""
+    def copy_entries(self) -> Table:
+        """A point-in-time copy: cheap (entries are immutable and shared) and safe to
+        read off the loop."""
         return self._entries.copy()
 
     # --- writes ------------------------------------------------------------------
@@ -224,7 +204,7 @@ class Keyspace:
               new_deadline: int) -> None:
         """Store ``packed`` under ``key``. ``old`` is what ``raw(key)`` returned and the
         deadlines are the old and new entries' (0: none); the caller has them unpacked."""
-        self._entries[key] = packed
+        self._entries.put(key, packed)
         # value_length, inlined: this runs for every write
         size = len(packed) - (COMPACT_BYTES if packed[0] == 0 else FULL_BYTES)
         if old is None:
@@ -245,7 +225,7 @@ class Keyspace:
         batch of Redis ``SET key value``). ``store`` and ``pack`` inlined: this is the
         write path of pipelined SETs."""
         entries, pending, deadlines = self._entries, self._pending, self._deadlines
-        get, compact, full = entries.get, COMPACT.pack, FULL.pack
+        get, put, compact, full = entries.get, entries.put, COMPACT.pack, FULL.pack
         grown = 0
         for key, value in items:
             old = get(key)
@@ -268,15 +248,15 @@ class Keyspace:
                 else:
                     version, create = 1, revision
             if revision < 2**32 and version < 2**16:
-                entries[key] = compact(0, revision, create, version) + value
+                put(key, compact(0, revision, create, version) + value)
             else:
-                entries[key] = full(1, revision, create, NO_DEADLINE, version) + value
+                put(key, full(1, revision, create, NO_DEADLINE, version) + value)
             grown += len(value)
         self._data_bytes += grown
 
     def remove(self, key: bytes) -> bytes | None:
         """Remove ``key``; return its packed entry, or None if it was absent."""
-        old = self._entries.pop(key, None)
+        old = self._entries.pop(key)
         if old is None:
             return None
         if key in self._pending:
@@ -297,15 +277,19 @@ class Keyspace:
         self._data_bytes = 0
 
     def load(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """Replace the contents with ``items``; fastest when they come in key order."""
+        """Replace the contents with ``items``, whose keys are unique; fastest when they
+        come in key order."""
         self.clear()
-        entries = dict(items)
-        self._entries = entries
-        self._sorted = SortedList(entries)
+        pairs = list(items)
+        self._entries.update(pairs)
+        if len(self._entries) != len(pairs):
+            self.clear()
+            raise ValueError("a key appears twice in the entries to load")
+        self._sorted = SortedList(k for k, _ in pairs)
         self._deadlines = SortedList(
-            (d, k) for k, p in entries.items() if p[0] != 0 and (d := deadline_of(p))
+            (d, k) for k, p in pairs if p[0] != 0 and (d := deadline_of(p))
         )
-        self._data_bytes = sum(len(k) + value_length(p) for k, p in entries.items())
+        self._data_bytes = sum(len(k) + value_length(p) for k, p in pairs)
 
     def _merge_pending(self) -> None:
         if self._pending:

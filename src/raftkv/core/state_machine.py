@@ -45,6 +45,7 @@ from raftkv.core.keyspace import (
     pack,
     unpack,
 )
+from raftkv.core.table import Table
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
 _INT64_MIN: Final = -(2**63)
@@ -54,10 +55,10 @@ _INT64_MAX: Final = 2**63 - 1
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A point-in-time image of the state machine at ``index`` (cheap to take:
-    the dict copies share the immutable values)."""
+    the copies share the immutable entries)."""
 
     index: int
-    entries: dict[bytes, bytes]
+    entries: Table
     requests: dict[bytes, Result]
 
 
