@@ -78,10 +78,12 @@ def _per_s_in_turns(loops: list, ops: int, bursts: int) -> list[tuple[float, ...
 def keyspace_gets(n: int, bursts: int) -> list[tuple[float, ...]]:
     """Reads/s of random keys, ``bursts`` times in turn: through Keyspace.get (an Entry),
     Keyspace.value, Keyspace.values in runs of 16 (a pipeline's GETs), and the floor.
-    Every key is read once per burst, in a shuffled order."""
+    Every key is read once per burst, in a shuffled order, each read with a key object
+    of its own made in that order (see ``gets_from``)."""
     ks, bare = _filled(n)
-    keys = [KEY % i for i in range(n)]
-    random.Random(1).shuffle(keys)
+    order = list(range(n))
+    random.Random(1).shuffle(order)
+    keys = [KEY % i for i in order]
     runs = [keys[i:i + 16] for i in range(0, n, 16)]
     values, floor = _value_and_floor(ks, bare, keys)
 
