@@ -202,11 +202,17 @@ static int put(Table *t, PyObject *key, PyObject *packed) {
         s->block = b;
         return 0;
     }
+    if ((size_t)(t->used + 1) * 4 > (t->mask + 1) * 3) {
+        /* grow first, so that a failure leaves the table as it was */
+        if (resize(t, (t->mask + 1) * 2) < 0) {
+            PyObject_Free(b);
+            return -1;
+        }
+        s = probe(t, hash, k, klen);
+    }
     s->hash = hash;
     s->block = b;
     t->used++;
-    if ((size_t)t->used * 4 > (t->mask + 1) * 3)
-        return resize(t, (t->mask + 1) * 2);
     return 0;
 }
 
