@@ -229,40 +229,35 @@ static PyObject *Table_put(Table *t, PyObject *const *args, Py_ssize_t n) {
     Py_RETURN_NONE;
 }
 
-static const Block *lookup(const Table *t, PyObject *key) {
+/* The key's slot (its block NULL when the key is absent), or NULL with an error set. */
+static Slot *lookup(const Table *t, PyObject *key) {
     Py_hash_t hash;
     const char *k;
     Py_ssize_t klen;
     if (key_parts(key, &hash, &k, &klen) < 0)
         return NULL;
-    return probe(t, hash, k, klen)->block;
+    return probe(t, hash, k, klen);
 }
 
 static PyObject *Table_get(Table *t, PyObject *const *args, Py_ssize_t n) {
-    if (check_args("get", n, 1) < 0)
+    Slot *s = check_args("get", n, 1) < 0 ? NULL : lookup(t, args[0]);
+    if (s == NULL)
         return NULL;
-    const Block *b = lookup(t, args[0]);
-    if (b == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
+    if (s->block == NULL)
         Py_RETURN_NONE;
-    }
-    return PyBytes_FromStringAndSize(packed_of(b), b->packed_len);
+    return PyBytes_FromStringAndSize(packed_of(s->block), s->block->packed_len);
 }
 
 static PyObject *Table_value(Table *t, PyObject *const *args, Py_ssize_t n) {
     if (check_args("value", n, 2) < 0)
         return NULL;
     long long now_ms = PyLong_AsLongLong(args[1]);
-    if (now_ms == -1 && PyErr_Occurred())
+    Slot *s = (now_ms == -1 && PyErr_Occurred()) ? NULL : lookup(t, args[0]);
+    if (s == NULL)
         return NULL;
-    const Block *b = lookup(t, args[0]);
-    if (b == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
+    if (s->block == NULL)
         Py_RETURN_NONE;
-    }
-    return value_of(b, now_ms);
+    return value_of(s->block, now_ms);
 }
 
 /* value() of each key. Each run of keys is looked up in three passes (hash and
@@ -314,14 +309,9 @@ fail:
 }
 
 static PyObject *Table_pop(Table *t, PyObject *const *args, Py_ssize_t n) {
-    if (check_args("pop", n, 1) < 0)
+    Slot *s = check_args("pop", n, 1) < 0 ? NULL : lookup(t, args[0]);
+    if (s == NULL)
         return NULL;
-    Py_hash_t hash;
-    const char *k;
-    Py_ssize_t klen;
-    if (key_parts(args[0], &hash, &k, &klen) < 0)
-        return NULL;
-    Slot *s = probe(t, hash, k, klen);
     if (s->block == NULL)
         Py_RETURN_NONE;
     Block *b = s->block;
