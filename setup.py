@@ -1,8 +1,8 @@
 """Builds raftkv with its request path compiled by mypyc.
 
-The .py modules in compiled-modules.txt are plain, type-checked Python; mypyc turns each
-into a C extension that runs the same code with native attribute access and calls:
-40% fewer instructions per request (``make instructions``). mypyc checks the
+The .py modules in compiled-modules.txt are plain, type-checked Python; mypyc turns
+each into a C extension that runs the same code with native attribute access and
+calls: 40% fewer instructions per request (``make instructions``). mypyc checks the
 annotations at run time, so a value that does not match its declared type raises
 TypeError there. The list's .c files are hand-written C extensions, each standing
 in for the .py file of the same name (``core/table.c`` for ``core/table.py``).

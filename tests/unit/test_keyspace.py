@@ -1,4 +1,7 @@
+import pytest
+
 from raftkv.core.commands import Put
+from raftkv.core.keyspace import pack
 from raftkv.core.state_machine import StateMachine
 
 
@@ -51,3 +54,13 @@ def test_data_bytes_tracks_puts_and_deletes():
     assert sm.keyspace.data_bytes == 2 * (2 + 3)
     sm.apply(3, Delete(b"k1"))
     assert sm.keyspace.data_bytes == 5
+
+
+def test_loading_a_key_twice_is_refused_and_leaves_the_keyspace_empty():
+    ks = filled([b"old"]).keyspace
+    entry = pack(b"v", 1, 1, None, 1)
+    with pytest.raises(ValueError, match="twice"):
+        ks.load([(b"a", entry), (b"b", entry), (b"a", entry)])
+    assert len(ks) == 0 and ks.data_bytes == 0 and list(ks.iter_keys()) == []
+    ks.load([(b"a", entry), (b"b", entry)])
+    assert list(ks.iter_keys()) == [b"a", b"b"] and ks.value(b"b", 0) == b"v"
