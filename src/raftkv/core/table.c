@@ -10,8 +10,8 @@
  *
  * Slots use open addressing with linear probing and backward-shift deletion (no
  * tombstones), at most 3/4 full. Blocks are immutable and reference-counted, so
- * copy() shares them: a snapshot costs one pass over the slots. Every access runs
- * under the GIL, which also guards the reference counts.
+ * copy() shares them: a snapshot copies the slots and counts one more reference per
+ * block. Every access runs under the GIL, which also guards the reference counts.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
