@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
-from tests.support.node import ROOT, ServerProcess
+from tests.support.node import ROOT, ServerProcess, free_port
 
 
 def _stale_compiled_modules() -> list[str]:
@@ -47,3 +50,38 @@ def start_server(tmp_path: Path) -> Iterator:
 @pytest.fixture
 def server(start_server) -> ServerProcess:
     return start_server()
+
+
+@pytest.fixture
+def start_redis(tmp_path: Path) -> Iterator:
+    """``start_redis(*args)`` runs a real redis-server (the reference in differential
+    tests: `make test` installs it) and returns a RESP2 client; all are stopped at the end."""
+    procs: list[subprocess.Popen[bytes]] = []
+    clients: list[redis.Redis] = []
+
+    def start(*args: str) -> redis.Redis:
+        port = free_port()
+        procs.append(subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path), *args], stdout=subprocess.DEVNULL))
+        client = redis.Redis(port=port, protocol=2)
+        clients.append(client)
+        for _ in range(200):
+            try:
+                client.ping()
+                return client
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    yield start
+    for client in clients:
+        client.close()
+    for proc in procs:
+        proc.terminate()
+        proc.wait()
+
+
+@pytest.fixture
+def real_redis(start_redis) -> redis.Redis:
+    return start_redis()

@@ -40,7 +40,7 @@ from raftkv.fronts.http.middleware import (
 from raftkv.fronts.http.router import Router
 from raftkv.fronts.http.routes import HttpApi
 from raftkv.fronts.http.server import HttpServer
-from raftkv.fronts.resp.pubsub import PubSub, keyspace_notifier
+from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.fronts.resp.server import RespServer
 from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
@@ -102,12 +102,7 @@ class Node:
         if isinstance(replicator, RaftReplicator):
             start_cluster(replicator)  # links go out once our own port answers them
         if cfg.resp_port:
-            pubsub = PubSub()
-            if cfg.keyspace_notifications:
-                keyspace = replicator.state_machine.keyspace
-                replicator.observers.append(
-                    keyspace_notifier(pubsub, lambda key: keyspace.raw(key) is None))
-            self.resp = RespServer(self.service, cfg, self.authenticator, pubsub)
+            self.resp = RespServer(self.service, cfg, self.authenticator, PubSub())
             self.ports["resp"] = await self.resp.listen(cfg.host, cfg.resp_port)
         if cfg.udp_port:
             self.udp = await udp.listen(cfg.host, cfg.udp_port, self.service.status)

@@ -42,6 +42,17 @@ class HttpLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RespLimits:
+    """The Redis protocol front's limits, under Redis's names where it has them. What
+    a limit refuses, it refuses on the header that declares a size, before buffering."""
+
+    max_clients: int = 10_000  # maxclients
+    max_multibulk_len: int = 1024 * 1024  # arguments in one command
+    query_buffer_limit_bytes: int = 1024 * 1024 * 1024  # client-query-buffer-limit
+    idle_timeout_s: float = 300.0  # timeout: idle clients are closed (0: never)
+
+
+@dataclass(frozen=True, slots=True)
 class TokenSpec:
     name: str
     sha256: str
@@ -104,6 +115,7 @@ class Config:
     access_log: bool = True  # one line per request; off only to measure what it costs
     request_metrics: bool = True  # per-request counters and histograms
     http: HttpLimits = field(default_factory=HttpLimits)
+    resp: RespLimits = field(default_factory=RespLimits)
     auth: AuthConfig = field(default_factory=AuthConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     eviction: EvictionConfig = field(default_factory=EvictionConfig)
@@ -254,6 +266,12 @@ _SECTIONS: dict[str, tuple[type, dict[str, Callable[[Any], Any]]]] = {
         "max_body_bytes": _int_range(1024, 1024 * 1024 * 1024),
         "header_timeout_s": _seconds, "body_timeout_s": _seconds, "idle_timeout_s": _seconds,
     }),
+    "resp": (RespLimits, {
+        "max_clients": _int_range(1, 1_000_000),
+        "max_multibulk_len": _int_range(1, 2**31 - 1),
+        "query_buffer_limit_bytes": _int_range(1024 * 1024, 2**40),
+        "idle_timeout_s": lambda raw: 0.0 if raw in (0, "0") else _seconds(raw),
+    }),
     "rate_limit": (RateLimitConfig, {
         "enabled": _bool,
         "per_client_rps": lambda r: float(_int_range(1, 10**7)(r)),
@@ -399,6 +417,10 @@ def _check_combinations(config: Config) -> None:
     if config.peers and not loopback and not config.cluster_secret:
         raise ConfigError(f"invalid setting --cluster-secret: binding {config.host} in a cluster "
                           f"needs a shared secret so peers can authenticate each other")
+    if config.resp.query_buffer_limit_bytes <= config.max_value_bytes:
+        raise ConfigError(f"invalid setting resp.query_buffer_limit_bytes: "
+                          f"{config.resp.query_buffer_limit_bytes} leaves no room for a value of "
+                          f"--max-value-bytes ({config.max_value_bytes})")
     if config.max_value_bytes > config.http.max_body_bytes:
         raise ConfigError("invalid setting --max-value-bytes: larger than http.max_body_bytes "
                           f"({config.http.max_body_bytes})")

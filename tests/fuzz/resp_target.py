@@ -13,8 +13,9 @@ of runs. By hand (new inputs go to the first folder, the seeds stay as they are)
 
 It imports raftkv's Python source, which atheris instruments to guide the search;
 ``RAFTKV_FUZZ_COMPILED=1`` runs the mypyc-compiled modules instead (unguided).
-``RAFTKV_FUZZ_MUTANT=untranslated-errors`` plants a bug (hiredis protocol errors
-escape the parser untranslated) so the test can prove the fuzzer finds one.
+``RAFTKV_FUZZ_MUTANT=untranslated-errors`` plants a bug (the request reader parses a
+declared length with a bare ``int()``, so a malformed one escapes as ValueError instead
+of a protocol error) so the test can prove the fuzzer finds one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 from typing import Any
 
 import atheris
-import hiredis
+import hiredis  # (only to check that the replies are well-formed RESP)
 
 from tests.support.crashfs import CrashFS
 from tests.support.source_only import use_source
@@ -37,7 +38,7 @@ if not COMPILED:
 with atheris.instrument_imports(include=["raftkv"]):
     from raftkv.clock import ManualClock
     from raftkv.config import load
-    from raftkv.fronts.resp import protocol
+    from raftkv.fronts.resp import protocol, reader
     from raftkv.fronts.resp.pubsub import PubSub
     from raftkv.fronts.resp.server import Connection, RespServer
     from raftkv.replication.local import LocalReplicator
@@ -49,15 +50,8 @@ with atheris.instrument_imports(include=["raftkv"]):
 MUTANT = os.environ.get("RAFTKV_FUZZ_MUTANT", "")
 
 
-class NeverRaised(Exception):
-    pass
-
-
 if MUTANT == "untranslated-errors":
-    class _Hiredis:
-        Reader = hiredis.Reader
-        ProtocolError = NeverRaised
-    protocol.hiredis = _Hiredis  # type: ignore[assignment]
+    reader.parse_length = int  # type: ignore[assignment]
 elif MUTANT:
     sys.exit(f"unknown RAFTKV_FUZZ_MUTANT {MUTANT!r}")
 
@@ -165,10 +159,11 @@ def one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    if COMPILED and not str(protocol.__file__).endswith(".so"):
-        sys.exit(f"RAFTKV_FUZZ_COMPILED: {protocol.__file__} is not compiled (see setup.py)")
+    if COMPILED and not all(str(m.__file__).endswith(".so") for m in (protocol, reader)):
+        sys.exit(f"RAFTKV_FUZZ_COMPILED: {protocol.__file__} or {reader.__file__} is not "
+                 f"compiled (see setup.py)")
     print(f"fuzzing {'compiled modules' if COMPILED else 'the Python source'}: "
-          f"{protocol.__file__}", flush=True)
+          f"{protocol.__file__}, {reader.__file__}", flush=True)
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 

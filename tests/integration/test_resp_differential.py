@@ -1,43 +1,17 @@
 """The same random command sequences through raftkv and a real redis-server, replies
-compared one by one (TTL values within a tolerance); plus redis-cli against raftkv."""
+compared one by one (TTL values within a tolerance); plus redis-cli against raftkv.
+(``real_redis`` is a redis-server process: tests/conftest.py.)"""
 
 from __future__ import annotations
 
 import random
-import shutil
 import socket
 import subprocess
-import time
 
-import pytest
 import redis
-
-from tests.support.node import free_port
-
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                reason="redis-server is installed by `make test`")
 
 KEYS = [b"a", b"b", b"c", b"num", b"k:1", b"k:2"]
 VALUES = [b"", b"1", b"-3", b"x", b"hello", b"9223372036854775807", b"12"]
-
-
-@pytest.fixture
-def real_redis(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port, protocol=2)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield client
-    client.close()
-    proc.terminate()
-    proc.wait()
 
 
 def random_command(rng: random.Random) -> list[bytes]:

@@ -47,5 +47,5 @@ def test_the_compiled_modules_survive_the_same_inputs(tmp_path):
 def test_negative_control_fuzzer_finds_a_planted_parser_bug(tmp_path):
     run = fuzz(tmp_path, 20_000, mutant="untranslated-errors")
     assert run.returncode != 0
-    assert "Uncaught Python exception" in run.stdout and "ProtocolError" in run.stdout
+    assert "Uncaught Python exception" in run.stdout and "ValueError" in run.stdout
     assert list(tmp_path.glob("crash-*"))

@@ -57,6 +57,18 @@ class Cond(enum.IntEnum):
     MOD_REVISION = 3  # compare-and-swap: If-Match: "<modRevision>"
 
 
+class ExpireWhen(enum.IntEnum):
+    """Redis 7's EXPIRE options, decided at apply time against the key's deadline then
+    (a key without one counts as never expiring)."""
+
+    ALWAYS = 0
+    NX = 1  # only if the key has no deadline
+    XX = 2  # only if it has one
+    GT = 3  # only if the new deadline is later (XX GT is the same)
+    LT = 4  # only if the new deadline is earlier
+    XX_LT = 5  # only if it has one and the new one is earlier
+
+
 @_fast_init
 @dataclass(frozen=True, slots=True)
 class Noop:
@@ -98,12 +110,14 @@ class Delete:
 @dataclass(frozen=True, slots=True)
 class Expire:
     """Set an absolute deadline on an existing key, or remove it (``expires_at_ms`` None:
-    Redis PERSIST). A deadline not after ``now_ms`` deletes the key, as Redis does."""
+    Redis PERSIST). A deadline not after ``now_ms`` deletes the key, as Redis does.
+    ``when`` makes it conditional on the current deadline (EXPIRE NX/XX/GT/LT)."""
 
     key: bytes
     expires_at_ms: int | None
     request_id: bytes = b""
     now_ms: int = 0
+    when: ExpireWhen = ExpireWhen.ALWAYS
 
 
 @_fast_init
@@ -165,7 +179,17 @@ class Evict:
     now_ms: int = 0
 
 
-Command = Noop | Put | Delete | Expire | IncrBy | Append | MultiPut | DeleteExpired | Evict
+@_fast_init
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Delete every key (Redis FLUSHDB and FLUSHALL; raftkv has one database)."""
+
+    request_id: bytes = b""
+    now_ms: int = 0
+
+
+Command = (Noop | Put | Delete | Expire | IncrBy | Append | MultiPut | DeleteExpired | Evict
+           | Flush)
 
 
 class Outcome(enum.IntEnum):
@@ -259,6 +283,8 @@ _TAGS: Final[dict[type, int]] = {
     MultiPut: 6,
     DeleteExpired: 7,
     Evict: 8,
+    # 9: an Expire with a condition (the tag 3 form has none, as version 1 wrote it)
+    Flush: 10,
 }
 _I64: Final = struct.Struct("<q")
 _HEAD: Final = struct.Struct("<BB")
@@ -313,6 +339,9 @@ def encode(cmd: Command) -> bytes:
         _b(out, cmd.key)
         exp = cmd.expires_at_ms
         out += struct.pack("<Bqq", exp is not None, exp or 0, cmd.now_ms)
+        if cmd.when:
+            out[1] = _EXPIRE_WHEN_TAG
+            out.append(cmd.when)
     elif isinstance(cmd, IncrBy):
         _b(out, cmd.key)
         out += struct.pack("<qq", cmd.delta, cmd.now_ms)
@@ -329,10 +358,13 @@ def encode(cmd: Command) -> bytes:
     return bytes(out)
 
 
+_EXPIRE_WHEN_TAG: Final = 9
 _BQQ: Final = struct.Struct("<Bqq")
 _QQ: Final = struct.Struct("<qq")
 _IBQ: Final = struct.Struct("<IBq")
 _IQ: Final = struct.Struct("<Iq")
+_U8: Final = struct.Struct("<B")
+_EXPIRE_WHENS: Final = frozenset(int(w) for w in ExpireWhen if w)
 
 
 def decode(data: bytes) -> Command:
@@ -351,10 +383,16 @@ def decode(data: bytes) -> Command:
         key = r.blob()
         cond, expected, now = r.fixed(_BQQ)
         cmd = Delete(key, Cond(cond), expected, rid, now)
-    elif tag == 3:
+    elif tag in (3, _EXPIRE_WHEN_TAG):
         key = r.blob()
         has_ttl, exp, now = r.fixed(_BQQ)
-        cmd = Expire(key, exp if has_ttl else None, rid, now)
+        when = ExpireWhen.ALWAYS
+        if tag == _EXPIRE_WHEN_TAG:
+            (raw_when,) = r.fixed(_U8)
+            if raw_when not in _EXPIRE_WHENS:
+                raise CodecError(f"unknown expire condition {raw_when}")
+            when = ExpireWhen(raw_when)
+        cmd = Expire(key, exp if has_ttl else None, rid, now, when)
     elif tag == 4:
         key = r.blob()
         delta, now = r.fixed(_QQ)
@@ -371,9 +409,9 @@ def decode(data: bytes) -> Command:
         n, now = r.fixed(_IQ)
         keys = tuple(r.blob() for _ in range(n))
         cmd = DeleteExpired(keys, rid, now) if tag == 7 else Evict(keys, rid, now)
-    elif tag == 0:
+    elif tag in (0, 10):
         (now,) = r.fixed(_I64)
-        cmd = Noop(rid, now)
+        cmd = Noop(rid, now) if tag == 0 else Flush(rid, now)
     else:
         raise CodecError(f"unknown command tag {tag}")
     if not r.at_end:

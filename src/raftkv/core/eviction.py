@@ -7,11 +7,12 @@ deletes the same keys at the same index. Access recency and frequency live in an
 
 Policies mirror Redis's ``maxmemory-policy`` names:
 
-* ``noeviction``   - refuse writes that would grow the keyspace past the limit
-* ``allkeys-lru``  - among a random sample of all keys, evict the least recently used
-* ``allkeys-lfu``  - among a sample, the least frequently used (Redis's log counter)
-* ``volatile-lru`` - like allkeys-lru, sampling only keys with a TTL
-* ``volatile-ttl`` - the keys closest to their deadline
+* ``noeviction``     - refuse writes that would grow the keyspace past the limit
+* ``allkeys-lru``    - among a random sample of all keys, evict the least recently used
+* ``allkeys-lfu``    - among a sample, the least frequently used (Redis's log counter)
+* ``allkeys-random`` - any key, at random
+* ``volatile-lru``, ``volatile-lfu``, ``volatile-random`` - the same, among keys with a TTL
+* ``volatile-ttl``   - the keys closest to their deadline
 """
 
 from __future__ import annotations
@@ -31,11 +32,21 @@ LFU_DECAY_MS: Final = 60_000
 
 
 class Policy(enum.StrEnum):
-    NOEVICTION = "noeviction"
+    """In the order Redis lists them."""
+
+    VOLATILE_LRU = "volatile-lru"
+    VOLATILE_LFU = "volatile-lfu"
+    VOLATILE_RANDOM = "volatile-random"
+    VOLATILE_TTL = "volatile-ttl"
     ALLKEYS_LRU = "allkeys-lru"
     ALLKEYS_LFU = "allkeys-lfu"
-    VOLATILE_LRU = "volatile-lru"
-    VOLATILE_TTL = "volatile-ttl"
+    ALLKEYS_RANDOM = "allkeys-random"
+    NOEVICTION = "noeviction"
+
+    @property
+    def tracks_access(self) -> bool:
+        """Whether it needs each read's time and frequency (the LRU and LFU policies)."""
+        return self.value.endswith(("-lru", "-lfu"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,10 @@ class AccessTracker:
     def forget(self, key: bytes) -> None:
         self._last_ms.pop(key, None)
         self._lfu.pop(key, None)
+
+    def clear(self) -> None:
+        self._last_ms.clear()
+        self._lfu.clear()
 
     def last_access_ms(self, key: bytes) -> int:
         return self._last_ms.get(key, 0)
@@ -122,16 +137,17 @@ class Evictor:
             return keyspace.earliest_deadlines(count)
         victims: list[bytes] = []
         seen: set[bytes] = set()
-        volatile = policy is Policy.VOLATILE_LRU
+        volatile = policy.value.startswith("volatile-")
         population = keyspace.volatile_count if volatile else len(keyspace)
+        size = 1 if policy.value.endswith("-random") else self.limits.sample_size
         while len(victims) < count and len(seen) < population:
             sample = {self._sample(keyspace, volatile, population)
-                      for _ in range(self.limits.sample_size)} - seen
+                      for _ in range(size)} - seen
             if not sample:
                 continue
-            if policy is Policy.ALLKEYS_LFU:
+            if policy.value.endswith("-lfu"):
                 best = min(sample, key=lambda k: (self.tracker.frequency(k, now_ms), k))
-            else:
+            else:  # (a random policy's sample has one key)
                 best = min(sample, key=lambda k: (self.tracker.last_access_ms(k), k))
             seen.add(best)
             victims.append(best)

@@ -30,6 +30,8 @@ from raftkv.core.commands import (
     Entry,
     Evict,
     Expire,
+    ExpireWhen,
+    Flush,
     IncrBy,
     MultiPut,
     Noop,
@@ -99,6 +101,7 @@ class StateMachine:
             MultiPut: self._multi_put,  # type: ignore[dict-item]
             DeleteExpired: self._delete_expired,  # type: ignore[dict-item]
             Evict: self._evict,  # type: ignore[dict-item]
+            Flush: self._flush,  # type: ignore[dict-item]
             Noop: self._noop,  # type: ignore[dict-item]
         }
 
@@ -216,6 +219,8 @@ class StateMachine:
             return Result(Outcome.NOT_FOUND, index)
         if c.expires_at_ms is None and current.expires_at_ms is None:
             return Result(OUTCOME_OK, index, current, current, 0)  # PERSIST on a key without TTL
+        if c.when and not _expire_allowed(c.when, current.expires_at_ms, c.expires_at_ms):
+            return Result(OUTCOME_OK, index, current, current, 0)
         if c.expires_at_ms is not None and c.expires_at_ms <= c.now_ms:
             self.keyspace.remove(c.key)  # a deadline in the past deletes, as in Redis
             return Result(OUTCOME_OK, index, None, current, 1)
@@ -264,6 +269,24 @@ class StateMachine:
         self.evicted_total += removed
         return Result(OUTCOME_OK, index, affected=removed)
 
+    def _flush(self, index: int, c: Flush) -> Result:
+        removed = len(self.keyspace)
+        self.keyspace.clear()
+        return Result(OUTCOME_OK, index, affected=removed)
+
     def _noop(self, index: int, c: Noop) -> Result:
         return Result(OUTCOME_OK, index)
+
+
+def _expire_allowed(when: ExpireWhen, current_ms: int | None, new_ms: int | None) -> bool:
+    """Redis's expireGenericCommand: no deadline counts as infinitely far."""
+    if when is ExpireWhen.NX:
+        return current_ms is None
+    if when is ExpireWhen.XX:
+        return current_ms is not None
+    if when is ExpireWhen.GT:
+        return current_ms is not None and new_ms is not None and new_ms > current_ms
+    if when is ExpireWhen.XX_LT and current_ms is None:
+        return False
+    return new_ms is not None and (current_ms is None or new_ms < current_ms)  # LT
 

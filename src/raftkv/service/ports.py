@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,6 +56,7 @@ class Replicator(Protocol):
     """
 
     state_machine: StateMachine
+    observers: list[Callable[[Command, Result], None]]  # called after each apply, in order
 
     def submit_nowait(self, command: Command, future: asyncio.Future[Result] | None = None
                       ) -> asyncio.Future[Result]: ...

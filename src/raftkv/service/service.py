@@ -27,12 +27,14 @@ from raftkv.core.commands import (
     Entry,
     Evict,
     Expire,
+    ExpireWhen,
+    Flush,
     IncrBy,
     MultiPut,
     Put,
     Result,
 )
-from raftkv.core.eviction import AccessTracker, Evictor, Limits, Policy
+from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
 from raftkv.service.ports import (
@@ -53,6 +55,18 @@ MAX_KEY_BYTES: Final = 1024
 MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000  # ten years
 EXPIRY_CYCLE_S: Final = 0.1  # Redis's hz 10
 EXPIRY_BATCH: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class KeyspaceStats:
+    """What INFO reports of the applied state on this node (no read barrier)."""
+
+    keys: int
+    volatile_keys: int
+    memory_bytes: int  # estimated (eviction's own measure)
+    expired_total: int
+    evicted_total: int
+    applied_index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +123,30 @@ class KVService:
         self.membership = membership
         self.clock = clock
         self.limits = limits
-        self._bounded = bool(limits.eviction.max_keys or limits.eviction.max_memory_bytes)
         self._rng = rng or random.Random()
-        policy = limits.eviction.policy
-        self.tracker = AccessTracker(policy in (Policy.ALLKEYS_LRU, Policy.ALLKEYS_LFU,
-                                                Policy.VOLATILE_LRU), self._rng)
-        self._tracking = self.tracker.enabled  # (a compiled field: read on every read)
-        self.evictor = Evictor(limits.eviction, self.tracker, self._rng)
+        self.tracker = AccessTracker(False, self._rng)
+        self.configure_eviction(limits.eviction)
         self._plain: list[tuple[bytes, bytes]] = []  # put_many's items of this loop turn
         self._plain_future: asyncio.Future[Result] | None = None
+
+    def configure_eviction(self, eviction: Limits) -> None:
+        """Set the eviction policy and limits (at start-up, and by CONFIG SET). Access
+        history starts again when the policy changes what it tracks."""
+        self.limits = ServiceLimits(self.limits.max_value_bytes, eviction)
+        self._bounded = bool(eviction.max_keys or eviction.max_memory_bytes)
+        tracking = eviction.policy.tracks_access
+        if self.tracker.enabled != tracking:
+            self.tracker = AccessTracker(tracking, self._rng)
+        self._tracking = self.tracker.enabled  # (a compiled field: read on every read)
+        self.evictor = Evictor(eviction, self.tracker, self._rng)
+
+    def add_observer(self, observe: Callable[[Command, Result], None]) -> None:
+        """Call ``observe(command, result)`` after each command this node applies."""
+        self.replicator.observers.append(observe)
+
+    def remove_observer(self, observe: Callable[[Command, Result], None]) -> None:
+        if observe in self.replicator.observers:
+            self.replicator.observers.remove(observe)
 
     @property
     def state_machine(self) -> StateMachine:
@@ -187,6 +216,27 @@ class KVService:
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else then(barrier, read)
 
+    def is_stored(self, key: bytes) -> bool:
+        """Whether the applied state holds ``key`` (expired or not): what an observer
+        of a batch of deletes asks of each key."""
+        return self.replicator.state_machine.keyspace.raw(key) is not None
+
+    def key_count(self, consistency: Consistency = Consistency.LINEARIZABLE
+                  ) -> MaybeFuture[int]:
+        """How many keys are stored (expired ones not yet collected included, as in
+        Redis's DBSIZE)."""
+        barrier = self.replicator.read_barrier(consistency)
+        if barrier is None:
+            return len(self.replicator.state_machine.keyspace)
+        return then(barrier, lambda _: len(self.replicator.state_machine.keyspace))
+
+    def stats(self) -> KeyspaceStats:
+        sm = self.replicator.state_machine
+        keyspace = sm.keyspace
+        return KeyspaceStats(len(keyspace), keyspace.volatile_count,
+                             estimated_memory_bytes(keyspace), sm.expired_total,
+                             sm.evicted_total, sm.applied_index)
+
     def members(self) -> list[dict[str, Any]]:
         if self.membership is None:  # a single node: itself, the only voter
             s = self.status()
@@ -239,10 +289,16 @@ class KVService:
         return self.submit(Delete(key, cond, expected_mod_revision, request_id,
                                   self.clock.now_ms()))
 
-    def expire(self, key: bytes, expires_at_ms: int | None,
-               request_id: bytes = b"") -> asyncio.Future[Result]:
+    def expire(self, key: bytes, expires_at_ms: int | None, request_id: bytes = b"",
+               when: ExpireWhen = ExpireWhen.ALWAYS) -> asyncio.Future[Result]:
         validate_key(key)
-        return self.submit(Expire(key, expires_at_ms, request_id, self.clock.now_ms()))
+        return self.submit(Expire(key, expires_at_ms, request_id, self.clock.now_ms(), when))
+
+    def flush(self) -> asyncio.Future[Result]:
+        """Delete every key (an admin operation: the fronts check the role)."""
+        future = self.submit(Flush(b"", self.clock.now_ms()))
+        future.add_done_callback(lambda _: self.tracker.clear())
+        return future
 
     def incr_by(self, key: bytes, delta: int, request_id: bytes = b"") -> asyncio.Future[Result]:
         validate_key(key)

@@ -16,11 +16,10 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-from raftkv import __version__
-from raftkv.core.commands import Cond, Entry, Outcome, Result
+from raftkv.core.commands import Cond, Entry, ExpireWhen, Outcome, Result
 from raftkv.core.state_machine import parse_int64
 from raftkv.errors import OutOfMemory, RaftKVError
 from raftkv.fronts.resp import protocol as p
@@ -79,6 +78,22 @@ class CommandError(Exception):
     """A Redis error reply (the message starts with its code)."""
 
 
+class CommandStats:
+    """INFO commandstats for one command: calls, time in the handler, and calls refused
+    before (``rejected``) or by (``failed``) the handler, as Redis 7 counts them."""
+
+    __slots__ = ("calls", "failed", "ns", "rejected")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.ns = 0
+        self.rejected = 0
+        self.failed = 0
+
+    def reset(self) -> None:
+        self.calls = self.ns = self.rejected = self.failed = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Spec:
     name: str
@@ -88,6 +103,7 @@ class Spec:
     first_key: int = 0  # argument positions of keys, Redis's key spec
     last_key: int = 0  # -1: through the last argument
     key_step: int = 1
+    stats: CommandStats = field(default_factory=CommandStats)
 
     def keys(self, args: list[bytes]) -> list[bytes]:
         if not self.first_key:
@@ -156,6 +172,7 @@ def auth(conn: Connection, args: list[bytes]) -> Reply:
     if principal is None:
         raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
     conn.principal = principal
+    conn.reader.limited = False
     return p.OK
 
 
@@ -176,7 +193,7 @@ def hello(conn: Connection, args: list[bytes]) -> Reply:
                 auth(conn, [b"auth", rest[i + 1], rest[i + 2]])
                 i += 3
             elif option == b"SETNAME" and i + 1 < len(rest):
-                conn.name = _client_name(rest[i + 1])
+                conn.name = client_name(rest[i + 1])
                 i += 2
             else:
                 raise CommandError(f"ERR Syntax error in HELLO option "
@@ -196,6 +213,13 @@ def hello(conn: Connection, args: list[bytes]) -> Reply:
         (p.bulk(b"role"), p.bulk(b"master")),
         (p.bulk(b"modules"), p.EMPTY_ARRAY),
     ])
+
+
+def client_name(name: bytes) -> bytes | None:
+    if any(c <= 32 or c > 126 for c in name):
+        raise CommandError("ERR Client names cannot contain spaces, newlines or special "
+                           "characters.")
+    return name or None
 
 
 @command("select", 2, "fast")
@@ -232,68 +256,6 @@ def _command_info(spec: Spec) -> bytes:
                         p.integer(spec.key_step if spec.first_key else 0),
                         p.raw_array([p.simple(c) for c in categories]),
                         p.EMPTY_ARRAY, p.EMPTY_ARRAY, p.EMPTY_ARRAY])
-
-
-@command("client", -2, "")
-def client(conn: Connection, args: list[bytes]) -> Reply:
-    sub = args[1].upper()
-    if sub == b"ID" and len(args) == 2:
-        return p.integer(conn.id)
-    if sub == b"GETNAME" and len(args) == 2:
-        return conn.enc.bulk(conn.name)
-    if sub == b"SETNAME" and len(args) == 3:
-        conn.name = _client_name(args[2])
-        return p.OK
-    if sub == b"SETINFO" and len(args) == 4:
-        return p.OK
-    if sub == b"LIST":
-        return p.bulk(b"".join(c.describe() + b"\n" for c in conn.server.connections))
-    raise CommandError(f"ERR unknown subcommand or wrong number of arguments for "
-                       f"'{args[1].decode(errors='replace')}'. Try CLIENT HELP.")
-
-
-def _client_name(name: bytes) -> bytes | None:
-    if any(c <= 32 or c > 126 for c in name):
-        raise CommandError("ERR Client names cannot contain spaces, newlines or special "
-                           "characters.")
-    return name or None
-
-
-@command("info", -1, "")
-def info(conn: Connection, args: list[bytes]) -> Reply:
-    wanted = {a.lower() for a in args[1:]} or {b"default"}
-    return p.bulk(conn.server.info(wanted))
-
-
-@command("config", -2, "admin")
-def config(conn: Connection, args: list[bytes]) -> Reply:
-    sub = args[1].upper()
-    if sub == b"GET" and len(args) > 2:
-        parameters = conn.server.config_parameters()
-        patterns = [compile_glob(a.lower()) for a in args[2:]]
-        return conn.enc.map([(p.bulk(name), p.bulk(value)) for name, value in parameters.items()
-                             if any(pattern.match(name) for pattern in patterns)])
-    if sub == b"SET" and len(args) > 3 and len(args) % 2 == 0:
-        name = args[2].lower()
-        if name in conn.server.config_parameters():
-            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument "
-                               f"'{name.decode(errors='replace')}') - can't set immutable "
-                               f"config")  # raftkv reads its configuration at start-up
-        raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - "
-                           f"'{name.decode(errors='replace')}'")
-    if sub == b"RESETSTAT" and len(args) == 2:
-        conn.server.reset_stats()
-        return p.OK
-    if sub in (b"GET", b"SET", b"RESETSTAT"):
-        raise CommandError(f"ERR wrong number of arguments for 'config|{sub.lower().decode()}' "
-                           f"command")
-    raise CommandError(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. Try "
-                       f"CONFIG HELP.")
-
-
-@command("dbsize", 1, "readonly fast")
-def dbsize(conn: Connection, args: list[bytes]) -> Reply:
-    return p.integer(len(conn.service.state_machine.keyspace))
 
 
 # --- strings --------------------------------------------------------------------------
@@ -361,6 +323,10 @@ GET_NAMES = frozenset({b"GET", b"get", b"Get"})
 MIN_RUN = 2
 
 
+SET_STATS = TABLE[b"set"].stats
+GET_STATS = TABLE[b"get"].stats
+
+
 def batch_run(conn: Connection, commands: list[list[bytes]], start: int
               ) -> tuple[Reply, int] | None:
     """A pipeline's run of plain ``SET key value`` (one MultiPut: one proposal) or
@@ -380,10 +346,13 @@ def batch_run(conn: Connection, commands: list[list[bytes]], start: int
         if count < MIN_RUN:
             return None
         conn.server.stats.commands += count
+        started = time.perf_counter_ns()
         try:
             future = conn.service.put_many(items)
         except RaftKVError as exc:
             return p.error_reply(error_text(exc)) * count, start + count
+        finally:
+            _count_run(SET_STATS, count, started)
         return Later(future, lambda _: p.OK * count, count), start + count
     if name not in GET_NAMES:
         return None
@@ -396,13 +365,21 @@ def batch_run(conn: Connection, commands: list[list[bytes]], start: int
     if count < MIN_RUN:
         return None
     conn.server.stats.commands += count
+    started = time.perf_counter_ns()
     try:
         values = conn.service.get_values(keys, conn.consistency)
     except RaftKVError as exc:
         return p.error_reply(error_text(exc)) * count, start + count
+    finally:
+        _count_run(GET_STATS, count, started)
     if isinstance(values, asyncio.Future):
         return Later(values, functools.partial(_values_reply, conn), count), start + count
     return _values_reply(conn, values), start + count
+
+
+def _count_run(stats: CommandStats, count: int, started_ns: int) -> None:
+    stats.calls += count
+    stats.ns += time.perf_counter_ns() - started_ns
 
 
 def _values_reply(conn: Connection, values: list[bytes | None]) -> bytes:
@@ -559,16 +536,36 @@ def type_(conn: Connection, args: list[bytes]) -> Reply:
 
 # --- expiry ---------------------------------------------------------------------------
 
+_EXPIRE_OPTIONS: Final = {b"NX": 1, b"XX": 2, b"GT": 4, b"LT": 8}
+_INT64_MAX: Final = 2**63 - 1
+
+
 def _expire(conn: Connection, args: list[bytes], unit: bytes, name: str) -> Reply:
-    if len(args) > 3:
-        raise CommandError(f"ERR Unsupported option {args[3].decode(errors='replace')}")
+    """EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT [NX|XX|GT|LT] as Redis 7's
+    expireGenericCommand: options first, then the time, which is an error only where
+    it overflows 64 bits; a deadline already past deletes the key."""
+    flags = 0
+    for option in args[3:]:
+        bit = _EXPIRE_OPTIONS.get(option.upper())
+        if bit is None:
+            raise CommandError(f"ERR Unsupported option {option.decode(errors='replace')}")
+        flags |= bit
+    if flags & 1 and flags & 14:
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if flags & 4 and flags & 8:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
     amount = to_int(args[2])
-    now = conn.service.clock.now_ms()
-    ms = amount * 1000 if unit in (b"EX", b"EXAT") else amount
-    if abs(ms) > MAX_MS:
+    if unit in (b"EX", b"EXAT"):
+        if abs(amount) > _INT64_MAX // 1000:
+            raise CommandError(f"ERR invalid expire time in '{name}' command")
+        amount *= 1000
+    base = 0 if unit in (b"EXAT", b"PXAT") else conn.service.clock.now_ms()
+    if amount > _INT64_MAX - base:
         raise CommandError(f"ERR invalid expire time in '{name}' command")
-    deadline = ms if unit in (b"EXAT", b"PXAT") else now + ms
-    future = conn.service.expire(args[1], deadline)
+    when = (ExpireWhen.NX if flags & 1 else ExpireWhen.GT if flags & 4
+            else ExpireWhen.XX_LT if flags & 10 == 10 else ExpireWhen.LT if flags & 8
+            else ExpireWhen.XX if flags & 2 else ExpireWhen.ALWAYS)
+    future = conn.service.expire(args[1], amount + base, when=when)
     return later(future, lambda r: p.ONE if r.ok and r.affected else p.ZERO)
 
 
@@ -768,36 +765,52 @@ def dispatch(conn: Connection, args: list[bytes]) -> Reply:
     if spec is None:
         return p.error_reply(unknown_command(args))
     conn.server.stats.commands += 1
+    refusal = _refusal(conn, spec, args)
+    if refusal is not None:
+        spec.stats.rejected += 1
+        return p.error_reply(refusal)
+    conn.last_command = spec.name
+    stats = spec.stats
+    started = time.perf_counter_ns()
+    try:
+        reply = spec.handler(conn, args)
+    except CommandError as refused:  # (one name per type: mypyc types the name)
+        stats.failed += 1
+        reply = p.error_reply(str(refused))
+    except RaftKVError as exc:
+        stats.failed += 1
+        reply = p.error_reply(error_text(exc))
+    except Exception:  # a bug: the client still gets its reply, in order
+        log.exception("RESP command %r failed", spec.name)
+        stats.failed += 1
+        reply = p.error_reply("ERR internal error")
+    stats.calls += 1
+    stats.ns += time.perf_counter_ns() - started
+    return reply
+
+
+def _refusal(conn: Connection, spec: Spec, args: list[bytes]) -> str | None:
+    """Why the command may not run here, as Redis says it; None when it may."""
     if conn.principal is None and "noauth" not in spec.flags:
-        return p.error_reply("NOAUTH Authentication required.")
+        return "NOAUTH Authentication required."
     arity = spec.arity
     if (arity > 0 and len(args) != arity) or (arity < 0 and len(args) < -arity):
-        return p.error_reply(f"ERR wrong number of arguments for '{spec.name}' command")
+        return f"ERR wrong number of arguments for '{spec.name}' command"
     if (conn.subscriptions or conn.patterns) and (
             "pubsub" not in spec.flags or spec.name == "publish"):
-        return p.error_reply(f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / "
-                             f"(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
-                             f"context")
+        return (f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                f"PING / QUIT / RESET are allowed in this context")
     principal = conn.principal
     if principal is not None and not principal.unrestricted:
         if "admin" in spec.flags and principal.role < Role.ADMIN:
-            return p.error_reply(f"NOPERM this user has no permissions to run the "
-                                 f"'{spec.name}' command")
+            return f"NOPERM this user has no permissions to run the '{spec.name}' command"
         write = "write" in spec.flags
         if write and principal.role < Role.WRITE:
-            return p.error_reply(NOPERM)
+            return NOPERM
         for key in spec.keys(args):
             if not (principal.may_write(key) if write else principal.may_read(key)):
-                return p.error_reply(NOPERM)
-    try:
-        return spec.handler(conn, args)
-    except CommandError as refused:  # (one name per type: mypyc types the name)
-        return p.error_reply(str(refused))
-    except RaftKVError as exc:
-        return p.error_reply(error_text(exc))
-    except Exception:  # a bug: the client still gets its reply, in order
-        log.exception("RESP command %r failed", spec.name)
-        return p.error_reply("ERR internal error")
+                return NOPERM
+    return None
 
 
 def error_text(exc: RaftKVError) -> str:
@@ -822,8 +835,4 @@ def error_text(exc: RaftKVError) -> str:
     return f"ERR {exc}"
 
 
-def uptime_s(started: float) -> int:
-    return int(time.monotonic() - started)
 
-
-REDIS_VERSION = f"7.0.0-raftkv-{__version__}".encode()

@@ -4,8 +4,7 @@ here too (``__keyspace@0__:<key>`` / ``__keyevent@0__:<event>``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from raftkv.core.commands import (
     Append,
@@ -21,6 +20,9 @@ from raftkv.core.commands import (
 )
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.glob import compile_glob
+
+if TYPE_CHECKING:
+    from raftkv.service.service import KVService
 
 
 class Subscriber(Protocol):
@@ -67,39 +69,83 @@ class PubSub:
         return receivers
 
 
-def keyspace_notifier(pubsub: PubSub, key_absent: Callable[[bytes], bool]
-                      ) -> Callable[[Command, Result], None]:
-    """An observer of applied commands that publishes Redis-style keyspace events."""
+ALL_CLASSES: Final = "g$lshzxet"  # what "A" stands for
+EXTRA_CLASSES: Final = "dn"  # module and new-key events: accepted, never sent here
+BAD_CLASS: Final = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
 
-    def notify(key: bytes, event: bytes) -> None:
-        if not (pubsub.channels or pubsub.patterns):
+
+class KeyspaceEvents:
+    """Redis's keyspace notifications (``notify-keyspace-events``): after each applied
+    command, ``__keyspace@0__:<key>`` gets the event name (flag K) and
+    ``__keyevent@0__:<event>`` gets the key (flag E), for the event classes the flags
+    name (g generic, $ string, x expired, e evicted, ...). Off while the flags are
+    empty: then no observer is installed and applying costs nothing more."""
+
+    def __init__(self, pubsub: PubSub, service: KVService) -> None:
+        self.pubsub = pubsub
+        self.service = service
+        self.flags = ""  # as CONFIG GET shows them
+        self._classes = ""
+        self._keyspace = self._keyevent = False
+
+    @staticmethod
+    def check(flags: str) -> str:
+        """``flags`` if every character names a class; else ValueError, Redis's text."""
+        if any(c not in ALL_CLASSES + EXTRA_CLASSES + "AKEm" for c in flags):
+            raise ValueError(BAD_CLASS)
+        return flags
+
+    def configure(self, flags: str) -> None:
+        """Set the flags (checked: see ``check``)."""
+        classes = ALL_CLASSES if "A" in flags else "".join(c for c in ALL_CLASSES if c in flags)
+        shown = "A" if classes == ALL_CLASSES else classes
+        if shown != "A":
+            shown += "".join(c for c in EXTRA_CLASSES if c in flags)
+        shown += "".join(c for c in "KEm" if c in flags)
+        was_on = self._on
+        self.flags, self._classes = shown, classes
+        self._keyspace, self._keyevent = "K" in flags, "E" in flags
+        if self._on and not was_on:
+            self.service.add_observer(self.observe)
+        elif was_on and not self._on:
+            self.service.remove_observer(self.observe)
+
+    @property
+    def _on(self) -> bool:
+        return bool(self._classes) and (self._keyspace or self._keyevent)
+
+    def _notify(self, key: bytes, event: bytes, kind: str) -> None:
+        pubsub = self.pubsub
+        if kind not in self._classes or not (pubsub.channels or pubsub.patterns):
             return
-        pubsub.publish(b"__keyspace@0__:" + key, event)
-        pubsub.publish(b"__keyevent@0__:" + event, key)
+        if self._keyspace:
+            pubsub.publish(b"__keyspace@0__:" + key, event)
+        if self._keyevent:
+            pubsub.publish(b"__keyevent@0__:" + event, key)
 
-    def observe(command: Command, result: Result) -> None:
+    def observe(self, command: Command, result: Result) -> None:
         if not result.ok:
             return
+        notify = self._notify
         if isinstance(command, Put):
-            notify(command.key, b"set")
+            notify(command.key, b"set", "$")
         elif isinstance(command, Delete):
-            notify(command.key, b"del")
+            notify(command.key, b"del", "g")
         elif isinstance(command, Expire):
             if result.affected:
                 event = (b"persist" if command.expires_at_ms is None
                          else b"del" if result.entry is None else b"expire")
-                notify(command.key, event)
+                notify(command.key, event, "g")
         elif isinstance(command, IncrBy):
-            notify(command.key, b"incrby")
+            notify(command.key, b"incrby", "$")
         elif isinstance(command, Append):
-            notify(command.key, b"append")
+            notify(command.key, b"append", "$")
         elif isinstance(command, MultiPut):
             for key, _ in command.items:
-                notify(key, b"set")
+                notify(key, b"set", "$")
         elif isinstance(command, DeleteExpired | Evict):
-            event = b"expired" if isinstance(command, DeleteExpired) else b"evicted"
+            expired = isinstance(command, DeleteExpired)
+            event, kind = (b"expired", "x") if expired else (b"evicted", "e")
             for key in command.keys:
-                if key_absent(key):
-                    notify(key, event)
-
-    return observe
+                if not self.service.is_stored(key):
+                    notify(key, event, kind)

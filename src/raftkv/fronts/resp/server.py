@@ -12,31 +12,28 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, cast
 
 from raftkv.config import Config
-from raftkv.core.eviction import estimated_memory_bytes
 from raftkv.fronts.resp import protocol as p
+from raftkv.fronts.resp.admin import REDIS_VERSION
 from raftkv.fronts.resp.commands import (
-    REDIS_VERSION,
     TABLE,
     Later,
     ScanCursors,
     batch_run,
     dispatch,
-    uptime_s,
 )
-from raftkv.fronts.resp.pubsub import PubSub
+from raftkv.fronts.resp.pubsub import KeyspaceEvents, PubSub
+from raftkv.fronts.resp.reader import ProtocolError, QueryBufferFull, RequestReader
 from raftkv.service.auth import OPEN, Authenticator, Principal
 from raftkv.service.ports import Consistency
 from raftkv.service.service import KVService
 
 log = logging.getLogger("raftkv.resp")
-IDLE_TIMEOUT_S = 300.0
 
 
 @dataclass
@@ -50,19 +47,26 @@ class RespStats:
 
 class RespServer:
     def __init__(self, service: KVService, config: Config, authenticator: Authenticator,
-                 pubsub: PubSub, max_clients: int = 10_000) -> None:
-        self.service = service
-        self.config = config
+                 pubsub: PubSub) -> None:
+        self.service: KVService = service
+        self.config: Config = config
         self.authenticator = authenticator
         self.pubsub = pubsub
+        self.events: KeyspaceEvents = KeyspaceEvents(pubsub, service)
+        if config.keyspace_notifications:
+            self.events.configure("KEA")
         self.cursors = ScanCursors()
         self.stats = RespStats()
         self.connections: set[Connection] = set()
-        self.max_clients = max_clients
-        self.max_request_bytes = config.max_value_bytes * 2 + 1024 * 1024
+        # CONFIG SET may change the first three at run time
+        self.max_clients: int = config.resp.max_clients
+        self.query_buffer_limit_bytes: int = config.resp.query_buffer_limit_bytes
+        self.idle_timeout_s: float = config.resp.idle_timeout_s
+        self.max_multibulk_len: int = config.resp.max_multibulk_len
+        self.max_bulk_bytes: int = config.max_value_bytes  # proto-max-bulk-len
         self.redis_version = REDIS_VERSION
-        self.started = time.monotonic()
-        self.port = 0
+        self.started: float = time.monotonic()
+        self.port: int = 0
         self._ids = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -102,9 +106,12 @@ class RespServer:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
+            timeout_s = self.idle_timeout_s
+            if not timeout_s:
+                continue
             for conn in list(self.connections):
                 if not (conn.subscriptions or conn.patterns) and \
-                        now - conn.last_active > IDLE_TIMEOUT_S:
+                        now - conn.last_active > timeout_s:
                     conn.close()
 
     async def close(self) -> None:
@@ -117,82 +124,9 @@ class RespServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def info(self, sections: set[bytes]) -> bytes:
-        everything = bool(sections & {b"all", b"everything"})
-        default = everything or b"default" in sections
-        sm = self.service.state_machine
-        keyspace = sm.keyspace
-        status = self.service.status()
-        blocks: list[tuple[bytes, list[tuple[str, object]]]] = [
-            (b"server", [("redis_version", self.redis_version.decode()),
-                         ("raftkv_node_id", status.node_id), ("redis_mode", "standalone"),
-                         ("process_id", os.getpid()), ("tcp_port", self.port),
-                         ("uptime_in_seconds", uptime_s(self.started))]),
-            (b"clients", [("connected_clients", len(self.connections)),
-                          ("maxclients", self.max_clients),
-                          ("pubsub_clients", sum(1 for c in self.connections
-                                                 if c.subscriptions or c.patterns))]),
-            (b"memory", [("used_memory", estimated_memory_bytes(keyspace)),
-                         ("used_memory_rss", _rss_bytes()),
-                         ("maxmemory", self.config.eviction.max_memory_bytes),
-                         ("maxmemory_policy", str(self.config.eviction.policy))]),
-            (b"persistence", [("loading", 0), ("aof_enabled", 1),
-                              ("raftkv_fsync", str(self.config.fsync)),
-                              ("raftkv_applied_index", sm.applied_index)]),
-            (b"stats", [("total_connections_received", self.stats.connections_received),
-                        ("total_commands_processed", self.stats.commands),
-                        ("rejected_connections", self.stats.rejected_connections),
-                        ("expired_keys", sm.expired_total), ("evicted_keys", sm.evicted_total),
-                        ("keyspace_hits", self.stats.keyspace_hits),
-                        ("keyspace_misses", self.stats.keyspace_misses),
-                        ("pubsub_channels", len(self.pubsub.channels)),
-                        ("pubsub_patterns", len(self.pubsub.patterns))]),
-            (b"replication", [("role", "master" if status.role == "leader" else "slave"),
-                              ("raftkv_role", status.role),
-                              ("raftkv_leader_id", status.leader_id or ""),
-                              ("raftkv_term", status.term),
-                              ("raftkv_commit_index", status.commit_index),
-                              ("connected_slaves", 0)]),
-            (b"keyspace", [("db0", f"keys={len(keyspace)},expires={keyspace.volatile_count},"
-                                   f"avg_ttl=0")] if len(keyspace) else []),
-        ]
-        out = []
-        for name, fields in blocks:
-            if default or name in sections:
-                out.append(b"# " + name.capitalize() + b"\r\n" + b"".join(
-                    f"{k}:{v}\r\n".encode() for k, v in fields))
-        return b"\r\n".join(out)
-
     def reset_stats(self) -> None:
         """CONFIG RESETSTAT: this front's counters start again from zero."""
         self.stats = RespStats()
-
-    def config_parameters(self) -> dict[bytes, bytes]:
-        """What CONFIG GET shows, under Redis's parameter names (redis-benchmark and
-        monitoring tools read them). raftkv is configured at start-up only."""
-        cfg = self.config
-        return {
-            b"appendonly": b"yes",  # every write goes through the log
-            b"appendfsync": str(cfg.fsync).encode(),  # Redis's three names, too
-            b"bind": cfg.host.encode(),
-            b"databases": b"1",
-            b"maxclients": b"%d" % self.max_clients,
-            b"maxmemory": b"%d" % cfg.eviction.max_memory_bytes,
-            b"maxmemory-policy": str(cfg.eviction.policy).encode(),
-            b"notify-keyspace-events": b"KEA" if cfg.keyspace_notifications else b"",
-            b"port": b"%d" % self.port,
-            b"proto-max-bulk-len": b"%d" % cfg.max_value_bytes,
-            b"save": b"",  # snapshots follow the log's size, not save points
-            b"timeout": b"%d" % IDLE_TIMEOUT_S,
-        }
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
 
 
 class Connection(asyncio.Protocol):
@@ -200,19 +134,24 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.service = server.service
         self.transport: asyncio.Transport | None = None
-        self.parser = p.RequestParser(server.max_request_bytes)
+        self.reader = RequestReader(server.max_multibulk_len, server.max_bulk_bytes,
+                                    server.query_buffer_limit_bytes)
         self.id = server.next_id()
         self.name: bytes | None = None
         self.principal: Principal | None = None if server.authenticator.enabled else OPEN
+        self.reader.limited = self.principal is None  # Redis's unauthenticated limits
         self.subscriptions: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self.consistency = Consistency.LINEARIZABLE
         self.enc = p.RESP2  # HELLO 3 switches to RESP3
         self.close_after_reply = False
-        self.last_active = time.monotonic()
-        self.addr = ""
+        self.created = self.last_active = time.monotonic()
+        self.addr = self.laddr = ""
+        self.fd = -1
+        self.last_command = "NULL"
         self._pending: deque[list[Any]] = deque()  # [args, reply or None (deferred)]
         self._deferred = 0  # entries in _pending not yet dispatched
+        self._last_words: bytes | None = None  # written when _pending drains, then close
         self._closed = False
 
     @property
@@ -223,8 +162,20 @@ class Connection(asyncio.Protocol):
         return self.principal is not None and self.principal.may_read(key)
 
     def describe(self) -> bytes:
-        return (f"id={self.id} addr={self.addr} name={(self.name or b'').decode()} db=0 "
-                f"sub={len(self.subscriptions)} psub={len(self.patterns)}").encode()
+        """One line of CLIENT LIST, with Redis 7.0's fields in its order (the buffer and
+        memory fields are not measured here and read 0)."""
+        now = time.monotonic()
+        pubsub = self.subscriptions or self.patterns
+        principal = self.principal
+        user = "default" if principal is None or principal is OPEN else principal.name
+        return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self.fd} "
+                f"name={(self.name or b'').decode(errors='replace')} "
+                f"age={int(now - self.created)} idle={int(now - self.last_active)} "
+                f"flags={'P' if pubsub else 'N'} db=0 sub={len(self.subscriptions)} "
+                f"psub={len(self.patterns)} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 "
+                f"multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
+                f"cmd={self.last_command} user={user} redir=-1 "
+                f"resp={self.enc.version}").encode()
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -232,6 +183,10 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.addr = f"{peer[0]}:{peer[1]}" if peer else ""
+        local = transport.get_extra_info("sockname")
+        self.laddr = f"{local[0]}:{local[1]}" if local else ""
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if hasattr(sock, "fileno") else -1
         server = self.server
         server.stats.connections_received += 1
         if len(server.connections) >= server.max_clients:
@@ -255,15 +210,34 @@ class Connection(asyncio.Protocol):
         if self._closed:
             return
         self.last_active = time.monotonic()
-        try:
-            commands = self.parser.feed(data)
-        except p.ProtocolError as exc:
-            self.flush_ready()
-            self._write(p.error_reply(f"ERR {exc}"))
-            self.close()
+        reader = self.reader
+        while True:
+            limited = reader.limited  # (then one command per feed: AUTH lifts the limits)
+            broken: ProtocolError | None = None
+            try:
+                commands = reader.feed(data)
+            except ProtocolError as exc:  # Redis runs what came before the broken part
+                commands, broken = exc.commands, exc
+            if commands:
+                self._run(commands)
+            if broken is not None:
+                self._hang_up(None if isinstance(broken, QueryBufferFull)
+                              else p.error_reply(f"ERR {broken}"))
+                return
+            if not (limited and commands) or self._closed:
+                return
+            data = b""
+
+    def _hang_up(self, last_words: bytes | None) -> None:
+        """Close once every reply before it is out, ``last_words`` last."""
+        if self._pending:
+            self._last_words = last_words or b""
             return
-        if not commands:
-            return
+        if last_words:
+            self._write(last_words)
+        self.close()
+
+    def _run(self, commands: list[list[bytes]]) -> None:
         pending = self._pending
         if not pending:
             # The common case: run the batch, one write for all its replies.
@@ -352,6 +326,8 @@ class Connection(asyncio.Protocol):
             self._write(b"".join(out))
         if self.close_after_reply and not pending:
             self.close()
+        elif self._last_words is not None and not pending:
+            self._hang_up(self._last_words)
 
     # --- output -----------------------------------------------------------------------
 
