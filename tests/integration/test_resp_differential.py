@@ -27,6 +27,9 @@ def random_command(rng: random.Random) -> list[bytes]:
         [b"MGET", key, other], [b"MSET", key, value, other, value], [b"MSETNX", key, value],
         [b"EXPIRE", key, n], [b"PEXPIRE", key, b"100000"], [b"PERSIST", key], [b"TTL", key],
         [b"PTTL", key], [b"EXPIREAT", key, b"1"], [b"ECHO", value or b"e"], [b"PING"],
+        [b"EXPIRE", key, n, rng.choice([b"NX", b"XX", b"GT", b"LT", b"xx", b"BAD"])],
+        [b"PEXPIRE", key, b"100000", *rng.sample([b"XX", b"LT", b"GT"], 2)],
+        [b"PEXPIREAT", key, rng.choice([b"9223372036854770000", b"-9223372036854770000"])],
         [b"GET"], [b"SET", key], [b"NOSUCHCMD", key], [b"SELECT", b"0"], [b"DBSIZE"],
     ])
 

@@ -13,14 +13,23 @@ any_command = st.one_of(
     st.builds(c.Noop, rids, i64),
     st.builds(c.Put, keys, values, opt_ms, st.booleans(), st.sampled_from(c.Cond), i64, rids, i64),
     st.builds(c.Delete, keys, st.sampled_from(c.Cond), i64, rids, i64),
-    st.builds(c.Expire, keys, opt_ms, rids, i64),
+    st.builds(c.Expire, keys, opt_ms, rids, i64, st.sampled_from(c.ExpireWhen)),
     st.builds(c.IncrBy, keys, i64, rids, i64),
     st.builds(c.Append, keys, values, rids, i64),
     st.builds(c.MultiPut, st.lists(st.tuples(keys, values), max_size=5).map(tuple),
               st.booleans(), rids, i64),
     st.builds(c.DeleteExpired, st.lists(keys, max_size=5).map(tuple), rids, i64),
     st.builds(c.Evict, st.lists(keys, max_size=5).map(tuple), rids, i64),
+    st.builds(c.Flush, rids, i64),
 )
+
+
+def test_an_expire_as_earlier_versions_wrote_it_still_decodes():
+    # u8 version 1 | u8 tag 3 | rid "" | key "k" | has_ttl 1 | deadline 5000 | now 7
+    old = bytes.fromhex("0103" "00000000" "01000000" "6b" "01" "8813000000000000"
+                        "0700000000000000")
+    assert c.decode(old) == c.Expire(b"k", 5000, b"", 7)
+    assert c.encode(c.Expire(b"k", 5000, b"", 7)) == old  # unconditional: the old form
 
 
 @given(any_command)

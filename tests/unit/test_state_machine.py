@@ -5,6 +5,8 @@ from raftkv.core.commands import (
     DeleteExpired,
     Evict,
     Expire,
+    ExpireWhen,
+    Flush,
     IncrBy,
     MultiPut,
     Noop,
@@ -194,3 +196,34 @@ def test_entries_and_results_are_values():
             except AttributeError:
                 continue
             raise AssertionError(f"{type(obj).__name__}.{field} was assigned")
+
+
+def test_expire_options_compare_with_the_deadline_at_apply_time():
+    """Redis 7's NX/XX/GT/LT: a key without a deadline counts as never expiring."""
+    sm = StateMachine()
+    sm.apply(1, Put(b"k", b"v"))  # no deadline
+    W = ExpireWhen
+    assert sm.apply(2, Expire(b"k", 500, now_ms=10, when=W.XX)).affected == 0
+    assert sm.apply(3, Expire(b"k", 500, now_ms=10, when=W.GT)).affected == 0
+    assert sm.apply(4, Expire(b"k", 500, now_ms=10, when=W.XX_LT)).affected == 0
+    assert sm.apply(5, Expire(b"k", 900, now_ms=10, when=W.LT)).affected == 1  # < infinity
+    assert sm.apply(6, Expire(b"k", 100, now_ms=10, when=W.NX)).affected == 0
+    assert sm.apply(7, Expire(b"k", 950, now_ms=10, when=W.LT)).affected == 0
+    assert sm.apply(8, Expire(b"k", 950, now_ms=10, when=W.GT)).affected == 1
+    assert sm.apply(9, Expire(b"k", 940, now_ms=10, when=W.XX_LT)).affected == 1
+    assert sm.keyspace.get(b"k", 10).expires_at_ms == 940
+    assert sm.apply(10, Expire(b"missing", 940, now_ms=10, when=W.NX)).outcome \
+        is Outcome.NOT_FOUND
+    assert sm.apply(11, Expire(b"k", 5, now_ms=10, when=W.LT)).entry is None  # past: deleted
+    assert sm.keyspace.raw(b"k") is None
+
+
+def test_flush_deletes_every_key_and_later_writes_start_again():
+    sm = StateMachine()
+    for i in range(1, 51):
+        sm.apply(i, Put(b"k%d" % i, b"v", expires_at_ms=10**6 if i % 2 else None))
+    result = sm.apply(51, Flush())
+    assert result.ok and result.affected == 50
+    assert len(sm.keyspace) == 0 and sm.keyspace.volatile_count == 0
+    assert sm.keyspace.due(2 * 10**6, 10) == []
+    assert sm.apply(52, Put(b"k1", b"again")).entry.version == 1

@@ -222,12 +222,17 @@ def _memory_value(raw: bytes) -> int:
     return int(digits) * units[unit]
 
 
-def _bounded(lo: int, hi: int, parse: Callable[[bytes], int] = int) -> Callable[[bytes], int]:
+def _integer(raw: bytes) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("argument couldn't be parsed into an integer") from None
+
+
+def _bounded(lo: int, hi: int, parse: Callable[[bytes], int] = _integer
+             ) -> Callable[[bytes], int]:
     def check(raw: bytes) -> int:
-        try:
-            value = parse(raw)
-        except ValueError:
-            value = lo - 1
+        value = parse(raw)
         if not lo <= value <= hi:
             raise ValueError(f"argument must be between {lo} and {hi} inclusive")
         return value
@@ -270,12 +275,14 @@ PARAMETERS: Final[dict[bytes, Parameter]] = {
         lambda s: b"%d" % s.query_buffer_limit_bytes, _bounded(1 << 20, 2**63 - 1, _memory_value),
         _set_query_buffer_limit),
     b"cluster-enabled": _fixed(b"no"),
+    b"daemonize": _fixed(b"no"),
     b"databases": _fixed(b"1"),
     b"dir": Parameter(lambda s: os.path.abspath(s.config.data_dir).encode()),
     b"hz": _fixed(b"10"),
     b"io-threads": _fixed(b"1"),
     b"lfu-decay-time": _fixed(b"1"),
     b"lfu-log-factor": _fixed(b"10"),
+    b"logfile": _fixed(b""),  # logs go to standard error
     b"loglevel": Parameter(lambda s: {"debug": b"debug", "info": b"notice",
                                       "warning": b"warning", "error": b"warning"}
                            .get(s.config.log_level, b"notice")),
@@ -298,7 +305,8 @@ PARAMETERS: Final[dict[bytes, Parameter]] = {
     b"proto-max-bulk-len": Parameter(lambda s: b"%d" % s.max_bulk_bytes),
     b"replica-read-only": _fixed(b"yes"),
     b"requirepass": _fixed(b""),  # tokens are hashed in [auth]; never shown
-    b"save": _fixed(b""),  # snapshots follow the log's size, not save points
+    b"save": _fixed(b""),
+    b"supervised": _fixed(b"no"),  # snapshots follow the log's size, not save points
     b"tcp-keepalive": _fixed(b"0"),
     b"timeout": Parameter(lambda s: b"%d" % s.idle_timeout_s, _bounded(0, 2147483647),
                           lambda s, v: setattr(s, "idle_timeout_s", float(v))),  # type: ignore[arg-type]
