@@ -104,8 +104,7 @@ def _memory_info(server: RespServer) -> Fields:
         ("used_memory_rss", _rss_bytes()), ("maxmemory", limits.max_memory_bytes),
         ("maxmemory_human", _human(limits.max_memory_bytes)),
         ("maxmemory_policy", str(limits.policy)),
-        ("raftkv_used_memory_is", "estimated: keys + values + a fixed overhead per key"),
-    ]
+    ]  # (used_memory is eviction's estimate: payload plus a fixed overhead per key)
 
 
 def _persistence_info(server: RespServer) -> Fields:
@@ -170,7 +169,6 @@ def _keyspace_info(server: RespServer) -> Fields:
 
 
 def _specs() -> list[Spec]:
-    """Each command once (UNLINK and DEL share a handler, not a spec)."""
     return list(TABLE.values())
 
 
