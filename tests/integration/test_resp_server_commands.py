@@ -75,6 +75,7 @@ def test_server_command_errors_answer_as_redis_does(pair):
         ("CONFIG", "SET", "timeout", "5", "bogus", "6"), ("CONFIG", "SET", "timeout"),
         ("CONFIG", "SET", "timeout", "0"), ("CONFIG", "GET", "timeout"),
         ("CONFIG", "SET", "daemonize", "no"), ("CONFIG", "GET", "no-such-*"),
+        ("CONFIG", "GET"), ("CONFIG", "FROB"), ("CONFIG", "RESETSTAT"),
         ("CLIENT", "LIST", "ID", "abc"), ("CLIENT", "LIST", "ID", "99999"),
         ("CLIENT", "LIST", "TYPE", "foo"), ("CLIENT", "LIST", "FOO"),
         ("CLIENT", "LIST", "TYPE", "master"), ("CLIENT", "KILL", "1.2.3.4:5"),

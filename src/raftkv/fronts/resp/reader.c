@@ -247,6 +247,22 @@ static int add_arg(Reader *r, const char *data, Py_ssize_t len) {
     return 0;
 }
 
+/* Where the header line starting at p[pos] ends (its '\r'); -1 while it is still
+ * coming; -2 with an exception set when it runs past INLINE_MAX_BYTES. Like Redis, a
+ * header needs one byte after its '\r' (taken as the '\n') before it is read. */
+static Py_ssize_t header_end(const char *p, Py_ssize_t pos, Py_ssize_t n,
+                             const char *too_big, PyObject *commands) {
+    const char *cr = memchr(p + pos, '\r', (size_t)(n - pos));
+    if (cr == NULL) {
+        if (n - pos > INLINE_MAX_BYTES) {
+            fail(ProtocolError, too_big, commands);
+            return -2;
+        }
+        return -1;
+    }
+    return cr - p + 1 < n ? cr - p : -1;
+}
+
 /* Parse p[0:n] into commands; the consumed length, or -1 with an exception set. The
  * error messages are Redis's own (networking.c). */
 static Py_ssize_t parse(Reader *r, const char *p, Py_ssize_t n, PyObject *commands) {
@@ -255,18 +271,10 @@ static Py_ssize_t parse(Reader *r, const char *p, Py_ssize_t n, PyObject *comman
     while (pos < n) {
         if (r->want == 0) {
             if (p[pos] == '*') {
-                const char *cr = memchr(p + pos, '\r', (size_t)(n - pos));
-                if (cr == NULL) {
-                    if (n - pos > INLINE_MAX_BYTES) {
-                        fail(ProtocolError, "Protocol error: too big mbulk count string",
-                             commands);
-                        return -1;
-                    }
-                    return pos;
-                }
-                Py_ssize_t at = cr - p;
-                if (at + 1 >= n)
-                    return pos; /* the "\n" is still to come */
+                Py_ssize_t at = header_end(p, pos, n, "Protocol error: too big mbulk count string",
+                                           commands);
+                if (at < 0)
+                    return at == -1 ? pos : -1;
                 if (!parse_length(p + pos + 1, at - pos - 1, &value) || value > r->max_args) {
                     fail(ProtocolError, "Protocol error: invalid multibulk length", commands);
                     return -1;
@@ -327,18 +335,10 @@ static Py_ssize_t parse(Reader *r, const char *p, Py_ssize_t n, PyObject *comman
         }
         while (r->want > 0) {
             if (r->bulk_len < 0) {
-                const char *cr = memchr(p + pos, '\r', (size_t)(n - pos));
-                if (cr == NULL) {
-                    if (n - pos > INLINE_MAX_BYTES) {
-                        fail(ProtocolError, "Protocol error: too big bulk count string",
-                             commands);
-                        return -1;
-                    }
-                    return pos;
-                }
-                Py_ssize_t at = cr - p;
-                if (at + 1 >= n)
-                    return pos;
+                Py_ssize_t at = header_end(p, pos, n, "Protocol error: too big bulk count string",
+                                           commands);
+                if (at < 0)
+                    return at == -1 ? pos : -1;
                 if (p[pos] != '$') {
                     fail_with(ProtocolError,
                               PyUnicode_FromFormat("Protocol error: expected '$', got '%c'",

@@ -130,6 +130,17 @@ def split_args(line: bytes) -> list[bytes] | None:
         args.append(bytes(current))
 
 
+def _header_end(buf: bytearray, pos: int, too_big: str) -> int:
+    """Where the header line at ``pos`` ends (its "\r"); -1 while it is still coming.
+    Like Redis, a header needs one byte after its "\r" (taken as the "\n")."""
+    cr = buf.find(b"\r", pos)
+    if cr < 0:
+        if len(buf) - pos > INLINE_MAX_BYTES:
+            raise ProtocolError(too_big)
+        return -1
+    return cr if cr + 1 < len(buf) else -1
+
+
 def _is_hex(c: int) -> bool:
     return 48 <= c <= 57 or 97 <= c <= 102 or 65 <= c <= 70
 
@@ -173,13 +184,9 @@ class RequestReader:
         while pos < n:
             if not self._want:
                 if buf[pos] == 42:  # "*"
-                    cr = buf.find(b"\r", pos)
+                    cr = _header_end(buf, pos, "Protocol error: too big mbulk count string")
                     if cr < 0:
-                        if n - pos > INLINE_MAX_BYTES:
-                            raise ProtocolError("Protocol error: too big mbulk count string")
                         return pos
-                    if cr + 1 >= n:
-                        return pos  # the "\n" is still to come
                     count = parse_length(bytes(buf[pos + 1 : cr]))
                     if count is None or count > self.max_args:
                         raise ProtocolError("Protocol error: invalid multibulk length")
@@ -208,12 +215,8 @@ class RequestReader:
                 continue
             while self._want:
                 if self._bulk_len < 0:
-                    cr = buf.find(b"\r", pos)
+                    cr = _header_end(buf, pos, "Protocol error: too big bulk count string")
                     if cr < 0:
-                        if n - pos > INLINE_MAX_BYTES:
-                            raise ProtocolError("Protocol error: too big bulk count string")
-                        return pos
-                    if cr + 1 >= n:
                         return pos
                     if buf[pos] != 36:  # "$"
                         raise ProtocolError(f"Protocol error: expected '$', got "
