@@ -54,6 +54,8 @@ def test_bad_settings_exit_2_with_one_line_naming_the_setting(tmp_path, args, en
     ("[http]\nmax_connections = 0\n", "http.max_connections"),
     ("[http]\nnope = 1\n", "http.nope"),
     ("[eviction]\npolicy = 'random'\n", "eviction.policy"),
+    ("[resp]\nmax_multibulk_len = 0\n", "resp.max_multibulk_len"),
+    ("[resp]\nquery_buffer_limit_bytes = 1048576\n", "resp.query_buffer_limit_bytes"),
     ("[[auth.tokens]]\nsha256 = 'short'\n", "auth.tokens[0].sha256"),
     ("this is not toml", "not valid TOML"),
 ])
