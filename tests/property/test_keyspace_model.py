@@ -18,7 +18,8 @@ from raftkv.core.commands import (
     Outcome,
     Put,
 )
-from raftkv.core.state_machine import StateMachine, parse_int64
+from raftkv.core.numbers import parse_int64
+from raftkv.core.state_machine import StateMachine
 
 ALL_KEYS = [b"a", b"ab", b"b", b"b/1", b"b/2", b"c", b"\xff"]
 KEYS = st.sampled_from(ALL_KEYS)

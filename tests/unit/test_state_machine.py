@@ -13,7 +13,8 @@ from raftkv.core.commands import (
     Outcome,
     Put,
 )
-from raftkv.core.state_machine import StateMachine, parse_int64
+from raftkv.core.numbers import parse_int64
+from raftkv.core.state_machine import StateMachine
 
 
 def applied(*commands):

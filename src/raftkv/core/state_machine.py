@@ -47,11 +47,10 @@ from raftkv.core.keyspace import (
     pack,
     unpack,
 )
+from raftkv.core.numbers import INT64_MAX, INT64_MIN, parse_int64
 from raftkv.core.table import Table
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +61,6 @@ class Snapshot:
     index: int
     entries: Table
     requests: dict[bytes, Result]
-
-
-def parse_int64(value: bytes) -> int | None:
-    """Redis's rule for "is an integer": base 10, optional '-', no '+', spaces or
-    leading zeros, within signed 64 bits. None when the value is not one."""
-    if not value or len(value) > 20:
-        return None
-    digits = value[1:] if value[:1] == b"-" else value
-    if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0") or value == b"-0":
-        return None
-    number = int(value)
-    return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 
 class StateMachine:
@@ -233,7 +220,7 @@ class StateMachine:
         if number is None:
             return Result(Outcome.NOT_INTEGER, index, current, current)
         total = number + c.delta
-        if not _INT64_MIN <= total <= _INT64_MAX:
+        if not INT64_MIN <= total <= INT64_MAX:
             return Result(Outcome.OVERFLOW, index, current, current)
         expires = current.expires_at_ms if current else None
         entry = self._write(index, c.key, str(total).encode(), expires, raw, current)

@@ -35,7 +35,7 @@ from raftkv.core.commands import (
     Result,
 )
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
-from raftkv.core.state_machine import StateMachine
+from raftkv.core.glob import compile_glob, literal_prefix
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
 from raftkv.service.ports import (
     Consistency,
@@ -67,6 +67,15 @@ class KeyspaceStats:
     expired_total: int
     evicted_total: int
     applied_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPage:
+    """One page of a key scan: the live keys found, and the key the next page starts
+    after (None when the scan has reached the end)."""
+
+    keys: list[bytes]
+    last: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +158,9 @@ class KVService:
             self.replicator.observers.remove(observe)
 
     @property
-    def state_machine(self) -> StateMachine:
-        """The read view of the applied state."""
-        return self.replicator.state_machine
+    def applied_index(self) -> int:
+        """The index of the last command this node applied (what a stale read saw)."""
+        return self.replicator.state_machine.applied_index
 
     # --- reads -------------------------------------------------------------------
 
@@ -212,6 +221,45 @@ class KVService:
         def read(_: object = None) -> list[Entry]:
             keyspace = self.replicator.state_machine.keyspace
             return keyspace.scan(self.clock.now_ms(), prefix, after, limit)
+
+        barrier = self.replicator.read_barrier(consistency)
+        return read() if barrier is None else then(barrier, read)
+
+    def exists(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
+               ) -> MaybeFuture[int]:
+        """How many of ``keys`` are live (a key named twice counts twice). Like Redis's
+        EXISTS it is not an access: LRU and LFU do not see it."""
+        for key in keys:
+            validate_key(key)
+
+        def count(_: object = None) -> int:
+            keyspace, now_ms = self.replicator.state_machine.keyspace, self.clock.now_ms()
+            return sum(1 for key in keys if keyspace.get(key, now_ms) is not None)
+
+        barrier = self.replicator.read_barrier(consistency)
+        return count() if barrier is None else then(barrier, count)
+
+    def scan_keys(self, *, pattern: bytes | None = None, after: bytes | None = None,
+                  count: int | None = None, visible: Callable[[bytes], bool] | None = None,
+                  consistency: Consistency = Consistency.LINEARIZABLE) -> MaybeFuture[KeyPage]:
+        """Live keys in key order after ``after``, matching the glob ``pattern`` (Redis's
+        rules), that ``visible`` lets through. ``count`` bounds how many stored keys are
+        examined, not how many are returned (Redis's SCAN COUNT); None reads to the end."""
+        matches = compile_glob(pattern).match if pattern is not None else None
+        prefix = literal_prefix(pattern) if pattern is not None else b""
+
+        def read(_: object = None) -> KeyPage:
+            keyspace, now_ms = self.replicator.state_machine.keyspace, self.clock.now_ms()
+            found: list[bytes] = []
+            last = None
+            for examined, key in enumerate(keyspace.iter_keys(prefix, after)):
+                if count is not None and examined >= count:
+                    return KeyPage(found, last)
+                last = key
+                if (matches is None or matches(key)) and keyspace.get(key, now_ms) is not None \
+                        and (visible is None or visible(key)):
+                    found.append(key)
+            return KeyPage(found, None)
 
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else then(barrier, read)

@@ -158,7 +158,7 @@ class HttpApi:
         headers = [etag(entry)]
         if level is _STALE:
             headers.append((b"X-Raftkv-Applied-Index",
-                            str(self.service.state_machine.applied_index).encode()))
+                            str(self.service.applied_index).encode()))
         if raw:
             return Response(200, entry.value, OCTET, headers)
         return Response(200, _dumps(entry_json(entry)), JSON, headers)

@@ -18,8 +18,8 @@ from raftkv.core.commands import (
     Put,
     Result,
 )
+from raftkv.core.glob import compile_glob
 from raftkv.fronts.resp import protocol as p
-from raftkv.fronts.resp.glob import compile_glob
 
 if TYPE_CHECKING:
     from raftkv.service.service import KVService

@@ -1,4 +1,5 @@
-"""The RESP server: one asyncio.Protocol per client, sharing a RespServer.
+"""The RESP server: the listener, and one asyncio.Protocol per client that parses its
+requests, runs them through ``dispatch`` and writes the replies in order.
 
 Pipelining: every command parsed from one ``data_received`` is dispatched at once
 and all their replies leave in one write, in order. Writes in that batch go to the
@@ -14,59 +15,28 @@ import itertools
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, cast
 
 from raftkv.config import Config
 from raftkv.fronts.resp import protocol as p
-from raftkv.fronts.resp.admin import REDIS_VERSION
-from raftkv.fronts.resp.commands import (
-    TABLE,
-    Later,
-    ScanCursors,
-    batch_run,
-    dispatch,
-)
-from raftkv.fronts.resp.pubsub import KeyspaceEvents, PubSub
+from raftkv.fronts.resp.client import Client, ServerState
+from raftkv.fronts.resp.commands.pubsub import leave_all
+from raftkv.fronts.resp.commands.server import REDIS_VERSION
+from raftkv.fronts.resp.dispatch import TABLE, dispatch
+from raftkv.fronts.resp.pipeline import batch_run
+from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.fronts.resp.reader import ProtocolError, QueryBufferFull, RequestReader
-from raftkv.service.auth import OPEN, Authenticator, Principal
-from raftkv.service.ports import Consistency
+from raftkv.fronts.resp.spec import Later
+from raftkv.service.auth import Authenticator
 from raftkv.service.service import KVService
 
 log = logging.getLogger("raftkv.resp")
 
 
-@dataclass
-class RespStats:
-    commands: int = 0
-    connections_received: int = 0
-    rejected_connections: int = 0
-    keyspace_hits: int = 0
-    keyspace_misses: int = 0
-
-
 class RespServer:
     def __init__(self, service: KVService, config: Config, authenticator: Authenticator,
                  pubsub: PubSub) -> None:
-        self.service: KVService = service
-        self.config: Config = config
-        self.authenticator = authenticator
-        self.pubsub = pubsub
-        self.events: KeyspaceEvents = KeyspaceEvents(pubsub, service)
-        if config.keyspace_notifications:
-            self.events.configure("KEA")
-        self.cursors = ScanCursors()
-        self.stats = RespStats()
-        self.connections: set[Connection] = set()
-        # CONFIG SET may change the first three at run time
-        self.max_clients: int = config.resp.max_clients
-        self.query_buffer_limit_bytes: int = config.resp.query_buffer_limit_bytes
-        self.idle_timeout_s: float = config.resp.idle_timeout_s
-        self.max_multibulk_len: int = config.resp.max_multibulk_len
-        self.max_bulk_bytes: int = config.max_value_bytes  # proto-max-bulk-len
-        self.redis_version = REDIS_VERSION
-        self.started: float = time.monotonic()
-        self.port: int = 0
+        self.state = ServerState(service, config, authenticator, pubsub, TABLE, REDIS_VERSION)
         self._ids = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -76,9 +46,10 @@ class RespServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), host, port,
                                                 backlog=2048, reuse_address=True)
-        self.port = cast(Any, self._server).sockets[0].getsockname()[1]  # (a list on uvloop)
+        port = cast(Any, self._server).sockets[0].getsockname()[1]  # (a list on uvloop)
+        self.state.port = port
         self._sweeper = loop.create_task(self._sweep_idle())
-        return self.port
+        return port
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -100,117 +71,82 @@ class RespServer:
             try:
                 conn.flush_ready()
             except Exception:  # one connection's failure must not strand the others
-                log.exception("RESP connection %d failed to flush its replies", conn.id)
+                log.exception("RESP connection %d failed to flush its replies", conn.client.id)
 
     async def _sweep_idle(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
-            timeout_s = self.idle_timeout_s
+            timeout_s = self.state.idle_timeout_s
             if not timeout_s:
                 continue
-            for conn in list(self.connections):
-                if not (conn.subscriptions or conn.patterns) and \
-                        now - conn.last_active > timeout_s:
-                    conn.close()
+            for client in list(self.state.clients):
+                if not (client.subscriptions or client.patterns) and \
+                        now - client.last_active > timeout_s:
+                    client.close()
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for conn in list(self.connections):
-            conn.close()
+        for client in list(self.state.clients):
+            client.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._server is not None:
             await self._server.wait_closed()
 
-    def reset_stats(self) -> None:
-        """CONFIG RESETSTAT: this front's counters start again from zero."""
-        self.stats = RespStats()
-
 
 class Connection(asyncio.Protocol):
+    """One client's socket: bytes in through the reader, commands to ``dispatch`` with
+    the connection's ``Client``, replies out in request order."""
+
     def __init__(self, server: RespServer) -> None:
         self.server = server
-        self.service = server.service
+        state = server.state
+        self.state = state
         self.transport: asyncio.Transport | None = None
-        self.reader = RequestReader(server.max_multibulk_len, server.max_bulk_bytes,
-                                    server.query_buffer_limit_bytes)
-        self.id = server.next_id()
-        self.name: bytes | None = None
-        self.principal: Principal | None = None if server.authenticator.enabled else OPEN
-        self.reader.limited = self.principal is None  # Redis's unauthenticated limits
-        self.subscriptions: set[bytes] = set()
-        self.patterns: set[bytes] = set()
-        self.consistency = Consistency.LINEARIZABLE
-        self.enc = p.RESP2  # HELLO 3 switches to RESP3
-        self.close_after_reply = False
-        self.created = self.last_active = time.monotonic()
-        self.addr = self.laddr = ""
-        self.fd = -1
-        self.last_command = "NULL"
+        self.client = Client(state, server.next_id(), self._write, self.close)
+        self.reader = RequestReader(state.max_multibulk_len, state.max_bulk_bytes,
+                                    state.query_buffer_limit_bytes)
+        self.reader.limited = self.client.principal is None  # Redis's unauthenticated limits
         self._pending: deque[list[Any]] = deque()  # [args, reply or None (deferred)]
         self._deferred = 0  # entries in _pending not yet dispatched
         self._last_words: bytes | None = None  # written when _pending drains, then close
         self._closed = False
 
-    @property
-    def subscription_count(self) -> int:
-        return len(self.subscriptions) + len(self.patterns)
-
-    def principal_may_read(self, key: bytes) -> bool:
-        return self.principal is not None and self.principal.may_read(key)
-
-    def describe(self) -> bytes:
-        """One line of CLIENT LIST, with Redis 7.0's fields in its order (the buffer and
-        memory fields are not measured here and read 0)."""
-        now = time.monotonic()
-        pubsub = self.subscriptions or self.patterns
-        principal = self.principal
-        user = "default" if principal is None or principal is OPEN else principal.name
-        return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd={self.fd} "
-                f"name={(self.name or b'').decode(errors='replace')} "
-                f"age={int(now - self.created)} idle={int(now - self.last_active)} "
-                f"flags={'P' if pubsub else 'N'} db=0 sub={len(self.subscriptions)} "
-                f"psub={len(self.patterns)} ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 "
-                f"multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
-                f"cmd={self.last_command} user={user} redir=-1 "
-                f"resp={self.enc.version}").encode()
-
     # --- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        client = self.client
         peer = transport.get_extra_info("peername")
-        self.addr = f"{peer[0]}:{peer[1]}" if peer else ""
+        client.addr = f"{peer[0]}:{peer[1]}" if peer else ""
         local = transport.get_extra_info("sockname")
-        self.laddr = f"{local[0]}:{local[1]}" if local else ""
+        client.laddr = f"{local[0]}:{local[1]}" if local else ""
         sock = transport.get_extra_info("socket")
-        self.fd = sock.fileno() if hasattr(sock, "fileno") else -1
-        server = self.server
-        server.stats.connections_received += 1
-        if len(server.connections) >= server.max_clients:
-            server.stats.rejected_connections += 1
+        client.fd = sock.fileno() if hasattr(sock, "fileno") else -1
+        state = self.state
+        state.stats.connections_received += 1
+        if len(state.clients) >= state.max_clients:
+            state.stats.rejected_connections += 1
             transport.write(p.error_reply("ERR max number of clients reached"))  # type: ignore[attr-defined]
             transport.close()
             self._closed = True
             return
-        server.connections.add(self)
+        state.clients.add(client)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self.server.connections.discard(self)
-        pubsub = self.server.pubsub
-        for channel in self.subscriptions:
-            pubsub.remove(pubsub.channels, self, channel)
-        for pattern in self.patterns:
-            pubsub.remove(pubsub.patterns, self, pattern)
+        self.state.clients.discard(self.client)
+        leave_all(self.client)
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        self.last_active = time.monotonic()
+        client = self.client
+        client.last_active = time.monotonic()
         reader = self.reader
+        reader.max_query_bytes = self.state.query_buffer_limit_bytes  # (CONFIG SET may change it)
         while True:
             limited = reader.limited  # (then one command per feed: AUTH lifts the limits)
             broken: ProtocolError | None = None
@@ -220,6 +156,8 @@ class Connection(asyncio.Protocol):
                 commands, broken = exc.commands, exc
             if commands:
                 self._run(commands)
+                if limited and client.principal is not None:
+                    reader.limited = False
             if broken is not None:
                 self._hang_up(None if isinstance(broken, QueryBufferFull)
                               else p.error_reply(f"ERR {broken}"))
@@ -238,22 +176,22 @@ class Connection(asyncio.Protocol):
         self.close()
 
     def _run(self, commands: list[list[bytes]]) -> None:
-        pending = self._pending
+        pending, client = self._pending, self.client
         if not pending:
             # The common case: run the batch, one write for all its replies.
             out: list[bytes] = []
-            batching = len(commands) > 1 and self._may_batch()
+            batching = len(commands) > 1
             i, count = 0, len(commands)
             while i < count:
-                batch = batch_run(self, commands, i) if batching else None
+                batch = batch_run(client, commands, i) if batching else None
                 if batch is not None:
                     reply, i = batch
                 else:
-                    reply = dispatch(self, commands[i])
+                    reply = dispatch(client, commands[i])
                     i += 1
                 if type(reply) is bytes:
                     out.append(reply)
-                    if self.close_after_reply:
+                    if client.close_after_reply:
                         break
                     continue
                 self._wait_for(reply)  # type: ignore[arg-type]
@@ -262,17 +200,10 @@ class Connection(asyncio.Protocol):
                 break
             if out:
                 self._write(b"".join(out))
-            if self.close_after_reply and not pending:
+            if client.close_after_reply and not pending:
                 self.close()
             return
         self._queue_rest(commands)
-
-    def _may_batch(self) -> bool:
-        """Runs of plain SETs or GETs may be answered together (``batch_run``) when
-        every check ``dispatch`` makes would pass for each of them."""
-        principal = self.principal
-        return (principal is not None and principal.unrestricted and not self.subscriptions
-                and not self.patterns)
 
     def _wait_for(self, reply: Later) -> None:
         self._pending.append([None, reply])
@@ -280,22 +211,22 @@ class Connection(asyncio.Protocol):
 
     def _queue_rest(self, commands: list[list[bytes]]) -> None:
         """Writes go to the log now, in order; reads wait behind unfinished writes."""
-        pending = self._pending
-        batching = len(commands) > 1 and self._may_batch()
+        pending, client = self._pending, self.client
+        batching = len(commands) > 1
         i, count = 0, len(commands)
         while i < count:
             args = commands[i]
-            spec = TABLE.get(args[0].lower())
-            if self._deferred or spec is None or "write" not in spec.flags:
+            row = TABLE.get(args[0].lower())
+            if self._deferred or row is None or "write" not in row.flags:
                 pending.append([args, None])
                 self._deferred += 1
                 i += 1
                 continue
-            batch = batch_run(self, commands, i) if batching else None
+            batch = batch_run(client, commands, i) if batching else None
             if batch is not None:
                 reply, i = batch
             else:
-                reply = dispatch(self, args)
+                reply = dispatch(client, args)
                 i += 1
             if type(reply) is bytes:
                 pending.append([None, reply])
@@ -304,14 +235,14 @@ class Connection(asyncio.Protocol):
 
     def flush_ready(self) -> None:
         """Write the replies that are ready, in order."""
-        pending = self._pending
+        pending, client = self._pending, self.client
         out: list[bytes] = []
         while pending:
             head = pending[0]
             reply = head[1]
             if reply is None:  # deferred: every command before it has finished
                 self._deferred -= 1
-                reply = head[1] = dispatch(self, head[0])
+                reply = head[1] = dispatch(client, head[0])
                 if isinstance(reply, Later):
                     self.server.wake_when_done(reply.future, self)
             if isinstance(reply, Later):
@@ -320,20 +251,16 @@ class Connection(asyncio.Protocol):
                 reply = reply.resolve()
             out.append(reply)
             pending.popleft()
-            if self.close_after_reply:
+            if client.close_after_reply:
                 pending.clear()
         if out:
             self._write(b"".join(out))
-        if self.close_after_reply and not pending:
+        if client.close_after_reply and not pending:
             self.close()
         elif self._last_words is not None and not pending:
             self._hang_up(self._last_words)
 
     # --- output -----------------------------------------------------------------------
-
-    def push(self, data: bytes) -> None:
-        """Pub/Sub delivery: at most once, never queued beyond the socket buffer."""
-        self._write(data)
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self._closed:

@@ -1,4 +1,4 @@
-"""The server family of RESP commands: INFO, CONFIG, CLIENT, DBSIZE, TIME, FLUSHDB and
+"""The server family of RESP commands: COMMAND, INFO, CONFIG, DBSIZE, TIME, FLUSHDB and
 FLUSHALL, answered as Redis 7.0 answers them (field names, order, error texts), about
 this node.
 
@@ -18,26 +18,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from raftkv import __version__
 from raftkv.core.eviction import Limits, Policy
+from raftkv.core.glob import compile_glob
 from raftkv.fronts.resp import protocol as p
-from raftkv.fronts.resp.commands import (
-    TABLE,
-    CommandError,
-    Reply,
-    Spec,
-    client_name,
-    command,
-    later,
-    to_int,
-)
-from raftkv.fronts.resp.glob import compile_glob
+from raftkv.fronts.resp.client import Client, ServerState
 from raftkv.fronts.resp.pubsub import KeyspaceEvents
-
-if TYPE_CHECKING:
-    from raftkv.fronts.resp.server import Connection, RespServer
+from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, Spec, later, spec
 
 REDIS_VERSION: Final = b"7.0.15"
 RUN_ID: Final = os.urandom(20).hex()  # Redis's run_id: new at every start
@@ -46,10 +35,40 @@ INFO_DEFAULT: Final = ("server", "clients", "memory", "persistence", "stats", "r
 INFO_ALL: Final = (*INFO_DEFAULT[:8], "commandstats", *INFO_DEFAULT[8:])
 
 
+# --- COMMAND ----------------------------------------------------------------------------
+
+def command_(client: Client, args: list[bytes]) -> Reply:
+    table = client.state.table
+    sub = args[1].upper() if len(args) > 1 else None
+    if sub is None:
+        return p.raw_array([_command_info(row) for row in table.values()])
+    if sub == b"COUNT":
+        return p.integer(len(table))
+    if sub == b"INFO":
+        return p.raw_array([_command_info(table[n.lower()]) if n.lower() in table
+                            else client.enc.NIL for n in args[2:]])
+    if sub == b"DOCS":
+        return p.EMPTY_ARRAY  # no documentation; redis-cli works without it
+    raise CommandError(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. Try "
+                       f"COMMAND HELP.")
+
+
+def _command_info(row: Spec) -> bytes:
+    """Redis 7's ten fields: name, arity, flags, first/last key, step, ACL categories,
+    tips, key specs, subcommands (the last three empty here)."""
+    flags = p.raw_array([p.simple(f) for f in sorted(row.flags - {"noauth"})])
+    categories = ["@write" if "write" in row.flags else "@read" if "readonly" in row.flags
+                  else "@connection"]
+    return p.raw_array([p.bulk(row.name.encode()), p.integer(row.arity), flags,
+                        p.integer(row.first_key), p.integer(row.last_key),
+                        p.integer(row.key_step if row.first_key else 0),
+                        p.raw_array([p.simple(c) for c in categories]),
+                        p.EMPTY_ARRAY, p.EMPTY_ARRAY, p.EMPTY_ARRAY])
+
+
 # --- INFO -------------------------------------------------------------------------------
 
-@command("info", -1, "")
-def info(conn: Connection, args: list[bytes]) -> Reply:
+def info(client: Client, args: list[bytes]) -> Reply:
     wanted = {a.lower().decode(errors="replace") for a in args[1:]} or {"default"}
     if wanted & {"all", "everything"}:
         names: tuple[str, ...] = INFO_ALL
@@ -58,7 +77,7 @@ def info(conn: Connection, args: list[bytes]) -> Reply:
                       ("default" in wanted and n in INFO_DEFAULT))
     sections = []
     for name in names:
-        fields = _INFO_SECTIONS[name](conn.server)
+        fields = _INFO_SECTIONS[name](client.state)
         sections.append(f"# {name.capitalize()}\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
     return p.bulk("\r\n".join(sections).encode())
 
@@ -66,7 +85,7 @@ def info(conn: Connection, args: list[bytes]) -> Reply:
 Fields = list[tuple[str, object]]
 
 
-def _server_info(server: RespServer) -> Fields:
+def _server_info(server: ServerState) -> Fields:
     status = server.service.status()
     uptime_s = int(time.monotonic() - server.started)
     return [
@@ -85,8 +104,8 @@ def _server_info(server: RespServer) -> Fields:
     ]
 
 
-def _clients_info(server: RespServer) -> Fields:
-    connections = server.connections
+def _clients_info(server: ServerState) -> Fields:
+    connections = server.clients
     return [
         ("connected_clients", len(connections)), ("cluster_connections", 0),
         ("maxclients", server.max_clients), ("client_recent_max_input_buffer", 0),
@@ -96,7 +115,7 @@ def _clients_info(server: RespServer) -> Fields:
     ]
 
 
-def _memory_info(server: RespServer) -> Fields:
+def _memory_info(server: ServerState) -> Fields:
     used = server.service.stats().memory_bytes
     limits = server.service.limits.eviction
     return [
@@ -107,7 +126,7 @@ def _memory_info(server: RespServer) -> Fields:
     ]  # (used_memory is eviction's estimate: payload plus a fixed overhead per key)
 
 
-def _persistence_info(server: RespServer) -> Fields:
+def _persistence_info(server: ServerState) -> Fields:
     stats = server.service.stats()
     return [
         ("loading", 0), ("async_loading", 0), ("rdb_changes_since_last_save", 0),
@@ -117,7 +136,7 @@ def _persistence_info(server: RespServer) -> Fields:
     ]
 
 
-def _stats_info(server: RespServer) -> Fields:
+def _stats_info(server: ServerState) -> Fields:
     stats, keyspace = server.stats, server.service.stats()
     return [
         ("total_connections_received", stats.connections_received),
@@ -127,11 +146,12 @@ def _stats_info(server: RespServer) -> Fields:
         ("keyspace_hits", stats.keyspace_hits), ("keyspace_misses", stats.keyspace_misses),
         ("pubsub_channels", len(server.pubsub.channels)),
         ("pubsub_patterns", len(server.pubsub.patterns)),
-        ("total_error_replies", sum(s.stats.failed + s.stats.rejected for s in _specs())),
+        ("total_error_replies", sum(row.stats.failed + row.stats.rejected
+                                    for row in server.table.values())),
     ]
 
 
-def _replication_info(server: RespServer) -> Fields:
+def _replication_info(server: ServerState) -> Fields:
     status = server.service.status()
     return [
         ("role", "master" if status.role == "leader" else "slave"), ("connected_slaves", 0),
@@ -141,7 +161,7 @@ def _replication_info(server: RespServer) -> Fields:
     ]
 
 
-def _cpu_info(server: RespServer) -> Fields:
+def _cpu_info(server: ServerState) -> Fields:
     me = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return [("used_cpu_sys", f"{me.ru_stime:.6f}"), ("used_cpu_user", f"{me.ru_utime:.6f}"),
@@ -149,30 +169,26 @@ def _cpu_info(server: RespServer) -> Fields:
             ("used_cpu_user_children", f"{children.ru_utime:.6f}")]
 
 
-def _commandstats_info(server: RespServer) -> Fields:
+def _commandstats_info(server: ServerState) -> Fields:
     out: Fields = []
-    for spec in _specs():
-        s = spec.stats
+    for row in server.table.values():
+        s = row.stats
         if s.calls or s.rejected or s.failed:
             usec = s.ns // 1000
             per_call = usec / s.calls if s.calls else 0.0
-            out.append((f"cmdstat_{spec.name}", f"calls={s.calls},usec={usec},usec_per_call="
+            out.append((f"cmdstat_{row.name}", f"calls={s.calls},usec={usec},usec_per_call="
                         f"{per_call:.2f},rejected_calls={s.rejected},failed_calls={s.failed}"))
     return out
 
 
-def _keyspace_info(server: RespServer) -> Fields:
+def _keyspace_info(server: ServerState) -> Fields:
     stats = server.service.stats()
     if not stats.keys:
         return []
     return [("db0", f"keys={stats.keys},expires={stats.volatile_keys},avg_ttl=0")]
 
 
-def _specs() -> list[Spec]:
-    return list(TABLE.values())
-
-
-_INFO_SECTIONS: Final[dict[str, Callable[[RespServer], Fields]]] = {
+_INFO_SECTIONS: Final[dict[str, Callable[[ServerState], Fields]]] = {
     "server": _server_info, "clients": _clients_info, "memory": _memory_info,
     "persistence": _persistence_info, "stats": _stats_info, "replication": _replication_info,
     "cpu": _cpu_info, "modules": lambda server: [], "commandstats": _commandstats_info,
@@ -203,9 +219,9 @@ class Parameter:
     """One CONFIG parameter: how to read it and, when it can change at run time, how to
     parse and apply a new value (``parse`` raises ValueError with Redis's reason)."""
 
-    get: Callable[[RespServer], bytes]
+    get: Callable[[ServerState], bytes]
     parse: Callable[[bytes], object] | None = None
-    apply: Callable[[RespServer, object], None] | None = None
+    apply: Callable[[ServerState, object], None] | None = None
 
 
 def _memory_value(raw: bytes) -> int:
@@ -246,7 +262,7 @@ def _policy(raw: bytes) -> Policy:
             from None
 
 
-def _set_eviction(server: RespServer, **change: object) -> None:
+def _set_eviction(server: ServerState, **change: object) -> None:
     current = server.service.limits.eviction
     fields = {"policy": current.policy, "max_keys": current.max_keys,
               "max_memory_bytes": current.max_memory_bytes,
@@ -254,11 +270,9 @@ def _set_eviction(server: RespServer, **change: object) -> None:
     server.service.configure_eviction(Limits(**fields))  # type: ignore[arg-type]
 
 
-def _set_query_buffer_limit(server: RespServer, value: object) -> None:
+def _set_query_buffer_limit(server: ServerState, value: object) -> None:
     assert isinstance(value, int)
-    server.query_buffer_limit_bytes = value
-    for conn in server.connections:
-        conn.reader.max_query_bytes = value
+    server.query_buffer_limit_bytes = value  # (each connection reads it per request)
 
 
 def _fixed(value: bytes) -> Parameter:
@@ -311,21 +325,18 @@ PARAMETERS: Final[dict[bytes, Parameter]] = {
 }
 
 
-@command("config", -2, "admin")
-def config(conn: Connection, args: list[bytes]) -> Reply:
+def config(client: Client, args: list[bytes]) -> Reply:
     sub = args[1].upper()
-    server = conn.server
+    server = client.state
     if sub == b"GET" and len(args) > 2:
         patterns = [compile_glob(a.lower()) for a in args[2:]]
-        return conn.enc.map([(p.bulk(name), p.bulk(parameter.get(server)))
+        return client.enc.map([(p.bulk(name), p.bulk(parameter.get(server)))
                              for name, parameter in PARAMETERS.items()
                              if any(pattern.match(name) for pattern in patterns)])
     if sub == b"SET" and len(args) > 3 and len(args) % 2 == 0:
         return _config_set(server, args[2::2], args[3::2])
     if sub == b"RESETSTAT" and len(args) == 2:
         server.reset_stats()
-        for spec in TABLE.values():
-            spec.stats.reset()
         return p.OK
     if sub in (b"GET", b"SET", b"RESETSTAT"):
         raise CommandError(f"ERR wrong number of arguments for 'config|{sub.lower().decode()}' "
@@ -334,7 +345,7 @@ def config(conn: Connection, args: list[bytes]) -> Reply:
                        f"CONFIG HELP.")
 
 
-def _config_set(server: RespServer, names: list[bytes], raws: list[bytes]) -> bytes:
+def _config_set(server: ServerState, names: list[bytes], raws: list[bytes]) -> bytes:
     """Every pair is checked before any is applied, as Redis 7 does."""
     changes = []
     seen: set[bytes] = set()
@@ -362,114 +373,31 @@ def _config_set(server: RespServer, names: list[bytes], raws: list[bytes]) -> by
     return p.OK
 
 
-# --- CLIENT -----------------------------------------------------------------------------
-
-CLIENT_TYPES: Final = {b"normal", b"master", b"slave", b"replica", b"pubsub"}
-
-
-@command("client", -2, "")
-def client(conn: Connection, args: list[bytes]) -> Reply:
-    sub = args[1].upper()
-    if sub == b"ID" and len(args) == 2:
-        return p.integer(conn.id)
-    if sub == b"GETNAME" and len(args) == 2:
-        return conn.enc.bulk(conn.name)
-    if sub == b"SETNAME" and len(args) == 3:
-        conn.name = client_name(args[2])
-        return p.OK
-    if sub == b"SETINFO" and len(args) == 4:
-        return p.OK
-    if sub == b"INFO" and len(args) == 2:
-        return p.bulk(conn.describe() + b"\n")
-    if sub == b"LIST":
-        return p.bulk(b"".join(c.describe() + b"\n" for c in _client_list(conn, args)))
-    if sub == b"KILL" and len(args) >= 3:
-        return _client_kill(conn, args)
-    raise CommandError(f"ERR unknown subcommand or wrong number of arguments for "
-                       f"'{args[1].decode(errors='replace')}'. Try CLIENT HELP.")
-
-
-def _client_list(conn: Connection, args: list[bytes]) -> list[Connection]:
-    everyone = sorted(conn.server.connections, key=lambda c: c.id)
-    if len(args) == 2:
-        return everyone
-    option = args[2].upper()
-    if option == b"TYPE" and len(args) == 4:
-        kind = args[3].lower()
-        if kind not in CLIENT_TYPES:
-            raise CommandError(f"ERR Unknown client type '{args[3].decode(errors='replace')}'")
-        pubsub = kind == b"pubsub"
-        if kind not in (b"normal", b"pubsub"):
-            return []  # raftkv has no replication clients: its replicas speak Raft
-        return [c for c in everyone if bool(c.subscriptions or c.patterns) == pubsub]
-    if option == b"ID" and len(args) > 3:
-        by_id = {c.id: c for c in everyone}
-        wanted = []
-        for raw in args[3:]:
-            try:
-                wanted.append(to_int(raw))
-            except CommandError:
-                raise CommandError("ERR Invalid client ID") from None
-        return [by_id[i] for i in wanted if i in by_id]
-    raise CommandError("ERR syntax error")
-
-
-def _client_kill(conn: Connection, args: list[bytes]) -> bytes:
-    """CLIENT KILL addr (the old form: OK or an error) or KILL ID id / ADDR addr (a count)."""
-    everyone = list(conn.server.connections)
-    if len(args) == 3:
-        victims = [c for c in everyone if c.addr.encode() == args[2]]
-        if not victims:
-            raise CommandError("ERR No such client")
-        victims[0].close()
-        return p.OK
-    if len(args) % 2:
-        raise CommandError("ERR syntax error")
-    for option, value in zip(args[2::2], args[3::2], strict=True):
-        option = option.upper()
-        if option == b"ID":
-            try:
-                wanted = to_int(value)
-            except CommandError:
-                raise CommandError("ERR client-id should be greater than 0") from None
-            everyone = [c for c in everyone if c.id == wanted]
-        elif option == b"ADDR":
-            everyone = [c for c in everyone if c.addr.encode() == value]
-        elif option == b"SKIPME":
-            if value.lower() not in (b"yes", b"no"):
-                raise CommandError("ERR syntax error")
-            if value.lower() == b"yes":
-                everyone = [c for c in everyone if c is not conn]
-        else:
-            raise CommandError("ERR syntax error")
-    for victim in everyone:
-        if victim is conn:
-            conn.close_after_reply = True  # after this reply, as Redis does
-        else:
-            victim.close()
-    return p.integer(len(everyone))
-
-
 # --- keyspace-wide commands ----------------------------------------------------------------
 
-@command("dbsize", 1, "readonly fast")
-def dbsize(conn: Connection, args: list[bytes]) -> Reply:
-    return later(conn.service.key_count(conn.consistency), p.integer)
+def dbsize(client: Client, args: list[bytes]) -> Reply:
+    return later(client.service.key_count(client.consistency), p.integer)
 
 
-@command("time", 1, "fast")
-def time_(conn: Connection, args: list[bytes]) -> Reply:
+def time_(client: Client, args: list[bytes]) -> Reply:
     now_us = time.time_ns() // 1000  # this node's clock, as in Redis
     return p.array([b"%d" % (now_us // 1_000_000), b"%d" % (now_us % 1_000_000)])
 
 
-@command("flushdb", -1, "write admin")
-def flushdb(conn: Connection, args: list[bytes]) -> Reply:
+def flushdb(client: Client, args: list[bytes]) -> Reply:
     """FLUSHDB / FLUSHALL [ASYNC|SYNC]: one log entry that deletes every key (raftkv has
     one database, so both are the same; both modes are synchronous)."""
     if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC")):
-        raise CommandError("ERR syntax error")
-    return later(conn.service.flush(), lambda _: p.OK)
+        raise CommandError(SYNTAX)
+    return later(client.service.flush(), lambda _: p.OK)
 
 
-TABLE[b"flushall"] = Spec("flushall", -1, frozenset({"write", "admin"}), flushdb)
+COMMANDS: Final = [
+    spec("command", -1, "", command_),
+    spec("info", -1, "", info),
+    spec("config", -2, "admin", config),
+    spec("dbsize", 1, "readonly fast", dbsize),
+    spec("time", 1, "fast", time_),
+    spec("flushdb", -1, "write admin", flushdb),
+    spec("flushall", -1, "write admin", flushdb),
+]

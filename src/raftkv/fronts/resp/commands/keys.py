@@ -1,0 +1,165 @@
+"""The generic (keys) family: DEL/UNLINK, EXISTS, TYPE, the EXPIRE family, PERSIST,
+TTL/PTTL, SCAN and KEYS. SCAN and KEYS read through the service like GET, at the
+connection's consistency, so a follower answers them no staler than it answers GET."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from raftkv.core.commands import Entry, ExpireWhen, Result
+from raftkv.core.numbers import INT64_MAX
+from raftkv.fronts.resp import protocol as p
+from raftkv.fronts.resp.client import Client
+from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, later, spec, to_int
+from raftkv.service.service import KeyPage
+
+EXPIRE_OPTIONS: Final = {b"NX": 1, b"XX": 2, b"GT": 4, b"LT": 8}
+
+
+def del_(client: Client, args: list[bytes]) -> Reply:
+    futures = [client.service.delete(key) for key in args[1:]]
+    gathered = asyncio.gather(*futures)
+    return later(gathered, lambda results: p.integer(sum(1 for r in results if r.ok)))
+
+
+def exists(client: Client, args: list[bytes]) -> Reply:
+    return later(client.service.exists(args[1:], client.consistency), p.integer)
+
+
+def type_(client: Client, args: list[bytes]) -> Reply:
+    return later(client.service.get(args[1], client.consistency),
+                 lambda e: b"+string\r\n" if e else b"+none\r\n")
+
+
+def _expire(client: Client, args: list[bytes], unit: bytes, name: str) -> Reply:
+    """EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT [NX|XX|GT|LT] as Redis 7's
+    expireGenericCommand: options first, then the time, which is an error only where
+    it overflows 64 bits; a deadline already past deletes the key."""
+    flags = 0
+    for option in args[3:]:
+        bit = EXPIRE_OPTIONS.get(option.upper())
+        if bit is None:
+            raise CommandError(f"ERR Unsupported option {option.decode(errors='replace')}")
+        flags |= bit
+    if flags & 1 and flags & 14:
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if flags & 4 and flags & 8:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    amount = to_int(args[2])
+    if unit in (b"EX", b"EXAT"):
+        if abs(amount) > INT64_MAX // 1000:
+            raise CommandError(f"ERR invalid expire time in '{name}' command")
+        amount *= 1000
+    base = 0 if unit in (b"EXAT", b"PXAT") else client.service.clock.now_ms()
+    if amount > INT64_MAX - base:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    when = (ExpireWhen.NX if flags & 1 else ExpireWhen.GT if flags & 4
+            else ExpireWhen.XX_LT if flags & 10 == 10 else ExpireWhen.LT if flags & 8
+            else ExpireWhen.XX if flags & 2 else ExpireWhen.ALWAYS)
+    future = client.service.expire(args[1], amount + base, when=when)
+    return later(future, _affected)
+
+
+def _affected(result: Result) -> bytes:
+    return p.ONE if result.ok and result.affected else p.ZERO
+
+
+def expire(client: Client, args: list[bytes]) -> Reply:
+    return _expire(client, args, b"EX", "expire")
+
+
+def pexpire(client: Client, args: list[bytes]) -> Reply:
+    return _expire(client, args, b"PX", "pexpire")
+
+
+def expireat(client: Client, args: list[bytes]) -> Reply:
+    return _expire(client, args, b"EXAT", "expireat")
+
+
+def pexpireat(client: Client, args: list[bytes]) -> Reply:
+    return _expire(client, args, b"PXAT", "pexpireat")
+
+
+def persist(client: Client, args: list[bytes]) -> Reply:
+    return later(client.service.expire(args[1], None), _affected)
+
+
+def _ttl(client: Client, key: bytes, divisor: int) -> Reply:
+    def render(entry: Entry | None) -> bytes:
+        if entry is None:
+            return p.integer(-2)
+        if entry.expires_at_ms is None:
+            return p.integer(-1)
+        left = max(0, entry.expires_at_ms - client.service.clock.now_ms())
+        return p.integer((left + divisor // 2) // divisor)  # Redis rounds TTL
+    return later(client.service.get(key, client.consistency), render)
+
+
+def ttl(client: Client, args: list[bytes]) -> Reply:
+    return _ttl(client, args[1], 1000)
+
+
+def pttl(client: Client, args: list[bytes]) -> Reply:
+    return _ttl(client, args[1], 1)
+
+
+def scan(client: Client, args: list[bytes]) -> Reply:
+    """SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]: COUNT stored keys examined per
+    call; a key present for the whole iteration is returned exactly once."""
+    try:
+        cursor = int(args[1])
+    except ValueError:
+        raise CommandError("ERR invalid cursor") from None
+    pattern, count = None, 10
+    i = 2
+    while i < len(args):
+        option = args[i].upper()
+        if option == b"MATCH" and i + 1 < len(args):
+            pattern = args[i + 1]
+        elif option == b"COUNT" and i + 1 < len(args):
+            count = to_int(args[i + 1])
+            if count < 1:
+                raise CommandError(SYNTAX)
+        elif option == b"TYPE" and i + 1 < len(args):
+            if args[i + 1].lower() != b"string":
+                return p.raw_array([p.bulk(b"0"), p.EMPTY_ARRAY])
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    after = None
+    if cursor != 0:
+        after = client.state.cursors.resolve(cursor)
+        if after is None:
+            raise CommandError("ERR invalid cursor")
+
+    def render(page: KeyPage) -> bytes:
+        last = page.last
+        next_cursor = b"0" if last is None else b"%d" % client.state.cursors.issue(last)
+        return p.raw_array([p.bulk(next_cursor), p.array(page.keys)])
+    return later(client.service.scan_keys(pattern=pattern, after=after, count=count,
+                                          visible=client.may_read,
+                                          consistency=client.consistency), render)
+
+
+def keys(client: Client, args: list[bytes]) -> Reply:
+    page = client.service.scan_keys(pattern=args[1], visible=client.may_read,
+                                    consistency=client.consistency)
+    return later(page, lambda page: p.array(page.keys))
+
+
+COMMANDS: Final = [
+    spec("del", -2, "write", del_, 1, -1),
+    spec("unlink", -2, "write fast", del_, 1, -1),
+    spec("exists", -2, "readonly fast", exists, 1, -1),
+    spec("type", 2, "readonly fast", type_, 1, 1),
+    spec("expire", -3, "write fast", expire, 1, 1),
+    spec("pexpire", -3, "write fast", pexpire, 1, 1),
+    spec("expireat", -3, "write fast", expireat, 1, 1),
+    spec("pexpireat", -3, "write fast", pexpireat, 1, 1),
+    spec("persist", 2, "write fast", persist, 1, 1),
+    spec("ttl", 2, "readonly fast", ttl, 1, 1),
+    spec("pttl", 2, "readonly fast", pttl, 1, 1),
+    spec("scan", -2, "readonly", scan),
+    spec("keys", 2, "readonly", keys),
+]

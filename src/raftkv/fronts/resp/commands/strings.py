@@ -1,0 +1,212 @@
+"""The string family: GET, SET and its options, MGET/MSET, INCR and friends, APPEND,
+STRLEN. Relative expiry times become absolute deadlines here, before the command is
+logged (ARCHITECTURE.md rule 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Final
+
+from raftkv.core.commands import Cond, Outcome, Result
+from raftkv.fronts.resp import protocol as p
+from raftkv.fronts.resp.client import Client
+from raftkv.fronts.resp.spec import (
+    SYNTAX,
+    WRONG_INT,
+    CommandError,
+    Later,
+    Reply,
+    later,
+    spec,
+    to_int,
+)
+
+MAX_MS: Final = 2**62
+BULK_HEADERS: Final = [b"$%d\r\n" % size for size in range(4096)]
+
+
+def get(client: Client, args: list[bytes]) -> Reply:
+    value = client.service.get_value(args[1], client.consistency)
+    if isinstance(value, asyncio.Future):
+        return Later(value, functools.partial(value_reply, client))
+    return value_reply(client, value)
+
+
+def value_reply(client: Client, value: bytes | None) -> bytes:
+    stats = client.state.stats
+    if value is None:
+        stats.keyspace_misses += 1
+        return client.enc.NIL
+    stats.keyspace_hits += 1
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def values_reply(client: Client, values: list[bytes | None]) -> bytes:
+    """The bulk strings of many values, without the array header (a pipeline's run of
+    GETs is answered with this alone, MGET puts a header before it)."""
+    stats, nil = client.state.stats, client.enc.NIL
+    out: list[bytes] = []  # (out.append, not a bound local: 3.11 specializes the call)
+    misses = 0
+    for value in values:
+        if value is None:
+            out.append(nil)
+            misses += 1
+        else:
+            size = len(value)
+            out.append(BULK_HEADERS[size] if size < len(BULK_HEADERS) else b"$%d\r\n" % size)
+            out.append(value)
+            out.append(b"\r\n")
+    stats.keyspace_misses += misses
+    stats.keyspace_hits += len(values) - misses
+    return b"".join(out)
+
+
+def ok(_: object) -> bytes:
+    return p.OK
+
+
+def set_(client: Client, args: list[bytes]) -> Reply:
+    key, value = args[1], args[2]
+    if len(args) == 3:  # plain SET: joins this loop turn's batch of plain puts
+        return Later(client.service.put_many([(key, value)]), ok)
+    cond, keep_ttl, want_old, expires = Cond.NONE, False, False, None
+    now = client.service.clock.now_ms()
+    i = 3
+    while i < len(args):
+        option = args[i].upper()
+        has_arg = i + 1 < len(args)
+        if option == b"NX" and cond is Cond.NONE:
+            cond = Cond.ABSENT
+        elif option == b"XX" and cond is Cond.NONE:
+            cond = Cond.EXISTS
+        elif option == b"GET":
+            want_old = True
+        elif option == b"KEEPTTL" and expires is None:
+            keep_ttl = True
+        elif option in (b"EX", b"PX", b"EXAT", b"PXAT") and has_arg and expires is None \
+                and not keep_ttl:
+            expires = _deadline(args[i + 1], option, now, "set")
+            i += 1
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    future = client.service.put(key, value, expires_at_ms=expires, keep_ttl=keep_ttl, cond=cond)
+
+    def render(result: Result) -> bytes:
+        if want_old:
+            previous = result.previous
+            return client.enc.bulk(previous.value if previous else None)
+        return p.OK if result.ok else client.enc.NIL
+    return later(future, render)
+
+
+def _deadline(raw: bytes, unit: bytes, now_ms: int, name: str) -> int:
+    """An absolute deadline in ms from EX/PX/EXAT/PXAT (relative times become absolute
+    here, before anything is logged)."""
+    amount = to_int(raw)
+    if amount <= 0:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    ms = amount * 1000 if unit in (b"EX", b"EXAT") else amount
+    deadline = ms if unit in (b"EXAT", b"PXAT") else now_ms + ms
+    if ms > MAX_MS or deadline > MAX_MS:
+        raise CommandError(f"ERR invalid expire time in '{name}' command")
+    return deadline
+
+
+def setnx(client: Client, args: list[bytes]) -> Reply:
+    future = client.service.put(args[1], args[2], cond=Cond.ABSENT)
+    return later(future, lambda r: p.ONE if r.ok else p.ZERO)
+
+
+def getset(client: Client, args: list[bytes]) -> Reply:
+    future = client.service.put(args[1], args[2])
+    return later(future, lambda r: client.enc.bulk(r.previous.value if r.previous else None))
+
+
+def getdel(client: Client, args: list[bytes]) -> Reply:
+    future = client.service.delete(args[1])
+    return later(future, lambda r: client.enc.bulk(r.previous.value if r.ok and r.previous
+                                                   else None))
+
+
+def mget(client: Client, args: list[bytes]) -> Reply:
+    keys = args[1:]
+    header = b"*%d\r\n" % len(keys)
+    return later(client.service.get_values(keys, client.consistency),
+                 lambda values: header + values_reply(client, values))
+
+
+def mset(client: Client, args: list[bytes]) -> Reply:
+    if len(args) % 2 == 0:
+        raise CommandError("ERR wrong number of arguments for 'mset' command")
+    items = list(zip(args[1::2], args[2::2], strict=True))
+    return later(client.service.multi_put(items), ok)
+
+
+def msetnx(client: Client, args: list[bytes]) -> Reply:
+    if len(args) % 2 == 0:
+        raise CommandError("ERR wrong number of arguments for 'msetnx' command")
+    items = list(zip(args[1::2], args[2::2], strict=True))
+    future = client.service.multi_put(items, only_if_none_exist=True)
+    return later(future, lambda r: p.ONE if r.ok else p.ZERO)
+
+
+def _incr(client: Client, key: bytes, delta: int) -> Reply:
+    def render(result: Result) -> bytes:
+        if result.outcome is Outcome.NOT_INTEGER:
+            raise CommandError(WRONG_INT)
+        if result.outcome is Outcome.OVERFLOW:
+            raise CommandError("ERR increment or decrement would overflow")
+        assert result.entry is not None
+        return b":%s\r\n" % result.entry.value
+    return later(client.service.incr_by(key, delta), render)
+
+
+def incr(client: Client, args: list[bytes]) -> Reply:
+    return _incr(client, args[1], 1)
+
+
+def decr(client: Client, args: list[bytes]) -> Reply:
+    return _incr(client, args[1], -1)
+
+
+def incrby(client: Client, args: list[bytes]) -> Reply:
+    return _incr(client, args[1], to_int(args[2]))
+
+
+def decrby(client: Client, args: list[bytes]) -> Reply:
+    delta = to_int(args[2])
+    if delta == -(2**63):
+        raise CommandError("ERR decrement would overflow")
+    return _incr(client, args[1], -delta)
+
+
+def append(client: Client, args: list[bytes]) -> Reply:
+    def render(result: Result) -> bytes:
+        assert result.entry is not None
+        return p.integer(len(result.entry.value))
+    return later(client.service.append(args[1], args[2]), render)
+
+
+def strlen(client: Client, args: list[bytes]) -> Reply:
+    return later(client.service.get(args[1], client.consistency),
+                 lambda e: p.integer(len(e.value) if e else 0))
+
+
+COMMANDS: Final = [
+    spec("get", 2, "readonly fast", get, 1, 1),
+    spec("set", -3, "write", set_, 1, 1),
+    spec("setnx", 3, "write fast", setnx, 1, 1),
+    spec("getset", 3, "write fast", getset, 1, 1),
+    spec("getdel", 2, "write fast", getdel, 1, 1),
+    spec("mget", -2, "readonly fast", mget, 1, -1),
+    spec("mset", -3, "write", mset, 1, -1, 2),
+    spec("msetnx", -3, "write", msetnx, 1, -1, 2),
+    spec("incr", 2, "write fast", incr, 1, 1),
+    spec("decr", 2, "write fast", decr, 1, 1),
+    spec("incrby", 3, "write fast", incrby, 1, 1),
+    spec("decrby", 3, "write fast", decrby, 1, 1),
+    spec("append", 3, "write fast", append, 1, 1),
+    spec("strlen", 2, "readonly fast", strlen, 1, 1),
+]

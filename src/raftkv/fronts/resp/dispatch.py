@@ -1,0 +1,88 @@
+"""The command table and the one place a command is checked and run.
+
+``TABLE`` is the families' rows put together. ``dispatch`` looks a command up and
+asks ``refusal`` whether it may run here - authentication, arity, the subscribe-mode
+rule, the principal's role and key permissions, in Redis's order and words - before
+its handler runs; the pipelined runs of ``pipeline.py`` ask the same question.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final
+
+from raftkv.errors import RaftKVError
+from raftkv.fronts.resp import protocol as p
+from raftkv.fronts.resp.client import Client
+from raftkv.fronts.resp.commands import connection, keys, pubsub, server, strings
+from raftkv.fronts.resp.spec import NOPERM, CommandError, Reply, Spec, error_text
+from raftkv.service.auth import Role
+
+log = logging.getLogger("raftkv.resp")
+
+TABLE: Final[dict[bytes, Spec]] = {
+    row.name.encode(): row
+    for family in (connection, server, strings, keys, pubsub)
+    for row in family.COMMANDS
+}
+
+
+def unknown_command(args: list[bytes]) -> str:
+    rest = "".join(f"'{a[:128].decode(errors='replace')}' " for a in args[1:])
+    return (f"ERR unknown command '{args[0][:128].decode(errors='replace')}', with args "
+            f"beginning with: {rest}")
+
+
+def dispatch(client: Client, args: list[bytes]) -> Reply:
+    """Check the command (``refusal``), then run its handler, counting both."""
+    row = TABLE.get(args[0].lower())
+    if row is None:
+        return p.error_reply(unknown_command(args))
+    client.state.stats.commands += 1
+    refused = refusal(client, row, args)
+    if refused is not None:
+        row.stats.rejected += 1
+        return p.error_reply(refused)
+    client.last_command = row.name
+    stats = row.stats
+    started = time.perf_counter_ns()
+    try:
+        reply = row.handler(client, args)
+    except CommandError as error:  # (one name per type: mypyc types the name)
+        stats.failed += 1
+        reply = p.error_reply(str(error))
+    except RaftKVError as exc:
+        stats.failed += 1
+        reply = p.error_reply(error_text(exc))
+    except Exception:  # a bug: the client still gets its reply, in order
+        log.exception("RESP command %r failed", row.name)
+        stats.failed += 1
+        reply = p.error_reply("ERR internal error")
+    stats.calls += 1
+    stats.ns += time.perf_counter_ns() - started
+    return reply
+
+
+def refusal(client: Client, row: Spec, args: list[bytes]) -> str | None:
+    """Why the command may not run here, as Redis says it; None when it may."""
+    principal = client.principal
+    if principal is None and "noauth" not in row.flags:
+        return "NOAUTH Authentication required."
+    arity = row.arity
+    if (arity > 0 and len(args) != arity) or (arity < 0 and len(args) < -arity):
+        return f"ERR wrong number of arguments for '{row.name}' command"
+    if (client.subscriptions or client.patterns) and (
+            "pubsub" not in row.flags or row.name == "publish"):
+        return (f"ERR Can't execute '{row.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                f"PING / QUIT / RESET are allowed in this context")
+    if principal is not None and not principal.unrestricted:
+        if "admin" in row.flags and principal.role < Role.ADMIN:
+            return f"NOPERM this user has no permissions to run the '{row.name}' command"
+        write = "write" in row.flags
+        if write and principal.role < Role.WRITE:
+            return NOPERM
+        for key in row.keys(args):
+            if not (principal.may_write(key) if write else principal.may_read(key)):
+                return NOPERM
+    return None

@@ -1,0 +1,84 @@
+"""A pipeline's runs of plain ``SET key value`` or ``GET key``, answered together.
+
+A run of SETs becomes one MultiPut (one proposal, one group commit); a run of GETs
+takes one read barrier and one clock read. Each command of a run passes the same
+``refusal`` check ``dispatch`` makes and the service's key and value limits; the run
+ends at the first command that does not, and that one goes through ``dispatch``
+alone, so it gets its own reply. A run is answered as one reply, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import time
+from typing import Final
+
+from raftkv.errors import RaftKVError
+from raftkv.fronts.resp import protocol as p
+from raftkv.fronts.resp.client import Client
+from raftkv.fronts.resp.commands.strings import values_reply
+from raftkv.fronts.resp.dispatch import TABLE, refusal
+from raftkv.fronts.resp.spec import CommandStats, Later, Reply, error_text
+from raftkv.service.service import MAX_KEY_BYTES
+
+SET_NAMES: Final = frozenset({b"SET", b"set", b"Set"})
+GET_NAMES: Final = frozenset({b"GET", b"get", b"Get"})
+MIN_RUN: Final = 2
+SET: Final = TABLE[b"set"]
+GET: Final = TABLE[b"get"]
+
+
+def batch_run(client: Client, commands: list[list[bytes]], start: int
+              ) -> tuple[Reply, int] | None:
+    """The reply to the run of plain SETs or GETs from ``start`` on, and where the run
+    ends; None when there is no run (fewer than two)."""
+    name = commands[start][0]
+    if name in SET_NAMES:
+        limit = client.service.limits.max_value_bytes
+        items: list[tuple[bytes, bytes]] = []
+        for args in itertools.islice(commands, start, None):
+            if len(args) != 3 or args[0] not in SET_NAMES or refusal(client, SET, args) \
+                    or not 0 < len(args[1]) <= MAX_KEY_BYTES or len(args[2]) > limit:
+                break
+            items.append((args[1], args[2]))
+        count = len(items)
+        if count < MIN_RUN:
+            return None
+        client.state.stats.commands += count
+        started = time.perf_counter_ns()
+        try:
+            future = client.service.put_many(items)
+        except RaftKVError as exc:
+            return p.error_reply(error_text(exc)) * count, start + count
+        finally:
+            _count_run(SET.stats, count, started)
+        return Later(future, lambda _: p.OK * count, count), start + count
+    if name not in GET_NAMES:
+        return None
+    keys: list[bytes] = []
+    for args in itertools.islice(commands, start, None):
+        if len(args) != 2 or args[0] not in GET_NAMES or refusal(client, GET, args) \
+                or not 0 < len(args[1]) <= MAX_KEY_BYTES:
+            break
+        keys.append(args[1])
+    count = len(keys)
+    if count < MIN_RUN:
+        return None
+    client.state.stats.commands += count
+    started = time.perf_counter_ns()
+    try:
+        values = client.service.get_values(keys, client.consistency)
+    except RaftKVError as exc:
+        return p.error_reply(error_text(exc)) * count, start + count
+    finally:
+        _count_run(GET.stats, count, started)
+    if isinstance(values, asyncio.Future):
+        return Later(values, functools.partial(values_reply, client), count), start + count
+    return values_reply(client, values), start + count
+
+
+def _count_run(stats: CommandStats, count: int, started_ns: int) -> None:
+    stats.calls += count
+    stats.ns += time.perf_counter_ns() - started_ns

@@ -1,0 +1,144 @@
+"""The vocabulary of RESP command handlers: a command's ``Spec`` (arity, flags, key
+positions, handler, counters), the reply a handler returns (bytes now, or a ``Later``
+that waits on one future), ``CommandError`` for a Redis error reply, and the one
+table that maps raftkv's errors to Redis's error strings (``error_text``).
+
+Arity follows Redis: ``n`` means exactly n arguments including the name, ``-n`` at
+least n. Flags are Redis's words (``readonly``, ``write``, ``fast``, ``admin``,
+``pubsub``, ``noauth``). A handler makes one service call and encodes the reply; the
+checks every command shares run before it, in ``dispatch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from raftkv import errors
+from raftkv.core.numbers import parse_int64
+from raftkv.errors import RaftKVError
+from raftkv.fronts.resp import protocol as p
+
+if TYPE_CHECKING:
+    from raftkv.fronts.resp.client import Client
+
+log = logging.getLogger("raftkv.resp")
+
+WRONG_INT = "ERR value is not an integer or out of range"
+SYNTAX = "ERR syntax error"
+NOPERM = "NOPERM this user has no permissions to access one of the keys used as arguments"
+
+
+class CommandError(Exception):
+    """A Redis error reply (the message starts with its code)."""
+
+
+class Later:
+    """A reply that waits on one future (a commit, a read barrier): the connection
+    adds one callback and calls ``resolve`` when it is done - no chained futures."""
+
+    __slots__ = ("future", "render", "times")
+
+    def __init__(self, future: asyncio.Future[Any], render: Callable[[Any], bytes],
+                 times: int = 1) -> None:
+        self.future = future
+        self.render = render
+        self.times = times  # how many commands it answers (a batch fails as a whole)
+
+    def resolve(self) -> bytes:
+        try:
+            return self.render(self.future.result())  # (raises the future's exception)
+        except asyncio.CancelledError:
+            return p.error_reply("ERR command cancelled") * self.times
+        except CommandError as refused:  # (one name per type: mypyc types the name)
+            return p.error_reply(str(refused)) * self.times
+        except RaftKVError as err:
+            return p.error_reply(error_text(err)) * self.times
+        except Exception:  # the reply must still go out, in order
+            log.exception("RESP reply failed")
+            return p.error_reply("ERR internal error")
+
+
+Reply: TypeAlias = "bytes | Later"
+Handler: TypeAlias = "Callable[[Client, list[bytes]], Reply]"
+
+
+def later(result: Any, render: Callable[[Any], bytes]) -> Reply:
+    """``render(result)`` now for a value, or a Later for a future."""
+    if isinstance(result, asyncio.Future):
+        return Later(result, render)
+    return render(result)
+
+
+class CommandStats:
+    """INFO commandstats for one command: calls, time in the handler, and calls refused
+    before (``rejected``) or by (``failed``) the handler, as Redis 7 counts them."""
+
+    __slots__ = ("calls", "failed", "ns", "rejected")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.ns = 0
+        self.rejected = 0
+        self.failed = 0
+
+    def reset(self) -> None:
+        self.calls = self.ns = self.rejected = self.failed = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One command: its name, arity, flags, handler and key positions (Redis's key
+    spec: ``first_key`` 0 means the command takes no keys, ``last_key`` -1 through the
+    last argument)."""
+
+    name: str
+    arity: int
+    flags: frozenset[str]
+    handler: Handler
+    first_key: int = 0
+    last_key: int = 0
+    key_step: int = 1
+    stats: CommandStats = field(default_factory=CommandStats)
+
+    def keys(self, args: list[bytes]) -> list[bytes]:
+        if not self.first_key:
+            return []
+        last = len(args) - 1 if self.last_key < 0 else self.last_key
+        return args[self.first_key : last + 1 : self.key_step]
+
+
+def spec(name: str, arity: int, flags: str, handler: Handler, first_key: int = 0,
+         last_key: int = 0, key_step: int = 1) -> Spec:
+    """A table row, flags written as Redis writes them (``"readonly fast"``)."""
+    return Spec(name, arity, frozenset(flags.split()), handler, first_key, last_key, key_step)
+
+
+def to_int(raw: bytes) -> int:
+    value = parse_int64(raw)
+    if value is None:
+        raise CommandError(WRONG_INT)
+    return value
+
+
+def error_text(exc: RaftKVError) -> str:
+    """raftkv errors as RESP error strings (the front's one mapping table)."""
+    if isinstance(exc, errors.OutOfMemory):
+        return "OOM command not allowed when used memory > 'maxmemory'."
+    if isinstance(exc, errors.TooLarge):
+        return "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+    if isinstance(exc, errors.NotLeader):
+        return f"READONLY You can't write against a read only replica. (leader: " \
+               f"{exc.leader_id or 'unknown'})"
+    if isinstance(exc, errors.Unavailable):
+        return "TRYAGAIN no leader is available; the write was not applied"
+    if isinstance(exc, errors.CommitTimeout):
+        return "TIMEOUT the write's outcome is unknown (commit timed out)"
+    if isinstance(exc, errors.InvalidArgument):
+        return f"ERR {exc}"
+    if isinstance(exc, errors.StorageError):
+        return f"MISCONF {exc}"
+    return f"ERR {exc}"
