@@ -1,3 +1,5 @@
+import pytest
+
 from raftkv.core.commands import (
     Append,
     Cond,
@@ -178,7 +180,7 @@ def test_a_key_past_65535_versions_keeps_taking_plain_and_ttl_writes():
     assert [key for key in sm.keyspace.due(1000, 10)] == [b"hot"]
 
 
-def test_entries_and_results_are_values():
+def test_commands_entries_and_results_are_values():
     import raftkv.core.commands as commands
     from raftkv.core.commands import Entry, Result
 
@@ -190,8 +192,13 @@ def test_entries_and_results_are_values():
     assert first == Result(Outcome.OK, 1, first.entry) != Result(Outcome.OK, 2, first.entry)
     assert repr(first.entry) == ("Entry(key=b'k', value=b'v', version=1, create_revision=1, "
                                  "mod_revision=1, expires_at_ms=None)")
+    put = Put(b"k", b"v", request_id=b"r1")
+    assert put == Put(b"k", b"v", request_id=b"r1") and hash(put) == hash(put.replace())
+    assert put.replace(request_id=b"r2") == Put(b"k", b"v", request_id=b"r2") != put
+    with pytest.raises(TypeError, match="no field 'nope'"):
+        put.replace(nope=1)
     if commands.__file__.endswith(".so"):  # compiled, Final fields are read-only at run time
-        for obj, field in ((first.entry, "version"), (first, "entry")):
+        for obj, field in ((first.entry, "version"), (first, "entry"), (put, "key")):
             try:
                 setattr(obj, field, None)
             except AttributeError:

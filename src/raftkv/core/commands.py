@@ -18,34 +18,11 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import MISSING, dataclass, fields
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeVar
 
 from raftkv.core.binary import U32, BinaryReader
 
 CODEC_VERSION: Final = 1
-
-
-def _fast_init(cls: type) -> type:
-    """Give a frozen, slotted dataclass an ``__init__`` that fills the slots through
-    their descriptors. The generated one calls ``object.__setattr__`` per field, which
-    costs twice as much - and a command is built for every write. Still frozen: only
-    ``__init__`` writes the slots."""
-    params, body = [], []
-    namespace: dict[str, object] = {}
-    for f in fields(cls):
-        if f.default is MISSING:
-            params.append(f.name)
-        else:
-            namespace[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
-        body.append(f"    _set_{f.name}(self, {f.name})\n")
-    exec(f"def __init__(self, {', '.join(params)}):\n{''.join(body)}", namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
-    cls.__init__ = init  # type: ignore[misc]
-    return cls
 
 
 class Cond(enum.IntEnum):
@@ -69,123 +46,191 @@ class ExpireWhen(enum.IntEnum):
     XX_LT = 5  # only if it has one and the new one is earlier
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Noop:
+V = TypeVar("V", bound="Value")
+
+
+class Value:
+    """A record compared, hashed and shown by its fields, which a subclass lists in
+    ``FIELDS``."""
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def replace(self: V, **changes: object) -> V:
+        """A copy with ``changes`` made (each name in FIELDS is an ``__init__`` argument)."""
+        values = {name: changes.pop(name, getattr(self, name)) for name in self.FIELDS}
+        if changes:
+            raise TypeError(f"{type(self).__name__} has no field {next(iter(changes))!r}")
+        return type(self)(**values)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        pairs = zip(self.FIELDS, self.fields(), strict=True)
+        return f"{type(self).__name__}({', '.join(f'{f}={v!r}' for f, v in pairs)})"
+
+
+# --- commands ----------------------------------------------------------------------
+# Values of the Value idiom, as entries and results are: a command is built for every
+# write, and compiled these are native classes built in ~30 ns where a frozen
+# dataclass takes ~750 ns (docs/performance.md).
+
+
+class Noop(Value):
     """Appended by a new leader at the start of its term (Raft section 8); changes nothing."""
 
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("now_ms", "request_id")
+    FIELDS = ("request_id", "now_ms")
+
+    def __init__(self, request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Put:
+class Put(Value):
     """Store ``value`` under ``key``. ``expires_at_ms`` is absolute; None means no TTL
     (unless ``keep_ttl``, which keeps the key's current deadline, Redis SET KEEPTTL)."""
 
-    key: bytes
-    value: bytes
-    expires_at_ms: int | None = None
-    keep_ttl: bool = False
-    cond: Cond = Cond.NONE
-    expected_mod_revision: int = 0
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("cond", "expected_mod_revision", "expires_at_ms", "keep_ttl", "key",
+                 "now_ms", "request_id", "value")
+    FIELDS = ("key", "value", "expires_at_ms", "keep_ttl", "cond", "expected_mod_revision",
+              "request_id", "now_ms")
+
+    def __init__(self, key: bytes, value: bytes, expires_at_ms: int | None = None,
+                 keep_ttl: bool = False, cond: Cond = Cond.NONE, expected_mod_revision: int = 0,
+                 request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.key: Final[bytes] = key
+        self.value: Final[bytes] = value
+        self.expires_at_ms: Final[int | None] = expires_at_ms
+        self.keep_ttl: Final[bool] = keep_ttl
+        self.cond: Final[Cond] = cond
+        self.expected_mod_revision: Final[int] = expected_mod_revision
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(Value):
     """Remove ``key`` if present (and if the condition holds)."""
 
-    key: bytes
-    cond: Cond = Cond.NONE
-    expected_mod_revision: int = 0
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("cond", "expected_mod_revision", "key", "now_ms", "request_id")
+    FIELDS = ("key", "cond", "expected_mod_revision", "request_id", "now_ms")
+
+    def __init__(self, key: bytes, cond: Cond = Cond.NONE, expected_mod_revision: int = 0,
+                 request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.key: Final[bytes] = key
+        self.cond: Final[Cond] = cond
+        self.expected_mod_revision: Final[int] = expected_mod_revision
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Expire:
+class Expire(Value):
     """Set an absolute deadline on an existing key, or remove it (``expires_at_ms`` None:
     Redis PERSIST). A deadline not after ``now_ms`` deletes the key, as Redis does.
     ``when`` makes it conditional on the current deadline (EXPIRE NX/XX/GT/LT)."""
 
-    key: bytes
-    expires_at_ms: int | None
-    request_id: bytes = b""
-    now_ms: int = 0
-    when: ExpireWhen = ExpireWhen.ALWAYS
+    __slots__ = ("expires_at_ms", "key", "now_ms", "request_id", "when")
+    FIELDS = ("key", "expires_at_ms", "request_id", "now_ms", "when")
+
+    def __init__(self, key: bytes, expires_at_ms: int | None, request_id: bytes = b"",
+                 now_ms: int = 0, when: ExpireWhen = ExpireWhen.ALWAYS) -> None:
+        self.key: Final[bytes] = key
+        self.expires_at_ms: Final[int | None] = expires_at_ms
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+        self.when: Final[ExpireWhen] = when
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class IncrBy:
+class IncrBy(Value):
     """Add ``delta`` to the base-10 integer stored at ``key`` (missing counts as 0)."""
 
-    key: bytes
-    delta: int
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("delta", "key", "now_ms", "request_id")
+    FIELDS = ("key", "delta", "request_id", "now_ms")
+
+    def __init__(self, key: bytes, delta: int, request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.key: Final[bytes] = key
+        self.delta: Final[int] = delta
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Append:
+class Append(Value):
     """Append ``value`` to the key's value (missing counts as empty); keeps the TTL."""
 
-    key: bytes
-    value: bytes
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("key", "now_ms", "request_id", "value")
+    FIELDS = ("key", "value", "request_id", "now_ms")
+
+    def __init__(self, key: bytes, value: bytes, request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.key: Final[bytes] = key
+        self.value: Final[bytes] = value
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class MultiPut:
+class MultiPut(Value):
     """Store several keys atomically (Redis MSET); with ``only_if_none_exist`` store
     none of them if any exists (MSETNX)."""
 
-    items: tuple[tuple[bytes, bytes], ...]
-    only_if_none_exist: bool = False
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("items", "now_ms", "only_if_none_exist", "request_id")
+    FIELDS = ("items", "only_if_none_exist", "request_id", "now_ms")
+
+    def __init__(self, items: tuple[tuple[bytes, bytes], ...], only_if_none_exist: bool = False,
+                 request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.items: Final[tuple[tuple[bytes, bytes], ...]] = items
+        self.only_if_none_exist: Final[bool] = only_if_none_exist
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class DeleteExpired:
+class DeleteExpired(Value):
     """Delete those of ``keys`` whose deadline is not after ``now_ms``.
 
     Proposed only by the leader (or the single node) after scanning its expiry index,
     so all replicas delete the same keys at the same index. A key refreshed since the
     scan is left alone: the check happens again here, at apply time."""
 
-    keys: tuple[bytes, ...]
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("keys", "now_ms", "request_id")
+    FIELDS = ("keys", "request_id", "now_ms")
+
+    def __init__(self, keys: tuple[bytes, ...], request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.keys: Final[tuple[bytes, ...]] = keys
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Evict:
+class Evict(Value):
     """Delete ``keys`` unconditionally: the leader's eviction decision under memory
     pressure (the policy runs outside ``apply``; only its outcome is logged)."""
 
-    keys: tuple[bytes, ...]
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("keys", "now_ms", "request_id")
+    FIELDS = ("keys", "request_id", "now_ms")
+
+    def __init__(self, keys: tuple[bytes, ...], request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.keys: Final[tuple[bytes, ...]] = keys
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
-@_fast_init
-@dataclass(frozen=True, slots=True)
-class Flush:
+class Flush(Value):
     """Delete every key (Redis FLUSHDB and FLUSHALL; raftkv has one database)."""
 
-    request_id: bytes = b""
-    now_ms: int = 0
+    __slots__ = ("now_ms", "request_id")
+    FIELDS = ("request_id", "now_ms")
+
+    def __init__(self, request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
 
 
 Command = (Noop | Put | Delete | Expire | IncrBy | Append | MultiPut | DeleteExpired | Evict
@@ -205,27 +250,6 @@ class Outcome(enum.IntEnum):
 # For the per-request paths: on Python 3.11 reading a member off its enum class
 # (``Outcome.OK``) goes through EnumType's attribute hook, ~90 ns each time.
 OUTCOME_OK: Final = Outcome.OK
-
-
-class Value:
-    """A record compared, hashed and shown by its fields, which a subclass lists in
-    ``FIELDS``."""
-
-    __slots__ = ()
-    FIELDS: ClassVar[tuple[str, ...]] = ()
-
-    def fields(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.FIELDS)
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.fields() == other.fields()
-
-    def __hash__(self) -> int:
-        return hash(self.fields())
-
-    def __repr__(self) -> str:
-        pairs = zip(self.FIELDS, self.fields(), strict=True)
-        return f"{type(self).__name__}({', '.join(f'{f}={v!r}' for f, v in pairs)})"
 
 
 class Entry(Value):

@@ -28,7 +28,6 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, Protocol
 
 from raftkv.core.commands import Command, Result, decode, encode
@@ -533,7 +532,7 @@ class RaftReplicator:
         if leader is None:
             raise Unavailable("no leader is known; the write was not applied")
         if not command.request_id:  # so a duplicate delivery applies once
-            command = replace(command, request_id=os.urandom(12))
+            command = command.replace(request_id=os.urandom(12))
         call = network.next_call_id()
         if not network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
             raise Unavailable(f"the leader {leader} is not reachable from this node; "
