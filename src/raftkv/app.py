@@ -1,24 +1,30 @@
-"""Wiring: build a node's parts from a Config, start them in order, stop them in
-reverse. Nothing imports this module; it imports everything.
+"""Wiring: build a node's parts from a Config, run them, stop them in reverse.
+Nothing imports this module; it imports everything.
 
-Start:  recovery (never serve before it ends) -> replicator -> service -> HTTP ->
-        RESP -> UDP -> background tasks (one TaskGroup, so a crash surfaces).
-Stop (SIGTERM/SIGINT): stop accepting, drain in-flight requests up to the timeout,
-        stop background tasks, flush and fsync the WAL, close - reverse order.
-        A second signal skips the drain (the WAL is still fsynced).
+Start (``Node.open``): recovery (never serve before it ends) -> replicator ->
+        service -> HTTP -> RESP -> UDP, each listener bound before the next part is
+        built. Constructors start nothing.
+Run (``Node.serve``): every long-lived part's ``run()`` - replicator, service, HTTP,
+        RESP - in one TaskGroup (ARCHITECTURE.md rule 6). A part whose ``run`` raises
+        (a failed fsync, a dead Raft loop, a bug) stops the node: the error is logged
+        once and the process exits 1.
+Stop (SIGTERM/SIGINT): stop accepting, drain in-flight requests up to the timeout, a
+        leader hands over, the parts' loops end, the log is flushed and fsynced, files
+        close - reverse order. A second signal skips the drain (the WAL is still
+        fsynced).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from raftkv.clock import Clock, SystemClock
 from raftkv.config import Config
@@ -44,115 +50,116 @@ from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.fronts.resp.server import RespServer
 from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
-from raftkv.replication.raft.cluster import open_cluster, start_cluster
-from raftkv.replication.raft.node import RaftReplicator
+from raftkv.replication.raft.cluster import open_cluster
 from raftkv.service.auth import Authenticator
-from raftkv.service.ports import ReplicaStatus, SnapshotStats
+from raftkv.service.ports import Replicator, SnapshotStats
 from raftkv.service.ratelimit import TokenBuckets
 from raftkv.service.service import KVService, ServiceLimits
 from raftkv.storage.fs import FileSystem, OsFileSystem
 from raftkv.storage.recovery import recover
 
 log = logging.getLogger("raftkv")
+T = TypeVar("T")
+
+EXIT_FAILED = 1
 
 
-@dataclass
+class Runnable(Protocol):
+    async def run(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """A node's long-lived parts, built once by ``Node.open``."""
+
+    replicator: Replicator
+    service: KVService
+    http: HttpServer
+    resp: RespServer | None
+    udp: asyncio.DatagramTransport | None
+    access_log: AccessLog
+    ports: dict[str, int]
+
+    @property
+    def runners(self) -> list[Runnable]:
+        """The parts with a ``run()``, in start order."""
+        return [part for part in (self.replicator, self.service, self.http, self.resp)
+                if part is not None]
+
+
 class Node:
-    config: Config
-    clock: Clock = field(default_factory=SystemClock)
-    fs: FileSystem = field(default_factory=OsFileSystem)
-    replicator: LocalReplicator | RaftReplicator | None = None
-    service: KVService | None = None
-    http: HttpServer | None = None
-    resp: RespServer | None = None
-    udp: asyncio.DatagramTransport | None = None
-    access_log: AccessLog | None = None
-    authenticator: Authenticator | None = None
-    metrics: Metrics | None = None
-    ports: dict[str, int] = field(default_factory=dict)
-    recovered: bool = False
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _signals: int = 0
-    _hurry: asyncio.Event = field(default_factory=asyncio.Event)  # set by a second signal
+    """One raftkv node: ``open`` builds and binds its parts, ``serve`` runs them until a
+    signal (or ``request_stop``) or a part's failure, then closes them."""
 
-    async def start(self) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None,
+                 fs: FileSystem | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.fs = fs or OsFileSystem()
+        self.parts: Parts | None = None
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._hurry = asyncio.Event()  # set by a second signal
+
+    async def open(self) -> Parts:
         cfg = self.config
-        self.metrics = Metrics(lambda: self._replicator().state_machine, self._status,
-                               self._in_flight)
-        if cfg.cluster:
-            await self._open_cluster()
-        else:
-            await self._open_single()
-        replicator = self._replicator()
-        self.recovered = True
+        replicator: Replicator | None = None  # (the metrics read it once it exists)
+        metrics = Metrics(lambda: _built(replicator).state_machine,
+                          lambda: _built(replicator).status(),
+                          lambda: self.parts.http.in_flight if self.parts is not None else 0)
+        replicator = await self._open_replicator(metrics)
         eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
                           cfg.eviction.max_memory_bytes)
-        self.service = KVService(replicator, self.clock,
-                                 ServiceLimits(cfg.max_value_bytes, eviction), random.Random(),
-                                 replicator if isinstance(replicator, RaftReplicator) else None)
-        self.access_log = AccessLog(cfg.log_format)
-        self.authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
-        chain = http_app(self.service, self.readiness, cfg, self.access_log, self.authenticator,
-                         self.metrics, self._in_flight)
-        self.http = HttpServer(chain, cfg.http)
-        if isinstance(replicator, RaftReplicator):
-            assert replicator.network is not None
-            self.http.upgrade = replicator.network.accept
-        self.ports["http"] = await self.http.listen(cfg.host, cfg.port)
-        if isinstance(replicator, RaftReplicator):
-            start_cluster(replicator)  # links go out once our own port answers them
+        service = KVService(replicator, self.clock, ServiceLimits(cfg.max_value_bytes, eviction),
+                            random.Random())
+        access_log = AccessLog(cfg.log_format)
+        authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
+        http = HttpServer(http_app(service, self.readiness, cfg, access_log, authenticator,
+                                   metrics, lambda: http.in_flight),
+                          cfg.http, upgrade=replicator.accept_peer)
+        ports = {"http": await http.listen(cfg.host, cfg.port)}
+        resp = None
         if cfg.resp_port:
-            self.resp = RespServer(self.service, cfg, self.authenticator, PubSub())
-            self.ports["resp"] = await self.resp.listen(cfg.host, cfg.resp_port)
+            resp = RespServer(service, cfg, authenticator, PubSub())
+            ports["resp"] = await resp.listen(cfg.host, cfg.resp_port)
+        udp_transport = None
         if cfg.udp_port:
-            self.udp = await udp.listen(cfg.host, cfg.udp_port, self.service.status)
-            self.ports["udp"] = cfg.udp_port
-        log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **self.ports})
+            udp_transport = await udp.listen(cfg.host, cfg.udp_port, service.status)
+            ports["udp"] = cfg.udp_port
+        parts = self.parts = Parts(replicator, service, http, resp, udp_transport, access_log,
+                                   ports)
+        log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **ports})
+        return parts
 
-    async def _open_single(self) -> None:
+    async def _open_replicator(self, metrics: Metrics) -> Replicator:
         cfg = self.config
-        assert self.metrics is not None
         loop = asyncio.get_running_loop()
+        if cfg.cluster:
+            return await loop.run_in_executor(
+                None, lambda: open_cluster(cfg, self.fs, metrics.observe_wal_batch))
         recovered = await loop.run_in_executor(None, recover, self.fs, cfg.data_dir)
         for warning in recovered.warnings:
             log.warning(warning)
         log.info("recovered", extra={"dataDir": cfg.data_dir, "lastIndex": recovered.last_index,
                                      "snapshotIndex": recovered.snapshot_index,
                                      "keys": len(recovered.state_machine.keyspace)})
-        self.replicator = LocalReplicator(
+
+        def observe_snapshot(stats: SnapshotStats) -> None:
+            metrics.snapshot_seconds.observe(stats.duration_s)
+            metrics.snapshot_bytes.set(stats.size_bytes)
+
+        return LocalReplicator(
             self.fs, cfg.data_dir, recovered, cfg.fsync, cfg.node_id,
             segment_max_bytes=cfg.storage.segment_max_bytes,
             snapshot_threshold_bytes=cfg.storage.snapshot_threshold_bytes,
-            observe_batch=self.metrics.observe_wal_batch,
-            observe_snapshot=self._observe_snapshot)
-
-    async def _open_cluster(self) -> None:
-        assert self.metrics is not None
-        observe = self.metrics.observe_wal_batch
-        self.replicator = await asyncio.get_running_loop().run_in_executor(
-            None, open_cluster, self.config, self.fs, observe)
-
-    def _replicator(self) -> LocalReplicator | RaftReplicator:
-        assert self.replicator is not None
-        return self.replicator
-
-    def _status(self) -> ReplicaStatus:
-        return self._replicator().status()
-
-    def _observe_snapshot(self, stats: SnapshotStats) -> None:
-        assert self.metrics is not None
-        self.metrics.snapshot_seconds.observe(stats.duration_s)
-        self.metrics.snapshot_bytes.set(stats.size_bytes)
-
-    def _in_flight(self) -> int:
-        return self.http.in_flight if self.http is not None else 0
+            observe_batch=metrics.observe_wal_batch, observe_snapshot=observe_snapshot)
 
     def readiness(self) -> tuple[bool, str]:
-        if not self.recovered or self.replicator is None:
+        if self.parts is None:
             return False, "recovery is not finished"
         if self._stop.is_set():
             return False, "shutting down"
-        status = self.replicator.status()
+        status = self.parts.replicator.status()
         if status.failed:
             return False, "the write-ahead log failed"
         if not status.member:
@@ -170,48 +177,69 @@ class Node:
             self._hurry.set()
         self._stop.set()
 
-    async def serve_until_stopped(self) -> None:
-        assert self.service is not None
+    async def serve(self) -> int:
+        """Run every part until asked to stop (exit status 0) or until one fails
+        (logged once; exit status 1). The parts are closed either way."""
+        parts = _built(self.parts)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        async with asyncio.TaskGroup() as tasks:
-            expiry = tasks.create_task(self.service.run_expiry_cycle())
-            await self._stop.wait()
-            await self.stop(background=[expiry])
+        status = 0
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                running = [tasks.create_task(part.run()) for part in parts.runners]
+                await self._stop.wait()
+                await self._stop_fronts(parts)
+                await parts.replicator.hand_over()
+                for task in running:
+                    task.cancel()
+        except* Exception as failed:
+            error = _first_leaf(failed)
+            log.critical("stopping: %s", error, exc_info=error)
+            status = EXIT_FAILED
+        await self._close(parts)
+        return status
 
-    async def stop(self, background: list[asyncio.Task[None]] | None = None) -> None:
-        cfg = self.config
-        if self.udp is not None:
-            self.udp.close()
-        if self.http is not None:
-            drained = await self._drain(cfg.shutdown_timeout_s)
-            log.info("drained" if drained else "drain timed out; closing the rest")
-        if self.resp is not None:
-            await self.resp.close()
-        for task in background or []:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self.replicator is not None:
-            await self.replicator.close()
-        if self.access_log is not None:
-            self.access_log.flush()
+    async def _stop_fronts(self, parts: Parts) -> None:
+        if parts.udp is not None:
+            parts.udp.close()
+        drained = await self._drain(parts.http, self.config.shutdown_timeout_s)
+        log.info("drained" if drained else "drain timed out; closing the rest")
+        if parts.resp is not None:
+            await parts.resp.close()
+
+    async def _close(self, parts: Parts) -> None:
+        if not self._stop.is_set():  # a part failed: nothing was drained
+            self._stop.set()
+            self._hurry.set()
+            await self._stop_fronts(parts)
+        await parts.replicator.close()
+        parts.access_log.flush()
         log.info("stopped")
 
-    async def _drain(self, timeout_s: float) -> bool:
-        assert self.http is not None
-        drain = asyncio.ensure_future(self.http.drain(timeout_s))
+    async def _drain(self, http: HttpServer, timeout_s: float) -> bool:
+        drain = asyncio.ensure_future(http.drain(timeout_s))
         second = asyncio.ensure_future(self._hurry.wait())
         done, _ = await asyncio.wait({drain, second}, return_when=asyncio.FIRST_COMPLETED)
         second.cancel()
         if drain in done:
             return drain.result()
         drain.cancel()
-        for conn in list(self.http.connections):
+        for conn in list(http.connections):
             conn.abort()
         return False
 
+
+def _first_leaf(error: BaseException) -> BaseException:
+    """The error itself out of the TaskGroups (nested: parts run TaskGroups too)."""
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _built(part: T | None) -> T:
+    assert part is not None, "used before Node.open built it"
+    return part
 
 
 def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg: Config,
@@ -250,8 +278,9 @@ def tune_runtime() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-async def run(config: Config) -> None:
+async def run(config: Config) -> int:
+    """Serve ``config``'s node until it is stopped; the process's exit status."""
     tune_runtime()
     node = Node(config)
-    await node.start()
-    await node.serve_until_stopped()
+    await node.open()
+    return await node.serve()

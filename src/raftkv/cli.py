@@ -149,7 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     logs.setup(config.log_format, config.log_level)
     try:
-        uvloop.run(app.run(config))
+        return uvloop.run(app.run(config))  # 1 when a part failed (logged)
     except ConfigError as exc:  # found only once the data directory is read
         print(f"raftkv: {exc}", file=sys.stderr)
         return EXIT_USAGE

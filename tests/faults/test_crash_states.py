@@ -21,6 +21,7 @@ from raftkv.storage import failpoints
 from raftkv.storage.recovery import recover
 from raftkv.storage.wal import FsyncPolicy
 from tests.support.crashfs import CrashFS
+from tests.support.running import Running
 
 DATA = "/data"
 
@@ -29,6 +30,7 @@ async def _workload(fs: CrashFS, acked: list, deleting: list, seed: int, writes:
     rng = random.Random(seed)
     node = LocalReplicator(fs, DATA, recover(fs, DATA), FsyncPolicy.ALWAYS,
                            segment_max_bytes=2048, snapshot_threshold_bytes=6000)
+    runner = Running(node)
 
     async def writer(w: int) -> None:
         for i in range(writes):
@@ -41,7 +43,7 @@ async def _workload(fs: CrashFS, acked: list, deleting: list, seed: int, writes:
                 acked.append(b"-" + key)
 
     await asyncio.gather(*(writer(w) for w in range(8)))
-    await node.close()
+    await runner.stop()
 
 
 def explore(seed: int, writes: int, states_wanted: int) -> tuple[int, int]:
@@ -98,11 +100,13 @@ def test_negative_control_planted_durability_bugs_are_caught(bug):
     assert lost > 0, f"the crash-state test did not notice {bug}"
 
 
-def test_fsync_failure_acknowledges_nothing_after_it():
+def test_fsync_failure_acknowledges_nothing_after_it_and_ends_the_replicator_s_run():
     async def run() -> tuple[int, int]:
         fs = CrashFS()
         node = LocalReplicator(fs, DATA, recover(fs, DATA), FsyncPolicy.ALWAYS)
+        runner = Running(node)
         await node.submit(Put(b"before", b"1"))
+        assert not runner.task.done()
         fs.fail_sync = True
         failures = 0
         for i in range(3):
@@ -117,6 +121,9 @@ def test_fsync_failure_acknowledges_nothing_after_it():
             failures += 1
         keys = len(node.state_machine.keyspace)
         await node.writer.drain()
+        with pytest.raises(ExceptionGroup) as died:  # app.py then stops the node
+            await asyncio.wait_for(runner.task, 2)
+        assert died.value.subgroup(StorageError) is not None, died.value
         return failures, keys
 
     failures, keys = asyncio.run(run())

@@ -13,7 +13,6 @@ the same check says so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 
@@ -27,6 +26,7 @@ from raftkv.replication.raft.log import WalRaftLog
 from raftkv.replication.raft.messages import Message
 from raftkv.replication.raft.node import RaftNode, RaftReplicator
 from tests.support.crashfs import CrashFS
+from tests.support.running import Running
 
 IDS = ("n1", "n2", "n3")
 SEEDS = int(os.environ.get("RAFTKV_DRIVER_SEEDS", "10"))
@@ -67,6 +67,7 @@ class Sim:
         self.net = LossyNet(self.rng)
         self.disks = {n: CrashFS() for n in IDS}
         self.replicas: dict[str, RaftReplicator] = {}
+        self.running: dict[str, Running] = {}
 
     async def boot(self, node: str) -> None:
         raft_log = WalRaftLog(self.disks[node], "/raft", sync=self.sync)
@@ -78,7 +79,7 @@ class Sim:
                              commit_timeout_s=1.0, snapshot_every=40)
         self.net.nodes[node] = raft_node
         replica = RaftReplicator(raft_node)
-        replica.start()
+        self.running[node] = Running(replica)
         self.replicas[node] = replica
         await raft_node.bootstrap(list(IDS))  # a no-op on a node with state
 
@@ -86,11 +87,7 @@ class Sim:
         """Stop at once (no final fsync), then keep only what the disk had synced."""
         raft_node = self.replicas.pop(node).node
         del self.net.nodes[node]
-        for task in (raft_node._ticker, raft_node._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await self.running.pop(node).stop(close=False)
         raft_node._io.shutdown(wait=True)
         self.disks[node] = self.disks[node].crash(self.rng)
 
@@ -164,8 +161,8 @@ async def _run(seed: int, sync: bool, power_loss: bool) -> tuple[dict[bytes, byt
         await asyncio.sleep(0.01)
     views = {n: {e.key: e.value for e in r.state_machine.keyspace.scan(0, limit=10_000)}
              for n, r in sim.replicas.items()}
-    for replica in sim.replicas.values():
-        await replica.close()
+    for running in sim.running.values():
+        await running.stop()
     problems = []
     first = views["n1"]
     if any(view != first for view in views.values()):

@@ -17,6 +17,7 @@ from raftkv.storage import records
 from raftkv.storage.fs import OsFileSystem
 from raftkv.storage.recovery import recover
 from raftkv.storage.wal import FsyncPolicy
+from tests.support.running import running
 
 
 def write_keys(data_dir: Path, keys: list[bytes], **options) -> None:
@@ -24,9 +25,9 @@ def write_keys(data_dir: Path, keys: list[bytes], **options) -> None:
         fs = OsFileSystem()
         node = LocalReplicator(fs, str(data_dir), recover(fs, str(data_dir)), FsyncPolicy.ALWAYS,
                                **options)
-        for key in keys:
-            await node.submit(Put(key, b"value-of-" + key))
-        await node.close()
+        async with running(node):
+            for key in keys:
+                await node.submit(Put(key, b"value-of-" + key))
 
     asyncio.run(run())
 

@@ -17,6 +17,7 @@ from raftkv.replication.raft.messages import Message
 from raftkv.replication.raft.node import RaftNode, RaftReplicator
 from raftkv.service.ports import Consistency
 from tests.support.crashfs import CrashFS
+from tests.support.running import Running
 
 IDS = ["n1", "n2", "n3"]
 
@@ -53,6 +54,7 @@ class Cluster:
         self.net = Net()
         self.fs = {n: CrashFS() for n in IDS}
         self.replicators: dict[str, RaftReplicator] = {}
+        self.running: dict[str, Running] = {}
 
     def boot(self, node: str, snapshot_every: int = 10_000) -> RaftReplicator:
         raft_log = WalRaftLog(self.fs[node], "/raft")
@@ -62,9 +64,9 @@ class Cluster:
         raft_node = RaftNode(core, raft_log, StateMachine(), self.net.transport(node),
                              tick_s=0.01, commit_timeout_s=3.0, snapshot_every=snapshot_every)
         self.net.nodes[node] = raft_node
-        raft_node.start()
-        self.replicators[node] = RaftReplicator(raft_node)
-        return self.replicators[node]
+        replicator = self.replicators[node] = RaftReplicator(raft_node)
+        self.running[node] = Running(replicator)
+        return replicator
 
     async def leader(self, timeout_s: float = 5.0) -> RaftReplicator:
         deadline = asyncio.get_running_loop().time() + timeout_s
@@ -78,8 +80,12 @@ class Cluster:
 
     async def stop(self, node: str) -> None:
         self.net.down.add(node)
-        await self.replicators.pop(node).close()
+        del self.replicators[node]
+        await self.running.pop(node).stop()
         del self.net.nodes[node]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(running.stop() for running in self.running.values()))
 
 
 def run(coro):
@@ -112,7 +118,7 @@ def test_writes_commit_and_apply_on_every_node():
         with pytest.raises(NotLeader) as err:
             follower.submit_nowait(Put(b"x", b"y"))
         assert err.value.leader_id == leader.node.core.id
-        await asyncio.gather(*(r.close() for r in c.replicators.values()))
+        await c.close()
 
     run(go())
 
@@ -141,7 +147,7 @@ def test_the_leader_fails_over_and_a_restarted_node_catches_up():
         await settled(c, IDS, final.revision)
         assert back.state_machine.keyspace.get(b"counter", 0).value == b"61"
         assert back.node.core.role != LEADER and back.node.core.leader == new.node.core.id
-        await asyncio.gather(*(r.close() for r in c.replicators.values()))
+        await c.close()
 
     run(go())
 
@@ -159,6 +165,6 @@ def test_a_linearizable_read_needs_the_leader():
         assert follower.read_barrier(Consistency.STALE) is None
         with pytest.raises(NotLeader):
             follower.read_barrier(Consistency.LINEARIZABLE)
-        await asyncio.gather(*(r.close() for r in c.replicators.values()))
+        await c.close()
 
     run(go())

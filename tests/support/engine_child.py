@@ -35,7 +35,10 @@ async def main(data_dir: str, start: int, policy: FsyncPolicy, writers: int) -> 
             out.flush()
 
     print("READY", flush=True)
-    await asyncio.gather(*(writer() for _ in range(writers)))
+    async with asyncio.TaskGroup() as tasks:  # killed with -9 while it runs
+        tasks.create_task(node.run())
+        for _ in range(writers):
+            tasks.create_task(writer())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ writer reports whole batches durable, and this class applies them in index order
 before answering anyone, so a cancelled caller can never leave a hole in the log.
 Snapshots are taken here when the WAL has grown by ``snapshot_threshold_bytes``:
 captured on the loop (a cheap copy), serialized and written on a thread.
+
+Lifecycle (ARCHITECTURE.md rule 6): the constructor starts nothing; ``run()`` takes
+the snapshots that fall due and the ``everysec`` fsyncs, and raises when the WAL
+dies, so the node stops; ``close()`` drains and fsyncs.
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ from collections.abc import Callable
 from raftkv.core.commands import Command, Result, encode
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import StorageError, Unavailable
-from raftkv.service.ports import Consistency, ReplicaStatus, SnapshotStats
+from raftkv.service.ports import (
+    AcceptPeer,
+    Consistency,
+    Membership,
+    ReplicaStatus,
+    SnapshotStats,
+)
 from raftkv.storage import records, snapshots
 from raftkv.storage.fs import FileSystem
 from raftkv.storage.recovery import Recovered, layout
@@ -48,10 +58,13 @@ class LocalReplicator:
         self._snapshot_threshold = snapshot_threshold_bytes
         self._snapshots_kept = snapshots_kept
         self._bytes_since_snapshot = 0
-        self._snapshot_task: asyncio.Task[None] | None = None
+        self._snapshot_due = asyncio.Event()
+        self._snapshot_lock = asyncio.Lock()  # one snapshot at a time (due, or asked for)
         self._observe_snapshot = observe_snapshot
         self._closing = False
         self.observers: list[Callable[[Command, Result], None]] = []
+        self.membership: Membership | None = None  # one node: no cluster to change
+        self.accept_peer: AcceptPeer | None = None  # and no peers
 
     @property
     def writer(self) -> WalWriter[Pending]:
@@ -96,8 +109,8 @@ class LocalReplicator:
                 observe(command, result)
             if not future.done():
                 future.set_result(result)
-        if self._bytes_since_snapshot >= self._snapshot_threshold and self._snapshot_task is None:
-            self._snapshot_task = asyncio.get_running_loop().create_task(self._snapshot())
+        if self._bytes_since_snapshot >= self._snapshot_threshold:
+            self._snapshot_due.set()
 
     def _fail_batch(self, batch: list[Pending], error: StorageError) -> None:
         # The failed records were cut off the log (or the log is dead), and every
@@ -108,11 +121,21 @@ class LocalReplicator:
             if not future.done():
                 future.set_exception(error)
 
-    async def _snapshot(self) -> None:
-        await self.snapshot()
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._writer.run())
+            while True:
+                await self._snapshot_due.wait()
+                self._snapshot_due.clear()
+                # Shielded: a snapshot under way finishes even when the node stops.
+                await asyncio.shield(self.snapshot())
 
     async def snapshot(self) -> SnapshotStats | None:
         """Write a snapshot of the applied state and drop the WAL segments it covers."""
+        async with self._snapshot_lock:
+            return await self._snapshot()
+
+    async def _snapshot(self) -> SnapshotStats | None:
         try:
             started = time.perf_counter()
             image = self.state_machine.snapshot()
@@ -132,13 +155,13 @@ class LocalReplicator:
         except OSError as exc:
             log.error("snapshot failed: %s", exc)
             return None
-        finally:
-            self._snapshot_task = None
+
+    async def hand_over(self) -> None:
+        """Nothing to hand over: a single node leads alone."""
 
     async def close(self) -> None:
         """Stop taking writes, finish an in-progress snapshot, drain and fsync the WAL."""
         self._closing = True
-        if self._snapshot_task is not None:
-            await asyncio.shield(self._snapshot_task)
-        await self._writer.close()
+        async with self._snapshot_lock:
+            await self._writer.close()
 

@@ -7,7 +7,7 @@ import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from raftkv.core.commands import Command, Result
 from raftkv.core.state_machine import StateMachine
@@ -73,7 +73,30 @@ class Replicator(Protocol):
     def can_propose(self) -> bool:
         """True when this node orders writes (the single node, or the Raft leader)."""
 
-    async def close(self) -> None: ...
+    @property
+    def membership(self) -> Membership | None:
+        """The cluster's membership; None on a single node."""
+
+    @property
+    def accept_peer(self) -> AcceptPeer | None:
+        """Takes over a peer's HTTP upgrade (the peer links); None on a single node."""
+
+    async def run(self) -> None:
+        """The replicator's own loops, until cancelled. Raises when the log can no longer
+        be written (a failed fsync, a dead Raft loop): the node must stop."""
+
+    async def hand_over(self) -> None:
+        """Before a planned stop, while ``run`` still runs: a Raft leader hands its
+        leadership to the most caught-up voter, so the cluster need not wait out an
+        election timeout."""
+
+    async def close(self) -> None:
+        """After ``run`` ended: stop taking writes, make the log durable, release files."""
+
+
+# Takes over an upgraded HTTP connection (headers, transport, bytes already read after
+# the request): None when it did, else (status, reason) for the HTTP server to refuse.
+AcceptPeer: TypeAlias = "Callable[[dict[bytes, bytes], asyncio.Transport, bytes], tuple[int, str] | None]"
 
 
 class Membership(Protocol):

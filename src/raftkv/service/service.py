@@ -39,7 +39,6 @@ from raftkv.core.glob import compile_glob, literal_prefix
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
 from raftkv.service.ports import (
     Consistency,
-    Membership,
     ReplicaStatus,
     Replicator,
     SnapshotStats,
@@ -126,10 +125,9 @@ def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]:
 
 class KVService:
     def __init__(self, replicator: Replicator, clock: Clock, limits: ServiceLimits,
-                 rng: random.Random | None = None, membership: Membership | None = None
-                 ) -> None:
+                 rng: random.Random | None = None) -> None:
         self.replicator = replicator
-        self.membership = membership
+        self.membership = replicator.membership
         self.clock = clock
         self.limits = limits
         self._rng = rng or random.Random()
@@ -428,9 +426,10 @@ class KVService:
 
     # --- background --------------------------------------------------------------
 
-    async def run_expiry_cycle(self) -> None:
-        """Forever: propose deletes for keys past their deadline (only where this node
-        orders writes). Every replica deletes the same keys at the same index."""
+    async def run(self) -> None:
+        """The expiry cycle, until cancelled: propose deletes for keys past their deadline
+        (only where this node orders writes). Every replica deletes the same keys at the
+        same index."""
         while True:
             await asyncio.sleep(EXPIRY_CYCLE_S)
             await self.expire_due()

@@ -5,6 +5,8 @@
 * ``NAME=exit`` - :func:`hit` at NAME kills the process with ``os._exit(137)``,
   simulating ``kill -9`` exactly at a persistence boundary. ``NAME=exit@N`` exits
   on the N-th hit instead of the first.
+* ``NAME=eio`` / ``NAME=eio@N`` - :func:`hit` at NAME raises ``OSError(EIO)`` (on the
+  N-th hit and after): a disk that fails, which must stop the node.
 * ``NAME=on`` - :func:`enabled` returns True: a deliberately planted bug (negative
   control) that the tests must catch, e.g. ``ack_before_fsync``.
 
@@ -13,6 +15,7 @@ Production never sets these; with none set each check is one dict lookup.
 
 from __future__ import annotations
 
+import errno
 import os
 
 _points: dict[str, str] = {}
@@ -29,12 +32,16 @@ def configure(spec: str) -> None:
 
 def hit(name: str) -> None:
     action = _points.get(name)
-    if action is None or not action.startswith("exit"):
+    if action is None or action == "on":
         return
     _hits[name] = count = _hits.get(name, 0) + 1
-    _, _, nth = action.partition("@")
-    if count >= int(nth or 1):
+    kind, _, nth = action.partition("@")
+    if count < int(nth or 1):
+        return
+    if kind == "exit":
         os._exit(137)
+    if kind == "eio":
+        raise OSError(errno.EIO, f"planted I/O error at {name}")
 
 
 def enabled(name: str) -> bool:

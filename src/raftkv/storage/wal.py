@@ -153,11 +153,9 @@ class WalWriter(Generic[T]):
         self._failed: StorageError | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._dead = asyncio.Event()  # set with _failed
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wal")
         self._loop = asyncio.get_running_loop()
-        self._syncer: asyncio.Task[None] | None = None
-        if policy is FsyncPolicy.EVERYSEC:
-            self._syncer = self._loop.create_task(self._sync_every_second())
         self.fsyncs = 0
         self.records_synced = 0
 
@@ -231,8 +229,8 @@ class WalWriter(Generic[T]):
             except Exception as bug:  # e.g. apply raised: stop writing rather than hang
                 log.critical("applying a durable batch failed; refusing further writes",
                              exc_info=bug)
-                self._failed = StorageError(f"applying a logged write failed: {bug!r}")
-                self._fail_with_queued(items, self._failed)
+                error = self._die(StorageError(f"applying a logged write failed: {bug!r}"))
+                self._fail_with_queued(items, error)
             if self._records:
                 self._start()
         else:
@@ -253,13 +251,26 @@ class WalWriter(Generic[T]):
             return DiskFullError("disk full: the write was not applied")
         # An fsync error leaves the page cache state unknown (PostgreSQL's "fsyncgate"):
         # never retry and acknowledge; fail this and every later write.
-        self._failed = StorageError(f"write-ahead log failed: {exc}")
+        return self._die(StorageError(f"write-ahead log failed: {exc}"))
+
+    def _die(self, error: StorageError) -> StorageError:
+        if self._failed is None:
+            self._failed = error
+            self._dead.set()
         return self._failed
 
-    async def _sync_every_second(self) -> None:
+    async def run(self) -> None:
+        """Fsync once a second under ``everysec``; raise the error that killed the
+        writer (a failed fsync or apply), so whoever runs it stops the node."""
+        interval_s = 1.0 if self.policy is FsyncPolicy.EVERYSEC else None
         while True:
-            await asyncio.sleep(1.0)
-            await self.sync_now()
+            try:
+                await asyncio.wait_for(self._dead.wait(), interval_s)
+            except TimeoutError:
+                await self.sync_now()
+                continue
+            assert self._failed is not None
+            raise self._failed
 
     async def sync_now(self) -> None:
         """Fsync what was written so far (``everysec``'s tick, and shutdown)."""
@@ -278,8 +289,6 @@ class WalWriter(Generic[T]):
 
     async def close(self) -> None:
         """Drain, fsync whatever the policy left unsynced, stop the thread, close the file."""
-        if self._syncer is not None:
-            self._syncer.cancel()
         await self.drain()
         self._dirty = True
         await self.sync_now()

@@ -26,7 +26,6 @@ import email.utils
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any, Final, cast
 
 import httptools
@@ -35,11 +34,10 @@ import orjson
 from raftkv.config import HttpLimits
 from raftkv.fronts.http.messages import Pending, Reply, Request, Response, encode_response
 from raftkv.fronts.http.middleware import Pipeline
+from raftkv.service.ports import AcceptPeer
 
 log = logging.getLogger("raftkv.http")
 
-# Takes over an upgraded connection: None when it did, else (status, reason) to refuse.
-Upgrade = Callable[[dict[bytes, bytes], asyncio.Transport, bytes], "tuple[int, str] | None"]
 # (Module constants on the request path are Final: compiled, they are C statics rather
 # than a dict lookup per use.)
 UPGRADE_PATH: Final = b"/v1/raft/stream"  # the only path that may leave HTTP (peer links)
@@ -68,7 +66,8 @@ def _plain_error(status: int, message: str, code: str) -> Response:
 class HttpServer:
     """Listeners, connections, the timeout sweep, and graceful draining."""
 
-    def __init__(self, app: Pipeline, limits: HttpLimits) -> None:
+    def __init__(self, app: Pipeline, limits: HttpLimits, upgrade: AcceptPeer | None = None
+                 ) -> None:
         self.app = app
         # the limits, as fields of this compiled class: read on every request, they cost
         # a C load each rather than an attribute lookup on the (interpreted) dataclass
@@ -84,21 +83,20 @@ class HttpServer:
         self.now = time.monotonic()
         self.date = email.utils.formatdate(usegmt=True).encode()
         self._servers: list[asyncio.AbstractServer] = []
-        self._sweeper: asyncio.Task[None] | None = None
         self.in_flight = 0  # requests dispatched and not yet answered
-        self.upgrade: Upgrade | None = None  # set on cluster nodes
+        self.upgrade = upgrade  # a cluster node's peer links arrive as upgrades
 
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: HttpConnection(self), host, port,
                                           backlog=2048, reuse_address=True)
         self._servers.append(server)
-        if self._sweeper is None:
-            self._sweeper = loop.create_task(self._sweep_forever())
         port_bound: int = cast(Any, server).sockets[0].getsockname()[1]  # (a list on uvloop)
         return port_bound
 
-    async def _sweep_forever(self) -> None:
+    async def run(self) -> None:
+        """Once a second, until cancelled: the Date header, and connections past their
+        header, body or idle deadline closed (``sweep``)."""
         while True:
             await asyncio.sleep(1.0)
             self.sweep()
@@ -126,8 +124,6 @@ class HttpServer:
         drained = not self.connections
         for conn in list(self.connections):
             conn.abort()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         for server in self._servers:
             await server.wait_closed()
         return drained

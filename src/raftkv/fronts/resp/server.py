@@ -39,7 +39,6 @@ class RespServer:
         self.state = ServerState(service, config, authenticator, pubsub, TABLE, REDIS_VERSION)
         self._ids = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
-        self._sweeper: asyncio.Task[None] | None = None
         self._waiting: dict[asyncio.Future[Any], list[Connection]] = {}
 
     async def listen(self, host: str, port: int) -> int:
@@ -48,7 +47,6 @@ class RespServer:
                                                 backlog=2048, reuse_address=True)
         port = cast(Any, self._server).sockets[0].getsockname()[1]  # (a list on uvloop)
         self.state.port = port
-        self._sweeper = loop.create_task(self._sweep_idle())
         return port
 
     def next_id(self) -> int:
@@ -73,7 +71,9 @@ class RespServer:
             except Exception:  # one connection's failure must not strand the others
                 log.exception("RESP connection %d failed to flush its replies", conn.client.id)
 
-    async def _sweep_idle(self) -> None:
+    async def run(self) -> None:
+        """Once a second, until cancelled: close clients idle past ``timeout`` (as
+        Redis's ``timeout`` setting does; subscribers are never idle)."""
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
@@ -90,8 +90,6 @@ class RespServer:
             self._server.close()
         for client in list(self.state.clients):
             client.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         if self._server is not None:
             await self._server.wait_closed()
 

@@ -141,7 +141,8 @@ def recover_state_machine(stored: Stored) -> StateMachine:
 
 def open_cluster(cfg: Config, fs: FileSystem,
                  observe_save: Callable[[float, int], None] | None = None) -> RaftReplicator:
-    """Recover this node's Raft state and build its replicator; ``start_cluster`` runs it."""
+    """Recover this node's Raft state and build its replicator (its ``run`` founds or
+    joins the cluster once the links are up)."""
     identity = load_identity(fs, cfg.data_dir, cfg.node_id)
     raft_log = WalRaftLog(fs, os.path.join(cfg.data_dir, RAFT_DIR),
                           cfg.storage.segment_max_bytes, sync=cfg.fsync.value == "always")
@@ -159,10 +160,6 @@ def open_cluster(cfg: Config, fs: FileSystem,
                           lambda: Hello(identity.node_id, identity.incarnation,
                                         node.core.term == 0 and node.core.last_index == 0),
                           known.admit)
-    node = RaftNode(core, raft_log, sm, network, tick_s=cfg.raft_tick_ms / 1000,
-                    snapshot_every=SNAPSHOT_EVERY_ENTRIES,
-                    snapshot_bytes=cfg.storage.snapshot_threshold_bytes,
-                    observe_save=observe_save)
 
     def config_changed() -> None:
         known.set_members(frozenset({*core.voters, *core.learners}))
@@ -170,17 +167,17 @@ def open_cluster(cfg: Config, fs: FileSystem,
             log.warning("this node is not in the cluster's configuration (removed, or not "
                         "added yet)", extra={"voters": list(core.voters)})
 
-    node.on_config = config_changed
+    node = RaftNode(core, raft_log, sm, network, tick_s=cfg.raft_tick_ms / 1000,
+                    snapshot_every=SNAPSHOT_EVERY_ENTRIES,
+                    snapshot_bytes=cfg.storage.snapshot_threshold_bytes,
+                    observe_save=observe_save, on_config=config_changed)
     known.members = frozenset({*core.voters, *core.learners})
     log.info("raft state recovered", extra={
         "nodeId": cfg.node_id, "term": core.term, "commitIndex": core.commit,
         "appliedIndex": sm.applied_index, "lastIndex": core.last_index,
         "voters": list(core.voters), "fresh": fresh})
-    return RaftReplicator(node, network)
-
-
-def start_cluster(replicator: RaftReplicator) -> None:
-    replicator.start(lambda: found_or_join(replicator))
+    replicator = RaftReplicator(node, network, on_start=lambda: found_or_join(replicator))
+    return replicator
 
 
 async def found_or_join(replicator: RaftReplicator) -> None:

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import itertools
 import logging
 import os
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from raftkv.core.commands import Command, Result, decode, encode
@@ -44,7 +43,13 @@ from raftkv.replication.raft.core import LEADER, ConfChangeRefused, NotLeaderErr
 from raftkv.replication.raft.log import RaftLog
 from raftkv.replication.raft.messages import EntryKind, Message, Ready
 from raftkv.replication.raft.transport import FORWARD, FORWARD_REPLY, PeerLink, PeerNetwork
-from raftkv.service.ports import Consistency, ReplicaStatus, SnapshotStats
+from raftkv.service.ports import (
+    AcceptPeer,
+    Consistency,
+    Membership,
+    ReplicaStatus,
+    SnapshotStats,
+)
 from raftkv.storage import snapshots
 
 log = logging.getLogger("raftkv.raft")
@@ -59,7 +64,8 @@ class RaftNode:
     def __init__(self, core: RaftCore, raft_log: RaftLog, state_machine: StateMachine,
                  transport: Transport, tick_s: float = 0.1, commit_timeout_s: float = 5.0,
                  snapshot_every: int = 10_000, snapshot_bytes: int = 64 * 1024 * 1024,
-                 observe_save: Callable[[float, int], None] | None = None) -> None:
+                 observe_save: Callable[[float, int], None] | None = None,
+                 on_config: Callable[[], None] = lambda: None) -> None:
         self.core = core
         self.raft_log = raft_log
         self.state_machine = state_machine
@@ -81,20 +87,20 @@ class RaftNode:
         self._read_waits: list[tuple[int, asyncio.Future[None]]] = []  # (index, future)
         self._read_ids = (b"%d" % n for n in itertools.count(1))
         self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-io")
-        self._task: asyncio.Task[None] | None = None
-        self._ticker: asyncio.Task[None] | None = None
         self.heartbeat_at: float | None = None  # monotonic time we last heard the leader
         self.failed: BaseException | None = None  # the log could not be persisted: stop
-        self.on_config: Callable[[], None] = lambda: None  # voters/learners changed
+        self.on_config = on_config  # voters/learners changed
         self._snapshot_waiters: list[asyncio.Future[SnapshotStats | None]] = []
         self.observers: list[Callable[[Command, Result], None]] = []  # after each apply
 
     # --- inputs (from the loop; handled between Readies) --------------------------------
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run())
-        self._ticker = loop.create_task(self._tick_forever())
+    async def run(self) -> None:
+        """The Ready loop and the ticker, until cancelled. A log that cannot be
+        persisted ends it with the error (nothing is acknowledged after it)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._run())
+            tasks.create_task(self._tick_forever())
 
     def receive(self, message: Message) -> None:
         if message.to != self.core.id:
@@ -207,8 +213,6 @@ class RaftNode:
             raise
         except BaseException as exc:  # an fsync that failed cannot be retried safely
             self.failed = exc
-            log.critical("the Raft log failed; stopping this node's part in the cluster: %s",
-                         exc)
             for _, future in self._proposals.values():
                 if not future.done():
                     future.set_exception(CommitTimeout("the log failed after proposing"))
@@ -354,12 +358,8 @@ class RaftNode:
         await loop.run_in_executor(self._io, self.raft_log.save, None, [], core.snapshot)
         return SnapshotStats(image.index, len(data), time.perf_counter() - started)
 
-    async def stop(self) -> None:
-        for task in (self._ticker, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def close(self) -> None:
+        """After ``run`` ended: make the log durable and fail what can no longer finish."""
         if self.failed is None:
             await asyncio.get_running_loop().run_in_executor(self._io, self.raft_log.sync_now)
         self._io.shutdown(wait=True)
@@ -379,26 +379,41 @@ PROMOTE_CHECK_S = 0.5
 class RaftReplicator:
     """The service's Replicator port over a RaftNode (and its peer network)."""
 
-    def __init__(self, node: RaftNode, network: PeerNetwork | None = None) -> None:
+    def __init__(self, node: RaftNode, network: PeerNetwork | None = None,
+                 on_start: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
         self.node = node
         self.network = network
         self.state_machine = node.state_machine
         self.observers = node.observers
+        self.membership: Membership | None = self
+        self.accept_peer: AcceptPeer | None = network.accept if network is not None else None
+        self._on_start = on_start  # run once beside the loops (founding or joining)
         self._calls: dict[int, tuple[bytes, asyncio.Future[Result]]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        if network is not None:
-            network.on_message = node.receive
-            network.on_peer_unreachable = node.peer_unreachable
-            network.on_forward = self._serve_forward
-            network.on_forward_reply = self._on_forward_reply
 
-    def start(self, *background: Callable[[], Any]) -> None:
-        """Start the node, the links and ``background`` coroutine functions."""
-        self.node.start()
-        loop = asyncio.get_running_loop()
-        if self.network is not None:
-            self.network.start()
-        self._tasks = [loop.create_task(fn()) for fn in (self._promote_learners, *background)]
+    async def run(self) -> None:
+        """The node's Ready loop and ticker, the peer links, learner promotion and
+        ``on_start``, until cancelled; a dead Raft loop ends it with the error."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.node.run())
+            if self.network is not None:
+                tasks.create_task(self.network.run(self))
+            tasks.create_task(self._promote_learners())
+            if self._on_start is not None:
+                tasks.create_task(self._on_start())
+
+    # --- what the peer network hands over (PeerHandler) --------------------------------
+
+    def on_message(self, message: Message) -> None:
+        self.node.receive(message)
+
+    def on_peer_unreachable(self, node_id: str) -> None:
+        self.node.peer_unreachable(node_id)
+
+    def on_forward(self, link: PeerLink, call: int, payload: bytes) -> None:
+        self._serve_forward(link, call, payload)
+
+    def on_forward_reply(self, call: int, payload: bytes) -> None:
+        self._on_forward_reply(call, payload)
 
     # --- the Replicator port ----------------------------------------------------------
 
@@ -439,20 +454,17 @@ class RaftReplicator:
         return await self.node.snapshot_now()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._hand_over_leadership()
+        """After ``run`` ended: close the links, make the log durable, and fail the
+        forwarded writes still waiting (their outcome is unknown)."""
         if self.network is not None:
             await self.network.close()
-        await self.node.stop()
+        await self.node.close()
         for _, future in self._calls.values():
             if not future.done():
                 future.set_exception(CommitTimeout("the node stopped before the leader "
                                                    "answered; the outcome is unknown"))
 
-    async def _hand_over_leadership(self, wait_s: float = 2.0) -> None:
+    async def hand_over(self, wait_s: float = 2.0) -> None:
         """A leader that stops on purpose (SIGTERM) hands over to its most caught-up
         reachable voter first, so the cluster does not wait out an election timeout."""
         core = self.node.core

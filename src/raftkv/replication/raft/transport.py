@@ -26,12 +26,15 @@ only; config.py refuses otherwise) there is no mac.
 
 Sending never blocks: Raft tolerates loss, so a message for a peer with no link, or
 whose socket buffer is over ``MAX_BUFFERED_BYTES``, is dropped and counted.
+
+What arrives (Raft messages, forwarded writes and their replies, a peer with no link
+left) queues in the network's inbox; ``PeerNetwork.run(handler)`` keeps the dialers
+going and hands the inbox to its handler in arrival order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -39,9 +42,10 @@ import logging
 import os
 import random
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -76,6 +80,23 @@ class Hello:
 
 class Refused(Exception):
     """Raised when a peer refuses our handshake (the message says why)."""
+
+
+class PeerHandler(Protocol):
+    """Who ``PeerNetwork.run`` hands what arrives to."""
+
+    def on_message(self, message: Message) -> None: ...
+
+    def on_peer_unreachable(self, node_id: str) -> None:
+        """Every link to ``node_id`` is down."""
+
+    def on_forward(self, link: PeerLink, call: int, payload: bytes) -> None:
+        """A follower forwarded a write (``payload``: an encoded command)."""
+
+    def on_forward_reply(self, call: int, payload: bytes) -> None: ...
+
+
+_UNREACHABLE: Final = 0  # an inbox event kind beside the frame kinds
 
 
 def _proof(secret: bytes, role: bytes, hello: Hello, *nonces: bytes) -> bytes:
@@ -295,23 +316,38 @@ class PeerNetwork:
         self.admit = admit  # None to accept the peer, else the reason it may not join
         self.links: dict[str, list[PeerLink]] = {}  # peer id -> live links, newest last
         self.answers: dict[str, Hello | Refused] = {}  # configured URL -> last handshake
-        self.on_message: Callable[[Message], None] = lambda m: None
-        self.on_peer_unreachable: Callable[[str], None] = lambda node_id: None
-        self.on_forward: Callable[[PeerLink, int, bytes], None] = lambda link, call, p: None
-        self.on_forward_reply: Callable[[int, bytes], None] = lambda call, p: None
         self.dropped = 0
-        self._dialers: list[asyncio.Task[None]] = []
         self._calls = itertools.count(1)
+        self._inbox: deque[tuple[int, object, object, object]] = deque()
+        self._arrived = asyncio.Event()
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._dialers = [loop.create_task(self._dial_forever(p)) for p in self.peers]
+    async def run(self, handler: PeerHandler) -> None:
+        """Dial every peer (again, whenever a link drops) and hand ``handler`` what
+        arrives, until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            for peer in self.peers:
+                tasks.create_task(self._dial_forever(peer))
+            while True:
+                await self._arrived.wait()
+                self._arrived.clear()
+                inbox = self._inbox
+                while inbox:
+                    kind, a, b, c = inbox.popleft()
+                    if kind == RAFT:
+                        handler.on_message(a)  # type: ignore[arg-type]
+                    elif kind == FORWARD:
+                        handler.on_forward(a, b, c)  # type: ignore[arg-type]
+                    elif kind == FORWARD_REPLY:
+                        handler.on_forward_reply(a, b)  # type: ignore[arg-type]
+                    else:
+                        handler.on_peer_unreachable(a)  # type: ignore[arg-type]
+
+    def _arrive(self, kind: int, a: object, b: object = None, c: object = None) -> None:
+        self._inbox.append((kind, a, b, c))
+        self._arrived.set()
 
     async def close(self) -> None:
-        for task in self._dialers:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Close every link (after ``run`` has stopped dialing)."""
         for links in list(self.links.values()):
             for link in list(links):
                 link.close()
@@ -401,13 +437,13 @@ class PeerNetwork:
             assert link.peer is not None
             if message.frm != link.peer.node_id:
                 raise ValueError(f"{link.peer.node_id} sent a message as {message.frm}")
-            self.on_message(message)
+            self._arrive(RAFT, message)
         elif kind == FORWARD:
             (call,) = _SEQ.unpack_from(payload)
-            self.on_forward(link, call, payload[_SEQ.size:])
+            self._arrive(FORWARD, link, call, payload[_SEQ.size:])
         elif kind == FORWARD_REPLY:
             (call,) = _SEQ.unpack_from(payload)
-            self.on_forward_reply(call, payload[_SEQ.size:])
+            self._arrive(FORWARD_REPLY, call, payload[_SEQ.size:])
         else:
             raise ValueError(f"unknown frame kind {kind}")
 
@@ -417,4 +453,4 @@ class PeerNetwork:
             if link in links:
                 links.remove(link)
                 if not links:
-                    self.on_peer_unreachable(link.peer.node_id)
+                    self._arrive(_UNREACHABLE, link.peer.node_id)
