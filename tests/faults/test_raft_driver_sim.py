@@ -24,7 +24,8 @@ from raftkv.replication.raft.cluster import recover_state_machine
 from raftkv.replication.raft.core import LEADER, RaftCore
 from raftkv.replication.raft.log import WalRaftLog
 from raftkv.replication.raft.messages import Message
-from raftkv.replication.raft.node import RaftNode, RaftReplicator
+from raftkv.replication.raft.node import RaftNode
+from raftkv.replication.raft.replicator import RaftReplicator
 from tests.support.crashfs import CrashFS
 from tests.support.running import Running
 

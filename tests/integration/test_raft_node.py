@@ -14,7 +14,8 @@ from raftkv.errors import NotLeader
 from raftkv.replication.raft.core import LEADER, RaftCore
 from raftkv.replication.raft.log import WalRaftLog
 from raftkv.replication.raft.messages import Message
-from raftkv.replication.raft.node import RaftNode, RaftReplicator
+from raftkv.replication.raft.node import RaftNode
+from raftkv.replication.raft.replicator import RaftReplicator
 from raftkv.service.ports import Consistency
 from tests.support.crashfs import CrashFS
 from tests.support.running import Running

@@ -38,7 +38,8 @@ from raftkv.core.state_machine import StateMachine
 from raftkv.replication.raft.core import RaftCore
 from raftkv.replication.raft.log import Stored, WalRaftLog
 from raftkv.replication.raft.messages import EntryKind
-from raftkv.replication.raft.node import RaftNode, RaftReplicator
+from raftkv.replication.raft.node import RaftNode
+from raftkv.replication.raft.replicator import RaftReplicator
 from raftkv.replication.raft.transport import Hello, PeerNetwork, Refused
 from raftkv.storage import snapshots
 from raftkv.storage.fs import FileSystem

@@ -1,19 +1,11 @@
-"""The asyncio driver of one Raft core, and the Replicator a cluster node serves with.
+"""The asyncio driver of one Raft core.
 
 ``RaftNode`` owns a RaftCore and does the driver's duties from DESIGN.md, one Ready
 at a time: persist (``RaftLog.save`` on the I/O thread: it fsyncs), then send, then
 apply to the state machine, then advance. Nothing steps the core while a Ready is
 in flight: messages, ticks and proposals wait in an inbox, so a Ready's entries are
-exactly what gets persisted.
-
-``RaftReplicator`` puts a RaftNode behind the service's ``Replicator`` port, so the
-service and the fronts do not change between one node and a cluster. On a follower
-it forwards writes to the leader over the peer link (``transport.py``): the leader
-proposes the command and answers with the index it was applied at; the follower
-waits until it has applied that index itself and answers from its own state machine
-(deterministic, so the same result - and the client then reads its own write on that
-follower). A forwarded command always carries a request id, so the leader applies a
-retried one once.
+exactly what gets persisted. ``run()`` is the Ready loop and the ticker; a log that
+cannot be persisted ends it with the error, and the node stops.
 """
 
 from __future__ import annotations
@@ -22,18 +14,15 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
-import os
-import struct
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from raftkv.core.commands import Command, Result, decode, encode
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import (
     CommitTimeout,
-    InvalidArgument,
     MembershipRefused,
     NotLeader,
     StorageError,
@@ -42,14 +31,7 @@ from raftkv.errors import (
 from raftkv.replication.raft.core import LEADER, ConfChangeRefused, NotLeaderError, RaftCore
 from raftkv.replication.raft.log import RaftLog
 from raftkv.replication.raft.messages import EntryKind, Message, Ready
-from raftkv.replication.raft.transport import FORWARD, FORWARD_REPLY, PeerLink, PeerNetwork
-from raftkv.service.ports import (
-    AcceptPeer,
-    Consistency,
-    Membership,
-    ReplicaStatus,
-    SnapshotStats,
-)
+from raftkv.service.ports import SnapshotStats
 from raftkv.storage import snapshots
 
 log = logging.getLogger("raftkv.raft")
@@ -367,253 +349,3 @@ class RaftNode:
             if not future.done():
                 future.set_exception(CommitTimeout("the node stopped before the write "
                                                    "committed; the outcome is unknown"))
-
-
-
-
-_CALL = struct.Struct("<Q")
-_APPLIED, _NOT_APPLIED, _UNKNOWN = 0, 1, 2  # outcomes of a forwarded write
-PROMOTE_CHECK_S = 0.5
-
-
-class RaftReplicator:
-    """The service's Replicator port over a RaftNode (and its peer network)."""
-
-    def __init__(self, node: RaftNode, network: PeerNetwork | None = None,
-                 on_start: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
-        self.node = node
-        self.network = network
-        self.state_machine = node.state_machine
-        self.observers = node.observers
-        self.membership: Membership | None = self
-        self.accept_peer: AcceptPeer | None = network.accept if network is not None else None
-        self._on_start = on_start  # run once beside the loops (founding or joining)
-        self._calls: dict[int, tuple[bytes, asyncio.Future[Result]]] = {}
-
-    async def run(self) -> None:
-        """The node's Ready loop and ticker, the peer links, learner promotion and
-        ``on_start``, until cancelled; a dead Raft loop ends it with the error."""
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.node.run())
-            if self.network is not None:
-                tasks.create_task(self.network.run(self))
-            tasks.create_task(self._promote_learners())
-            if self._on_start is not None:
-                tasks.create_task(self._on_start())
-
-    # --- what the peer network hands over (PeerHandler) --------------------------------
-
-    def on_message(self, message: Message) -> None:
-        self.node.receive(message)
-
-    def on_peer_unreachable(self, node_id: str) -> None:
-        self.node.peer_unreachable(node_id)
-
-    def on_forward(self, link: PeerLink, call: int, payload: bytes) -> None:
-        self._serve_forward(link, call, payload)
-
-    def on_forward_reply(self, call: int, payload: bytes) -> None:
-        self._on_forward_reply(call, payload)
-
-    # --- the Replicator port ----------------------------------------------------------
-
-    def submit_nowait(self, command: Command, future: asyncio.Future[Result] | None = None
-                      ) -> asyncio.Future[Result]:
-        core = self.node.core
-        if core.role == LEADER or self.network is None:
-            return self.node.propose(command, future)
-        return self._forward(command, future)
-
-    def read_barrier(self, consistency: Consistency) -> asyncio.Future[None] | None:
-        if consistency is Consistency.STALE:
-            return None
-        core = self.node.core
-        if consistency is Consistency.LEADER and core.role == LEADER:
-            return None
-        if core.role != LEADER and self.network is None:
-            raise NotLeader("reads at this consistency are served by the leader", core.leader)
-        if core.role != LEADER and core.leader is None:
-            raise Unavailable("no leader is known; try again shortly")
-        return self.node.read_index()  # on a follower: the leader confirms the index
-
-    def can_propose(self) -> bool:
-        return self.node.core.role == LEADER
-
-    def status(self) -> ReplicaStatus:
-        node, core = self.node, self.node.core
-        heard = node.heartbeat_at
-        ago = (None if core.role == LEADER or heard is None
-               else int((time.monotonic() - heard) * 1000))
-        return ReplicaStatus(core.id, "candidate" if core.role.endswith("candidate")
-                             else core.role, core.leader, core.term, core.commit,
-                             self.state_machine.applied_index, ago,
-                             member=core.id in core.voters or core.id in core.learners,
-                             failed=node.failed is not None)
-
-    async def snapshot(self) -> SnapshotStats | None:
-        return await self.node.snapshot_now()
-
-    async def close(self) -> None:
-        """After ``run`` ended: close the links, make the log durable, and fail the
-        forwarded writes still waiting (their outcome is unknown)."""
-        if self.network is not None:
-            await self.network.close()
-        await self.node.close()
-        for _, future in self._calls.values():
-            if not future.done():
-                future.set_exception(CommitTimeout("the node stopped before the leader "
-                                                   "answered; the outcome is unknown"))
-
-    async def hand_over(self, wait_s: float = 2.0) -> None:
-        """A leader that stops on purpose (SIGTERM) hands over to its most caught-up
-        reachable voter first, so the cluster does not wait out an election timeout."""
-        core = self.node.core
-        if core.role != LEADER or self.network is None or self.node.failed is not None:
-            return
-        candidates = [(core.progress[v].match, v) for v in core.voters
-                      if v != core.id and v in core.progress and self.network.reachable(v)]
-        if not candidates:
-            return
-        _, to = max(candidates)
-        self.node.transfer_leadership(to)
-        deadline = time.monotonic() + wait_s
-        while core.role == LEADER and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        if core.role != LEADER:
-            log.info("handed leadership over before stopping", extra={"to": to})
-
-    # --- membership -------------------------------------------------------------------
-
-    def members(self) -> list[dict[str, Any]]:
-        core = self.node.core
-        out = []
-        for node_id in sorted({*core.voters, *core.learners}):
-            progress = core.progress.get(node_id) if core.role == LEADER else None
-            out.append({
-                "id": node_id,
-                "role": "voter" if node_id in core.voters else "learner",
-                "isLeader": node_id == core.leader,
-                "reachable": node_id == core.id or (self.network is not None
-                                                    and self.network.reachable(node_id)),
-                "matchIndex": (core.last_index if node_id == core.id else
-                               progress.match if progress is not None else None),
-            })
-        return out
-
-    def change_membership(self, change: str, node_id: str) -> asyncio.Future[Any]:
-        """``add-learner`` or ``remove`` (``promote`` happens by itself once caught up)."""
-        if self.node.core.role != LEADER:
-            leader = self.node.core.leader
-            raise NotLeader(f"membership changes are made on the leader ({leader or 'unknown'})",
-                            leader)
-        return self.node.propose_conf_change(change, node_id)
-
-    def transfer_leadership(self, to: str) -> None:
-        core = self.node.core
-        if core.role != LEADER:
-            raise NotLeader(f"leadership is transferred by the leader "
-                            f"({core.leader or 'unknown'})", core.leader)
-        if to not in core.voters or to == core.id:
-            raise InvalidArgument(f"{to} is not another voter of this cluster")
-        self.node.transfer_leadership(to)
-
-    async def _promote_learners(self) -> None:
-        """On the leader: a learner whose log has caught up with the commit index
-        becomes a voter (etcd's learner promotion, done for the admin)."""
-        while True:
-            await asyncio.sleep(PROMOTE_CHECK_S)
-            core = self.node.core
-            if core.role != LEADER:
-                continue
-            for learner in core.learners:
-                progress = core.progress.get(learner)
-                if progress is not None and progress.match >= core.commit:
-                    try:
-                        await self.node.propose_conf_change("promote", learner)
-                        log.info("promoted a caught-up learner", extra={"nodeId": learner})
-                    except Exception as exc:  # retried next round
-                        log.info("promotion of %s deferred: %s", learner, exc)
-                    break
-
-    # --- forwarding writes to the leader --------------------------------------------
-
-    def _forward(self, command: Command, future: asyncio.Future[Result] | None = None
-                 ) -> asyncio.Future[Result]:
-        network, leader = self.network, self.node.core.leader
-        assert network is not None
-        if leader is None:
-            raise Unavailable("no leader is known; the write was not applied")
-        if not command.request_id:  # so a duplicate delivery applies once
-            command = command.replace(request_id=os.urandom(12))
-        call = network.next_call_id()
-        if not network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
-            raise Unavailable(f"the leader {leader} is not reachable from this node; "
-                              f"the write was not applied")
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-        self._calls[call] = (command.request_id, future)
-        asyncio.get_running_loop().call_later(self.node.commit_timeout_s, self._expire_call,
-                                              call)
-        return future
-
-    def _expire_call(self, call: int) -> None:
-        entry = self._calls.pop(call, None)
-        if entry is not None and not entry[1].done():
-            entry[1].set_exception(CommitTimeout("the leader did not answer in time; the "
-                                                 "outcome is unknown"))
-
-    def _on_forward_reply(self, call: int, payload: bytes) -> None:
-        entry = self._calls.get(call)
-        if entry is None:
-            return
-        request_id, future = entry
-        outcome, body = payload[0], payload[1:]
-        if outcome == _APPLIED:
-            (index,) = _CALL.unpack_from(body)
-
-            def answer(_: object) -> None:
-                self._calls.pop(call, None)
-                if future.done():
-                    return
-                result = self.state_machine.result_for(request_id)
-                if result is None:
-                    future.set_exception(CommitTimeout("applied, but its result is no "
-                                                       "longer tracked"))
-                else:
-                    future.set_result(result)
-
-            self.node.wait_applied(index).add_done_callback(answer)
-            return
-        self._calls.pop(call, None)
-        message = body.decode(errors="replace")
-        if not future.done():
-            future.set_exception(Unavailable(message) if outcome == _NOT_APPLIED
-                                 else CommitTimeout(message))
-
-    def _serve_forward(self, link: PeerLink, call: int, payload: bytes) -> None:
-        def reply(outcome: int, body: bytes) -> None:
-            link.send(FORWARD_REPLY, _CALL.pack(call) + bytes([outcome]) + body)
-
-        try:
-            command = decode(payload)
-            future = self.node.propose(command)
-        except NotLeader as exc:
-            reply(_NOT_APPLIED, f"{self.node.core.id} is no longer the leader ({exc})".encode())
-            return
-        except StorageError as exc:
-            reply(_NOT_APPLIED, str(exc).encode())
-            return
-        except ValueError as exc:
-            reply(_NOT_APPLIED, f"malformed forwarded command: {exc}".encode())
-            return
-
-        def done(f: asyncio.Future[Result]) -> None:
-            exc = f.exception() if not f.cancelled() else CommitTimeout("cancelled")
-            if exc is None:
-                reply(_APPLIED, _CALL.pack(self.state_machine.applied_index))
-            elif isinstance(exc, Unavailable | NotLeader):
-                reply(_NOT_APPLIED, str(exc).encode())
-            else:
-                reply(_UNKNOWN, str(exc).encode())
-
-        future.add_done_callback(done)

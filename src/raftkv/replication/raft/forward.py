@@ -1,0 +1,127 @@
+"""Leader forwarding: a follower's writes go to the leader over the peer link.
+
+The follower sends a FORWARD frame (``call u64 | encoded command``); the command
+always carries a request id, so a duplicate delivery applies once. The leader
+proposes it and answers FORWARD_REPLY (``call u64 | outcome u8 | body``): APPLIED
+with the index it was applied at, NOT_APPLIED (it was not the leader, or its log
+failed: safe to retry) or UNKNOWN (the outcome is unknown) with a reason. The
+follower waits until it has applied that index itself and answers from its own state
+machine - deterministic, so the same result, and the client then reads its own
+write on that follower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+
+from raftkv.core.commands import Command, Result, decode, encode
+from raftkv.errors import CommitTimeout, NotLeader, StorageError, Unavailable
+from raftkv.replication.raft.node import RaftNode
+from raftkv.replication.raft.transport import FORWARD, FORWARD_REPLY, PeerLink, PeerNetwork
+
+_CALL = struct.Struct("<Q")
+_APPLIED, _NOT_APPLIED, _UNKNOWN = 0, 1, 2  # outcomes of a forwarded write
+
+
+class Forwarding:
+    """Both ends of forwarding for one node: ``forward`` and ``on_reply`` as a
+    follower, ``serve`` as the leader."""
+
+    def __init__(self, node: RaftNode, network: PeerNetwork) -> None:
+        self.node = node
+        self.network = network
+        self.state_machine = node.state_machine
+        self._calls: dict[int, tuple[bytes, asyncio.Future[Result]]] = {}
+
+
+    def forward(self, command: Command, future: asyncio.Future[Result] | None = None
+                ) -> asyncio.Future[Result]:
+        """Send ``command`` to the leader; the future (``future``, when given) resolves
+        with its result once this node has applied it too."""
+        network, leader = self.network, self.node.core.leader
+        if leader is None:
+            raise Unavailable("no leader is known; the write was not applied")
+        if not command.request_id:  # so a duplicate delivery applies once
+            command = command.replace(request_id=os.urandom(12))
+        call = network.next_call_id()
+        if not network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
+            raise Unavailable(f"the leader {leader} is not reachable from this node; "
+                              f"the write was not applied")
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        self._calls[call] = (command.request_id, future)
+        asyncio.get_running_loop().call_later(self.node.commit_timeout_s, self._expire_call,
+                                              call)
+        return future
+
+    def _expire_call(self, call: int) -> None:
+        entry = self._calls.pop(call, None)
+        if entry is not None and not entry[1].done():
+            entry[1].set_exception(CommitTimeout("the leader did not answer in time; the "
+                                                 "outcome is unknown"))
+
+    def on_reply(self, call: int, payload: bytes) -> None:
+        entry = self._calls.get(call)
+        if entry is None:
+            return
+        request_id, future = entry
+        outcome, body = payload[0], payload[1:]
+        if outcome == _APPLIED:
+            (index,) = _CALL.unpack_from(body)
+
+            def answer(_: object) -> None:
+                self._calls.pop(call, None)
+                if future.done():
+                    return
+                result = self.state_machine.result_for(request_id)
+                if result is None:
+                    future.set_exception(CommitTimeout("applied, but its result is no "
+                                                       "longer tracked"))
+                else:
+                    future.set_result(result)
+
+            self.node.wait_applied(index).add_done_callback(answer)
+            return
+        self._calls.pop(call, None)
+        message = body.decode(errors="replace")
+        if not future.done():
+            future.set_exception(Unavailable(message) if outcome == _NOT_APPLIED
+                                 else CommitTimeout(message))
+
+    def serve(self, link: PeerLink, call: int, payload: bytes) -> None:
+        """As the leader: propose a forwarded command and answer the follower."""
+        def reply(outcome: int, body: bytes) -> None:
+            link.send(FORWARD_REPLY, _CALL.pack(call) + bytes([outcome]) + body)
+
+        try:
+            command = decode(payload)
+            future = self.node.propose(command)
+        except NotLeader as exc:
+            reply(_NOT_APPLIED, f"{self.node.core.id} is no longer the leader ({exc})".encode())
+            return
+        except StorageError as exc:
+            reply(_NOT_APPLIED, str(exc).encode())
+            return
+        except ValueError as exc:
+            reply(_NOT_APPLIED, f"malformed forwarded command: {exc}".encode())
+            return
+
+        def done(f: asyncio.Future[Result]) -> None:
+            exc = f.exception() if not f.cancelled() else CommitTimeout("cancelled")
+            if exc is None:
+                reply(_APPLIED, _CALL.pack(self.state_machine.applied_index))
+            elif isinstance(exc, Unavailable | NotLeader):
+                reply(_NOT_APPLIED, str(exc).encode())
+            else:
+                reply(_UNKNOWN, str(exc).encode())
+
+        future.add_done_callback(done)
+
+    def close(self) -> None:
+        """Fail the forwarded writes still waiting: their outcome is unknown."""
+        for _, future in self._calls.values():
+            if not future.done():
+                future.set_exception(CommitTimeout("the node stopped before the leader "
+                                                   "answered; the outcome is unknown"))
