@@ -7,7 +7,7 @@ import random
 import time
 
 from benchmarks.common import Row
-from raftkv.replication.raft.core import LEADER, RaftCore
+from raftkv.replication.raft.core import RaftCore, Role
 
 
 def committed_per_second(entries: int, batch: int = 1000) -> float:
@@ -33,7 +33,7 @@ def committed_per_second(entries: int, batch: int = 1000) -> float:
     leader = cores["n1"]
     leader.campaign(pre_vote=True)
     settle()
-    assert leader.role == LEADER
+    assert leader.role == Role.LEADER
     payload = b"x" * 100
     start_commit = leader.commit
     started = time.perf_counter()

@@ -21,7 +21,7 @@ import pytest
 from raftkv.core.commands import IncrBy, Put
 from raftkv.errors import RaftKVError
 from raftkv.replication.raft.cluster import recover_state_machine
-from raftkv.replication.raft.core import LEADER, RaftCore
+from raftkv.replication.raft.core import RaftCore, Role
 from raftkv.replication.raft.log import WalRaftLog
 from raftkv.replication.raft.messages import Message
 from raftkv.replication.raft.node import RaftNode
@@ -93,7 +93,7 @@ class Sim:
         self.disks[node] = self.disks[node].crash(self.rng)
 
     def leader(self) -> RaftReplicator | None:
-        leaders = [r for r in self.replicas.values() if r.node.core.role == LEADER]
+        leaders = [r for r in self.replicas.values() if r.node.core.role == Role.LEADER]
         return max(leaders, key=lambda r: r.node.core.term) if leaders else None
 
 

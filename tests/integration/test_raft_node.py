@@ -11,7 +11,7 @@ import pytest
 from raftkv.core.commands import IncrBy, Put
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import NotLeader
-from raftkv.replication.raft.core import LEADER, RaftCore
+from raftkv.replication.raft.core import RaftCore, Role
 from raftkv.replication.raft.log import WalRaftLog
 from raftkv.replication.raft.messages import Message
 from raftkv.replication.raft.node import RaftNode
@@ -73,7 +73,7 @@ class Cluster:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:
             leaders = [r for n, r in self.replicators.items()
-                       if n not in self.net.down and r.node.core.role == LEADER]
+                       if n not in self.net.down and r.node.core.role == Role.LEADER]
             if len(leaders) == 1:
                 return leaders[0]
             await asyncio.sleep(0.01)
@@ -147,7 +147,7 @@ def test_the_leader_fails_over_and_a_restarted_node_catches_up():
         final = await new.submit_nowait(IncrBy(b"counter", 1))
         await settled(c, IDS, final.revision)
         assert back.state_machine.keyspace.get(b"counter", 0).value == b"61"
-        assert back.node.core.role != LEADER and back.node.core.leader == new.node.core.id
+        assert back.node.core.role != Role.LEADER and back.node.core.leader == new.node.core.id
         await c.close()
 
     run(go())

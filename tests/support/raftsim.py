@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from raftkv.replication.raft.core import LEADER, ConfChangeRefused, NotLeaderError, RaftCore
+from raftkv.replication.raft.core import ConfChangeRefused, NotLeaderError, RaftCore, Role
 from raftkv.replication.raft.log import MemoryRaftLog
 from raftkv.replication.raft.messages import HardState, Message, MsgType, Ready
 
@@ -195,7 +195,7 @@ class Simulation:
             self.apply(node, rd)
             for rs in rd.read_states:
                 self.finish_read(node, rs.index, rs.context)
-            if rd.soft_state is not None and rd.soft_state.role == LEADER:
+            if rd.soft_state is not None and rd.soft_state.role == Role.LEADER:
                 self.became_leader(node, core)
             core.advance(rd)
 
@@ -317,7 +317,7 @@ class Simulation:
         return [*core.voters, *core.learners] if core else []
 
     def leader(self) -> str | None:
-        live = [(c.term, n) for n, c in self.cores.items() if c is not None and c.role == LEADER]
+        live = [(c.term, n) for n, c in self.cores.items() if c is not None and c.role == Role.LEADER]
         return max(live)[1] if live else None
 
     def client(self) -> None:
@@ -349,7 +349,7 @@ class Simulation:
         """What a leader counts as replicated is really there: a follower in the leader's
         term holds the leader's entry at its match index (§5.3, §5.4.2)."""
         for leader in self.cores.values():
-            if leader is None or leader.role != LEADER:
+            if leader is None or leader.role != Role.LEADER:
                 continue
             for peer, pr in leader.progress.items():
                 follower = self.cores.get(peer)
@@ -385,7 +385,7 @@ class Simulation:
         del self.paused[node]
         self.log(f"{node} wakes up")
         core = self.cores[node]
-        if core is not None and core.role == LEADER:
+        if core is not None and core.role == Role.LEADER:
             # A client was waiting on the stale leader: the read arrives before anything
             # the node missed while it slept.
             context = b"r%d" % self.seq
@@ -413,9 +413,9 @@ class Simulation:
             core.tick()
             if self.rng.random() < f.compact:
                 self.compact(node, core)
-            if self.rng.random() < f.membership and core.role == LEADER:
+            if self.rng.random() < f.membership and core.role == Role.LEADER:
                 self.change_membership(core)
-            if self.rng.random() < f.transfer and core.role == LEADER:
+            if self.rng.random() < f.transfer and core.role == Role.LEADER:
                 core.transfer_leadership(self.rng.choice([n for n in self.ids if n != node]))
             self.handle_ready(node)
         self.deliver()
@@ -535,7 +535,7 @@ def figure_8(bugs: frozenset[str] = frozenset()) -> Simulation:
                 return True
             sim.now += 1
             for node, live in sim.cores.items():
-                if live is not None and live.role == LEADER:  # heartbeats spread commit
+                if live is not None and live.role == Role.LEADER:  # heartbeats spread commit
                     live.tick()
                     sim.handle_ready(node)
             sim.deliver()
@@ -547,7 +547,7 @@ def figure_8(bugs: frozenset[str] = frozenset()) -> Simulation:
                 if other is not None:
                     other.election_elapsed = other.election_ticks  # leases long expired
             core(node).campaign(pre_vote=False)
-            if rounds(lambda: core(node).role == LEADER, limit=4):
+            if rounds(lambda: core(node).role == Role.LEADER, limit=4):
                 return
         raise AssertionError(f"{node} did not win")
 

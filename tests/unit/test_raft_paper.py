@@ -13,12 +13,10 @@ from raftkv.replication.raft.core import (
     BUG_COMMIT_PREVIOUS_TERM,
     BUG_READ_WITHOUT_HEARTBEAT,
     BUG_TRUNCATE_WITHOUT_CONFLICT,
-    CANDIDATE,
-    FOLLOWER,
-    LEADER,
     ConfChangeRefused,
     NotLeaderError,
     RaftCore,
+    Role,
 )
 from raftkv.replication.raft.messages import (
     EntryKind,
@@ -77,7 +75,7 @@ class Cluster:
         core = self.nodes[node]
         core.campaign(pre_vote=True)
         self.settle()
-        assert core.role == LEADER, core.role
+        assert core.role == Role.LEADER, core.role
         return core
 
     def tick_all(self, ticks: int) -> None:
@@ -91,7 +89,7 @@ class Cluster:
 def test_a_follower_that_times_out_is_elected_with_a_majority():  # §5.2
     c = Cluster()
     c.tick_all(30)
-    leaders = [n for n, core in c.nodes.items() if core.role == LEADER]
+    leaders = [n for n, core in c.nodes.items() if core.role == Role.LEADER]
     assert len(leaders) == 1
     terms = {core.term for core in c.nodes.values()}
     assert terms == {1}  # pre-vote: no wasted terms
@@ -196,7 +194,7 @@ def test_figure_8_an_old_term_entry_is_not_committed_by_counting():
     core.campaign(pre_vote=False)
     for peer in ("n2", "n3"):
         core.step(Message(MsgType.VOTE_RESP, peer, "n1", 4))
-    assert core.role == LEADER
+    assert core.role == Role.LEADER
     for peer in ("n2", "n3"):  # followers acknowledge index 2 (term 2) but not the no-op
         core.step(Message(MsgType.APPEND_RESP, peer, "n1", 4, index=2))
     assert core.commit == 0
@@ -287,7 +285,7 @@ def test_a_leader_cut_off_from_its_quorum_steps_down():  # §D 6.2 check-quorum
     for _ in range(2 * leader.election_ticks):
         leader.tick()
         c.settle()
-    assert leader.role == FOLLOWER
+    assert leader.role == Role.FOLLOWER
 
 
 def test_a_partitioned_node_does_not_disrupt_the_cluster_on_return():  # §D 9.6 pre-vote
@@ -301,7 +299,7 @@ def test_a_partitioned_node_does_not_disrupt_the_cluster_on_return():  # §D 9.6
     assert loner.term == leader.term  # pre-votes failed; the term did not run away
     c.cut = set()
     c.tick_all(5)
-    assert leader.role == LEADER and loner.leader == "n1"
+    assert leader.role == Role.LEADER and loner.leader == "n1"
 
 
 def test_followers_told_their_leader_is_unreachable_elect_another_within_ticks():
@@ -313,8 +311,8 @@ def test_followers_told_their_leader_is_unreachable_elect_another_within_ticks()
             for node in ("n2", "n3"):
                 c.nodes[node].peer_unreachable("n1")
         c.tick_all(ticks)
-        leaders = [n for n, core in c.nodes.items() if core.role == LEADER and n != "n1"]
-        assert old.role == LEADER  # (it never heard of any of this)
+        leaders = [n for n, core in c.nodes.items() if core.role == Role.LEADER and n != "n1"]
+        assert old.role == Role.LEADER  # (it never heard of any of this)
         return leaders[0] if leaders else None
 
     assert new_leader_after(4, told=True) in ("n2", "n3")
@@ -328,7 +326,7 @@ def test_the_survivors_take_turns_in_id_order_so_the_vote_is_not_split():
     for node in ("n5", "n4", "n3", "n2"):  # told in any order
         c.nodes[node].peer_unreachable("n1")
     c.settle()  # no tick at all: the first in id order campaigned at once and won
-    assert c.nodes["n2"].role == LEADER
+    assert c.nodes["n2"].role == Role.LEADER
     assert all(c.nodes[n].leader == "n2" for n in ("n3", "n4", "n5"))
 
 
@@ -338,10 +336,10 @@ def test_a_pre_vote_the_lease_ignored_is_answered_once_the_leader_is_gone():
     c.cut = {"n1"}
     c.nodes["n2"].peer_unreachable("n1")
     c.settle()  # n3 has not seen the links close yet: it honours the lease
-    assert c.nodes["n2"].role != LEADER and c.nodes["n3"].leader == "n1"
+    assert c.nodes["n2"].role != Role.LEADER and c.nodes["n3"].leader == "n1"
     c.nodes["n3"].peer_unreachable("n1")
     c.settle()  # now it answers the pre-vote it held: n2 wins without waiting a tick
-    assert c.nodes["n2"].role == LEADER and c.nodes["n3"].leader == "n2"
+    assert c.nodes["n2"].role == Role.LEADER and c.nodes["n3"].leader == "n2"
 
 
 def test_when_the_first_survivor_cannot_win_the_next_one_does():
@@ -354,9 +352,9 @@ def test_when_the_first_survivor_cannot_win_the_next_one_does():
     for node in ("n2", "n3"):
         c.nodes[node].peer_unreachable("n1")
     c.settle()
-    assert c.nodes["n2"].role != LEADER  # its log is behind: n3 refused it
+    assert c.nodes["n2"].role != Role.LEADER  # its log is behind: n3 refused it
     c.tick_all(2)
-    assert c.nodes["n3"].role == LEADER and c.nodes["n2"].leader == "n3"
+    assert c.nodes["n3"].role == Role.LEADER and c.nodes["n2"].leader == "n3"
 
 
 def test_one_failed_link_to_a_live_leader_does_not_disrupt_the_cluster():  # §D 9.6
@@ -371,9 +369,9 @@ def test_one_failed_link_to_a_live_leader_does_not_disrupt_the_cluster():  # §D
     for _ in range(4):  # it campaigns; n3 still has a live leader and refuses
         follower.tick()
         c.settle()
-    assert leader.role == LEADER and {core.term for core in c.nodes.values()} == {term}
+    assert leader.role == Role.LEADER and {core.term for core in c.nodes.values()} == {term}
     c.tick_all(3)  # the leader's next heartbeat brings it back
-    assert follower.leader == "n1" and follower.role == FOLLOWER
+    assert follower.leader == "n1" and follower.role == Role.FOLLOWER
 
 
 def test_votes_are_ignored_while_a_live_leader_is_known():  # §D 6.2
@@ -381,7 +379,7 @@ def test_votes_are_ignored_while_a_live_leader_is_known():  # §D 6.2
     c.elect("n1")
     follower = c.nodes["n2"]
     follower.step(Message(MsgType.VOTE, "n3", "n2", follower.term + 1, log_term=9, index=99))
-    assert follower.term == c.nodes["n1"].term and follower.role == FOLLOWER
+    assert follower.term == c.nodes["n1"].term and follower.role == Role.FOLLOWER
 
 
 def test_leadership_transfer_hands_over_to_an_up_to_date_follower():  # §D 3.10
@@ -391,7 +389,7 @@ def test_leadership_transfer_hands_over_to_an_up_to_date_follower():  # §D 3.10
     c.settle()
     leader.transfer_leadership("n2")
     c.settle()
-    assert c.nodes["n2"].role == LEADER and leader.role == FOLLOWER
+    assert c.nodes["n2"].role == Role.LEADER and leader.role == Role.FOLLOWER
     assert c.nodes["n2"].term == leader.term
 
 
@@ -405,7 +403,7 @@ def test_a_vote_survives_a_restart():  # §5.1: persisted before the reply is se
     again.step(Message(MsgType.VOTE, "n2", "n3", 7, log_term=0, index=0))
     rd = again.ready()
     assert rd is not None and [m.reject for m in rd.messages] == [True]
-    assert again.role in (FOLLOWER, CANDIDATE)
+    assert again.role in (Role.FOLLOWER, Role.CANDIDATE)
 
 
 def test_a_follower_behind_the_compacted_log_catches_up_by_snapshot(monkeypatch):  # §7
@@ -467,7 +465,7 @@ def test_membership_changes_wait_for_an_own_term_commit_and_go_one_at_a_time():
                     [LogEntry(1, 1, b"old")])
     core.campaign(pre_vote=False)
     core.step(Message(MsgType.VOTE_RESP, "n2", "n1", 2))
-    assert core.role == LEADER and core.commit < core.last_index
+    assert core.role == Role.LEADER and core.commit < core.last_index
     with pytest.raises(ConfChangeRefused, match="no entry of this term"):
         core.propose_conf_change("add-learner", "n4")
     core.step(Message(MsgType.APPEND_RESP, "n2", "n1", 2, index=core.last_index))
@@ -483,10 +481,10 @@ def test_a_removed_leader_steps_down_once_the_change_commits():  # §D 4.2.2
     leader = c.elect("n1")
     leader.propose_conf_change("remove", "n1")
     c.settle()
-    assert leader.role == FOLLOWER and leader.voters == ("n2", "n3")
+    assert leader.role == Role.FOLLOWER and leader.voters == ("n2", "n3")
     c.tick_all(40)
-    new = [n for n in ("n2", "n3") if c.nodes[n].role == LEADER]
-    assert len(new) == 1 and leader.role == FOLLOWER  # n1 never campaigns again
+    new = [n for n in ("n2", "n3") if c.nodes[n].role == Role.LEADER]
+    assert len(new) == 1 and leader.role == Role.FOLLOWER  # n1 never campaigns again
 
 
 def test_flow_control_caps_unacknowledged_bytes_per_follower():
@@ -516,3 +514,20 @@ def test_a_batch_of_proposals_gets_consecutive_indexes_and_commits_together():
     assert indexes == [leader.last_index - 2, leader.last_index - 1, leader.last_index]
     c.settle()
     assert [e.data for e in c.applied["n3"][-3:]] == [b"a", b"b", b"c"]
+
+
+def test_status_is_a_copy_of_the_core_as_the_driver_and_operators_see_it():
+    """Not a rule of the paper: what the replicator reads instead of the core's fields."""
+    c = Cluster()
+    leader = c.elect("n1")
+    leader.propose(b"x")
+    c.settle()
+    status = leader.status()
+    assert (status.id, status.role, status.leader, status.member) == \
+        ("n1", Role.LEADER, "n1", True)
+    assert status.commit == status.last_index == leader.last_index
+    assert status.match == {"n2": status.last_index, "n3": status.last_index}
+    status.match["n2"] = 0  # a copy: changing it changes nothing in the core
+    assert leader.status().match["n2"] == status.last_index
+    follower = c.nodes["n2"].status()
+    assert follower.role == Role.FOLLOWER and follower.leader == "n1" and follower.match == {}

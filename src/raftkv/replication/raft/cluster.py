@@ -151,34 +151,41 @@ def open_cluster(cfg: Config, fs: FileSystem,
     sm = recover_state_machine(stored)
     core = RaftCore(cfg.node_id, (), random.Random(), stored.hard_state, stored.entries,
                     stored.snapshot, applied=sm.applied_index)
-    if stored.hard_state.commit > core.last_index:
+    status = core.status()
+    if stored.hard_state.commit > status.last_index:
         log.warning("the Raft log ends at %d but %d was committed: its tail was lost (was "
-                    "--fsync off?); the leader will send it again", core.last_index,
+                    "--fsync off?); the leader will send it again", status.last_index,
                     stored.hard_state.commit)
     known = KnownPeers(fs, cfg.data_dir, identity)
     fresh = not (stored.hard_state.term or stored.entries or stored.snapshot)
     network = PeerNetwork(cfg.peers, cfg.cluster_secret,
-                          lambda: Hello(identity.node_id, identity.incarnation,
-                                        node.core.term == 0 and node.core.last_index == 0),
+                          lambda: Hello(identity.node_id, identity.incarnation, _fresh(core)),
                           known.admit)
 
     def config_changed() -> None:
-        known.set_members(frozenset({*core.voters, *core.learners}))
-        if core.id not in known.members and core.last_index > 0:
+        status = core.status()
+        known.set_members(frozenset({*status.voters, *status.learners}))
+        if not status.member and status.last_index > 0:
             log.warning("this node is not in the cluster's configuration (removed, or not "
-                        "added yet)", extra={"voters": list(core.voters)})
+                        "added yet)", extra={"voters": list(status.voters)})
 
     node = RaftNode(core, raft_log, sm, network, tick_s=cfg.raft_tick_ms / 1000,
                     snapshot_every=SNAPSHOT_EVERY_ENTRIES,
                     snapshot_bytes=cfg.storage.snapshot_threshold_bytes,
                     observe_save=observe_save, on_config=config_changed)
-    known.members = frozenset({*core.voters, *core.learners})
+    known.members = frozenset({*status.voters, *status.learners})
     log.info("raft state recovered", extra={
-        "nodeId": cfg.node_id, "term": core.term, "commitIndex": core.commit,
-        "appliedIndex": sm.applied_index, "lastIndex": core.last_index,
-        "voters": list(core.voters), "fresh": fresh})
+        "nodeId": cfg.node_id, "term": status.term, "commitIndex": status.commit,
+        "appliedIndex": sm.applied_index, "lastIndex": status.last_index,
+        "voters": list(status.voters), "fresh": fresh})
     replicator = RaftReplicator(node, network, on_start=lambda: found_or_join(replicator))
     return replicator
+
+
+def _fresh(core: RaftCore) -> bool:
+    """Whether this node holds no Raft state at all (no term, no log, no snapshot)."""
+    status = core.status()
+    return not (status.term or status.last_index or status.offset)
 
 
 async def found_or_join(replicator: RaftReplicator) -> None:
@@ -186,14 +193,14 @@ async def found_or_join(replicator: RaftReplicator) -> None:
     with them or wait to be added to the existing one (see the module doc)."""
     network, node = replicator.network, replicator.node
     assert network is not None
-    if node.core.term or node.core.last_index or node.core.offset:
-        return  # not fresh: the log says who the members are
+    if not _fresh(node.core):
+        return  # the log says who the members are
     waited = 0.0
     while True:
         answers = [network.answers.get(p.url) for p in network.peers]
         if all(a is not None for a in answers):
             break
-        if node.core.last_index > 0:  # a leader reached us first: the cluster exists
+        if node.core.status().last_index > 0:  # a leader reached us first: it exists
             return
         await asyncio.sleep(0.1)
         waited += 0.1
@@ -207,10 +214,10 @@ async def found_or_join(replicator: RaftReplicator) -> None:
     if refused:
         log.error("peers refused this node: %s", "; ".join(str(r) for r in refused))
     if not refused and all(h.fresh for h in hellos):
-        voters = sorted({node.core.id, *(h.node_id for h in hellos)})
+        voters = sorted({node.core.status().id, *(h.node_id for h in hellos)})
         founded = await node.bootstrap(voters)
         if founded:
             log.info("founded a new cluster", extra={"voters": voters})
         return
     log.warning("the cluster already exists and this node is not a member yet; add it "
-                "with: raftkv cluster add %s --url <the members' URLs>", node.core.id)
+                "with: raftkv cluster add %s --url <the members' URLs>", node.core.status().id)

@@ -39,6 +39,7 @@ never sets it.
 
 from __future__ import annotations
 
+import enum
 import random
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -58,7 +59,13 @@ from raftkv.replication.raft.messages import (
     encode_conf,
 )
 
-FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
+
+class Role(enum.StrEnum):
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
 MAX_ENTRIES_PER_APPEND = 64
 MAX_INFLIGHT_APPENDS = 32
 MAX_INFLIGHT_BYTES = 1024 * 1024  # flow control: unacknowledged entry bytes per follower
@@ -71,6 +78,27 @@ EMPTY_HARD_STATE = HardState()
 BUG_COMMIT_PREVIOUS_TERM = "commit_previous_term"  # commit old-term entries by counting
 BUG_TRUNCATE_WITHOUT_CONFLICT = "truncate_without_conflict"
 BUG_READ_WITHOUT_HEARTBEAT = "read_without_heartbeat"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The core as its driver, the replicator and operators see it (etcd's
+    ``raft.Status``): a copy, so nothing outside reads or writes the core's fields."""
+
+    id: str
+    role: Role
+    term: int
+    leader: str | None
+    commit: int
+    last_index: int
+    offset: int  # the index the log was compacted to (0: never)
+    voters: tuple[str, ...]
+    learners: tuple[str, ...]
+    match: dict[str, int]  # on the leader: each other member's match index; else empty
+
+    @property
+    def member(self) -> bool:
+        return self.id in self.voters or self.id in self.learners
 
 
 class ConfChangeRefused(Exception):
@@ -143,7 +171,7 @@ class RaftCore:
         self.bugs = bugs
         self.term = hard_state.term
         self.vote = hard_state.vote
-        self.role = FOLLOWER
+        self.role: Role = Role.FOLLOWER
         self.progress: dict[str, Progress] = {}
         # log[0] stands for the last compacted entry (the snapshot's index and term);
         # entry i lives at log[i - offset].
@@ -241,7 +269,7 @@ class RaftCore:
     def _refresh_config(self) -> None:
         self._conf_index, voters, learners = self._conf_at(self.last_index)
         self.voters, self.learners = voters, learners
-        if self.role == LEADER:
+        if self.role == Role.LEADER:
             members = set(voters) | set(learners)
             for node in members - set(self.progress):
                 self.progress[node] = Progress(next=self.last_index + 1)
@@ -254,8 +282,8 @@ class RaftCore:
 
     def propose_conf_change(self, change: str, node: str) -> int:
         """``change`` is ``add-learner``, ``promote`` or ``remove``; returns the index."""
-        if self.role != LEADER or self.transfer_to is not None:
-            raise NotLeaderError(self.leader if self.role != LEADER else None)
+        if self.role != Role.LEADER or self.transfer_to is not None:
+            raise NotLeaderError(self.leader if self.role != Role.LEADER else None)
         if self.term_at(self.commit) != self.term:
             raise ConfChangeRefused("no entry of this term is committed yet", retry=True)
         if self._conf_index > self.commit:
@@ -279,14 +307,20 @@ class RaftCore:
 
     # --- inputs ----------------------------------------------------------------------
 
+    def status(self) -> Status:
+        match = ({node: p.match for node, p in self.progress.items() if node != self.id}
+                 if self.role == Role.LEADER else {})
+        return Status(self.id, self.role, self.term, self.leader, self.commit, self.last_index,
+                      self.offset, self.voters, self.learners, match)
+
     def tick(self) -> None:
-        if self.role == LEADER:
+        if self.role == Role.LEADER:
             self.heartbeat_elapsed += 1
             self.election_elapsed += 1
             if self.election_elapsed >= self.election_ticks:
                 self.election_elapsed = 0
                 self._check_quorum()
-                if self.role != LEADER:
+                if self.role != Role.LEADER:
                     return
                 self.transfer_to = None  # a transfer that did not finish in time is off
             if self.heartbeat_elapsed >= self.heartbeat_ticks:
@@ -302,7 +336,7 @@ class RaftCore:
 
     def peer_unreachable(self, node: str) -> None:
         """The transport lost every link to ``node`` (e.g. its process died)."""
-        if self.role != FOLLOWER or self.leader != node or self.id not in self.voters:
+        if self.role != Role.FOLLOWER or self.leader != node or self.id not in self.voters:
             return
         self.leader = None  # no lease to honour: candidates may get our vote
         held, self._leased_pre_vote = self._leased_pre_vote, None
@@ -340,8 +374,8 @@ class RaftCore:
 
     def propose_batch(self, items: Sequence[bytes]) -> list[int]:
         """Append several commands at once (one append per follower for the lot)."""
-        if self.role != LEADER or self.transfer_to is not None:
-            raise NotLeaderError(self.leader if self.role != LEADER else None)
+        if self.role != Role.LEADER or self.transfer_to is not None:
+            raise NotLeaderError(self.leader if self.role != Role.LEADER else None)
         first = self.last_index + 1
         self._append_as_leader([LogEntry(self.term, first + i, data)
                                 for i, data in enumerate(items)])
@@ -351,7 +385,7 @@ class RaftCore:
         """Ask for a linearizable read; a ReadState with ``context`` comes out of a later
         Ready (on a follower, once the leader confirmed it). Raises NotLeaderError when
         no leader is known."""
-        if self.role == LEADER:
+        if self.role == Role.LEADER:
             self._leader_read(context, self.id)
         elif self.leader is not None:
             self._send(Message(MsgType.READ_INDEX, self.id, self.leader, self.term,
@@ -361,7 +395,7 @@ class RaftCore:
 
     def transfer_leadership(self, to: str) -> None:
         """§D 3.10: stop taking proposals, bring ``to`` up to date, tell it to campaign."""
-        if self.role != LEADER or to == self.id or to not in self.progress:
+        if self.role != Role.LEADER or to == self.id or to not in self.progress:
             return
         self.transfer_to = to
         self.election_elapsed = 0
@@ -427,17 +461,17 @@ class RaftCore:
 
     def _become_follower(self, term: int, leader: str | None) -> None:
         self._reset(term)
-        self.role = FOLLOWER
+        self.role = Role.FOLLOWER
         self.leader = leader
 
     def campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
             self._reset(self.term)
-            self.role = PRE_CANDIDATE
+            self.role = Role.PRE_CANDIDATE
             term, kind = self.term + 1, MsgType.PRE_VOTE
         else:
             self._reset(self.term + 1)
-            self.role = CANDIDATE
+            self.role = Role.CANDIDATE
             self.vote = self.id
             term, kind = self.term, MsgType.VOTE
         self.votes[self.id] = True
@@ -462,7 +496,7 @@ class RaftCore:
                            reject=not grant))
 
     def _on_vote_response(self, m: Message) -> None:
-        expected = PRE_CANDIDATE if m.type == MsgType.PRE_VOTE_RESP else CANDIDATE
+        expected = Role.PRE_CANDIDATE if m.type == MsgType.PRE_VOTE_RESP else Role.CANDIDATE
         if self.role != expected:
             return
         self.votes[m.frm] = not m.reject
@@ -474,7 +508,7 @@ class RaftCore:
 
     def _after_votes(self) -> None:
         if self._won():
-            if self.role == PRE_CANDIDATE:
+            if self.role == Role.PRE_CANDIDATE:
                 self.campaign(pre_vote=False)
             else:
                 self._become_leader()
@@ -484,7 +518,7 @@ class RaftCore:
 
     def _become_leader(self) -> None:
         self._reset(self.term)
-        self.role = LEADER
+        self.role = Role.LEADER
         self.leader = self.id
         self.progress = {p: Progress(next=self.last_index + 1)
                          for p in (*self.voters, *self.learners, self.id)}
@@ -493,7 +527,7 @@ class RaftCore:
         self._append_as_leader([LogEntry(self.term, self.last_index + 1, b"", EntryKind.NOOP)])
 
     def _on_timeout_now(self, m: Message) -> None:
-        if self.role != LEADER:
+        if self.role != Role.LEADER:
             self.campaign(pre_vote=False, transfer=True)
 
     def _check_quorum(self) -> None:
@@ -548,7 +582,7 @@ class RaftCore:
     def _on_append(self, m: Message) -> None:
         self.election_elapsed = 0
         self.leader = m.frm
-        if self.role != FOLLOWER:
+        if self.role != Role.FOLLOWER:
             self._become_follower(self.term, m.frm)
         if m.index < self.commit:
             self._send(Message(MsgType.APPEND_RESP, self.id, m.frm, self.term, index=self.commit))
@@ -590,7 +624,7 @@ class RaftCore:
     def _on_snapshot(self, m: Message) -> None:
         self.election_elapsed = 0
         self.leader = m.frm
-        if self.role != FOLLOWER:
+        if self.role != Role.FOLLOWER:
             self._become_follower(self.term, m.frm)
         if m.chunk_offset == 0:
             self._incoming = bytearray()
@@ -645,7 +679,7 @@ class RaftCore:
 
     def _on_append_response(self, m: Message) -> None:
         pr = self.progress.get(m.frm)
-        if self.role != LEADER or pr is None:  # pr is None: no longer a member
+        if self.role != Role.LEADER or pr is None:  # pr is None: no longer a member
             return
         pr.recent_active = True
         pr.snapshot_sent = 0
@@ -709,7 +743,7 @@ class RaftCore:
     def _on_heartbeat(self, m: Message) -> None:
         self.election_elapsed = 0
         self.leader = m.frm
-        if self.role != FOLLOWER:
+        if self.role != Role.FOLLOWER:
             self._become_follower(self.term, m.frm)
         if m.commit > self.commit:
             self.commit = min(m.commit, self.last_index)
@@ -718,7 +752,7 @@ class RaftCore:
 
     def _on_heartbeat_response(self, m: Message) -> None:
         pr = self.progress.get(m.frm)
-        if self.role != LEADER or pr is None:  # pr is None: no longer a member
+        if self.role != Role.LEADER or pr is None:  # pr is None: no longer a member
             return
         pr.recent_active = True
         if pr.match < self.last_index:
@@ -777,7 +811,7 @@ class RaftCore:
                                index=read.index, context=read.context))
 
     def _on_read_index(self, m: Message) -> None:
-        if self.role == LEADER:
+        if self.role == Role.LEADER:
             self._leader_read(m.context, m.frm)
 
     def _on_read_index_response(self, m: Message) -> None:

@@ -28,7 +28,7 @@ from raftkv.errors import (
     StorageError,
     Unavailable,
 )
-from raftkv.replication.raft.core import LEADER, ConfChangeRefused, NotLeaderError, RaftCore
+from raftkv.replication.raft.core import ConfChangeRefused, NotLeaderError, RaftCore, Role
 from raftkv.replication.raft.log import RaftLog
 from raftkv.replication.raft.messages import EntryKind, Message, Ready
 from raftkv.service.ports import SnapshotStats
@@ -93,7 +93,7 @@ class RaftNode:
 
     def peer_unreachable(self, node_id: str) -> None:
         """Every link to ``node_id`` is down (the transport's word, not a timeout's)."""
-        if node_id == self.core.leader and self.core.role != LEADER:
+        if node_id == self.core.leader and self.core.role != Role.LEADER:
             log.info("every link to the leader %s is down; campaigning without waiting "
                      "for the election timeout", node_id)
         self._push(lambda: self.core.peer_unreachable(node_id))
@@ -103,7 +103,7 @@ class RaftNode:
         """A future (``future``, when given) of the command's result once committed and
         applied; NotLeader now when this node is not the leader (``leader_id`` says
         where to go)."""
-        if self.core.role != LEADER:
+        if self.core.role != Role.LEADER:
             raise NotLeader("this node is not the leader", self.core.leader)
         self._check_failed()
         loop = asyncio.get_running_loop()

@@ -17,7 +17,7 @@ from typing import Any
 
 from raftkv.core.commands import Command, Result
 from raftkv.errors import InvalidArgument, NotLeader, Unavailable
-from raftkv.replication.raft.core import LEADER
+from raftkv.replication.raft.core import Role
 from raftkv.replication.raft.forward import Forwarding
 from raftkv.replication.raft.messages import Message
 from raftkv.replication.raft.node import RaftNode
@@ -81,7 +81,7 @@ class RaftReplicator:
     def submit_nowait(self, command: Command, future: asyncio.Future[Result] | None = None
                       ) -> asyncio.Future[Result]:
         forwarding = self._forwarding
-        if forwarding is None or self.node.core.role == LEADER:
+        if forwarding is None or self.node.core.role == Role.LEADER:
             return self.node.propose(command, future)
         return forwarding.forward(command, future)
 
@@ -89,26 +89,25 @@ class RaftReplicator:
         if consistency is Consistency.STALE:
             return None
         core = self.node.core
-        if consistency is Consistency.LEADER and core.role == LEADER:
+        if consistency is Consistency.LEADER and core.role == Role.LEADER:
             return None
-        if core.role != LEADER and self.network is None:
+        if core.role != Role.LEADER and self.network is None:
             raise NotLeader("reads at this consistency are served by the leader", core.leader)
-        if core.role != LEADER and core.leader is None:
+        if core.role != Role.LEADER and core.leader is None:
             raise Unavailable("no leader is known; try again shortly")
         return self.node.read_index()  # on a follower: the leader confirms the index
 
     def can_propose(self) -> bool:
-        return self.node.core.role == LEADER
+        return self.node.core.role == Role.LEADER
 
     def status(self) -> ReplicaStatus:
-        node, core = self.node, self.node.core
+        node, core = self.node, self.node.core.status()
         heard = node.heartbeat_at
-        ago = (None if core.role == LEADER or heard is None
+        ago = (None if core.role == Role.LEADER or heard is None
                else int((time.monotonic() - heard) * 1000))
-        return ReplicaStatus(core.id, "candidate" if core.role.endswith("candidate")
-                             else core.role, core.leader, core.term, core.commit,
-                             self.state_machine.applied_index, ago,
-                             member=core.id in core.voters or core.id in core.learners,
+        role = "candidate" if core.role in (Role.PRE_CANDIDATE, Role.CANDIDATE) else core.role
+        return ReplicaStatus(core.id, role, core.leader, core.term, core.commit,
+                             self.state_machine.applied_index, ago, member=core.member,
                              failed=node.failed is not None)
 
     async def snapshot(self) -> SnapshotStats | None:
@@ -126,50 +125,45 @@ class RaftReplicator:
     async def hand_over(self, wait_s: float = 2.0) -> None:
         """A leader that stops on purpose (SIGTERM) hands over to its most caught-up
         reachable voter first, so the cluster does not wait out an election timeout."""
-        core = self.node.core
-        if core.role != LEADER or self.network is None or self.node.failed is not None:
+        network, core = self.network, self.node.core.status()
+        if core.role != Role.LEADER or network is None or self.node.failed is not None:
             return
-        candidates = [(core.progress[v].match, v) for v in core.voters
-                      if v != core.id and v in core.progress and self.network.reachable(v)]
+        candidates = [(match, v) for v, match in core.match.items()
+                      if v in core.voters and network.reachable(v)]
         if not candidates:
             return
         _, to = max(candidates)
         self.node.transfer_leadership(to)
         deadline = time.monotonic() + wait_s
-        while core.role == LEADER and time.monotonic() < deadline:
+        while self.can_propose() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        if core.role != LEADER:
+        if not self.can_propose():
             log.info("handed leadership over before stopping", extra={"to": to})
 
     # --- membership -------------------------------------------------------------------
 
     def members(self) -> list[dict[str, Any]]:
-        core = self.node.core
-        out = []
-        for node_id in sorted({*core.voters, *core.learners}):
-            progress = core.progress.get(node_id) if core.role == LEADER else None
-            out.append({
-                "id": node_id,
-                "role": "voter" if node_id in core.voters else "learner",
-                "isLeader": node_id == core.leader,
-                "reachable": node_id == core.id or (self.network is not None
-                                                    and self.network.reachable(node_id)),
-                "matchIndex": (core.last_index if node_id == core.id else
-                               progress.match if progress is not None else None),
-            })
-        return out
+        core = self.node.core.status()
+        return [{
+            "id": node_id,
+            "role": "voter" if node_id in core.voters else "learner",
+            "isLeader": node_id == core.leader,
+            "reachable": node_id == core.id or (self.network is not None
+                                                and self.network.reachable(node_id)),
+            "matchIndex": core.last_index if node_id == core.id else core.match.get(node_id),
+        } for node_id in sorted({*core.voters, *core.learners})]
 
     def change_membership(self, change: str, node_id: str) -> asyncio.Future[Any]:
         """``add-learner`` or ``remove`` (``promote`` happens by itself once caught up)."""
-        if self.node.core.role != LEADER:
-            leader = self.node.core.leader
-            raise NotLeader(f"membership changes are made on the leader ({leader or 'unknown'})",
-                            leader)
+        core = self.node.core.status()
+        if core.role != Role.LEADER:
+            raise NotLeader(f"membership changes are made on the leader "
+                            f"({core.leader or 'unknown'})", core.leader)
         return self.node.propose_conf_change(change, node_id)
 
     def transfer_leadership(self, to: str) -> None:
-        core = self.node.core
-        if core.role != LEADER:
+        core = self.node.core.status()
+        if core.role != Role.LEADER:
             raise NotLeader(f"leadership is transferred by the leader "
                             f"({core.leader or 'unknown'})", core.leader)
         if to not in core.voters or to == core.id:
@@ -181,12 +175,11 @@ class RaftReplicator:
         becomes a voter (etcd's learner promotion, done for the admin)."""
         while True:
             await asyncio.sleep(PROMOTE_CHECK_S)
-            core = self.node.core
-            if core.role != LEADER:
+            core = self.node.core.status()
+            if core.role != Role.LEADER:
                 continue
             for learner in core.learners:
-                progress = core.progress.get(learner)
-                if progress is not None and progress.match >= core.commit:
+                if core.match.get(learner, -1) >= core.commit:
                     try:
                         await self.node.propose_conf_change("promote", learner)
                         log.info("promoted a caught-up learner", extra={"nodeId": learner})
