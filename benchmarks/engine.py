@@ -113,12 +113,12 @@ def gets_from(n: int, reads: int, bursts: int) -> list[tuple[float, ...]]:
 async def _group_commit(data_dir: Path, writers: int, per_writer: int) -> dict[str, float]:
     from raftkv.core.commands import Put
     from raftkv.replication.local import LocalReplicator
+    from raftkv.replication.replay import recover
     from raftkv.storage.fs import OsFileSystem
-    from raftkv.storage.recovery import recover
     from raftkv.storage.wal import FsyncPolicy
 
     fs = OsFileSystem()
-    node = LocalReplicator(fs, str(data_dir), recover(fs, str(data_dir)), FsyncPolicy.ALWAYS)
+    node = LocalReplicator(recover(fs, str(data_dir)), FsyncPolicy.ALWAYS)
 
     async def writer(w: int) -> None:
         for i in range(per_writer):
@@ -158,8 +158,8 @@ def restart_seconds(keys: int, tail: int) -> dict[str, float]:
 
     from raftkv.core.commands import Put
     from raftkv.replication.local import LocalReplicator
+    from raftkv.replication.replay import recover
     from raftkv.storage.fs import OsFileSystem
-    from raftkv.storage.recovery import recover
     from raftkv.storage.wal import FsyncPolicy
 
     data_dir = scratch_dir("restart")
@@ -171,7 +171,7 @@ def restart_seconds(keys: int, tail: int) -> dict[str, float]:
         for i in range(keys):
             sm.apply(i + 1, Put(KEY % i, b"v" * 16))
         recovered.last_index = keys
-        node = LocalReplicator(fs, str(data_dir), recovered, FsyncPolicy.NO)
+        node = LocalReplicator(recovered, FsyncPolicy.NO)
         await node.snapshot()
         for i in range(tail):
             node.submit_nowait(Put(b"tail%d" % i, b"t" * 16))

@@ -79,10 +79,10 @@ async def _drive(case: str, rounds: int) -> None:
     from raftkv.fronts.resp.server import Connection, RespServer
     from raftkv.metrics import Metrics
     from raftkv.replication.local import LocalReplicator
+    from raftkv.replication.replay import recover
     from raftkv.service.auth import Authenticator
     from raftkv.service.service import KVService, ServiceLimits
     from raftkv.storage.fs import OsFileSystem
-    from raftkv.storage.recovery import recover
     from raftkv.storage.wal import FsyncPolicy
 
     tune_runtime()  # as ``raftkv serve`` does
@@ -90,7 +90,7 @@ async def _drive(case: str, rounds: int) -> None:
     data_dir = tempfile.mkdtemp(prefix="raftkv-instructions-")
     fs = OsFileSystem()
     recovered = recover(fs, data_dir)
-    replicator = LocalReplicator(fs, data_dir, recovered, FsyncPolicy.NO)
+    replicator = LocalReplicator(recovered, FsyncPolicy.NO)
     service = KVService(replicator, SystemClock(), ServiceLimits())
     # logging and metrics off (the request path alone), except in the -ops case
     ops = "on" if case.endswith("-ops") else "off"

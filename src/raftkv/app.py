@@ -51,12 +51,12 @@ from raftkv.fronts.resp.server import RespServer
 from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
 from raftkv.replication.raft.cluster import open_cluster
+from raftkv.replication.replay import recover
 from raftkv.service.auth import Authenticator
 from raftkv.service.ports import Replicator, SnapshotStats
 from raftkv.service.ratelimit import TokenBuckets
 from raftkv.service.service import KVService, ServiceLimits
 from raftkv.storage.fs import FileSystem, OsFileSystem
-from raftkv.storage.recovery import recover
 
 log = logging.getLogger("raftkv")
 T = TypeVar("T")
@@ -149,7 +149,7 @@ class Node:
             metrics.snapshot_bytes.set(stats.size_bytes)
 
         return LocalReplicator(
-            self.fs, cfg.data_dir, recovered, cfg.fsync, cfg.node_id,
+            recovered, cfg.fsync, cfg.node_id,
             segment_max_bytes=cfg.storage.segment_max_bytes,
             snapshot_threshold_bytes=cfg.storage.snapshot_threshold_bytes,
             observe_batch=metrics.observe_wal_batch, observe_snapshot=observe_snapshot)

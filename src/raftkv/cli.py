@@ -1,4 +1,5 @@
-"""The ``raftkv`` command: ``serve``, client commands, ``config`` and ``token``.
+"""The ``raftkv`` command: ``serve``, client commands, ``config``, ``token`` and
+``upgrade``.
 
 Exit status: 0 success; 1 the key is missing or the server said no; 2 usage or
 configuration errors (one line on stderr naming the setting).
@@ -109,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     show = config_sub.add_parser("show", help="print the effective config, secrets masked")
     show.add_argument("--config")
 
+    upgrade = sub.add_parser("upgrade", help="convert a data directory written by an "
+                             "earlier raftkv (format 1) to this one's (stop the node first)")
+    upgrade.add_argument("--data-dir", required=True)
+
     token = sub.add_parser("token", help="make an auth token")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     new = token_sub.add_parser("new", help="print a new token and the line to paste")
@@ -125,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if command == "config":
         return _config(args)
+    if command == "upgrade":
+        return _upgrade(args)
     if command == "token":
         return _token_new(args)
     if command == "bench":
@@ -161,6 +168,22 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_NO
     except KeyboardInterrupt:
         pass
+    return EXIT_OK
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from raftkv.errors import CorruptionError
+    from raftkv.storage.fs import OsFileSystem
+    from raftkv.storage.upgrade import upgrade
+
+    try:
+        done = upgrade(OsFileSystem(), args.data_dir,
+                       lambda step: print(f"raftkv upgrade: {step}", file=sys.stderr))
+    except (CorruptionError, OSError) as exc:
+        print(f"raftkv: cannot upgrade: {exc}", file=sys.stderr)
+        return EXIT_NO
+    print(f"{args.data_dir}: a {done.kind}, now format 2 (snapshot at {done.snapshot_index}, "
+          f"{done.entries} entries after it); the old files are in {done.kept_in}")
     return EXIT_OK
 
 

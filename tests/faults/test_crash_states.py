@@ -17,8 +17,8 @@ import pytest
 from raftkv.core.commands import Delete, Put
 from raftkv.errors import CorruptionError, StorageError
 from raftkv.replication.local import LocalReplicator
+from raftkv.replication.replay import recover
 from raftkv.storage import failpoints
-from raftkv.storage.recovery import recover
 from raftkv.storage.wal import FsyncPolicy
 from tests.support.crashfs import CrashFS
 from tests.support.running import Running
@@ -28,7 +28,7 @@ DATA = "/data"
 
 async def _workload(fs: CrashFS, acked: list, deleting: list, seed: int, writes: int) -> None:
     rng = random.Random(seed)
-    node = LocalReplicator(fs, DATA, recover(fs, DATA), FsyncPolicy.ALWAYS,
+    node = LocalReplicator(recover(fs, DATA), FsyncPolicy.ALWAYS,
                            segment_max_bytes=2048, snapshot_threshold_bytes=6000)
     runner = Running(node)
 
@@ -103,7 +103,7 @@ def test_negative_control_planted_durability_bugs_are_caught(bug):
 def test_fsync_failure_acknowledges_nothing_after_it_and_ends_the_replicator_s_run():
     async def run() -> tuple[int, int]:
         fs = CrashFS()
-        node = LocalReplicator(fs, DATA, recover(fs, DATA), FsyncPolicy.ALWAYS)
+        node = LocalReplicator(recover(fs, DATA), FsyncPolicy.ALWAYS)
         runner = Running(node)
         await node.submit(Put(b"before", b"1"))
         assert not runner.task.done()
@@ -133,7 +133,7 @@ def test_fsync_failure_acknowledges_nothing_after_it_and_ends_the_replicator_s_r
 def test_a_write_whose_apply_fails_fails_it_and_every_later_write_instead_of_hanging():
     async def run() -> list[str]:
         fs = CrashFS()
-        node = LocalReplicator(fs, DATA, recover(fs, DATA), FsyncPolicy.NO)
+        node = LocalReplicator(recover(fs, DATA), FsyncPolicy.NO)
 
         def buggy(command, result):  # a planted bug in the apply step (an observer)
             if command.key == b"boom":
@@ -154,7 +154,7 @@ def test_a_write_whose_apply_fails_fails_it_and_every_later_write_instead_of_han
 
 def test_disk_full_fails_the_write_keeps_the_log_intact_and_recovers_when_space_returns():
     async def run(fs: CrashFS) -> list[str]:
-        node = LocalReplicator(fs, DATA, recover(fs, DATA), FsyncPolicy.ALWAYS)
+        node = LocalReplicator(recover(fs, DATA), FsyncPolicy.ALWAYS)
         outcomes = []
         await node.submit(Put(b"a", b"1"))
         fs.space_left = 10

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from raftkv.replication.replay import recover
 from raftkv.storage.fs import OsFileSystem
-from raftkv.storage.recovery import recover
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 """The simulator over the real driver: three RaftNodes on one event loop joined by a
 lossy fake transport (drop, delay, duplicate, reorder), each on a CrashFS disk that
 keeps only what was fsynced when it crashes, restarted through the same recovery a
-real node runs (``cluster.recover_state_machine``) and founded through ``bootstrap``.
+real node runs (``replay.rebuild``) and founded through ``bootstrap``.
 
 Checked per seed: every acknowledged write is on every replica at the end; the
 replicas' keyspaces are identical; a counter holds at least the acknowledged
@@ -20,12 +20,12 @@ import pytest
 
 from raftkv.core.commands import IncrBy, Put
 from raftkv.errors import RaftKVError
-from raftkv.replication.raft.cluster import recover_state_machine
 from raftkv.replication.raft.core import RaftCore, Role
 from raftkv.replication.raft.log import WalRaftLog
 from raftkv.replication.raft.messages import Message
 from raftkv.replication.raft.node import RaftNode
 from raftkv.replication.raft.replicator import RaftReplicator
+from raftkv.replication.replay import rebuild
 from tests.support.crashfs import CrashFS
 from tests.support.running import Running
 
@@ -73,7 +73,7 @@ class Sim:
     async def boot(self, node: str) -> None:
         raft_log = WalRaftLog(self.disks[node], "/raft", sync=self.sync)
         stored = raft_log.load()
-        sm = recover_state_machine(stored)
+        sm = rebuild(stored, stored.hard_state.commit)
         core = RaftCore(node, (), random.Random(self.rng.random()), stored.hard_state,
                         stored.entries, stored.snapshot, applied=sm.applied_index)
         raft_node = RaftNode(core, raft_log, sm, self.net.link(node), tick_s=0.005,

@@ -42,9 +42,9 @@ with atheris.instrument_imports(include=["raftkv"]):
     from raftkv.fronts.resp.pubsub import PubSub
     from raftkv.fronts.resp.server import Connection, RespServer
     from raftkv.replication.local import LocalReplicator
+    from raftkv.replication.replay import recover
     from raftkv.service.auth import Authenticator
     from raftkv.service.service import KVService, ServiceLimits
-    from raftkv.storage.recovery import recover
     from raftkv.storage.wal import FsyncPolicy
 
 MUTANT = os.environ.get("RAFTKV_FUZZ_MUTANT", "")
@@ -98,7 +98,7 @@ class Node:
     @staticmethod
     async def _start() -> RespServer:
         fs = CrashFS()
-        replicator = LocalReplicator(fs, "/data", recover(fs, "/data"), FsyncPolicy.NO)
+        replicator = LocalReplicator(recover(fs, "/data"), FsyncPolicy.NO)
         service = KVService(replicator, ManualClock(), ServiceLimits())
         return RespServer(service, load({}, env={}), Authenticator(False, ()), PubSub())
 

@@ -166,7 +166,7 @@ def test_a_node_joins_by_snapshot_and_members_can_be_removed(make_cluster) -> No
              "n4 to be promoted")
     items = httpx.get(n4.url + "/v1/keys?limit=1000&consistency=stale").json()["items"]
     assert len(items) == 200
-    assert (n4.data_dir / "raft" / "raft.snapshot").exists()  # caught up by snapshot
+    assert list((n4.data_dir / "snapshots").glob("snap-*.snap"))  # caught up by snapshot
     victim = next(n for n in ("n1", "n2", "n3") if n != cluster.leader())
     removed = cli("cluster", "remove", victim, "--url", urls)
     assert removed.returncode == 0, removed.stderr

@@ -45,7 +45,7 @@ def test_bad_settings_exit_2_with_one_line_naming_the_setting(tmp_path, args, en
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and names in lines[0], result.stderr
-    assert not (tmp_path / "wal").exists()  # nothing was half-started
+    assert not (tmp_path / "log").exists()  # nothing was half-started
 
 
 @pytest.mark.parametrize(("toml", "names"), [

@@ -138,6 +138,16 @@ class CrashFS:
             dst_entries[dst_name] = src_entries.pop(src_name)
         self.op("rename")
 
+    def remove_dir(self, path: str) -> None:
+        with self.lock:
+            path = posixpath.normpath(path)
+            if self.dirs[path]:
+                raise OSError(39, "Directory not empty", path)
+            del self.dirs[path]
+            self.durable.pop(path, None)
+            directory, name = posixpath.split(path)
+            self.dirs.get(directory, {}).pop(name, None)
+
     def remove(self, path: str) -> None:
         with self.lock:
             entries, name = self._split(path)

@@ -15,14 +15,14 @@ import sys
 
 from raftkv.core.commands import Put
 from raftkv.replication.local import LocalReplicator
+from raftkv.replication.replay import recover
 from raftkv.storage.fs import OsFileSystem
-from raftkv.storage.recovery import recover
 from raftkv.storage.wal import FsyncPolicy
 
 
 async def main(data_dir: str, start: int, policy: FsyncPolicy, writers: int) -> None:
     fs = OsFileSystem()
-    node = LocalReplicator(fs, data_dir, recover(fs, data_dir), policy,
+    node = LocalReplicator(recover(fs, data_dir), policy,
                            segment_max_bytes=16 * 1024, snapshot_threshold_bytes=48 * 1024)
     out = sys.stdout
     counter = iter(range(start, 10**9))

@@ -15,9 +15,9 @@ from raftkv.fronts.http.access_log import AccessLog
 from raftkv.fronts.http.messages import Pending, Request, Response
 from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
+from raftkv.replication.replay import recover
 from raftkv.service.auth import Authenticator
 from raftkv.service.service import KVService, ServiceLimits
-from raftkv.storage.recovery import recover
 from raftkv.storage.wal import FsyncPolicy
 from tests.support.crashfs import CrashFS
 
@@ -29,7 +29,7 @@ class InProcessApi:
         self.log = io.StringIO()
         config = load({}, env={})
         recovered = recover(self.fs, "/data")
-        self.replicator = LocalReplicator(self.fs, "/data", recovered, fsync)
+        self.replicator = LocalReplicator(recovered, fsync)
         self.service = KVService(self.replicator, self.clock, ServiceLimits())
         metrics = Metrics(lambda: recovered.state_machine, self.replicator.status, lambda: 0)
         self.app = http_app(self.service, lambda: (True, "ready"), config,

@@ -78,8 +78,8 @@ def test_a_damaged_record_before_the_tail_refuses_to_start():
     fs = CrashFS()
     log = WalRaftLog(fs, "/raft", segment_max_bytes=100_000)
     log.save(HardState(1, "n1", 0), entries([1] * 10))
-    (name,) = [n for n in fs.listdir("/raft") if n.endswith(".wal")]
-    inode = fs.dirs["/raft"][name]
+    (name,) = [n for n in fs.listdir("/raft/log") if n.endswith(".wal")]
+    inode = fs.dirs["/raft/log"][name]
     inode.data[30] ^= 0xFF
     with pytest.raises(CorruptionError, match="refusing to start"):
         WalRaftLog(fs, "/raft")

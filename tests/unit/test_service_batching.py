@@ -10,15 +10,15 @@ import random
 from raftkv.clock import ManualClock
 from raftkv.core.commands import Cond, Outcome
 from raftkv.replication.local import LocalReplicator
+from raftkv.replication.replay import recover
 from raftkv.service.service import KVService, ServiceLimits
-from raftkv.storage.recovery import recover
 from raftkv.storage.wal import FsyncPolicy
 from tests.support.crashfs import CrashFS
 
 
 async def _service() -> tuple[KVService, LocalReplicator, CrashFS]:
     fs = CrashFS()
-    replicator = LocalReplicator(fs, "/data", recover(fs, "/data"), FsyncPolicy.ALWAYS)
+    replicator = LocalReplicator(recover(fs, "/data"), FsyncPolicy.ALWAYS)
     return KVService(replicator, ManualClock(), ServiceLimits()), replicator, fs
 
 

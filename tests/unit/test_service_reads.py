@@ -12,8 +12,8 @@ from raftkv.clock import ManualClock
 from raftkv.core.eviction import Limits, Policy
 from raftkv.errors import InvalidArgument
 from raftkv.replication.local import LocalReplicator
+from raftkv.replication.replay import recover
 from raftkv.service.service import KeyPage, KVService, ServiceLimits
-from raftkv.storage.recovery import recover
 from raftkv.storage.wal import FsyncPolicy
 from tests.support.crashfs import CrashFS
 
@@ -21,7 +21,7 @@ from tests.support.crashfs import CrashFS
 def _run(body) -> None:
     async def go() -> None:
         fs = CrashFS()
-        replicator = LocalReplicator(fs, "/data", recover(fs, "/data"), FsyncPolicy.NO)
+        replicator = LocalReplicator(recover(fs, "/data"), FsyncPolicy.NO)
         clock = ManualClock()
         limits = ServiceLimits(eviction=Limits(policy=Policy.ALLKEYS_LRU, max_keys=1000))
         service = KVService(replicator, clock, limits)

@@ -18,10 +18,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Final
 
+from raftkv.core import image
 from raftkv.core.commands import Command, Result, encode
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import StorageError, Unavailable
+from raftkv.replication.replay import Recovered
 from raftkv.service.ports import (
     AcceptPeer,
     Consistency,
@@ -29,12 +32,14 @@ from raftkv.service.ports import (
     ReplicaStatus,
     SnapshotStats,
 )
-from raftkv.storage import records, snapshots
-from raftkv.storage.fs import FileSystem
-from raftkv.storage.recovery import Recovered, layout
-from raftkv.storage.wal import FsyncPolicy, SegmentedLog, WalWriter
+from raftkv.storage import records
+from raftkv.storage.log_store import EntryKind
+from raftkv.storage.snapshots import Snapshot
+from raftkv.storage.wal import FsyncPolicy, WalWriter
 
 log = logging.getLogger("raftkv.replication")
+
+_NORMAL: Final = int(EntryKind.NORMAL)  # a single node logs commands only
 
 Pending = tuple[int, Command, "asyncio.Future[Result]"]
 
@@ -42,21 +47,19 @@ Pending = tuple[int, Command, "asyncio.Future[Result]"]
 class LocalReplicator:
     """Implements the service's ``Replicator`` port for one node."""
 
-    def __init__(self, fs: FileSystem, data_dir: str, recovered: Recovered, policy: FsyncPolicy,
-                 node_id: str = "n1", segment_max_bytes: int = 64 * 1024 * 1024,
-                 snapshot_threshold_bytes: int = 64 * 1024 * 1024, snapshots_kept: int = 2,
+    def __init__(self, recovered: Recovered, policy: FsyncPolicy, node_id: str = "n1",
+                 segment_max_bytes: int = 64 * 1024 * 1024,
+                 snapshot_threshold_bytes: int = 64 * 1024 * 1024,
                  observe_batch: Callable[[float | None, int], None] | None = None,
                  observe_snapshot: Callable[[SnapshotStats], None] | None = None) -> None:
-        self.fs = fs
         self.node_id = node_id
         self.state_machine: StateMachine = recovered.state_machine
-        self._wal_dir, self._snap_dir = layout(data_dir)
+        self._store = recovered.store
+        self._store.segment_max_bytes = segment_max_bytes
         self._next_index = recovered.last_index + 1
-        self._log = SegmentedLog(fs, self._wal_dir, segment_max_bytes)
         self._writer: WalWriter[Pending] = WalWriter(
-            self._log, policy, self._apply_batch, self._fail_batch, observe_batch)
+            self._store, policy, self._apply_batch, self._fail_batch, observe_batch)
         self._snapshot_threshold = snapshot_threshold_bytes
-        self._snapshots_kept = snapshots_kept
         self._bytes_since_snapshot = 0
         self._snapshot_due = asyncio.Event()
         self._snapshot_lock = asyncio.Lock()  # one snapshot at a time (due, or asked for)
@@ -78,7 +81,7 @@ class LocalReplicator:
         if future is None:
             future = asyncio.get_running_loop().create_future()
         index = self._next_index
-        record = records.frame_entry(index, 0, encode(command))
+        record = records.frame_entry(index, 0, _NORMAL, encode(command))
         self._writer.append(index, record, (index, command, future))
         self._next_index = index + 1
         self._bytes_since_snapshot += len(record)
@@ -138,19 +141,17 @@ class LocalReplicator:
     async def _snapshot(self) -> SnapshotStats | None:
         try:
             started = time.perf_counter()
-            image = self.state_machine.snapshot()
+            state = self.state_machine.snapshot()  # a point-in-time copy, on the loop
             self._bytes_since_snapshot = 0
             loop = asyncio.get_running_loop()
-            data = await loop.run_in_executor(None, snapshots.serialize, image)
-            await loop.run_in_executor(None, snapshots.write, self.fs, self._snap_dir, data,
-                                       image.index)
-            oldest_kept = await loop.run_in_executor(
-                None, snapshots.prune, self.fs, self._snap_dir, self._snapshots_kept)
-            await self._writer.run_blocking(lambda: self._log.remove_covered(oldest_kept))
-            stats = SnapshotStats(image.index, len(data), time.perf_counter() - started)
+            data = await loop.run_in_executor(None, image.encode, state)
+            snapshot = Snapshot(state.index, 0, data)
+            size = await loop.run_in_executor(None, self._store.write_snapshot, snapshot)
+            await self._writer.run_blocking(self._store.drop_covered)  # (the log's thread)
+            stats = SnapshotStats(state.index, size, time.perf_counter() - started)
             if self._observe_snapshot is not None:
                 self._observe_snapshot(stats)
-            log.info("snapshot written", extra={"index": image.index, "bytes": len(data)})
+            log.info("snapshot written", extra={"index": state.index, "bytes": size})
             return stats
         except OSError as exc:
             log.error("snapshot failed: %s", exc)

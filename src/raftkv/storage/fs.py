@@ -57,6 +57,9 @@ class FileSystem(Protocol):
 
     def remove(self, path: str) -> None: ...
 
+    def remove_dir(self, path: str) -> None:
+        """Remove an empty directory."""
+
     def sync_dir(self, path: str) -> None: ...
 
     def truncate(self, path: str, size: int) -> None: ...
@@ -122,6 +125,9 @@ class OsFileSystem:
 
     def remove(self, path: str) -> None:
         os.remove(path)
+
+    def remove_dir(self, path: str) -> None:
+        os.rmdir(path)
 
     def sync_dir(self, path: str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

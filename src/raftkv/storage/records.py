@@ -1,10 +1,10 @@
-"""WAL record framing (the format is specified in DESIGN.md beside this file).
+"""Log record framing (the format is specified in DESIGN.md beside this file).
 
     record  := crc32 u32 | length u32 | type u8 | payload[length]
     crc32   := zlib.crc32 over length | type | payload
-    ENTRY   payload := index u64 | term u64 | data        (data: an encoded command)
-    STATE   payload := term u64 | commit u64 | vote_len u16 | vote    (Raft hard state)
-    SNAP    payload := index u64 | term u64    (a Raft snapshot replaced the log up to here)
+    ENTRY   payload := index u64 | term u64 | kind u8 | data   (kind: EntryKind)
+    STATE   payload := term u64 | commit u64 | vote_len u16 | vote    (hard state)
+    SNAP    payload := index u64 | term u64    (a snapshot replaced the log up to here)
 
 All integers little-endian. ``length`` is checked against ``MAX_RECORD_BYTES`` and
 the bytes left in the file before anything is allocated for the payload.
@@ -43,22 +43,39 @@ def frame(record_type: int, payload: bytes) -> bytes:
     return struct.pack("<I", zlib.crc32(payload, zlib.crc32(head))) + head + payload
 
 
-_ENTRY_HEAD: Final = struct.Struct("<IBQQ")  # length, type, index, term
-
-
-_ENTRY_BYTES: Final = _ENTRY.size
+_ENTRY_HEAD: Final = struct.Struct("<IBQQB")  # length, type, index, term, kind
+_ENTRY_BYTES: Final = _ENTRY.size + 1
+STATE_HEAD: Final = struct.Struct("<QQH")  # term, commit, vote length
+SNAP_MARK: Final = struct.Struct("<QQ")  # index, term
 _pack_u32: Final = struct.Struct("<I").pack  # (compiled: C statics, no lookups per call)
 _crc32: Final = zlib.crc32
 
 
-def frame_entry(index: int, term: int, data: bytes) -> bytes:
-    head = _ENTRY_HEAD.pack(_ENTRY_BYTES + len(data), ENTRY, index, term)
+def frame_entry(index: int, term: int, kind: int, data: bytes) -> bytes:
+    head = _ENTRY_HEAD.pack(_ENTRY_BYTES + len(data), ENTRY, index, term, kind)
     return _pack_u32(_crc32(data, _crc32(head))) + head + data
 
 
-def parse_entry(payload: bytes) -> tuple[int, int, bytes]:
+def parse_entry(payload: bytes) -> tuple[int, int, int, bytes]:
+    """index, term, kind, data of an ENTRY payload."""
     index, term = _ENTRY.unpack_from(payload)
-    return index, term, payload[_ENTRY.size :]
+    return index, term, payload[_ENTRY.size], payload[_ENTRY_BYTES:]
+
+
+def frame_state(term: int, commit: int, vote: str | None) -> bytes:
+    voted = (vote or "").encode()
+    return frame(STATE, STATE_HEAD.pack(term, commit, len(voted)) + voted)
+
+
+def parse_state(payload: bytes) -> tuple[int, int, str | None]:
+    """term, commit, vote of a STATE payload."""
+    term, commit, vote_len = STATE_HEAD.unpack_from(payload)
+    vote = payload[STATE_HEAD.size : STATE_HEAD.size + vote_len].decode()
+    return term, commit, vote or None
+
+
+def frame_snap_mark(index: int, term: int) -> bytes:
+    return frame(SNAP, SNAP_MARK.pack(index, term))
 
 
 class BadRecord(Exception):
@@ -70,6 +87,9 @@ class BadRecord(Exception):
         self.reason = reason
 
 
+_MIN_PAYLOAD: Final = {ENTRY: _ENTRY_BYTES, STATE: STATE_HEAD.size, SNAP: SNAP_MARK.size}
+
+
 def check_at(data: bytes, offset: int) -> Record | str:
     """The record starting at ``offset``, or a reason it is not a valid one."""
     if offset + HEADER_BYTES > len(data):
@@ -79,6 +99,8 @@ def check_at(data: bytes, offset: int) -> Record | str:
         return f"unknown record type {record_type}"
     if length > MAX_RECORD_BYTES:
         return f"length {length} over the maximum"
+    if length < _MIN_PAYLOAD[record_type]:
+        return f"payload of {length} bytes too short for its type"
     end = offset + HEADER_BYTES + length
     if end > len(data):
         return "truncated payload"

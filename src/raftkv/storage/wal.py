@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from raftkv.errors import DiskFullError, StorageError
 from raftkv.storage import failpoints
@@ -64,12 +64,9 @@ class SegmentedLog:
         self.fs = fs
         self.directory = directory
         self.segment_max_bytes = segment_max_bytes
-        self._file: File | None = None
-        self._segment: str | None = None
+        self._file: File | None = None  # opened at the first write: reading opens nothing
         segments = list_segments(fs, directory)
-        if segments:
-            self._segment = segments[-1]
-            self._file = fs.open_append(self._path(self._segment))
+        self._segment: str | None = segments[-1] if segments else None
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -77,6 +74,8 @@ class SegmentedLog:
     def write(self, data: bytes, first_index: int) -> int:
         """Append ``data`` (whole records starting with entry ``first_index``); returns the
         size the current segment had before, for rolling back a failed write."""
+        if self._file is None and self._segment is not None:
+            self._file = self.fs.open_append(self._path(self._segment))
         if self._file is None or self._file.size() >= self.segment_max_bytes:
             self._roll(first_index)
         assert self._file is not None
@@ -131,12 +130,22 @@ class SegmentedLog:
             self._file = None
 
 
+class AppendLog(Protocol):
+    """What group commit writes to (a ``LogStore``): framed records, then an fsync."""
+
+    def write(self, data: bytes, first_index: int) -> int: ...
+
+    def sync(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class WalWriter(Generic[T]):
     """Group commit. ``append`` queues a framed record with an item; ``on_durable``
     receives items in append order once their records are durable under the policy;
     ``on_failed`` receives items whose write failed, with the error."""
 
-    def __init__(self, log: SegmentedLog, policy: FsyncPolicy,
+    def __init__(self, log: AppendLog, policy: FsyncPolicy,
                  on_durable: Callable[[list[T]], None],
                  on_failed: Callable[[list[T], StorageError], None],
                  observe_batch: Callable[[float | None, int], None] | None = None) -> None:

@@ -16,9 +16,10 @@ writes the same entry 1 (the configuration: itself and the peers' ids) - etcd's
 waits, outside the configuration, until an admin adds it (it then gets the log or a
 snapshot from the leader). It never campaigns before it is a voter.
 
-Recovery. The Raft log is the write-ahead log: the state machine is the last Raft
-snapshot plus the entries up to the persisted commit index, replayed before the node
-serves (``applied`` is then handed to the core so nothing is applied twice).
+Recovery. The Raft log is the write-ahead log, kept by the node's ``LogStore``: the
+state machine is the last snapshot plus the entries up to the persisted commit index
+(``replay.rebuild``), replayed before the node serves (``applied`` is then handed to
+the core so nothing is applied twice).
 """
 
 from __future__ import annotations
@@ -33,22 +34,18 @@ from dataclasses import dataclass
 import orjson
 
 from raftkv.config import Config, ConfigError
-from raftkv.core.commands import decode
-from raftkv.core.state_machine import StateMachine
 from raftkv.replication.raft.core import RaftCore
-from raftkv.replication.raft.log import Stored, WalRaftLog
-from raftkv.replication.raft.messages import EntryKind
+from raftkv.replication.raft.log import WalRaftLog
 from raftkv.replication.raft.node import RaftNode
 from raftkv.replication.raft.replicator import RaftReplicator
 from raftkv.replication.raft.transport import Hello, PeerNetwork, Refused
-from raftkv.storage import snapshots
+from raftkv.replication.replay import rebuild
 from raftkv.storage.fs import FileSystem
 
 log = logging.getLogger("raftkv.cluster")
 
 IDENTITY_FILE = "node.json"
 KNOWN_PEERS_FILE = "peers.json"
-RAFT_DIR = "raft"
 FOUNDING_LOG_EVERY_S = 5.0
 SNAPSHOT_EVERY_ENTRIES = 1_000_000  # or snapshot_threshold_bytes of entries, if sooner
 
@@ -123,32 +120,17 @@ class KnownPeers:
             _write_json(self.fs, self.data_dir, KNOWN_PEERS_FILE, self.seen)
 
 
-def recover_state_machine(stored: Stored) -> StateMachine:
-    """The last snapshot plus every committed entry after it."""
-    sm = StateMachine()
-    if stored.snapshot is not None and stored.snapshot.data:
-        loaded = snapshots.parse(stored.snapshot.data, "the Raft snapshot")
-        sm.restore_parts(loaded.index, loaded.items, loaded.requests)
-        sm.applied_index = stored.snapshot.index
-    for entry in stored.entries:
-        if entry.index <= sm.applied_index or entry.index > stored.hard_state.commit:
-            continue
-        if entry.kind is EntryKind.NORMAL:
-            sm.apply(entry.index, decode(entry.data))
-        else:
-            sm.applied_index = entry.index
-    return sm
-
-
 def open_cluster(cfg: Config, fs: FileSystem,
                  observe_save: Callable[[float, int], None] | None = None) -> RaftReplicator:
     """Recover this node's Raft state and build its replicator (its ``run`` founds or
     joins the cluster once the links are up)."""
     identity = load_identity(fs, cfg.data_dir, cfg.node_id)
-    raft_log = WalRaftLog(fs, os.path.join(cfg.data_dir, RAFT_DIR),
-                          cfg.storage.segment_max_bytes, sync=cfg.fsync.value == "always")
+    raft_log = WalRaftLog(fs, cfg.data_dir, cfg.storage.segment_max_bytes,
+                          sync=cfg.fsync.value == "always")
+    for warning in raft_log.warnings:
+        log.warning(warning)
     stored = raft_log.load()
-    sm = recover_state_machine(stored)
+    sm = rebuild(stored, stored.hard_state.commit, cfg.data_dir)
     core = RaftCore(cfg.node_id, (), random.Random(), stored.hard_state, stored.entries,
                     stored.snapshot, applied=sm.applied_index)
     status = core.status()

@@ -1,4 +1,5 @@
-"""Raft's data: log entries, messages, hard state, and the Ready batch a driver acts on.
+"""Raft's data: messages and the Ready batch a driver acts on. Log entries, the hard
+state and snapshots are what the log store keeps, defined there (``storage/``).
 
 Section numbers refer to the Raft paper ("In Search of an Understandable Consensus
 Algorithm", extended version) and to Ongaro's dissertation (``§D``)."""
@@ -8,19 +9,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from raftkv.storage.log_store import EntryKind, HardState, LogEntry
+from raftkv.storage.snapshots import Snapshot
 
-class EntryKind(enum.IntEnum):
-    NORMAL = 0  # a client command
-    NOOP = 1  # appended by a new leader to commit entries of earlier terms (§8)
-    CONF = 2  # a membership change: data is the new configuration (encode_conf)
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    term: int
-    index: int
-    data: bytes = b""
-    kind: EntryKind = EntryKind.NORMAL
+__all__ = ["EntryKind", "HardState", "LogEntry", "Message", "MsgType", "ReadState", "Ready",
+           "Snapshot", "SoftState", "decode_conf", "encode_conf"]
 
 
 class MsgType(enum.IntEnum):
@@ -54,26 +47,6 @@ class Message:
     data: bytes = b""  # SNAPSHOT: this chunk
     chunk_offset: int = 0  # SNAPSHOT: where the chunk starts in the snapshot
     last_chunk: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class HardState:
-    """What must be on disk before any message that depends on it is sent (§5.1)."""
-
-    term: int = 0
-    vote: str | None = None
-    commit: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The state machine's image covering every entry up to ``index`` (of ``term``)."""
-
-    index: int
-    term: int
-    data: bytes
-    voters: tuple[str, ...] = ()  # the configuration as of ``index``
-    learners: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

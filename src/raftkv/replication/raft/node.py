@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from raftkv.core import image
 from raftkv.core.commands import Command, Result, decode, encode
 from raftkv.core.state_machine import StateMachine
 from raftkv.errors import (
@@ -32,7 +33,6 @@ from raftkv.replication.raft.core import ConfChangeRefused, NotLeaderError, Raft
 from raftkv.replication.raft.log import RaftLog
 from raftkv.replication.raft.messages import EntryKind, Message, Ready
 from raftkv.service.ports import SnapshotStats
-from raftkv.storage import snapshots
 
 log = logging.getLogger("raftkv.raft")
 
@@ -261,8 +261,7 @@ class RaftNode:
     def _apply(self, rd: Ready) -> None:
         sm = self.state_machine
         if rd.snapshot is not None and rd.snapshot.index > sm.applied_index:
-            loaded = snapshots.parse(rd.snapshot.data, "snapshot from the leader")
-            sm.restore_parts(loaded.index, loaded.items, loaded.requests)
+            image.decode(rd.snapshot.data, "the snapshot from the leader").restore(sm)
         for entry in rd.committed:
             if entry.index <= sm.applied_index:
                 continue
@@ -330,15 +329,15 @@ class RaftNode:
         if sm.applied_index <= core.offset:
             return None
         started = time.perf_counter()
-        image = sm.snapshot()
+        state = sm.snapshot()  # a point-in-time copy, on the loop
         loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(self._io, snapshots.serialize, image, core.term)
-        if image.index <= core.offset:
+        data = await loop.run_in_executor(self._io, image.encode, state)
+        if state.index <= core.offset:
             return None
-        core.compact(image.index, data)
+        core.compact(state.index, data)
         self._bytes_since_snapshot = 0
         await loop.run_in_executor(self._io, self.raft_log.save, None, [], core.snapshot)
-        return SnapshotStats(image.index, len(data), time.perf_counter() - started)
+        return SnapshotStats(state.index, len(data), time.perf_counter() - started)
 
     async def close(self) -> None:
         """After ``run`` ended: make the log durable and fail what can no longer finish."""

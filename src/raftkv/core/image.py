@@ -1,0 +1,134 @@
+"""The state machine's image: what a snapshot holds, encoded by the core that owns it.
+
+Storage wraps an image in a snapshot file (``storage/snapshots.py``) and Raft sends
+it to a follower in InstallSnapshot chunks; neither looks inside. Version 1 (all
+integers little-endian)::
+
+    magic "RKVSNAP1" | index u64 | term u64 | entries u64 | requests u32
+    lengths   u32 * (2 * entries)            key length, packed-entry length, ...
+    blob      key | packed entry | ...       in key order
+    requests  (u32 id length | id | u32 result length | result) * requests
+    crc32 u32                                over everything before it
+
+``index`` is the last entry the image covers; ``term`` is kept for images written
+before the snapshot file carried it (0 now). Keys are stored in order so that loading
+rebuilds the ordered index in O(n). An image that fails its checks raises
+CorruptionError naming where it came from.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from array import array
+from dataclasses import dataclass
+from itertools import chain
+from typing import Final
+
+from raftkv.core.commands import Entry, Outcome, Result
+from raftkv.core.keyspace import pack, unpack
+from raftkv.core.state_machine import Snapshot, StateMachine
+from raftkv.errors import CorruptionError
+
+MAGIC: Final = b"RKVSNAP1"
+_HEAD: Final = struct.Struct("<8sQQQI")
+_U32: Final = struct.Struct("<I")
+_RESULT: Final = struct.Struct("<BQIBB")
+
+
+def _encode_entry(entry: Entry | None) -> bytes:
+    if entry is None:
+        return b""
+    packed = pack(entry.value, entry.mod_revision, entry.create_revision, entry.expires_at_ms,
+                  entry.version)
+    return _U32.pack(len(entry.key)) + entry.key + _U32.pack(len(packed)) + packed
+
+
+def _decode_entry(data: bytes, pos: int) -> tuple[Entry, int]:
+    (klen,) = _U32.unpack_from(data, pos)
+    key = data[pos + 4 : pos + 4 + klen]
+    pos += 4 + klen
+    (plen,) = _U32.unpack_from(data, pos)
+    packed = data[pos + 4 : pos + 4 + plen]
+    return unpack(key, packed), pos + 4 + plen
+
+
+def encode_result(result: Result) -> bytes:
+    return (_RESULT.pack(result.outcome, result.revision, result.affected,
+                         result.entry is not None, result.previous is not None)
+            + _encode_entry(result.entry) + _encode_entry(result.previous))
+
+
+def decode_result(data: bytes) -> Result:
+    outcome, revision, affected, has_entry, has_previous = _RESULT.unpack_from(data)
+    pos = _RESULT.size
+    entry = previous = None
+    if has_entry:
+        entry, pos = _decode_entry(data, pos)
+    if has_previous:
+        previous, pos = _decode_entry(data, pos)
+    return Result(Outcome(outcome), revision, entry, previous, affected)
+
+
+def encode(snapshot: Snapshot) -> bytes:
+    """The image's bytes. Runs off the event loop: it sorts and copies."""
+    items = sorted(snapshot.entries.items())
+    lengths = array("I", [len(part) for part in chain.from_iterable(items)])
+    requests = b"".join(
+        _U32.pack(len(rid)) + rid + _U32.pack(len(enc := encode_result(res))) + enc
+        for rid, res in snapshot.requests.items()
+    )
+    body = b"".join([
+        _HEAD.pack(MAGIC, snapshot.index, 0, len(items), len(snapshot.requests)),
+        lengths.tobytes(),
+        b"".join(chain.from_iterable(items)),
+        requests,
+    ])
+    return body + _U32.pack(zlib.crc32(body))
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    index: int
+    items: list[tuple[bytes, bytes]]  # in key order
+    requests: dict[bytes, Result]
+
+    def restore(self, state_machine: StateMachine) -> None:
+        state_machine.restore_parts(self.index, self.items, self.requests)
+
+
+def decode(data: bytes, where: str) -> Image:
+    """Parse and verify an image; CorruptionError names ``where`` on any damage."""
+    if len(data) < _HEAD.size + 4 or data[:8] != MAGIC:
+        raise CorruptionError(f"{where}: not a raftkv state-machine image (bad magic or "
+                              f"too short)")
+    (crc,) = _U32.unpack_from(data, len(data) - 4)
+    if zlib.crc32(memoryview(data)[:-4]) != crc:
+        raise CorruptionError(f"{where}: image checksum mismatch")
+    try:
+        _, index, _term, count, nreq = _HEAD.unpack_from(data)
+        pos = _HEAD.size
+        lengths = array("I")
+        lengths.frombytes(data[pos : pos + 8 * count])
+        pos += 8 * count
+        items: list[tuple[bytes, bytes]] = []
+        append = items.append
+        it = iter(lengths)
+        for klen, plen in zip(it, it, strict=True):
+            kend = pos + klen
+            pend = kend + plen
+            append((data[pos:kend], data[kend:pend]))
+            pos = pend
+        requests: dict[bytes, Result] = {}
+        for _ in range(nreq):
+            (rlen,) = _U32.unpack_from(data, pos)
+            rid = data[pos + 4 : pos + 4 + rlen]
+            pos += 4 + rlen
+            (elen,) = _U32.unpack_from(data, pos)
+            requests[rid] = decode_result(data[pos + 4 : pos + 4 + elen])
+            pos += 4 + elen
+    except (struct.error, ValueError) as exc:
+        raise CorruptionError(f"{where}: malformed image ({exc})") from exc
+    if pos != len(data) - 4:
+        raise CorruptionError(f"{where}: malformed image (length mismatch)")
+    return Image(index, items, requests)
