@@ -15,7 +15,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 # Every install builds the modules of compiled-modules.txt (setup.py: mypyc for .py,
-# the C compiler for .c; about two minutes); NATIVE rebuilds them when one of their
+# the C compiler for .c; under a minute on 2 cores); NATIVE rebuilds them when one of their
 # sources changes.
 COMPILED := $(addprefix src/,$(shell grep -v '^\#' compiled-modules.txt))
 NATIVE := $(VENV)/.compiled
@@ -34,7 +34,7 @@ $(BENCH_DEPS): pyproject.toml setup.py $(DEV)
 	touch $@ $(NATIVE)
 
 $(NATIVE): compiled-modules.txt $(COMPILED) | $(RUNTIME)
-	@echo "compiling $(words $(COMPILED)) modules (about two minutes)"
+	@echo "compiling $(words $(COMPILED)) modules (under a minute)"
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
