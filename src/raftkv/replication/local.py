@@ -56,7 +56,7 @@ class LocalReplicator:
         self.state_machine: StateMachine = recovered.state_machine
         self._store = recovered.store
         self._store.segment_max_bytes = segment_max_bytes
-        self._next_index = recovered.last_index + 1
+        self._next_index = self.state_machine.applied_index + 1  # (every entry replayed)
         self._writer: WalWriter[Pending] = WalWriter(
             self._store, policy, self._apply_batch, self._fail_batch, observe_batch)
         self._snapshot_threshold = snapshot_threshold_bytes
