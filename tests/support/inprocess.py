@@ -11,8 +11,9 @@ import orjson
 from raftkv.app import http_app
 from raftkv.clock import ManualClock
 from raftkv.config import load
+from raftkv.deferred import Deferred
 from raftkv.fronts.http.access_log import AccessLog
-from raftkv.fronts.http.messages import Pending, Request, Response
+from raftkv.fronts.http.messages import Request, Response
 from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
 from raftkv.replication.replay import recover
@@ -44,7 +45,7 @@ class InProcessApi:
                           {k.lower().encode(): v.encode() for k, v in (headers or {}).items()},
                           data, "127.0.0.1")
         reply = self.app.handle(request)
-        response: Response = await reply.response() if isinstance(reply, Pending) else reply
+        response: Response = await reply if isinstance(reply, Deferred) else reply
         content = orjson.loads(response.body) if response.body and \
             response.content_type == b"application/json" else response.body
         return response.status, content, dict(response.headers)

@@ -3,8 +3,9 @@ absolute deadlines, stamps commands with the proposer's clock, applies read
 consistency, and runs the expiry and eviction cycles (ARCHITECTURE.md rule 1).
 
 It returns ``Result``s and entries, not wire formats: each front renders them (and
-maps ``raftkv.errors`` to its own codes). Methods that may wait return either a
-value or a future (``MaybeFuture``), so the common local read costs no task.
+maps ``raftkv.errors`` to its own codes). A read that may wait returns its value or a
+``Deferred`` (``raftkv/deferred.py``), a write the future of its result, so the
+common local read costs no future at all.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias, TypeVar, overload
+from typing import Any, Final, TypeVar
 
 from raftkv.clock import Clock
 from raftkv.core.commands import (
@@ -36,6 +37,7 @@ from raftkv.core.commands import (
 )
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.glob import compile_glob, literal_prefix
+from raftkv.deferred import MaybeDeferred, when
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
 from raftkv.service.ports import (
     Consistency,
@@ -48,7 +50,6 @@ log = logging.getLogger("raftkv.service")
 
 T = TypeVar("T")
 U = TypeVar("U")
-MaybeFuture: TypeAlias = "T | asyncio.Future[T]"
 
 MAX_KEY_BYTES: Final = 1024
 MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000  # ten years
@@ -97,32 +98,6 @@ def validate_key(key: bytes) -> bytes:
     return key
 
 
-@overload
-def then(result: asyncio.Future[T], fn: Callable[[T], U]) -> asyncio.Future[U]: ...
-
-
-@overload
-def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]: ...
-
-
-def then(result: MaybeFuture[T], fn: Callable[[T], U]) -> MaybeFuture[U]:
-    """``fn(result)`` now if ``result`` is a value, else when the future resolves."""
-    if not isinstance(result, asyncio.Future):
-        return fn(result)
-    out: asyncio.Future[U] = result.get_loop().create_future()
-
-    def done(f: asyncio.Future[T]) -> None:
-        if out.cancelled():
-            return
-        try:
-            out.set_result(fn(f.result()))
-        except BaseException as exc:  # handed to whoever awaits `out`
-            out.set_exception(exc)
-
-    result.add_done_callback(done)
-    return out
-
-
 class KVService:
     def __init__(self, replicator: Replicator, clock: Clock, limits: ServiceLimits,
                  rng: random.Random | None = None) -> None:
@@ -163,25 +138,25 @@ class KVService:
     # --- reads -------------------------------------------------------------------
 
     def get(self, key: bytes, consistency: Consistency = Consistency.LINEARIZABLE
-            ) -> MaybeFuture[Entry | None]:
+            ) -> MaybeDeferred[Entry | None]:
         if not 0 < len(key) <= MAX_KEY_BYTES:
             validate_key(key)
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read(key)
-        return then(barrier, functools.partial(self._read, key))
+        return when(barrier, functools.partial(self._read, key))
 
     def get_value(self, key: bytes, consistency: Consistency = Consistency.LINEARIZABLE
-                  ) -> MaybeFuture[bytes | None]:
+                  ) -> MaybeDeferred[bytes | None]:
         """The value alone (Redis GET's hot path: no entry object is built)."""
         validate_key(key)
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read_value(key)
-        return then(barrier, functools.partial(self._read_value, key))
+        return when(barrier, functools.partial(self._read_value, key))
 
     def get_values(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
-                   ) -> MaybeFuture[list[bytes | None]]:
+                   ) -> MaybeDeferred[list[bytes | None]]:
         """Several values behind one read barrier (a RESP pipeline's run of GETs)."""
         for key in keys:
             if not 0 < len(key) <= MAX_KEY_BYTES:
@@ -189,7 +164,7 @@ class KVService:
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read_values(keys)
-        return then(barrier, functools.partial(self._read_values, keys))
+        return when(barrier, functools.partial(self._read_values, keys))
 
     def _read_values(self, keys: list[bytes], _: None = None) -> list[bytes | None]:
         now_ms = self.clock.now_ms()
@@ -215,16 +190,16 @@ class KVService:
         return entry
 
     def list_entries(self, prefix: bytes, after: bytes | None, limit: int,
-             consistency: Consistency = Consistency.LINEARIZABLE) -> MaybeFuture[list[Entry]]:
+             consistency: Consistency = Consistency.LINEARIZABLE) -> MaybeDeferred[list[Entry]]:
         def read(_: object = None) -> list[Entry]:
             keyspace = self.replicator.state_machine.keyspace
             return keyspace.scan(self.clock.now_ms(), prefix, after, limit)
 
         barrier = self.replicator.read_barrier(consistency)
-        return read() if barrier is None else then(barrier, read)
+        return read() if barrier is None else when(barrier, read)
 
     def exists(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
-               ) -> MaybeFuture[int]:
+               ) -> MaybeDeferred[int]:
         """How many of ``keys`` are live (a key named twice counts twice). Like Redis's
         EXISTS it is not an access: LRU and LFU do not see it."""
         for key in keys:
@@ -235,11 +210,11 @@ class KVService:
             return sum(1 for key in keys if keyspace.get(key, now_ms) is not None)
 
         barrier = self.replicator.read_barrier(consistency)
-        return count() if barrier is None else then(barrier, count)
+        return count() if barrier is None else when(barrier, count)
 
     def scan_keys(self, *, pattern: bytes | None = None, after: bytes | None = None,
                   count: int | None = None, visible: Callable[[bytes], bool] | None = None,
-                  consistency: Consistency = Consistency.LINEARIZABLE) -> MaybeFuture[KeyPage]:
+                  consistency: Consistency = Consistency.LINEARIZABLE) -> MaybeDeferred[KeyPage]:
         """Live keys in key order after ``after``, matching the glob ``pattern`` (Redis's
         rules), that ``visible`` lets through. ``count`` bounds how many stored keys are
         examined, not how many are returned (Redis's SCAN COUNT); None reads to the end."""
@@ -260,7 +235,7 @@ class KVService:
             return KeyPage(found, None)
 
         barrier = self.replicator.read_barrier(consistency)
-        return read() if barrier is None else then(barrier, read)
+        return read() if barrier is None else when(barrier, read)
 
     def is_stored(self, key: bytes) -> bool:
         """Whether the applied state holds ``key`` (expired or not): what an observer
@@ -268,13 +243,14 @@ class KVService:
         return self.replicator.state_machine.keyspace.raw(key) is not None
 
     def key_count(self, consistency: Consistency = Consistency.LINEARIZABLE
-                  ) -> MaybeFuture[int]:
+                  ) -> MaybeDeferred[int]:
         """How many keys are stored (expired ones not yet collected included, as in
         Redis's DBSIZE)."""
-        barrier = self.replicator.read_barrier(consistency)
-        if barrier is None:
+        def count(_: object = None) -> int:
             return len(self.replicator.state_machine.keyspace)
-        return then(barrier, lambda _: len(self.replicator.state_machine.keyspace))
+
+        barrier = self.replicator.read_barrier(consistency)
+        return count() if barrier is None else when(barrier, count)
 
     def stats(self) -> KeyspaceStats:
         sm = self.replicator.state_machine

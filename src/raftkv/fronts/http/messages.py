@@ -1,19 +1,19 @@
 """Request and Response objects, and how a response becomes bytes on the wire.
 
 Handlers are plain functions of a :class:`Request` returning a :class:`Response`, or
-a :class:`Pending` one when it waits on a future, so tests can drive the router
-in-process without sockets."""
+a ``Deferred`` one (``raftkv/deferred.py``) when it waits on a commit or a read
+barrier, so tests can drive the router in-process without sockets."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import orjson
+
+from raftkv.deferred import Deferred
 
 STATUS_LINES: Final[dict[int, bytes]] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus
@@ -68,37 +68,8 @@ class Response:
         self.headers = headers if headers is not None else []
 
 
-T = TypeVar("T")
-
-
-class Pending:
-    """A reply that waits on a future (a write's commit, a read barrier).
-
-    ``finish(future)`` makes the response once the future is done. A layer that has
-    work to do on the response wraps ``finish`` rather than chaining another future,
-    so a write's reply costs the server one done callback, not one per layer."""
-
-    __slots__ = ("finish", "future")
-
-    def __init__(self, future: asyncio.Future[Any],
-                 finish: Callable[[asyncio.Future[Any]], Response]) -> None:
-        self.future = future
-        self.finish = finish
-
-    async def response(self) -> Response:
-        await asyncio.wait((self.future,))
-        return self.finish(self.future)
-
-
-Reply = Response | Pending
-
-
-def reply_when(result: T | asyncio.Future[T], render: Callable[[T], Response]) -> Reply:
-    """``render(result)`` now if ``result`` is a value, else once the future is done
-    (its exception, if any, propagates to the caller of ``finish``)."""
-    if isinstance(result, asyncio.Future):
-        return Pending(result, lambda done: render(done.result()))
-    return render(result)
+# A handler's answer: the response now, or once what it waits on is done.
+Reply = Response | Deferred[Response]
 
 
 def json_response(status: int, data: Any, headers: list[tuple[bytes, bytes]] | None = None

@@ -14,7 +14,7 @@ passes through every layer outside the one that gave it. This is a loop, not nes
 closures, and the layers share a compiled base class: the per-request cost of a hook
 is one direct C call.
 
-A reply may be :class:`Pending` (a write waiting on its commit): the pipeline wraps
+A reply may be a ``Deferred`` response (a write waiting on its commit): the pipeline wraps
 its ``finish`` so the ``after`` hooks run when the future resolves. Errors raised by a ``before`` hook inside ``Recovery`` or by a
 handler become responses in :class:`Recovery`, the only place that catches bare
 ``Exception``: raftkv errors map to their status (errors.py), anything else to a
@@ -31,10 +31,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from raftkv.deferred import Deferred
 from raftkv.errors import Forbidden, RaftKVError, RateLimited, Unauthenticated, Unavailable
 from raftkv.fronts.http.access_log import AccessLog
 from raftkv.fronts.http.errors import error_body, error_response
-from raftkv.fronts.http.messages import Pending, Reply, Request, Response
+from raftkv.fronts.http.messages import Reply, Request, Response
 from raftkv.fronts.http.request_metrics import RequestMetrics
 from raftkv.fronts.http.router import Router
 from raftkv.service.auth import OPEN, Authenticator, Principal
@@ -116,7 +117,7 @@ class Pipeline:
                 response = self.recovery.to_response(request, exc)
             return self._finish(request, response, depth)
 
-        return Pending(reply.future, finish)
+        return Deferred(reply.future, finish)
 
     def _finish(self, request: Request, response: Response, depth: int) -> Response:
         for middleware in self._afters[depth]:

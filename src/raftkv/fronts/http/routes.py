@@ -16,6 +16,7 @@ from typing import Any, Final
 import orjson
 
 from raftkv.core.commands import Entry, Outcome, Result
+from raftkv.deferred import Deferred, when
 from raftkv.errors import ConditionFailed, Forbidden, InvalidArgument, StorageError
 from raftkv.fronts.http import validation as v
 from raftkv.fronts.http.errors import HttpError
@@ -25,7 +26,6 @@ from raftkv.fronts.http.messages import (
     Request,
     Response,
     json_response,
-    reply_when,
 )
 from raftkv.fronts.http.middleware import principal_of
 from raftkv.fronts.http.router import Router
@@ -148,8 +148,8 @@ class HttpApi:
         level = v.consistency(request)
         raw = request.headers.get(b"accept", b"").startswith(OCTET)
         found = self.service.get(key, level)
-        if isinstance(found, _Future):  # (the partial only when it has to wait)
-            return reply_when(found, functools.partial(self._render_entry, level, raw))
+        if isinstance(found, Deferred):  # (the partial only when it has to wait)
+            return when(found, functools.partial(self._render_entry, level, raw))
         return self._render_entry(level, raw, found)
 
     def _render_entry(self, level: Consistency, raw: bool, entry: Entry | None) -> Response:
@@ -186,7 +186,7 @@ class HttpApi:
             return Response(status, _dumps(entry_json(result.entry, with_value=False)),
                             JSON, [etag(result.entry)])
 
-        return reply_when(future, render)
+        return when(future, render)
 
     def delete_key(self, request: Request) -> Reply:
         key = _may_write(request, v.key_from_path(request.params["key"]))
@@ -203,7 +203,7 @@ class HttpApi:
                 raise _not_found()
             raise _condition_failed(result)
 
-        return reply_when(future, render)
+        return when(future, render)
 
     def list_keys(self, request: Request) -> Reply:
         query = request.query
@@ -226,7 +226,7 @@ class HttpApi:
 
         page_or_future = self.service.list_entries(prefix, after, limit + 1,
                                                    v.consistency(request))
-        return reply_when(page_or_future, render)
+        return when(page_or_future, render)
 
     @staticmethod
     def _idempotency_key(request: Request) -> bytes:
@@ -252,7 +252,7 @@ class HttpApi:
         def render(_: Result) -> Response:
             return json_response(200, {"ok": True, "message": "stored", "key": text})
 
-        return reply_when(self.service.put(key, value.encode()), render)
+        return when(self.service.put(key, value.encode()), render)
 
     def _seed_key_param(self, request: Request) -> bytes:
         text = request.query.get("key", "")
@@ -272,7 +272,7 @@ class HttpApi:
                 raise _not_found()
             return json_response(200, {"ok": True, "message": "deleted", "key": text})
 
-        return reply_when(self.service.delete(key), render)
+        return when(self.service.delete(key), render)
 
     def kv_create(self, request: Request) -> Reply:
         key, value = self._seed_body(request)
@@ -281,7 +281,7 @@ class HttpApi:
         def render(_: Result) -> Response:
             return json_response(201, {"ok": True, "key": text, "value": value})
 
-        return reply_when(self.service.put(key, value.encode()), render)
+        return when(self.service.put(key, value.encode()), render)
 
     def kv_get(self, request: Request) -> Reply:
         return self._read_pair(_may_read(request, v.key_from_path(request.params["key"])))
@@ -294,7 +294,7 @@ class HttpApi:
                 raise _not_found()
             return Response(204)
 
-        return reply_when(self.service.delete(key), render)
+        return when(self.service.delete(key), render)
 
     def _read_pair(self, key: bytes) -> Reply:
         def render(entry: Entry | None) -> Response:
@@ -305,7 +305,7 @@ class HttpApi:
             _text(entry.value, "value", out)
             return json_response(200, out)
 
-        return reply_when(self.service.get(key), render)
+        return when(self.service.get(key), render)
 
     # --- operations -------------------------------------------------------------------
 
@@ -342,7 +342,7 @@ class HttpApi:
                                        "sizeBytes": stats.size_bytes,
                                        "durationMs": round(stats.duration_s * 1000, 3)})
 
-        return reply_when(future, render)
+        return when(future, render)
 
     # --- cluster membership (admin) ---------------------------------------------------
 
@@ -357,13 +357,13 @@ class HttpApi:
         node_id = v.string_field(v.json_object(request.body, _ID, _ID), "id")
         added: Response = json_response(201, {"ok": True, "id": node_id, "role": "learner"})
         done: asyncio.Future[object] = self.service.change_membership("add-learner", node_id)
-        return reply_when(done, functools.partial(_answer, added))
+        return when(done, functools.partial(_answer, added))
 
     def remove_member(self, request: Request) -> Reply:
         node_id = v.text_from_path(request.params["id"], "id")
         removed: Response = json_response(200, {"ok": True, "id": node_id, "removed": True})
         done: asyncio.Future[object] = self.service.change_membership("remove", node_id)
-        return reply_when(done, functools.partial(_answer, removed))
+        return when(done, functools.partial(_answer, removed))
 
     def transfer_leadership(self, request: Request) -> Response:
         v.require_json(request)

@@ -32,7 +32,8 @@ import httptools
 import orjson
 
 from raftkv.config import HttpLimits
-from raftkv.fronts.http.messages import Pending, Reply, Request, Response, encode_response
+from raftkv.deferred import Deferred
+from raftkv.fronts.http.messages import Reply, Request, Response, encode_response
 from raftkv.fronts.http.middleware import Pipeline
 from raftkv.service.ports import AcceptPeer
 
@@ -324,7 +325,7 @@ class HttpConnection(asyncio.Protocol):
             self._send(request, reply)
             return
         queue.append([request, reply])
-        if isinstance(reply, Pending):
+        if isinstance(reply, Deferred):
             reply.future.add_done_callback(self._flush)
         else:
             self._flush()
@@ -347,13 +348,13 @@ class HttpConnection(asyncio.Protocol):
             request, reply = head
             if reply is None:  # deferred until everything before it finished
                 reply = head[1] = self._execute(request)
-                if isinstance(reply, Pending):
+                if isinstance(reply, Deferred):
                     reply.future.add_done_callback(self._flush)
-            if isinstance(reply, Pending):
+            if isinstance(reply, Deferred):
                 if not reply.future.done():
                     return
                 try:
-                    reply = reply.finish(reply.future)
+                    reply = reply.result()
                 except (Exception, asyncio.CancelledError):  # Recovery should have answered
                     reply = self._internal_error()
             queue.popleft()

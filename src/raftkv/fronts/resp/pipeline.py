@@ -9,18 +9,18 @@ alone, so it gets its own reply. A run is answered as one reply, in order.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import time
 from typing import Final
 
+from raftkv.deferred import Deferred
 from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.commands.strings import values_reply
 from raftkv.fronts.resp.dispatch import TABLE, refusal
-from raftkv.fronts.resp.spec import CommandStats, Later, Reply, error_text
+from raftkv.fronts.resp.spec import CommandStats, Reply, error_text, later
 from raftkv.service.service import MAX_KEY_BYTES
 
 SET_NAMES: Final = frozenset({b"SET", b"set", b"Set"})
@@ -54,7 +54,7 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
             return p.error_reply(error_text(exc)) * count, start + count
         finally:
             _count_run(SET.stats, count, started)
-        return Later(future, lambda _: p.OK * count, count), start + count
+        return later(future, lambda _: p.OK * count, count), start + count
     if name not in GET_NAMES:
         return None
     keys: list[bytes] = []
@@ -74,8 +74,8 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
         return p.error_reply(error_text(exc)) * count, start + count
     finally:
         _count_run(GET.stats, count, started)
-    if isinstance(values, asyncio.Future):
-        return Later(values, functools.partial(values_reply, client), count), start + count
+    if isinstance(values, Deferred):
+        return later(values, functools.partial(values_reply, client), count), start + count
     return values_reply(client, values), start + count
 
 

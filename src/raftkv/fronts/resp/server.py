@@ -18,6 +18,7 @@ from collections import deque
 from typing import Any, cast
 
 from raftkv.config import Config
+from raftkv.deferred import Deferred
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client, ServerState
 from raftkv.fronts.resp.commands.pubsub import leave_all
@@ -26,7 +27,6 @@ from raftkv.fronts.resp.dispatch import TABLE, dispatch
 from raftkv.fronts.resp.pipeline import batch_run
 from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.fronts.resp.reader import ProtocolError, QueryBufferFull, RequestReader
-from raftkv.fronts.resp.spec import Later
 from raftkv.service.auth import Authenticator
 from raftkv.service.service import KVService
 
@@ -203,7 +203,7 @@ class Connection(asyncio.Protocol):
             return
         self._queue_rest(commands)
 
-    def _wait_for(self, reply: Later) -> None:
+    def _wait_for(self, reply: Deferred[bytes]) -> None:
         self._pending.append([None, reply])
         self.server.wake_when_done(reply.future, self)
 
@@ -241,12 +241,12 @@ class Connection(asyncio.Protocol):
             if reply is None:  # deferred: every command before it has finished
                 self._deferred -= 1
                 reply = head[1] = dispatch(client, head[0])
-                if isinstance(reply, Later):
+                if isinstance(reply, Deferred):
                     self.server.wake_when_done(reply.future, self)
-            if isinstance(reply, Later):
+            if isinstance(reply, Deferred):
                 if not reply.future.done():
                     break
-                reply = reply.resolve()
+                reply = reply.result()
             out.append(reply)
             pending.popleft()
             if client.close_after_reply:

@@ -1,6 +1,6 @@
 """The vocabulary of RESP command handlers: a command's ``Spec`` (arity, flags, key
-positions, handler, counters), the reply a handler returns (bytes now, or a ``Later``
-that waits on one future), ``CommandError`` for a Redis error reply, and the one
+positions, handler, counters), the reply a handler returns (bytes now, or a
+``Deferred`` reply that waits on one future, made by ``later``), ``CommandError`` for a Redis error reply, and the one
 table that maps raftkv's errors to Redis's error strings (``error_text``).
 
 Arity follows Redis: ``n`` means exactly n arguments including the name, ``-n`` at
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from raftkv import errors
 from raftkv.core.numbers import parse_int64
+from raftkv.deferred import Deferred
 from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
 
@@ -36,41 +37,39 @@ class CommandError(Exception):
     """A Redis error reply (the message starts with its code)."""
 
 
-class Later:
-    """A reply that waits on one future (a commit, a read barrier): the connection
-    adds one callback and calls ``resolve`` when it is done - no chained futures."""
-
-    __slots__ = ("future", "render", "times")
-
-    def __init__(self, future: asyncio.Future[Any], render: Callable[[Any], bytes],
-                 times: int = 1) -> None:
-        self.future = future
-        self.render = render
-        self.times = times  # how many commands it answers (a batch fails as a whole)
-
-    def resolve(self) -> bytes:
-        try:
-            return self.render(self.future.result())  # (raises the future's exception)
-        except asyncio.CancelledError:
-            return p.error_reply("ERR command cancelled") * self.times
-        except CommandError as refused:  # (one name per type: mypyc types the name)
-            return p.error_reply(str(refused)) * self.times
-        except RaftKVError as err:
-            return p.error_reply(error_text(err)) * self.times
-        except Exception:  # the reply must still go out, in order
-            log.exception("RESP reply failed")
-            return p.error_reply("ERR internal error")
-
-
-Reply: TypeAlias = "bytes | Later"
+Reply: TypeAlias = "bytes | Deferred[bytes]"
 Handler: TypeAlias = "Callable[[Client, list[bytes]], Reply]"
 
 
-def later(result: Any, render: Callable[[Any], bytes]) -> Reply:
-    """``render(result)`` now for a value, or a Later for a future."""
+def later(result: Any, render: Callable[[Any], bytes], times: int = 1) -> Reply:
+    """``render(result)`` now for a value; for a future or a Deferred, a Deferred reply
+    whose failure becomes Redis's error reply (``times`` of them: a batch of commands
+    answered together fails as a whole), so the reply stream stays in order."""
     if isinstance(result, asyncio.Future):
-        return Later(result, render)
-    return render(result)
+        result = Deferred(result, _value_of)
+    if not isinstance(result, Deferred):
+        return render(result)
+    finish = result.then(render).finish
+    return Deferred(result.future, lambda done: _reply_or_error(finish, done, times))
+
+
+def _value_of(done: asyncio.Future[Any]) -> Any:
+    return done.result()
+
+
+def _reply_or_error(finish: Callable[[asyncio.Future[Any]], bytes], done: asyncio.Future[Any],
+                    times: int) -> bytes:
+    try:
+        return finish(done)  # (raises the future's exception)
+    except asyncio.CancelledError:
+        return p.error_reply("ERR command cancelled") * times
+    except CommandError as refused:  # (one name per type: mypyc types the name)
+        return p.error_reply(str(refused)) * times
+    except RaftKVError as err:
+        return p.error_reply(error_text(err)) * times
+    except Exception:  # the reply must still go out, in order
+        log.exception("RESP reply failed")
+        return p.error_reply("ERR internal error") * times
 
 
 class CommandStats:

@@ -4,18 +4,17 @@ logged (ARCHITECTURE.md rule 1)."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from typing import Final
 
 from raftkv.core.commands import Cond, Outcome, Result
+from raftkv.deferred import Deferred
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.spec import (
     SYNTAX,
     WRONG_INT,
     CommandError,
-    Later,
     Reply,
     later,
     spec,
@@ -28,8 +27,8 @@ BULK_HEADERS: Final = [b"$%d\r\n" % size for size in range(4096)]
 
 def get(client: Client, args: list[bytes]) -> Reply:
     value = client.service.get_value(args[1], client.consistency)
-    if isinstance(value, asyncio.Future):
-        return Later(value, functools.partial(value_reply, client))
+    if isinstance(value, Deferred):  # (the partial only when it has to wait)
+        return later(value, functools.partial(value_reply, client))
     return value_reply(client, value)
 
 
@@ -69,7 +68,7 @@ def ok(_: object) -> bytes:
 def set_(client: Client, args: list[bytes]) -> Reply:
     key, value = args[1], args[2]
     if len(args) == 3:  # plain SET: joins this loop turn's batch of plain puts
-        return Later(client.service.put_many([(key, value)]), ok)
+        return later(client.service.put_many([(key, value)]), ok)
     cond, keep_ttl, want_old, expires = Cond.NONE, False, False, None
     now = client.service.clock.now_ms()
     i = 3
