@@ -46,30 +46,39 @@ def later(result: Any, render: Callable[[Any], bytes], times: int = 1) -> Reply:
     whose failure becomes Redis's error reply (``times`` of them: a batch of commands
     answered together fails as a whole), so the reply stream stays in order."""
     if isinstance(result, asyncio.Future):
-        result = Deferred(result, _value_of)
-    if not isinstance(result, Deferred):
-        return render(result)
-    finish = result.then(render).finish
-    return Deferred(result.future, lambda done: _reply_or_error(finish, done, times))
+        return Deferred(result, _Finish(None, render, times))
+    if isinstance(result, Deferred):
+        return Deferred(result.future, _Finish(result.finish, render, times))
+    return render(result)
 
 
-def _value_of(done: asyncio.Future[Any]) -> Any:
-    return done.result()
+class _Finish:
+    """A deferred reply's ``finish``: the value (the future's result, or what the
+    service's own finish makes of it), rendered, or the Redis error it ended in. One
+    object per reply: a SET at ``-P 1`` makes one of these and one Deferred."""
 
+    __slots__ = ("render", "source", "times")
 
-def _reply_or_error(finish: Callable[[asyncio.Future[Any]], bytes], done: asyncio.Future[Any],
-                    times: int) -> bytes:
-    try:
-        return finish(done)  # (raises the future's exception)
-    except asyncio.CancelledError:
-        return p.error_reply("ERR command cancelled") * times
-    except CommandError as refused:  # (one name per type: mypyc types the name)
-        return p.error_reply(str(refused)) * times
-    except RaftKVError as err:
-        return p.error_reply(error_text(err)) * times
-    except Exception:  # the reply must still go out, in order
-        log.exception("RESP reply failed")
-        return p.error_reply("ERR internal error") * times
+    def __init__(self, source: Callable[[asyncio.Future[Any]], Any] | None,
+                 render: Callable[[Any], bytes], times: int) -> None:
+        self.source = source
+        self.render = render
+        self.times = times
+
+    def __call__(self, done: asyncio.Future[Any]) -> bytes:
+        times = self.times
+        try:  # (both raise the future's exception)
+            value = done.result() if self.source is None else self.source(done)
+            return self.render(value)
+        except asyncio.CancelledError:
+            return p.error_reply("ERR command cancelled") * times
+        except CommandError as refused:  # (one name per type: mypyc types the name)
+            return p.error_reply(str(refused)) * times
+        except RaftKVError as err:
+            return p.error_reply(error_text(err)) * times
+        except Exception:  # the reply must still go out, in order
+            log.exception("RESP reply failed")
+            return p.error_reply("ERR internal error") * times
 
 
 class CommandStats:
