@@ -118,7 +118,7 @@ class Node:
         for chunk in chunks:
             conn.data_received(chunk)
             for _ in range(100):  # let writes and the replies queued behind them finish
-                if not conn._pending:
+                if not conn._queue:
                     break
                 await asyncio.sleep(0)
             else:

@@ -25,7 +25,6 @@ import asyncio
 import email.utils
 import logging
 import time
-from collections import deque
 from typing import Any, Final, cast
 
 import httptools
@@ -35,6 +34,7 @@ from raftkv.config import HttpLimits
 from raftkv.deferred import Deferred
 from raftkv.fronts.http.messages import Reply, Request, Response, encode_response
 from raftkv.fronts.http.middleware import Pipeline
+from raftkv.fronts.ordering import InOrder
 from raftkv.service.ports import AcceptPeer
 
 log = logging.getLogger("raftkv.http")
@@ -131,7 +131,7 @@ class HttpServer:
 
 
 class HttpConnection(asyncio.Protocol):
-    __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_deferring", "_header_bytes",
+    __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_header_bytes",
                  "_headers", "_over_capacity",
                  "_phase", "_queue", "_request", "_upgrading", "_url", "client", "parser",
                  "server", "transport")
@@ -147,8 +147,8 @@ class HttpConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._request: Request | None = None
-        self._queue: deque[list[Any]] = deque()  # [request, reply or None if deferred]
-        self._deferring = False
+        self._queue: InOrder[Request, Response] = InOrder(self._execute, self._watch,
+                                                           self._failed)
         self._over_capacity = False
         self._phase = _IDLE
         self._deadline = 0.0
@@ -171,8 +171,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self.server.connections.discard(self)
-        self.server.in_flight -= len(self._queue)
-        self._queue.clear()
+        self.server.in_flight -= self._queue.clear()
 
     def pause_writing(self) -> None:
         if self.transport is not None:
@@ -303,31 +302,22 @@ class HttpConnection(asyncio.Protocol):
     # --- responses, in request order ----------------------------------------------
 
     def _dispatch(self, request: Request) -> None:
-        """Run a request, or queue it behind earlier ones still in progress.
-
-        Responses leave in request order (RFC 9112 section 9.3.2). Writes run at once,
-        in arrival order (the log orders them), but a read that follows an unfinished
-        write on this connection, and everything after such a read, waits until it
-        reaches the head of the queue: a pipelined GET sees the PUT before it."""
+        """Run a request, or queue it behind earlier ones still in progress, by the
+        pipelining rule of ``fronts/ordering.py`` (responses in request order; a read
+        behind an unfinished write of this connection waits its turn)."""
         queue = self._queue
         self.server.in_flight += 1
-        if queue and (self._deferring or (request.method in _SAFE and any(
-                r.method not in _SAFE for r, _ in queue))):
-            self._deferring = True
-            queue.append([request, None])
+        write = request.method not in _SAFE
+        if queue.must_wait(write):
+            queue.wait_turn(request, write)
             return
-        try:
-            reply = self.server.app.handle(request)
-        except Exception:  # the recovery middleware should have answered; be safe anyway
-            reply = self._internal_error()
+        reply = self._execute(request)
         if not queue and isinstance(reply, Response):
             self.server.in_flight -= 1
             self._send(request, reply)
             return
-        queue.append([request, reply])
-        if isinstance(reply, Deferred):
-            reply.future.add_done_callback(self._flush)
-        else:
+        queue.add(request, reply, write)
+        if not isinstance(reply, Deferred):
             self._flush()
 
     def _execute(self, request: Request) -> Reply:
@@ -341,27 +331,17 @@ class HttpConnection(asyncio.Protocol):
         log.exception("unhandled error outside the middleware chain")
         return _plain_error(500, "internal error", "internal")
 
+    def _failed(self, request: Request, exc: BaseException) -> Response:
+        return self._internal_error()  # (Recovery should have answered)
+
+    def _watch(self, reply: Deferred[Response]) -> None:
+        reply.future.add_done_callback(self._flush)
+
     def _flush(self, _: object = None) -> None:
-        queue = self._queue
-        while queue:
-            head = queue[0]
-            request, reply = head
-            if reply is None:  # deferred until everything before it finished
-                reply = head[1] = self._execute(request)
-                if isinstance(reply, Deferred):
-                    reply.future.add_done_callback(self._flush)
-            if isinstance(reply, Deferred):
-                if not reply.future.done():
-                    return
-                try:
-                    reply = reply.result()
-                except (Exception, asyncio.CancelledError):  # Recovery should have answered
-                    reply = self._internal_error()
-            queue.popleft()
+        for request, response in self._queue.ready():
             self.server.in_flight -= 1
             if not self._closing:
-                self._send(request, reply)
-        self._deferring = False
+                self._send(request, response)
 
     def _send(self, request: Request, response: Response) -> None:
         transport = self.transport

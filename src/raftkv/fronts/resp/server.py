@@ -2,10 +2,10 @@
 requests, runs them through ``dispatch`` and writes the replies in order.
 
 Pipelining: every command parsed from one ``data_received`` is dispatched at once
-and all their replies leave in one write, in order. Writes in that batch go to the
-log together, so they share one group commit. A read that follows a write still
-waiting on its commit is deferred until that write applied (Redis runs a pipeline
-sequentially, so GET after SET must see the SET).
+and all their ready replies leave in one write, in order. Writes in that batch go to
+the log together, so they share one group commit. A read that follows a write still
+waiting on its commit waits its turn (Redis runs a pipeline sequentially, so GET
+after SET must see the SET): the rule is ``fronts/ordering.py``'s, shared with HTTP.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import asyncio
 import itertools
 import logging
 import time
-from collections import deque
 from typing import Any, cast
 
 from raftkv.config import Config
 from raftkv.deferred import Deferred
+from raftkv.fronts.ordering import InOrder
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client, ServerState
 from raftkv.fronts.resp.commands.pubsub import leave_all
@@ -27,6 +27,7 @@ from raftkv.fronts.resp.dispatch import TABLE, dispatch
 from raftkv.fronts.resp.pipeline import batch_run
 from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.fronts.resp.reader import ProtocolError, QueryBufferFull, RequestReader
+from raftkv.fronts.resp.spec import Reply
 from raftkv.service.auth import Authenticator
 from raftkv.service.service import KVService
 
@@ -103,13 +104,13 @@ class Connection(asyncio.Protocol):
         state = server.state
         self.state = state
         self.transport: asyncio.Transport | None = None
-        self.client = Client(state, server.next_id(), self._write, self.close)
+        self.client = client = Client(state, server.next_id(), self._write, self.close)
         self.reader = RequestReader(state.max_multibulk_len, state.max_bulk_bytes,
                                     state.query_buffer_limit_bytes)
         self.reader.limited = self.client.principal is None  # Redis's unauthenticated limits
-        self._pending: deque[list[Any]] = deque()  # [args, reply or None (deferred)]
-        self._deferred = 0  # entries in _pending not yet dispatched
-        self._last_words: bytes | None = None  # written when _pending drains, then close
+        self._queue: InOrder[list[bytes], bytes] = InOrder(
+            self._run_in_turn, self._watch, self._failed, lambda: client.close_after_reply)
+        self._last_words: bytes | None = None  # written when the queue drains, then close
         self._closed = False
 
     # --- asyncio.Protocol -------------------------------------------------------------
@@ -166,7 +167,7 @@ class Connection(asyncio.Protocol):
 
     def _hang_up(self, last_words: bytes | None) -> None:
         """Close once every reply before it is out, ``last_words`` last."""
-        if self._pending:
+        if self._queue:
             self._last_words = last_words or b""
             return
         if last_words:
@@ -174,50 +175,21 @@ class Connection(asyncio.Protocol):
         self.close()
 
     def _run(self, commands: list[list[bytes]]) -> None:
-        pending, client = self._pending, self.client
-        if not pending:
-            # The common case: run the batch, one write for all its replies.
-            out: list[bytes] = []
-            batching = len(commands) > 1
-            i, count = 0, len(commands)
-            while i < count:
-                batch = batch_run(client, commands, i) if batching else None
-                if batch is not None:
-                    reply, i = batch
-                else:
-                    reply = dispatch(client, commands[i])
-                    i += 1
-                if type(reply) is bytes:
-                    out.append(reply)
-                    if client.close_after_reply:
-                        break
-                    continue
-                self._wait_for(reply)  # type: ignore[arg-type]
-                if i < count:
-                    self._queue_rest(commands[i:])
-                break
-            if out:
-                self._write(b"".join(out))
-            if client.close_after_reply and not pending:
-                self.close()
-            return
-        self._queue_rest(commands)
-
-    def _wait_for(self, reply: Deferred[bytes]) -> None:
-        self._pending.append([None, reply])
-        self.server.wake_when_done(reply.future, self)
-
-    def _queue_rest(self, commands: list[list[bytes]]) -> None:
-        """Writes go to the log now, in order; reads wait behind unfinished writes."""
-        pending, client = self._pending, self.client
+        """Run a batch of commands by the pipelining rule of ``fronts/ordering.py`` and
+        write every reply that is ready in one write. Writes go to the log at once, in
+        order (one group commit for the batch); a read behind an unfinished write
+        waits its turn. Runs of plain SETs or GETs are answered together
+        (``pipeline.py``)."""
+        queue, client = self._queue, self.client
+        out: list[bytes] = []
         batching = len(commands) > 1
         i, count = 0, len(commands)
-        while i < count:
+        while i < count and not client.close_after_reply:
             args = commands[i]
             row = TABLE.get(args[0].lower())
-            if self._deferred or row is None or "write" not in row.flags:
-                pending.append([args, None])
-                self._deferred += 1
+            write = row is not None and "write" in row.flags
+            if queue.must_wait(write):
+                queue.wait_turn(args, write)
                 i += 1
                 continue
             batch = batch_run(client, commands, i) if batching else None
@@ -226,36 +198,40 @@ class Connection(asyncio.Protocol):
             else:
                 reply = dispatch(client, args)
                 i += 1
-            if type(reply) is bytes:
-                pending.append([None, reply])
+            if not queue and type(reply) is bytes:
+                out.append(reply)  # the common case: nothing before it is waiting
             else:
-                self._wait_for(reply)  # type: ignore[arg-type]
+                queue.add(args, reply, write)
+        if queue:
+            out += [reply for _, reply in queue.ready()]
+        if out:
+            self._write(b"".join(out))
+        self._after_replies()
+
+    def _run_in_turn(self, args: list[bytes]) -> Reply:
+        return dispatch(self.client, args)
+
+    def _watch(self, reply: Deferred[bytes]) -> None:
+        self.server.wake_when_done(reply.future, self)
+
+    @staticmethod
+    def _failed(args: list[bytes], exc: BaseException) -> bytes:
+        log.error("RESP reply failed: %r", exc)  # (a deferred reply renders its own errors)
+        return p.error_reply("ERR internal error")
 
     def flush_ready(self) -> None:
         """Write the replies that are ready, in order."""
-        pending, client = self._pending, self.client
-        out: list[bytes] = []
-        while pending:
-            head = pending[0]
-            reply = head[1]
-            if reply is None:  # deferred: every command before it has finished
-                self._deferred -= 1
-                reply = head[1] = dispatch(client, head[0])
-                if isinstance(reply, Deferred):
-                    self.server.wake_when_done(reply.future, self)
-            if isinstance(reply, Deferred):
-                if not reply.future.done():
-                    break
-                reply = reply.result()
-            out.append(reply)
-            pending.popleft()
-            if client.close_after_reply:
-                pending.clear()
+        out = [reply for _, reply in self._queue.ready()]
         if out:
             self._write(b"".join(out))
-        if client.close_after_reply and not pending:
+        self._after_replies()
+
+    def _after_replies(self) -> None:
+        if self._queue:
+            return
+        if self.client.close_after_reply:
             self.close()
-        elif self._last_words is not None and not pending:
+        elif self._last_words is not None:
             self._hang_up(self._last_words)
 
     # --- output -----------------------------------------------------------------------
