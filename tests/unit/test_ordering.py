@@ -45,7 +45,7 @@ class Conn:
         self.flush()
 
     def flush(self) -> None:
-        self.sent += [reply for _, reply in self.queue.ready()]
+        self.sent += [entry.reply for entry in self.queue.ready()]
 
 
 @pytest.fixture

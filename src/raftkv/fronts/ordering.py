@@ -29,16 +29,29 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from raftkv.deferred import Deferred
 
 T = TypeVar("T")  # a request
 R = TypeVar("R")  # a reply
 
-_TURN = 0  # not run: waiting for every request before it to finish
-_WAIT = 1  # run; its reply waits on a future
-_READY = 2
+_TURN: Final = 0  # not run: waiting for every request before it to finish
+_WAIT: Final = 1  # run; its reply waits on a future
+_READY: Final = 2
+
+
+class Entry:
+    """One queued request and its reply: None while it waits its turn, a Deferred
+    while it waits on a future, the reply itself once ``ready`` hands it out."""
+
+    __slots__ = ("is_write", "reply", "request", "state")
+
+    def __init__(self, state: int, request: Any, reply: Any, is_write: bool) -> None:
+        self.state = state
+        self.request = request
+        self.reply = reply
+        self.is_write = is_write
 
 
 class InOrder(Generic[T, R]):
@@ -55,8 +68,7 @@ class InOrder(Generic[T, R]):
         self._watch = watch
         self._fail = fail
         self._ends = ends  # True once the request just run ends the connection (QUIT)
-        # [state, request, reply or Deferred or None, is_write]
-        self._entries: deque[list[Any]] = deque()
+        self._entries: deque[Entry] = deque()
         self._waiting_turn = 0  # entries in TURN
         self._unfinished_writes = 0  # writes queued and not yet sent
 
@@ -69,47 +81,46 @@ class InOrder(Generic[T, R]):
 
     def wait_turn(self, request: T, is_write: bool) -> None:
         """Queue ``request`` to run when it reaches the head (state TURN)."""
-        self._entries.append([_TURN, request, None, is_write])
+        self._entries.append(Entry(_TURN, request, None, is_write))
         self._waiting_turn += 1
         self._unfinished_writes += is_write
 
     def add(self, request: T, reply: R | Deferred[R], is_write: bool) -> None:
-        """Queue the reply of a request that ran on arrival (WAIT or READY)."""
-        if isinstance(reply, Deferred):
-            self._entries.append([_WAIT, request, reply, is_write])
-            self._watch(reply)
-        else:
-            self._entries.append([_READY, request, reply, is_write])
+        """Queue the reply of a request that ran on arrival (WAIT or READY); the server
+        watches a Deferred one itself (``watch`` is for those run by ``ready``)."""
+        state = _WAIT if isinstance(reply, Deferred) else _READY
+        self._entries.append(Entry(state, request, reply, is_write))
         self._unfinished_writes += is_write
 
-    def ready(self) -> list[tuple[T, R]]:
-        """Every reply that can leave now, in order, each with its request, removed from
-        the queue; requests that reach the head on the way run."""
-        out: list[tuple[T, R]] = []
+    def ready(self) -> list[Entry]:
+        """Every entry whose reply can leave now (``request``, and ``reply`` resolved),
+        in order, removed from the queue; requests that reach the head on the way run."""
+        out: list[Entry] = []
         entries = self._entries
         while entries:
             entry = entries[0]
-            state, request, reply, is_write = entry
-            if state == _TURN:
+            if entry.state == _TURN:
                 self._waiting_turn -= 1
-                reply = entry[2] = self._run(request)
+                entry.reply = self._run(entry.request)
                 if self._ends():  # its reply is the last: what waits after it never runs
                     self._drop_after_head()
-                if isinstance(reply, Deferred):
-                    state = entry[0] = _WAIT
-                    self._watch(reply)
+                if isinstance(entry.reply, Deferred):
+                    entry.state = _WAIT
+                    self._watch(entry.reply)
                 else:
-                    state = entry[0] = _READY
-            if state == _WAIT:
+                    entry.state = _READY
+            reply = entry.reply
+            if entry.state == _WAIT:
                 if not reply.future.done():
                     break
                 try:
                     reply = reply.result()
                 except (Exception, asyncio.CancelledError) as exc:  # the server's error reply
-                    reply = self._fail(request, exc)
+                    reply = self._fail(entry.request, exc)
+            entry.reply = reply
             entries.popleft()
-            self._unfinished_writes -= is_write
-            out.append((request, reply))
+            self._unfinished_writes -= entry.is_write
+            out.append(entry)
         return out
 
     def _drop_after_head(self) -> None:
@@ -117,7 +128,7 @@ class InOrder(Generic[T, R]):
         while len(entries) > 1:  # (all waiting their turn: none has run)
             dropped = entries.pop()
             self._waiting_turn -= 1
-            self._unfinished_writes -= dropped[3]
+            self._unfinished_writes -= dropped.is_write
 
     def clear(self) -> int:
         """Forget every entry (the connection is gone); how many there were."""

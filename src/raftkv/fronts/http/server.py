@@ -317,7 +317,9 @@ class HttpConnection(asyncio.Protocol):
             self._send(request, reply)
             return
         queue.add(request, reply, write)
-        if not isinstance(reply, Deferred):
+        if isinstance(reply, Deferred):
+            self._watch(reply)
+        else:
             self._flush()
 
     def _execute(self, request: Request) -> Reply:
@@ -338,10 +340,10 @@ class HttpConnection(asyncio.Protocol):
         reply.future.add_done_callback(self._flush)
 
     def _flush(self, _: object = None) -> None:
-        for request, response in self._queue.ready():
+        for entry in self._queue.ready():
             self.server.in_flight -= 1
             if not self._closing:
-                self._send(request, response)
+                self._send(entry.request, entry.reply)
 
     def _send(self, request: Request, response: Response) -> None:
         transport = self.transport

@@ -105,6 +105,7 @@ class Client:
         self.addr = self.laddr = ""
         self.fd = -1
         self.last_command = "NULL"
+        self.writing = False  # whether the last command run was a write (pipelining)
         self._write = write
         self._close = close
 

@@ -45,6 +45,7 @@ def dispatch(client: Client, args: list[bytes]) -> Reply:
         row.stats.rejected += 1
         return p.error_reply(refused)
     client.last_command = row.name
+    client.writing = row.writes
     stats = row.stats
     started = time.perf_counter_ns()
     try:

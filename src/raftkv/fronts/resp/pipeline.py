@@ -47,6 +47,7 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
         if count < MIN_RUN:
             return None
         client.state.stats.commands += count
+        client.writing = True
         started = time.perf_counter_ns()
         try:
             future = client.service.put_many(items)
@@ -67,6 +68,7 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
     if count < MIN_RUN:
         return None
     client.state.stats.commands += count
+    client.writing = False
     started = time.perf_counter_ns()
     try:
         values = client.service.get_values(keys, client.consistency)

@@ -34,6 +34,11 @@ from raftkv.service.service import KVService
 log = logging.getLogger("raftkv.resp")
 
 
+def _is_write(args: list[bytes]) -> bool:
+    row = TABLE.get(args[0].lower())
+    return row is not None and "write" in row.flags
+
+
 class RespServer:
     def __init__(self, service: KVService, config: Config, authenticator: Authenticator,
                  pubsub: PubSub) -> None:
@@ -186,10 +191,8 @@ class Connection(asyncio.Protocol):
         i, count = 0, len(commands)
         while i < count and not client.close_after_reply:
             args = commands[i]
-            row = TABLE.get(args[0].lower())
-            write = row is not None and "write" in row.flags
-            if queue.must_wait(write):
-                queue.wait_turn(args, write)
+            if queue and queue.must_wait(_is_write(args)):
+                queue.wait_turn(args, _is_write(args))
                 i += 1
                 continue
             batch = batch_run(client, commands, i) if batching else None
@@ -200,10 +203,12 @@ class Connection(asyncio.Protocol):
                 i += 1
             if not queue and type(reply) is bytes:
                 out.append(reply)  # the common case: nothing before it is waiting
-            else:
-                queue.add(args, reply, write)
-        if queue:
-            out += [reply for _, reply in queue.ready()]
+                continue
+            queue.add(args, reply, client.writing)
+            if isinstance(reply, Deferred):
+                self._watch(reply)
+        # (What was queued leaves from flush_ready: a queue's head is always a reply
+        # still waiting on its future, watched, so nothing in it is ready yet.)
         if out:
             self._write(b"".join(out))
         self._after_replies()
@@ -221,7 +226,7 @@ class Connection(asyncio.Protocol):
 
     def flush_ready(self) -> None:
         """Write the replies that are ready, in order."""
-        out = [reply for _, reply in self._queue.ready()]
+        out = [entry.reply for entry in self._queue.ready()]
         if out:
             self._write(b"".join(out))
         self._after_replies()

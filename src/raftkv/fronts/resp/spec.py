@@ -111,6 +111,10 @@ class Spec:
     last_key: int = 0
     key_step: int = 1
     stats: CommandStats = field(default_factory=CommandStats)
+    writes: bool = field(init=False)  # "write" in flags, read for every command
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "writes", "write" in self.flags)
 
     def keys(self, args: list[bytes]) -> list[bytes]:
         if not self.first_key:
