@@ -237,6 +237,56 @@ class KVService:
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)
 
+    def touch(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
+              ) -> MaybeDeferred[int]:
+        """How many of ``keys`` are live, each counted as an access (Redis's TOUCH)."""
+        for key in keys:
+            validate_key(key)
+
+        def count(_: object = None) -> int:
+            return sum(1 for key in keys if self._read(key) is not None)
+
+        barrier = self.replicator.read_barrier(consistency)
+        return count() if barrier is None else when(barrier, count)
+
+    def peek(self, key: bytes, consistency: Consistency = Consistency.LINEARIZABLE
+             ) -> MaybeDeferred[Entry | None]:
+        """The key's entry without counting an access (Redis's OBJECT, TTL family)."""
+        validate_key(key)
+
+        def read(_: object = None) -> Entry | None:
+            return self.replicator.state_machine.keyspace.get(key, self.clock.now_ms())
+
+        barrier = self.replicator.read_barrier(consistency)
+        return read() if barrier is None else when(barrier, read)
+
+    def random_key(self, visible: Callable[[bytes], bool] | None = None,
+                   consistency: Consistency = Consistency.LINEARIZABLE
+                   ) -> MaybeDeferred[bytes | None]:
+        """A live key picked at random (Redis's RANDOMKEY), None when there is none that
+        ``visible`` lets through. A read: the choice is this node's, not logged."""
+        def pick(_: object = None) -> bytes | None:
+            keyspace, now_ms = self.replicator.state_machine.keyspace, self.clock.now_ms()
+            size = len(keyspace)
+            for _attempt in range(100 if size else 0):  # (Redis gives up, too, on keys that
+                key = keyspace.key_at(self._rng.randrange(size))  # keep being expired)
+                if keyspace.get(key, now_ms) is not None and (visible is None or visible(key)):
+                    return key
+            return None
+
+        barrier = self.replicator.read_barrier(consistency)
+        return pick() if barrier is None else when(barrier, pick)
+
+    def idle_ms(self, key: bytes) -> int:
+        """Milliseconds since the key was last read or written, as far as this node
+        tracks accesses (only under an LRU or LFU policy; 0 otherwise)."""
+        last = self.tracker.last_access_ms(key)
+        return self.clock.now_ms() - last if last else 0
+
+    def frequency(self, key: bytes) -> int:
+        """The key's LFU counter (Redis's OBJECT FREQ)."""
+        return self.tracker.frequency(key, self.clock.now_ms())
+
     def is_stored(self, key: bytes) -> bool:
         """Whether the applied state holds ``key`` (expired or not): what an observer
         of a batch of deletes asks of each key."""

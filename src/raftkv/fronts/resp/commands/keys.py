@@ -8,7 +8,7 @@ import asyncio
 from typing import Final
 
 from raftkv.core.commands import Entry, ExpireWhen, Result
-from raftkv.core.numbers import INT64_MAX
+from raftkv.core.numbers import INT64_MAX, parse_int64
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, later, spec, to_int
@@ -93,7 +93,7 @@ def _ttl(client: Client, key: bytes, divisor: int) -> Reply:
             return p.integer(-1)
         left = max(0, entry.expires_at_ms - client.service.clock.now_ms())
         return p.integer((left + divisor // 2) // divisor)  # Redis rounds TTL
-    return later(client.service.get(key, client.consistency), render)
+    return later(client.service.peek(key, client.consistency), render)  # (not an access)
 
 
 def ttl(client: Client, args: list[bytes]) -> Reply:
@@ -148,6 +148,99 @@ def keys(client: Client, args: list[bytes]) -> Reply:
     return later(page, lambda page: p.array(page.keys))
 
 
+def touch(client: Client, args: list[bytes]) -> Reply:
+    return later(client.service.touch(args[1:], client.consistency), p.integer)
+
+
+def _expire_time(client: Client, key: bytes, divisor: int) -> Reply:
+    """EXPIRETIME / PEXPIRETIME: the absolute deadline (-2 no key, -1 no deadline)."""
+    def render(entry: Entry | None) -> bytes:
+        if entry is None:
+            return p.integer(-2)
+        if entry.expires_at_ms is None:
+            return p.integer(-1)
+        return p.integer((entry.expires_at_ms + divisor // 2) // divisor)  # Redis rounds
+    return later(client.service.peek(key, client.consistency), render)
+
+
+def expiretime(client: Client, args: list[bytes]) -> Reply:
+    return _expire_time(client, args[1], 1000)
+
+
+def pexpiretime(client: Client, args: list[bytes]) -> Reply:
+    return _expire_time(client, args[1], 1)
+
+
+def randomkey(client: Client, args: list[bytes]) -> Reply:
+    return later(client.service.random_key(client.may_read, client.consistency),
+                 client.enc.bulk)
+
+
+LFU_ONLY: Final = ("ERR An LFU maxmemory policy is not selected, access frequency not "
+                   "tracked. Please note that when switching between policies at runtime LRU "
+                   "and LFU data will take some time to adjust.")
+LRU_ONLY: Final = ("ERR An LFU maxmemory policy is selected, idle time not tracked. Please "
+                   "note that when switching between policies at runtime LRU and LFU data will "
+                   "take some time to adjust.")
+OBJECT_HELP: Final = [
+    b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"ENCODING <key>",
+    b"    Return the kind of internal representation used in order to store the value",
+    b"    associated with a <key>.",
+    b"FREQ <key>",
+    b"    Return the access frequency index of the <key>. The returned integer is",
+    b"    proportional to the logarithm of the recent access frequency of the key.",
+    b"IDLETIME <key>",
+    b"    Return the idle time of the <key>, that is the approximated number of",
+    b"    seconds elapsed since the last access to the key.",
+    b"REFCOUNT <key>",
+    b"    Return the number of references of the value associated with the specified",
+    b"    <key>.",
+    b"HELP",
+    b"    Prints this help.",
+]
+
+
+def object_(client: Client, args: list[bytes]) -> Reply:
+    """OBJECT ENCODING | FREQ | IDLETIME | REFCOUNT key, and OBJECT HELP. Looking is not an
+    access (Redis's LOOKUP_NOTOUCH)."""
+    sub = args[1].lower()
+    if sub == b"help" and len(args) == 2:
+        return p.raw_array([b"+%s\r\n" % line for line in OBJECT_HELP])
+    if sub not in (b"encoding", b"freq", b"idletime", b"refcount", b"help"):
+        raise CommandError(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. "
+                           f"Try OBJECT HELP.")
+    if len(args) != (2 if sub == b"help" else 3):
+        raise CommandError(f"ERR wrong number of arguments for 'object|{sub.decode()}' "
+                           f"command")
+    service, key = client.service, args[2]
+    lfu = service.limits.eviction.policy.value.endswith("-lfu")
+    if sub == b"freq" and not lfu:
+        raise CommandError(LFU_ONLY)
+    if sub == b"idletime" and lfu:
+        raise CommandError(LRU_ONLY)
+
+    def render(entry: Entry | None) -> bytes:
+        if entry is None:
+            return client.enc.NIL
+        if sub == b"encoding":
+            return p.bulk(string_encoding(entry.value))
+        if sub == b"freq":
+            return p.integer(service.frequency(key))
+        if sub == b"idletime":
+            return p.integer(service.idle_ms(key) // 1000)
+        return p.integer(1)
+    return later(service.peek(key, client.consistency), render)
+
+
+def string_encoding(value: bytes) -> bytes:
+    """Redis's encoding of a string: ``int`` for a canonical 64-bit integer, ``embstr``
+    up to 44 bytes, ``raw`` beyond."""
+    if len(value) <= 20 and parse_int64(value) is not None:
+        return b"int"
+    return b"embstr" if len(value) <= 44 else b"raw"
+
+
 COMMANDS: Final = [
     spec("del", -2, "write", del_, 1, -1),
     spec("unlink", -2, "write fast", del_, 1, -1),
@@ -162,4 +255,9 @@ COMMANDS: Final = [
     spec("pttl", 2, "readonly fast", pttl, 1, 1),
     spec("scan", -2, "readonly", scan),
     spec("keys", 2, "readonly", keys),
+    spec("touch", -2, "readonly fast", touch, 1, -1),
+    spec("expiretime", 2, "readonly fast", expiretime, 1, 1),
+    spec("pexpiretime", 2, "readonly fast", pexpiretime, 1, 1),
+    spec("randomkey", 1, "readonly", randomkey),
+    spec("object", -2, "readonly", object_, 2, 2),
 ]

@@ -26,7 +26,7 @@ from raftkv.core.glob import compile_glob
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client, ServerState
 from raftkv.fronts.resp.pubsub import KeyspaceEvents
-from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, Spec, later, spec
+from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, Spec, later, spec, to_int
 
 REDIS_VERSION: Final = b"7.0.15"
 RUN_ID: Final = os.urandom(20).hex()  # Redis's run_id: new at every start
@@ -392,6 +392,20 @@ def flushdb(client: Client, args: list[bytes]) -> Reply:
     return later(client.service.flush(), lambda _: p.OK)
 
 
+def wait(client: Client, args: list[bytes]) -> Reply:
+    """WAIT numreplicas timeout: answered at once with how many other members hold
+    everything this node has applied. In raftkv a write is acknowledged only once a
+    majority has it, so there is nothing to wait for; only the leader knows the others'
+    progress (a follower or a single node answers 0)."""
+    to_int(args[1])
+    if to_int(args[2]) < 0:
+        raise CommandError("ERR timeout is negative")
+    service = client.service
+    status = service.status()
+    return p.integer(sum(1 for member in service.members() if member["id"] != status.node_id
+                         and (member["matchIndex"] or 0) >= status.applied_index))
+
+
 COMMANDS: Final = [
     spec("command", -1, "", command_),
     spec("info", -1, "", info),
@@ -400,4 +414,5 @@ COMMANDS: Final = [
     spec("time", 1, "fast", time_),
     spec("flushdb", -1, "write admin", flushdb),
     spec("flushall", -1, "write admin", flushdb),
+    spec("wait", 3, "", wait),
 ]

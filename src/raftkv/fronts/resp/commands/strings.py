@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from typing import Final
 
-from raftkv.core.commands import Cond, Outcome, Result
+from raftkv.core.commands import Cond, Entry, Outcome, Result
 from raftkv.deferred import Deferred
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
@@ -193,6 +193,59 @@ def strlen(client: Client, args: list[bytes]) -> Reply:
                  lambda e: p.integer(len(e.value) if e else 0))
 
 
+def _set_with_ttl(client: Client, args: list[bytes], unit: bytes, name: str) -> Reply:
+    """SETEX key seconds value, PSETEX key milliseconds value."""
+    deadline = _deadline(args[2], unit, client.service.clock.now_ms(), name)
+    return later(client.service.put(args[1], args[3], expires_at_ms=deadline), ok)
+
+
+def setex(client: Client, args: list[bytes]) -> Reply:
+    return _set_with_ttl(client, args, b"EX", "setex")
+
+
+def psetex(client: Client, args: list[bytes]) -> Reply:
+    return _set_with_ttl(client, args, b"PX", "psetex")
+
+
+def getex(client: Client, args: list[bytes]) -> Reply:
+    """GETEX key [EX s | PX ms | EXAT ts | PXAT ms-ts | PERSIST]: the value, and the
+    key's deadline changed in the same command (one log entry, as Redis does it)."""
+    if len(args) == 2:
+        return get(client, args)
+    option = args[2].upper()
+    if option == b"PERSIST" and len(args) == 3:
+        deadline = None
+    elif option in (b"EX", b"PX", b"EXAT", b"PXAT") and len(args) == 4:
+        deadline = _deadline(args[3], option, client.service.clock.now_ms(), "getex")
+    else:
+        raise CommandError(SYNTAX)
+    future = client.service.expire(args[1], deadline)
+    return later(future, lambda r: client.enc.bulk(r.previous.value if r.previous else None))
+
+
+def getrange(client: Client, args: list[bytes]) -> Reply:
+    """GETRANGE key start end, with Redis's index rules (negative from the end, clamped,
+    an empty string when the range is empty)."""
+    start, end = to_int(args[2]), to_int(args[3])
+
+    def render(entry: Entry | None) -> bytes:
+        value = entry.value if entry is not None else b""
+        return p.bulk(_substring(value, start, end))
+    return later(client.service.get(args[1], client.consistency), render)
+
+
+def _substring(value: bytes, start: int, end: int) -> bytes:
+    size = len(value)
+    if start < 0 and end < 0 and start > end:
+        return b""
+    if start < 0:
+        start = max(size + start, 0)
+    if end < 0:
+        end = max(size + end, 0)
+    end = min(end, size - 1)
+    return b"" if start > end or size == 0 else value[start : end + 1]
+
+
 COMMANDS: Final = [
     spec("get", 2, "readonly fast", get, 1, 1),
     spec("set", -3, "write", set_, 1, 1),
@@ -208,4 +261,9 @@ COMMANDS: Final = [
     spec("decrby", 3, "write fast", decrby, 1, 1),
     spec("append", 3, "write fast", append, 1, 1),
     spec("strlen", 2, "readonly fast", strlen, 1, 1),
+    spec("setex", 4, "write", setex, 1, 1),
+    spec("psetex", 4, "write", psetex, 1, 1),
+    spec("getex", -2, "write fast", getex, 1, 1),
+    spec("getrange", 4, "readonly", getrange, 1, 1),
+    spec("substr", 4, "readonly", getrange, 1, 1),
 ]
