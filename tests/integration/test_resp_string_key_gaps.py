@@ -43,6 +43,32 @@ SCRIPT = [
     ("OBJECT", "ENCODING", "short"), ("OBJECT", "ENCODING", "long"),
     ("OBJECT", "ENCODING", "missing"), ("OBJECT", "FREQ", "i"), ("OBJECT", "IDLETIME", "i"),
     ("OBJECT", "HELP"), ("OBJECT", "NOPE", "i"), ("OBJECT", "ENCODING"),
+    # SETRANGE
+    ("SET", "sr", "Hello World"), ("SETRANGE", "sr", "6", "Redis"), ("GET", "sr"),
+    ("SETRANGE", "pad", "5", "x"), ("GET", "pad"), ("SETRANGE", "none", "3", ""),
+    ("EXISTS", "none"), ("SETRANGE", "sr", "0", ""), ("SETRANGE", "sr", "-1", "x"),
+    ("SETRANGE", "sr", "x", "y"), ("SETRANGE", "sr", "100", "tail"), ("STRLEN", "sr"),
+    ("SETEX", "ttlkept", "1000", "abc"), ("SETRANGE", "ttlkept", "1", "Z"), ("TTL", "ttlkept"),
+    ("SETRANGE", "sr", "9999999999", "x"),
+    # INCRBYFLOAT
+    ("SET", "f", "10.50"), ("INCRBYFLOAT", "f", "0.1"), ("INCRBYFLOAT", "f", "-5"),
+    ("INCRBYFLOAT", "f", "5.0e3"), ("INCRBYFLOAT", "f", "2.0e-3"),
+    ("INCRBYFLOAT", "newf", "3"), ("INCRBYFLOAT", "newf", "1.5"), ("GET", "newf"),
+    ("INCRBYFLOAT", "f", "abc"), ("INCRBYFLOAT", "f", "nan"), ("INCRBYFLOAT", "f", " 1"),
+    ("SET", "word", "abc"), ("INCRBYFLOAT", "word", "1"), ("SET", "big", "1e308"),
+    ("INCRBYFLOAT", "big", "1e308"), ("INCRBYFLOAT", "f", "inf"), ("SET", "i", "17"),
+    ("INCRBYFLOAT", "i", "0.25"), ("INCRBYFLOAT", "i", "-0.25"), ("GET", "i"),
+    ("SET", "e", "1e20"), ("INCRBYFLOAT", "e", "1"),
+    # RENAME / RENAMENX / COPY
+    ("SET", "a", "1"), ("SET", "b", "2"), ("RENAME", "a", "c"), ("GET", "c"), ("EXISTS", "a"),
+    ("RENAME", "missing", "x"), ("RENAMENX", "c", "b"), ("RENAMENX", "c", "d"), ("GET", "d"),
+    ("RENAME", "d", "d"), ("RENAMENX", "d", "d"), ("RENAMENX", "missing", "y"),
+    ("SETEX", "t", "500", "v"), ("RENAME", "t", "t2"), ("TTL", "t2"), ("RENAME", "t2", "b"),
+    ("GET", "b"), ("TTL", "b"),
+    ("COPY", "b", "b2"), ("GET", "b2"), ("TTL", "b2"), ("COPY", "b", "b2"),
+    ("SET", "b", "new"), ("COPY", "b", "b2", "REPLACE"), ("GET", "b2"),
+    ("COPY", "missing", "z"), ("COPY", "b", "b"), ("COPY", "b", "z", "DB", "0"),
+    ("COPY", "b", "z2", "FOO"), ("COPY", "b", "z3", "DB"), ("GET", "z"),
     # WAIT (no replicas)
     ("WAIT", "0", "0"), ("WAIT", "1", "-1"), ("WAIT", "x", "0"),
 ]

@@ -21,6 +21,10 @@ any_command = st.one_of(
     st.builds(c.DeleteExpired, st.lists(keys, max_size=5).map(tuple), rids, i64),
     st.builds(c.Evict, st.lists(keys, max_size=5).map(tuple), rids, i64),
     st.builds(c.Flush, rids, i64),
+    st.builds(c.SetRange, keys, st.integers(min_value=0, max_value=2**62), values, rids, i64),
+    st.builds(c.IncrByFloat, keys, st.binary(max_size=30), rids, i64),
+    st.builds(c.Rename, keys, keys, st.booleans(), rids, i64),
+    st.builds(c.Copy, keys, keys, st.booleans(), rids, i64),
 )
 
 

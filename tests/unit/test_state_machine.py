@@ -235,3 +235,59 @@ def test_flush_deletes_every_key_and_later_writes_start_again():
     assert len(sm.keyspace) == 0 and sm.keyspace.volatile_count == 0
     assert sm.keyspace.due(2 * 10**6, 10) == []
     assert sm.apply(52, Put(b"k1", b"again")).entry.version == 1
+
+
+def test_setrange_pads_overwrites_keeps_the_ttl_and_creates_nothing_for_nothing():
+    from raftkv.core.commands import SetRange
+
+    sm = StateMachine()
+    assert sm.apply(1, SetRange(b"new", 3, b"")).entry is None and sm.keyspace.raw(b"new") is None
+    assert sm.apply(2, SetRange(b"pad", 2, b"xy")).entry.value == b"\0\0xy"
+    sm.apply(3, Put(b"k", b"Hello World", expires_at_ms=10**9))
+    result = sm.apply(4, SetRange(b"k", 6, b"Redis!!"))
+    assert result.entry.value == b"Hello Redis!!" and result.entry.expires_at_ms == 10**9
+
+
+def test_incrbyfloat_adds_in_long_double_and_writes_as_redis_does():
+    from raftkv.core.commands import IncrByFloat
+
+    sm = StateMachine()
+    sm.apply(1, Put(b"f", b"10.50"))
+    assert sm.apply(2, IncrByFloat(b"f", b"0.1")).entry.value == b"10.6"
+    assert sm.apply(3, IncrByFloat(b"f", b"5.0e3")).entry.value == b"5010.6"
+    assert sm.apply(4, IncrByFloat(b"f", b"2.0e-3")).entry.value == b"5010.602"
+    assert sm.apply(5, IncrByFloat(b"n", b"-0")).entry.value == b"0"
+    sm.apply(6, Put(b"w", b"abc"))
+    assert sm.apply(7, IncrByFloat(b"w", b"1")).outcome is Outcome.NOT_FLOAT
+    sm.apply(8, Put(b"big", b"1e4931"))
+    assert sm.apply(9, IncrByFloat(b"big", b"9e4931")).outcome is Outcome.OVERFLOW
+    assert sm.keyspace.get(b"big", 0).value == b"1e4931"  # unchanged
+
+
+def test_rename_moves_value_and_deadline_and_renamenx_refuses_an_existing_target():
+    from raftkv.core.commands import Rename
+
+    sm = StateMachine()
+    sm.apply(1, Put(b"a", b"1", expires_at_ms=10**9))
+    sm.apply(2, Put(b"b", b"2"))
+    assert sm.apply(3, Rename(b"missing", b"x")).outcome is Outcome.NOT_FOUND
+    assert sm.apply(4, Rename(b"a", b"b", only_if_absent=True)).outcome \
+        is Outcome.CONDITION_FAILED
+    moved = sm.apply(5, Rename(b"a", b"b"))
+    assert moved.ok and sm.keyspace.raw(b"a") is None
+    entry = sm.keyspace.get(b"b", 0)
+    assert (entry.value, entry.expires_at_ms, entry.version, entry.mod_revision) == \
+        (b"1", 10**9, 2, 5)
+
+
+def test_copy_keeps_the_source_and_replaces_only_when_asked():
+    from raftkv.core.commands import Copy
+
+    sm = StateMachine()
+    sm.apply(1, Put(b"s", b"v", expires_at_ms=10**9))
+    sm.apply(2, Put(b"t", b"old"))
+    assert sm.apply(3, Copy(b"s", b"t")).outcome is Outcome.CONDITION_FAILED
+    assert sm.apply(4, Copy(b"s", b"t", replace_target=True)).ok
+    assert sm.keyspace.get(b"t", 0).value == b"v" and sm.keyspace.get(b"s", 0).value == b"v"
+    assert sm.keyspace.get(b"t", 0).expires_at_ms == 10**9
+    assert sm.apply(5, Copy(b"missing", b"u")).outcome is Outcome.CONDITION_FAILED

@@ -233,8 +233,71 @@ class Flush(Value):
         self.now_ms: Final[int] = now_ms
 
 
+class SetRange(Value):
+    """Overwrite the key's value from byte ``offset`` with ``value``, padding with zero
+    bytes (Redis SETRANGE; a missing key counts as empty; keeps the TTL)."""
+
+    __slots__ = ("key", "now_ms", "offset", "request_id", "value")
+    FIELDS = ("key", "offset", "value", "request_id", "now_ms")
+
+    def __init__(self, key: bytes, offset: int, value: bytes, request_id: bytes = b"",
+                 now_ms: int = 0) -> None:
+        self.key: Final[bytes] = key
+        self.offset: Final[int] = offset
+        self.value: Final[bytes] = value
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
+class IncrByFloat(Value):
+    """Add ``delta``, a decimal number as the client wrote it, to the float stored at
+    ``key`` (missing counts as 0; Redis INCRBYFLOAT, in long double: core/numbers.py)."""
+
+    __slots__ = ("delta", "key", "now_ms", "request_id")
+    FIELDS = ("key", "delta", "request_id", "now_ms")
+
+    def __init__(self, key: bytes, delta: bytes, request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.key: Final[bytes] = key
+        self.delta: Final[bytes] = delta
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
+class Rename(Value):
+    """Move ``source``'s value and deadline to ``target``, replacing it unless
+    ``only_if_absent`` (Redis RENAME / RENAMENX)."""
+
+    __slots__ = ("now_ms", "only_if_absent", "request_id", "source", "target")
+    FIELDS = ("source", "target", "only_if_absent", "request_id", "now_ms")
+
+    def __init__(self, source: bytes, target: bytes, only_if_absent: bool = False,
+                 request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.source: Final[bytes] = source
+        self.target: Final[bytes] = target
+        self.only_if_absent: Final[bool] = only_if_absent
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
+class Copy(Value):
+    """Copy ``source``'s value and deadline to ``target``; an existing target only with
+    ``replace`` (Redis COPY)."""
+
+    __slots__ = ("now_ms", "replace_target", "request_id", "source", "target")
+    FIELDS = ("source", "target", "replace_target", "request_id", "now_ms")
+
+    def __init__(self, source: bytes, target: bytes, replace_target: bool = False,
+                 request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.source: Final[bytes] = source
+        self.target: Final[bytes] = target
+        self.replace_target: Final[bool] = replace_target
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
 Command = (Noop | Put | Delete | Expire | IncrBy | Append | MultiPut | DeleteExpired | Evict
-           | Flush)
+           | Flush | SetRange | IncrByFloat | Rename | Copy)
 
 
 class Outcome(enum.IntEnum):
@@ -244,7 +307,8 @@ class Outcome(enum.IntEnum):
     CONDITION_FAILED = 1
     NOT_FOUND = 2
     NOT_INTEGER = 3
-    OVERFLOW = 4  # INCR past the signed 64-bit range
+    OVERFLOW = 4  # INCR past the signed 64-bit range; INCRBYFLOAT to NaN or infinity
+    NOT_FLOAT = 5
 
 
 # For the per-request paths: on Python 3.11 reading a member off its enum class
@@ -309,6 +373,10 @@ _TAGS: Final[dict[type, int]] = {
     Evict: 8,
     # 9: an Expire with a condition (the tag 3 form has none, as version 1 wrote it)
     Flush: 10,
+    SetRange: 11,
+    IncrByFloat: 12,
+    Rename: 13,
+    Copy: 14,
 }
 _I64: Final = struct.Struct("<q")
 _HEAD: Final = struct.Struct("<BB")
@@ -373,6 +441,19 @@ def encode(cmd: Command) -> bytes:
         _b(out, cmd.key)
         _b(out, cmd.value)
         out += _I64.pack(cmd.now_ms)
+    elif isinstance(cmd, SetRange):
+        _b(out, cmd.key)
+        _b(out, cmd.value)
+        out += _QQ.pack(cmd.offset, cmd.now_ms)
+    elif isinstance(cmd, IncrByFloat):
+        _b(out, cmd.key)
+        _b(out, cmd.delta)
+        out += _I64.pack(cmd.now_ms)
+    elif isinstance(cmd, Rename | Copy):
+        _b(out, cmd.source)
+        _b(out, cmd.target)
+        flag = cmd.only_if_absent if isinstance(cmd, Rename) else cmd.replace_target
+        out += _BQ.pack(flag, cmd.now_ms)
     elif isinstance(cmd, DeleteExpired | Evict):
         out += struct.pack("<Iq", len(cmd.keys), cmd.now_ms)
         for key in cmd.keys:
@@ -388,6 +469,7 @@ _QQ: Final = struct.Struct("<qq")
 _IBQ: Final = struct.Struct("<IBq")
 _IQ: Final = struct.Struct("<Iq")
 _U8: Final = struct.Struct("<B")
+_BQ: Final = struct.Struct("<Bq")
 _EXPIRE_WHENS: Final = frozenset(int(w) for w in ExpireWhen if w)
 
 
@@ -433,6 +515,19 @@ def decode(data: bytes) -> Command:
         n, now = r.fixed(_IQ)
         keys = tuple(r.blob() for _ in range(n))
         cmd = DeleteExpired(keys, rid, now) if tag == 7 else Evict(keys, rid, now)
+    elif tag == 11:
+        key, value = r.blob(), r.blob()
+        offset, now = r.fixed(_QQ)
+        cmd = SetRange(key, offset, value, rid, now)
+    elif tag == 12:
+        key, text = r.blob(), r.blob()
+        (now,) = r.fixed(_I64)
+        cmd = IncrByFloat(key, text, rid, now)
+    elif tag in (13, 14):
+        source, target = r.blob(), r.blob()
+        flag, now = r.fixed(_BQ)
+        cmd = Rename(source, target, bool(flag), rid, now) if tag == 13 else \
+            Copy(source, target, bool(flag), rid, now)
     elif tag in (0, 10):
         (now,) = r.fixed(_I64)
         cmd = Noop(rid, now) if tag == 0 else Flush(rid, now)

@@ -25,6 +25,7 @@ from raftkv.core.commands import (
     Append,
     Command,
     Cond,
+    Copy,
     Delete,
     DeleteExpired,
     Entry,
@@ -33,11 +34,14 @@ from raftkv.core.commands import (
     ExpireWhen,
     Flush,
     IncrBy,
+    IncrByFloat,
     MultiPut,
     Noop,
     Outcome,
     Put,
+    Rename,
     Result,
+    SetRange,
 )
 from raftkv.core.keyspace import (
     Keyspace,
@@ -47,7 +51,14 @@ from raftkv.core.keyspace import (
     pack,
     unpack,
 )
-from raftkv.core.numbers import INT64_MAX, INT64_MIN, parse_int64
+from raftkv.core.numbers import (
+    INT64_MAX,
+    INT64_MIN,
+    add_long_double,
+    format_long_double,
+    parse_int64,
+    parse_long_double,
+)
 from raftkv.core.table import Table
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
@@ -90,6 +101,10 @@ class StateMachine:
             Evict: self._evict,  # type: ignore[dict-item]
             Flush: self._flush,  # type: ignore[dict-item]
             Noop: self._noop,  # type: ignore[dict-item]
+            SetRange: self._set_range,  # type: ignore[dict-item]
+            IncrByFloat: self._incr_by_float,  # type: ignore[dict-item]
+            Rename: self._rename,  # type: ignore[dict-item]
+            Copy: self._copy,  # type: ignore[dict-item]
         }
 
     def apply(self, index: int, command: Command) -> Result:
@@ -232,6 +247,57 @@ class StateMachine:
         expires = current.expires_at_ms if current else None
         entry = self._write(index, c.key, old_value + c.value, expires, raw, current)
         return Result(OUTCOME_OK, index, entry, current)
+
+    def _set_range(self, index: int, c: SetRange) -> Result:
+        raw, current = self._live(c.key, c.now_ms)
+        old_value = current.value if current else b""
+        if current is None and not c.value:
+            return Result(OUTCOME_OK, index)  # Redis creates nothing, answers 0
+        if not c.value:
+            return Result(OUTCOME_OK, index, current, current)
+        end = c.offset + len(c.value)
+        padded = old_value.ljust(c.offset, b"\0")
+        value = padded[: c.offset] + c.value + padded[end:]
+        expires = current.expires_at_ms if current else None
+        entry = self._write(index, c.key, value, expires, raw, current)
+        return Result(OUTCOME_OK, index, entry, current)
+
+    def _incr_by_float(self, index: int, c: IncrByFloat) -> Result:
+        raw, current = self._live(c.key, c.now_ms)
+        number = parse_long_double(current.value if current is not None else b"0")
+        delta = parse_long_double(c.delta)
+        if number is None or delta is None:
+            return Result(Outcome.NOT_FLOAT, index, current, current)
+        total = add_long_double(number, delta)
+        if total is None:
+            return Result(Outcome.OVERFLOW, index, current, current)
+        expires = current.expires_at_ms if current else None
+        entry = self._write(index, c.key, format_long_double(total), expires, raw, current)
+        return Result(OUTCOME_OK, index, entry, current)
+
+    def _rename(self, index: int, c: Rename) -> Result:
+        _, source = self._live(c.source, c.now_ms)
+        if source is None:
+            return Result(Outcome.NOT_FOUND, index)
+        target_raw, target = self._live(c.target, c.now_ms)
+        if c.only_if_absent and target is not None:
+            return Result(Outcome.CONDITION_FAILED, index, target, source)
+        if c.source == c.target:
+            return Result(OUTCOME_OK, index, source, source)
+        entry = self._write(index, c.target, source.value, source.expires_at_ms, target_raw,
+                            target)
+        self.keyspace.remove(c.source)
+        return Result(OUTCOME_OK, index, entry, source, 1)
+
+    def _copy(self, index: int, c: Copy) -> Result:
+        _, source = self._live(c.source, c.now_ms)
+        target_raw, target = self._live(c.target, c.now_ms)
+        if source is None or (target is not None and not c.replace_target) \
+                or c.source == c.target:
+            return Result(Outcome.CONDITION_FAILED, index, target, source)
+        entry = self._write(index, c.target, source.value, source.expires_at_ms, target_raw,
+                            target)
+        return Result(OUTCOME_OK, index, entry, source, 1)
 
     def _multi_put(self, index: int, c: MultiPut) -> Result:
         if c.only_if_none_exist and any(self._live(k, c.now_ms)[1] for k, _ in c.items):

@@ -23,6 +23,7 @@ from raftkv.core.commands import (
     Append,
     Command,
     Cond,
+    Copy,
     Delete,
     DeleteExpired,
     Entry,
@@ -31,12 +32,16 @@ from raftkv.core.commands import (
     ExpireWhen,
     Flush,
     IncrBy,
+    IncrByFloat,
     MultiPut,
     Put,
+    Rename,
     Result,
+    SetRange,
 )
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.glob import compile_glob, literal_prefix
+from raftkv.core.numbers import parse_long_double
 from raftkv.deferred import MaybeDeferred, when
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
 from raftkv.service.ports import (
@@ -381,6 +386,43 @@ class KVService:
         current = self.replicator.state_machine.keyspace.raw(key)
         self._check_value(value, len(current or b""))
         return self.submit(Append(key, value, request_id, self.clock.now_ms()), len(value))
+
+    def set_range(self, key: bytes, offset: int, value: bytes, request_id: bytes = b""
+                  ) -> asyncio.Future[Result]:
+        """Overwrite from byte ``offset`` (Redis SETRANGE); the result may not exceed the
+        value limit (checked on ``offset + len(value)``, as Redis checks it)."""
+        validate_key(key)
+        if offset < 0:
+            raise InvalidArgument("offset is out of range")
+        self._check_value(value, offset)
+        return self.submit(SetRange(key, offset, value, request_id, self.clock.now_ms()),
+                           offset + len(value))
+
+    def incr_by_float(self, key: bytes, delta: bytes, request_id: bytes = b""
+                      ) -> asyncio.Future[Result]:
+        """Add the decimal ``delta`` (as the client wrote it) to a float value."""
+        validate_key(key)
+        if parse_long_double(delta) is None:
+            raise InvalidArgument("value is not a valid float")
+        return self.submit(IncrByFloat(key, delta, request_id, self.clock.now_ms()),
+                           len(key) + 24)
+
+    def rename(self, source: bytes, target: bytes, only_if_absent: bool = False,
+               request_id: bytes = b"") -> asyncio.Future[Result]:
+        """Move ``source`` to ``target`` in one entry (Redis RENAME / RENAMENX)."""
+        validate_key(source)
+        validate_key(target)
+        return self.submit(Rename(source, target, only_if_absent, request_id,
+                                  self.clock.now_ms()))
+
+    def copy(self, source: bytes, target: bytes, replace_target: bool = False,
+             request_id: bytes = b"") -> asyncio.Future[Result]:
+        """Copy ``source`` to ``target`` in one entry (Redis COPY)."""
+        validate_key(source)
+        validate_key(target)
+        existing = self.replicator.state_machine.keyspace.raw(source)
+        return self.submit(Copy(source, target, replace_target, request_id,
+                                self.clock.now_ms()), len(target) + len(existing or b""))
 
     def multi_put(self, items: list[tuple[bytes, bytes]], only_if_none_exist: bool = False,
                   request_id: bytes = b"") -> asyncio.Future[Result]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from raftkv.core.commands import Entry, ExpireWhen, Result
+from raftkv.core.commands import Entry, ExpireWhen, Outcome, Result
 from raftkv.core.numbers import INT64_MAX, parse_int64
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
@@ -241,6 +241,45 @@ def string_encoding(value: bytes) -> bytes:
     return b"embstr" if len(value) <= 44 else b"raw"
 
 
+def _rename(client: Client, args: list[bytes], only_if_absent: bool) -> Reply:
+    def render(result: Result) -> bytes:
+        if result.outcome is Outcome.NOT_FOUND:
+            raise CommandError("ERR no such key")
+        if only_if_absent:
+            return p.ONE if result.ok and args[1] != args[2] else p.ZERO
+        return p.OK
+    return later(client.service.rename(args[1], args[2], only_if_absent), render)
+
+
+def rename(client: Client, args: list[bytes]) -> Reply:
+    return _rename(client, args, False)
+
+
+def renamenx(client: Client, args: list[bytes]) -> Reply:
+    return _rename(client, args, True)
+
+
+def copy(client: Client, args: list[bytes]) -> Reply:
+    """COPY source destination [DB 0] [REPLACE] (one database: DB must be 0)."""
+    replace_target = False
+    i = 3
+    while i < len(args):
+        option = args[i].upper()
+        if option == b"REPLACE":
+            replace_target = True
+        elif option == b"DB" and i + 1 < len(args):
+            if to_int(args[i + 1]) != 0:
+                raise CommandError("ERR DB index is out of range")
+            i += 1
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    if args[1] == args[2]:
+        raise CommandError("ERR source and destination objects are the same")
+    return later(client.service.copy(args[1], args[2], replace_target),
+                 lambda result: p.ONE if result.ok else p.ZERO)
+
+
 COMMANDS: Final = [
     spec("del", -2, "write", del_, 1, -1),
     spec("unlink", -2, "write fast", del_, 1, -1),
@@ -260,4 +299,7 @@ COMMANDS: Final = [
     spec("pexpiretime", 2, "readonly fast", pexpiretime, 1, 1),
     spec("randomkey", 1, "readonly", randomkey),
     spec("object", -2, "readonly", object_, 2, 2),
+    spec("rename", 3, "write", rename, 1, 2),
+    spec("renamenx", 3, "write fast", renamenx, 1, 2),
+    spec("copy", -3, "write", copy, 1, 2),
 ]

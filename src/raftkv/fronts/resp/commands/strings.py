@@ -8,6 +8,7 @@ import functools
 from typing import Final
 
 from raftkv.core.commands import Cond, Entry, Outcome, Result
+from raftkv.core.numbers import parse_long_double
 from raftkv.deferred import Deferred
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
@@ -22,6 +23,7 @@ from raftkv.fronts.resp.spec import (
 )
 
 MAX_MS: Final = 2**62
+NOT_FLOAT: Final = "ERR value is not a valid float"
 BULK_HEADERS: Final = [b"$%d\r\n" % size for size in range(4096)]
 
 
@@ -246,6 +248,31 @@ def _substring(value: bytes, start: int, end: int) -> bytes:
     return b"" if start > end or size == 0 else value[start : end + 1]
 
 
+def setrange(client: Client, args: list[bytes]) -> Reply:
+    offset = to_int(args[2])
+    if offset < 0:
+        raise CommandError("ERR offset is out of range")
+
+    def render(result: Result) -> bytes:
+        entry = result.entry
+        return p.integer(len(entry.value) if entry is not None else 0)
+    return later(client.service.set_range(args[1], offset, args[3]), render)
+
+
+def incrbyfloat(client: Client, args: list[bytes]) -> Reply:
+    if parse_long_double(args[2]) is None:
+        raise CommandError(NOT_FLOAT)
+
+    def render(result: Result) -> bytes:
+        if result.outcome is Outcome.NOT_FLOAT:
+            raise CommandError(NOT_FLOAT)
+        if result.outcome is Outcome.OVERFLOW:
+            raise CommandError("ERR increment would produce NaN or Infinity")
+        assert result.entry is not None
+        return client.enc.bulk(result.entry.value)
+    return later(client.service.incr_by_float(args[1], args[2]), render)
+
+
 COMMANDS: Final = [
     spec("get", 2, "readonly fast", get, 1, 1),
     spec("set", -3, "write", set_, 1, 1),
@@ -266,4 +293,6 @@ COMMANDS: Final = [
     spec("getex", -2, "write fast", getex, 1, 1),
     spec("getrange", 4, "readonly", getrange, 1, 1),
     spec("substr", 4, "readonly", getrange, 1, 1),
+    spec("setrange", 4, "write", setrange, 1, 1),
+    spec("incrbyfloat", 3, "write fast", incrbyfloat, 1, 1),
 ]
