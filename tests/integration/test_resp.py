@@ -391,6 +391,9 @@ def test_keyspace_notifications(start_server, tmp_path):
     client.set("watched", "1")
     client.set("brief", "1", px=100)
     client.delete("watched")
+    with client.pipeline() as pipe:  # one transaction: an event per command, as in Redis
+        pipe.set("t1", "a").rename("t1", "t2").incrbyfloat("f", 1.5).setrange("t2", 1, "b")
+        pipe.execute()
     events = []
     deadline = time.time() + 5
     while time.time() < deadline and (b"expired", b"brief") not in events:
@@ -399,6 +402,9 @@ def test_keyspace_notifications(start_server, tmp_path):
             events.append((msg["channel"].split(b":", 1)[1], msg["data"]))
     assert (b"set", b"watched") in events and (b"del", b"watched") in events
     assert (b"expired", b"brief") in events
+    for event in ((b"set", b"t1"), (b"rename_from", b"t1"), (b"rename_to", b"t2"),
+                  (b"incrbyfloat", b"f"), (b"setrange", b"t2")):
+        assert event in events, event
     sub.close()
     client.close()
 

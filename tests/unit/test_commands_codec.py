@@ -25,7 +25,11 @@ any_command = st.one_of(
     st.builds(c.IncrByFloat, keys, st.binary(max_size=30), rids, i64),
     st.builds(c.Rename, keys, keys, st.booleans(), rids, i64),
     st.builds(c.Copy, keys, keys, st.booleans(), rids, i64),
+    st.builds(c.Read, keys, rids, i64),
 )
+any_command = any_command | st.builds(
+    c.Txn, st.lists(any_command.filter(lambda cmd: isinstance(cmd, c.OP_TYPES)),
+                    max_size=4).map(tuple), rids, i64)
 
 
 def test_an_expire_as_earlier_versions_wrote_it_still_decodes():
@@ -62,3 +66,17 @@ def test_unknown_version_is_refused():
         assert "version 99" in str(exc)
     else:
         raise AssertionError("accepted an unknown codec version")
+
+
+def test_a_transaction_cannot_hold_what_no_client_can_send():
+    inner = c.encode(c.Evict((b"k",)))
+    raw = bytearray(c.encode(c.Txn((c.Read(b"k"),))))
+    read = c.encode(c.Read(b"k"))
+    at = raw.index(read)
+    forged = bytes(raw[: at - 4]) + len(inner).to_bytes(4, "little") + inner
+    try:
+        c.decode(forged)
+    except c.CodecError as exc:
+        assert "cannot hold" in str(exc)
+    else:
+        raise AssertionError("decoded a transaction holding an Evict")

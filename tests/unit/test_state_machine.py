@@ -291,3 +291,31 @@ def test_copy_keeps_the_source_and_replaces_only_when_asked():
     assert sm.keyspace.get(b"t", 0).value == b"v" and sm.keyspace.get(b"s", 0).value == b"v"
     assert sm.keyspace.get(b"t", 0).expires_at_ms == 10**9
     assert sm.apply(5, Copy(b"missing", b"u")).outcome is Outcome.CONDITION_FAILED
+
+
+def test_a_transaction_applies_its_ops_in_order_at_one_revision_without_rollback():
+    from raftkv.core.commands import IncrBy, Read, Txn, TxnResult
+    from raftkv.core.image import decode_result, encode_result
+
+    sm = StateMachine()
+    sm.apply(1, Put(b"word", b"abc"))
+    result = sm.apply(2, Txn((Put(b"n", b"1"), IncrBy(b"n", 5), Read(b"n"), IncrBy(b"word", 1),
+                              Delete(b"word"), Read(b"word"), Read(b"missing"))))
+    assert isinstance(result, TxnResult) and result.revision == 2
+    outcomes = [r.outcome for r in result.results]
+    assert outcomes == [Outcome.OK, Outcome.OK, Outcome.OK, Outcome.NOT_INTEGER, Outcome.OK,
+                        Outcome.OK, Outcome.OK]
+    assert result.results[2].entry.value == b"6"  # a read sees the ops before it
+    assert result.results[5].entry is None and result.results[6].entry is None
+    assert sm.keyspace.get(b"n", 0).mod_revision == 2  # every op at the entry's revision
+    assert result.affected == 7 - 1
+    assert decode_result(encode_result(result)) == result  # as snapshots keep it
+
+
+def test_a_retried_transaction_applies_once():
+    from raftkv.core.commands import IncrBy, Txn
+
+    sm = StateMachine()
+    first = sm.apply(1, Txn((IncrBy(b"n", 1), IncrBy(b"n", 1)), request_id=b"tx-1"))
+    again = sm.apply(2, Txn((IncrBy(b"n", 1), IncrBy(b"n", 1)), request_id=b"tx-1"))
+    assert again == first and sm.keyspace.get(b"n", 0).value == b"2"

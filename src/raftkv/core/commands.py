@@ -296,8 +296,43 @@ class Copy(Value):
         self.now_ms: Final[int] = now_ms
 
 
+class Read(Value):
+    """A read inside a transaction: the key's live entry at that point of it (its
+    result's ``entry``; None when absent). Changes nothing."""
+
+    __slots__ = ("key", "now_ms", "request_id")
+    FIELDS = ("key", "request_id", "now_ms")
+
+    def __init__(self, key: bytes, request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.key: Final[bytes] = key
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
+class Txn(Value):
+    """Several operations applied as one log entry, at one revision, by every replica
+    alike (DATA-MODEL.md section 1). Each op sees the effects of the ops before it.
+    This is the redis failure mode of EXEC: an op that fails (a wrong number, a missing
+    key) has its own failed result and the others still apply - Redis never rolls
+    back. Its result is a ``TxnResult`` holding one result per op."""
+
+    __slots__ = ("now_ms", "ops", "request_id")
+    FIELDS = ("ops", "request_id", "now_ms")
+
+    def __init__(self, ops: tuple[Op, ...], request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.ops: Final[tuple[Op, ...]] = ops
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
+# What a transaction may hold: the commands a client can send, and reads.
+Op = (Put | Delete | Expire | IncrBy | Append | MultiPut | Flush | SetRange | IncrByFloat
+      | Rename | Copy | Read)
 Command = (Noop | Put | Delete | Expire | IncrBy | Append | MultiPut | DeleteExpired | Evict
-           | Flush | SetRange | IncrByFloat | Rename | Copy)
+           | Flush | SetRange | IncrByFloat | Rename | Copy | Read | Txn)
+OP_TYPES: Final = (Put, Delete, Expire, IncrBy, Append, MultiPut, Flush, SetRange, IncrByFloat,
+                   Rename, Copy, Read)
 
 
 class Outcome(enum.IntEnum):
@@ -344,7 +379,7 @@ class Result(Value):
     an expire changed (``affected``). A value, as Entry is."""
 
     __slots__ = ("affected", "entry", "outcome", "previous", "revision")
-    FIELDS = ("outcome", "revision", "entry", "previous", "affected")
+    FIELDS: ClassVar[tuple[str, ...]] = ("outcome", "revision", "entry", "previous", "affected")
 
     def __init__(self, outcome: Outcome, revision: int, entry: Entry | None = None,
                  previous: Entry | None = None, affected: int = 0) -> None:
@@ -357,6 +392,17 @@ class Result(Value):
     @property
     def ok(self) -> bool:
         return self.outcome is OUTCOME_OK
+
+
+class TxnResult(Result):
+    """A transaction's result: OK at its revision, with ``results``, one per op."""
+
+    __slots__ = ("results",)
+    FIELDS = ("outcome", "revision", "affected", "results")
+
+    def __init__(self, revision: int, results: tuple[Result, ...], affected: int = 0) -> None:
+        super().__init__(OUTCOME_OK, revision, None, None, affected)
+        self.results: Final[tuple[Result, ...]] = results
 
 
 # --- codec -------------------------------------------------------------------------
@@ -377,6 +423,8 @@ _TAGS: Final[dict[type, int]] = {
     IncrByFloat: 12,
     Rename: 13,
     Copy: 14,
+    Read: 15,
+    Txn: 16,
 }
 _I64: Final = struct.Struct("<q")
 _HEAD: Final = struct.Struct("<BB")
@@ -454,6 +502,13 @@ def encode(cmd: Command) -> bytes:
         _b(out, cmd.target)
         flag = cmd.only_if_absent if isinstance(cmd, Rename) else cmd.replace_target
         out += _BQ.pack(flag, cmd.now_ms)
+    elif isinstance(cmd, Read):
+        _b(out, cmd.key)
+        out += _I64.pack(cmd.now_ms)
+    elif isinstance(cmd, Txn):
+        out += _IQ.pack(len(cmd.ops), cmd.now_ms)
+        for op in cmd.ops:
+            _b(out, encode(op))
     elif isinstance(cmd, DeleteExpired | Evict):
         out += struct.pack("<Iq", len(cmd.keys), cmd.now_ms)
         for key in cmd.keys:
@@ -528,6 +583,19 @@ def decode(data: bytes) -> Command:
         flag, now = r.fixed(_BQ)
         cmd = Rename(source, target, bool(flag), rid, now) if tag == 13 else \
             Copy(source, target, bool(flag), rid, now)
+    elif tag == 15:
+        key = r.blob()
+        (now,) = r.fixed(_I64)
+        cmd = Read(key, rid, now)
+    elif tag == 16:
+        n, now = r.fixed(_IQ)
+        ops = []
+        for _ in range(n):
+            op = decode(r.blob())
+            if not isinstance(op, OP_TYPES):
+                raise CodecError(f"a transaction cannot hold a {type(op).__name__}")
+            ops.append(op)
+        cmd = Txn(tuple(ops), rid, now)
     elif tag in (0, 10):
         (now,) = r.fixed(_I64)
         cmd = Noop(rid, now) if tag == 0 else Flush(rid, now)

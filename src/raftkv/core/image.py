@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Final
 
-from raftkv.core.commands import Entry, Outcome, Result
+from raftkv.core.commands import Entry, Outcome, Result, TxnResult
 from raftkv.core.keyspace import pack, unpack
 from raftkv.core.state_machine import Snapshot, StateMachine
 from raftkv.errors import CorruptionError
@@ -53,7 +53,17 @@ def _decode_entry(data: bytes, pos: int) -> tuple[Entry, int]:
     return unpack(key, packed), pos + 4 + plen
 
 
+_TXN: Final = 2  # in the has_entry byte: a TxnResult, its results follow
+
+
 def encode_result(result: Result) -> bytes:
+    if isinstance(result, TxnResult):
+        parts = [_RESULT.pack(result.outcome, result.revision, result.affected, _TXN, 0),
+                 _U32.pack(len(result.results))]
+        for sub in result.results:
+            encoded = encode_result(sub)
+            parts += (_U32.pack(len(encoded)), encoded)
+        return b"".join(parts)
     return (_RESULT.pack(result.outcome, result.revision, result.affected,
                          result.entry is not None, result.previous is not None)
             + _encode_entry(result.entry) + _encode_entry(result.previous))
@@ -62,6 +72,15 @@ def encode_result(result: Result) -> bytes:
 def decode_result(data: bytes) -> Result:
     outcome, revision, affected, has_entry, has_previous = _RESULT.unpack_from(data)
     pos = _RESULT.size
+    if has_entry == _TXN:
+        (count,) = _U32.unpack_from(data, pos)
+        pos += 4
+        results = []
+        for _ in range(count):
+            (size,) = _U32.unpack_from(data, pos)
+            results.append(decode_result(data[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        return TxnResult(revision, tuple(results), affected)
     entry = previous = None
     if has_entry:
         entry, pos = _decode_entry(data, pos)

@@ -39,9 +39,12 @@ from raftkv.core.commands import (
     Noop,
     Outcome,
     Put,
+    Read,
     Rename,
     Result,
     SetRange,
+    Txn,
+    TxnResult,
 )
 from raftkv.core.keyspace import (
     Keyspace,
@@ -105,6 +108,8 @@ class StateMachine:
             IncrByFloat: self._incr_by_float,  # type: ignore[dict-item]
             Rename: self._rename,  # type: ignore[dict-item]
             Copy: self._copy,  # type: ignore[dict-item]
+            Read: self._read,  # type: ignore[dict-item]
+            Txn: self._txn,  # type: ignore[dict-item]
         }
 
     def apply(self, index: int, command: Command) -> Result:
@@ -298,6 +303,17 @@ class StateMachine:
         entry = self._write(index, c.target, source.value, source.expires_at_ms, target_raw,
                             target)
         return Result(OUTCOME_OK, index, entry, source, 1)
+
+    def _read(self, index: int, c: Read) -> Result:
+        _, current = self._live(c.key, c.now_ms)
+        return Result(OUTCOME_OK, index, current, current)
+
+    def _txn(self, index: int, c: Txn) -> Result:
+        """Every op in order at this one index; each has its own result (redis mode:
+        a failed op does not undo the others)."""
+        handlers = self._handlers
+        results = tuple(handlers[type(op)](index, op) for op in c.ops)
+        return TxnResult(index, results, sum(1 for r in results if r.ok))
 
     def _multi_put(self, index: int, c: MultiPut) -> Result:
         if c.only_if_none_exist and any(self._live(k, c.now_ms)[1] for k, _ in c.items):

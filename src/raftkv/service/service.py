@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar
 
 from raftkv.clock import Clock
 from raftkv.core.commands import (
+    OP_TYPES,
     Append,
     Command,
     Cond,
@@ -38,11 +39,12 @@ from raftkv.core.commands import (
     Rename,
     Result,
     SetRange,
+    Txn,
 )
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.glob import compile_glob, literal_prefix
 from raftkv.core.numbers import parse_long_double
-from raftkv.deferred import MaybeDeferred, when
+from raftkv.deferred import Deferred, MaybeDeferred, when
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
 from raftkv.service.ports import (
     Consistency,
@@ -50,6 +52,7 @@ from raftkv.service.ports import (
     Replicator,
     SnapshotStats,
 )
+from raftkv.service.transaction import Recording
 
 log = logging.getLogger("raftkv.service")
 
@@ -115,6 +118,7 @@ class KVService:
         self.configure_eviction(limits.eviction)
         self._plain: list[tuple[bytes, bytes]] = []  # put_many's items of this loop turn
         self._plain_future: asyncio.Future[Result] | None = None
+        self.recording: Recording | None = None  # set by a front around a MULTI command
 
     def configure_eviction(self, eviction: Limits) -> None:
         """Set the eviction policy and limits (at start-up, and by CONFIG SET). Access
@@ -146,6 +150,8 @@ class KVService:
             ) -> MaybeDeferred[Entry | None]:
         if not 0 < len(key) <= MAX_KEY_BYTES:
             validate_key(key)
+        if self.recording is not None:
+            return self._recorded_read([key], _entry_of_first)
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read(key)
@@ -155,6 +161,8 @@ class KVService:
                   ) -> MaybeDeferred[bytes | None]:
         """The value alone (Redis GET's hot path: no entry object is built)."""
         validate_key(key)
+        if self.recording is not None:
+            return self._recorded_read([key], _value_of_first)
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read_value(key)
@@ -166,6 +174,8 @@ class KVService:
         for key in keys:
             if not 0 < len(key) <= MAX_KEY_BYTES:
                 validate_key(key)
+        if self.recording is not None:
+            return self._recorded_read(keys, _values_of)
         barrier = self.replicator.read_barrier(consistency)
         if barrier is None:
             return self._read_values(keys)
@@ -209,6 +219,8 @@ class KVService:
         EXISTS it is not an access: LRU and LFU do not see it."""
         for key in keys:
             validate_key(key)
+        if self.recording is not None:
+            return self._recorded_read(keys, _live_count)
 
         def count(_: object = None) -> int:
             keyspace, now_ms = self.replicator.state_machine.keyspace, self.clock.now_ms()
@@ -223,6 +235,7 @@ class KVService:
         """Live keys in key order after ``after``, matching the glob ``pattern`` (Redis's
         rules), that ``visible`` lets through. ``count`` bounds how many stored keys are
         examined, not how many are returned (Redis's SCAN COUNT); None reads to the end."""
+        self._not_in_transaction("scanning keys")
         matches = compile_glob(pattern).match if pattern is not None else None
         prefix = literal_prefix(pattern) if pattern is not None else b""
 
@@ -247,6 +260,8 @@ class KVService:
         """How many of ``keys`` are live, each counted as an access (Redis's TOUCH)."""
         for key in keys:
             validate_key(key)
+        if self.recording is not None:
+            return self._recorded_read(keys, _live_count)
 
         def count(_: object = None) -> int:
             return sum(1 for key in keys if self._read(key) is not None)
@@ -258,6 +273,8 @@ class KVService:
              ) -> MaybeDeferred[Entry | None]:
         """The key's entry without counting an access (Redis's OBJECT, TTL family)."""
         validate_key(key)
+        if self.recording is not None:
+            return self._recorded_read([key], _entry_of_first)
 
         def read(_: object = None) -> Entry | None:
             return self.replicator.state_machine.keyspace.get(key, self.clock.now_ms())
@@ -270,6 +287,7 @@ class KVService:
                    ) -> MaybeDeferred[bytes | None]:
         """A live key picked at random (Redis's RANDOMKEY), None when there is none that
         ``visible`` lets through. A read: the choice is this node's, not logged."""
+        self._not_in_transaction("picking a random key")
         def pick(_: object = None) -> bytes | None:
             keyspace, now_ms = self.replicator.state_machine.keyspace, self.clock.now_ms()
             size = len(keyspace)
@@ -292,6 +310,16 @@ class KVService:
         """The key's LFU counter (Redis's OBJECT FREQ)."""
         return self.tracker.frequency(key, self.clock.now_ms())
 
+    def _recorded_read(self, keys: list[bytes], shape: Callable[[list[Result]], T]
+                       ) -> Deferred[T]:
+        assert self.recording is not None
+        future = self.recording.read(keys, self.clock.now_ms(), shape)
+        return Deferred(future, _result_of)
+
+    def _not_in_transaction(self, what: str) -> None:
+        if self.recording is not None:
+            raise InvalidArgument(f"{what} is not supported inside a transaction (MULTI)")
+
     def is_stored(self, key: bytes) -> bool:
         """Whether the applied state holds ``key`` (expired or not): what an observer
         of a batch of deletes asks of each key."""
@@ -301,6 +329,7 @@ class KVService:
                   ) -> MaybeDeferred[int]:
         """How many keys are stored (expired ones not yet collected included, as in
         Redis's DBSIZE)."""
+        self._not_in_transaction("counting keys")
         def count(_: object = None) -> int:
             return len(self.replicator.state_machine.keyspace)
 
@@ -365,6 +394,19 @@ class KVService:
         validate_key(key)
         return self.submit(Delete(key, cond, expected_mod_revision, request_id,
                                   self.clock.now_ms()))
+
+    def delete_many(self, keys: list[bytes]) -> asyncio.Future[Result]:
+        """Delete every one of ``keys`` in one log entry (Redis DEL / UNLINK); the
+        result's ``affected`` is how many existed."""
+        for key in keys:
+            validate_key(key)
+        now_ms = self.clock.now_ms()
+        if len(keys) == 1:
+            return self.submit(Delete(keys[0], Cond.NONE, 0, b"", now_ms))
+        ops = [Delete(key, Cond.NONE, 0, b"", now_ms) for key in keys]
+        if self.recording is not None:
+            return self.recording.add_all(list(ops))
+        return self.submit(Txn(tuple(ops), b"", now_ms))
 
     def expire(self, key: bytes, expires_at_ms: int | None, request_id: bytes = b"",
                when: ExpireWhen = ExpireWhen.ALWAYS) -> asyncio.Future[Result]:
@@ -445,6 +487,9 @@ class KVService:
             if not 0 < len(key) <= MAX_KEY_BYTES or len(value) > limit:
                 validate_key(key)
                 self._check_value(value)
+        if self.recording is not None:
+            return self.recording.add(MultiPut(tuple(items), False, b"", self.clock.now_ms()),
+                                      sum(len(key) + len(value) for key, value in items))
         if self._bounded:
             self._submit_plain()
             self._make_room(sum(len(key) + len(value) for key, value in items))
@@ -468,12 +513,27 @@ class KVService:
             shared.set_exception(exc)
 
     def submit(self, command: Command, incoming_bytes: int = 0) -> asyncio.Future[Result]:
-        """Propose ``command``, evicting first if it would break the memory limits."""
+        """Propose ``command``, evicting first if it would break the memory limits (or,
+        recording a transaction, queue it: ``Recording``)."""
+        if self.recording is not None:
+            if not isinstance(command, OP_TYPES):
+                raise InvalidArgument(f"{type(command).__name__} cannot be part of a "
+                                      f"transaction")
+            return self.recording.add(command, incoming_bytes)
         if self._plain_future is not None:
             self._submit_plain()
         if incoming_bytes and self._bounded:
             self._make_room(incoming_bytes)
         return self.replicator.submit_nowait(command)
+
+    def execute(self, recording: Recording) -> asyncio.Future[Result]:
+        """Submit what a transaction recorded as one ``Txn`` (every op stamped with this
+        moment, as Redis runs EXEC's commands now), and settle its placeholders."""
+        now_ms = self.clock.now_ms()
+        ops = tuple(op.replace(now_ms=now_ms) for op in recording.ops)
+        future = self.submit(Txn(ops, b"", now_ms), recording.incoming_bytes)
+        future.add_done_callback(recording.settle)
+        return future
 
     def _check_value(self, value: bytes, existing: int = 0) -> None:
         limit = self.limits.max_value_bytes
@@ -517,3 +577,26 @@ class KVService:
         for key in keys:
             self.tracker.forget(key)
         return result.affected
+
+
+# --- what a transaction's reads resolve with (the shapes of the reads above) ------
+
+def _result_of(done: asyncio.Future[T]) -> T:
+    return done.result()
+
+
+def _entry_of_first(results: list[Result]) -> Entry | None:
+    return results[0].entry
+
+
+def _value_of_first(results: list[Result]) -> bytes | None:
+    entry = results[0].entry
+    return entry.value if entry is not None else None
+
+
+def _values_of(results: list[Result]) -> list[bytes | None]:
+    return [r.entry.value if r.entry is not None else None for r in results]
+
+
+def _live_count(results: list[Result]) -> int:
+    return sum(1 for r in results if r.entry is not None)

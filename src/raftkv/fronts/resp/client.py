@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from raftkv.config import Config
 from raftkv.fronts.resp import protocol as p
@@ -19,6 +19,7 @@ from raftkv.fronts.resp.pubsub import KeyspaceEvents, PubSub
 from raftkv.service.auth import OPEN, Authenticator, Principal
 from raftkv.service.ports import Consistency
 from raftkv.service.service import KVService
+from raftkv.service.transaction import Recording
 
 if TYPE_CHECKING:
     from raftkv.fronts.resp.spec import Spec
@@ -85,6 +86,16 @@ class ServerState:
             command.stats.reset()
 
 
+class Queued:
+    """A client's MULTI: the replies of its queued commands (each waiting on its op in
+    ``recording``), and whether a command was refused while queuing (EXECABORT)."""
+
+    def __init__(self) -> None:
+        self.recording = Recording()
+        self.replies: list[Any] = []  # bytes, or Deferred replies
+        self.failed = False
+
+
 class Client:
     """One connection's session. ``write`` sends bytes to the client at once (pub/sub
     pushes); ``close`` hangs up."""
@@ -106,6 +117,7 @@ class Client:
         self.fd = -1
         self.last_command = "NULL"
         self.writing = False  # whether the last command run was a write (pipelining)
+        self.transaction: Queued | None = None  # between MULTI and EXEC / DISCARD
         self._write = write
         self._close = close
 

@@ -15,7 +15,14 @@ from typing import Final
 from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
-from raftkv.fronts.resp.commands import connection, keys, pubsub, server, strings
+from raftkv.fronts.resp.commands import (
+    connection,
+    keys,
+    pubsub,
+    server,
+    strings,
+    transactions,
+)
 from raftkv.fronts.resp.spec import NOPERM, CommandError, Reply, Spec, error_text
 from raftkv.service.auth import Role
 
@@ -23,7 +30,7 @@ log = logging.getLogger("raftkv.resp")
 
 TABLE: Final[dict[bytes, Spec]] = {
     row.name.encode(): row
-    for family in (connection, server, strings, keys, pubsub)
+    for family in (connection, server, strings, keys, pubsub, transactions)
     for row in family.COMMANDS
 }
 
@@ -34,18 +41,29 @@ def unknown_command(args: list[bytes]) -> str:
             f"beginning with: {rest}")
 
 
+# What runs at once inside MULTI instead of being queued (Redis's list).
+NOT_QUEUED: Final = frozenset({"multi", "exec", "discard", "quit", "reset", "watch", "unwatch"})
+
+
 def dispatch(client: Client, args: list[bytes]) -> Reply:
-    """Check the command (``refusal``), then run its handler, counting both."""
+    """Check the command (``refusal``), then run its handler, counting both - or, inside
+    MULTI, queue it (``commands/transactions.py``)."""
     row = TABLE.get(args[0].lower())
     if row is None:
+        if client.transaction is not None:
+            client.transaction.failed = True
         return p.error_reply(unknown_command(args))
     client.state.stats.commands += 1
     refused = refusal(client, row, args)
     if refused is not None:
         row.stats.rejected += 1
+        if client.transaction is not None and row.name not in NOT_QUEUED:
+            client.transaction.failed = True
         return p.error_reply(refused)
     client.last_command = row.name
     client.writing = row.writes
+    if client.transaction is not None and row.name not in NOT_QUEUED:
+        return _queue(client, row, args)
     stats = row.stats
     started = time.perf_counter_ns()
     try:
@@ -63,6 +81,26 @@ def dispatch(client: Client, args: list[bytes]) -> Reply:
     stats.calls += 1
     stats.ns += time.perf_counter_ns() - started
     return reply
+
+
+def _queue(client: Client, row: Spec, args: list[bytes]) -> Reply:
+    """Run a command inside MULTI against the recording service: its reply waits for
+    EXEC (an error it raises now is its reply there, as Redis reports it)."""
+    queued = client.transaction
+    assert queued is not None
+    service = client.service
+    service.recording = queued.recording
+    try:
+        reply = row.handler(client, args)
+    except CommandError as error:  # (one name per type: mypyc types the name)
+        reply = p.error_reply(str(error))
+    except RaftKVError as exc:
+        reply = p.error_reply(error_text(exc))
+    finally:
+        service.recording = None
+    queued.replies.append(reply)
+    client.writing = False
+    return p.QUEUED
 
 
 def refusal(client: Client, row: Spec, args: list[bytes]) -> str | None:

@@ -34,6 +34,8 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
               ) -> tuple[Reply, int] | None:
     """The reply to the run of plain SETs or GETs from ``start`` on, and where the run
     ends; None when there is no run (fewer than two)."""
+    if client.transaction is not None:
+        return None  # inside MULTI every command is queued, one by one
     name = commands[start][0]
     if name in SET_NAMES:
         limit = client.service.limits.max_value_bytes

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Final
 
 OK: Final = b"+OK\r\n"
+QUEUED: Final = b"+QUEUED\r\n"
 PONG: Final = b"+PONG\r\n"
 NIL: Final = b"$-1\r\n"
 EMPTY_ARRAY: Final = b"*0\r\n"

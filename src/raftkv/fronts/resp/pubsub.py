@@ -9,14 +9,20 @@ from typing import TYPE_CHECKING, Final, Protocol
 from raftkv.core.commands import (
     Append,
     Command,
+    Copy,
     Delete,
     DeleteExpired,
     Evict,
     Expire,
     IncrBy,
+    IncrByFloat,
     MultiPut,
     Put,
+    Rename,
     Result,
+    SetRange,
+    Txn,
+    TxnResult,
 )
 from raftkv.core.glob import compile_glob
 from raftkv.fronts.resp import protocol as p
@@ -143,6 +149,19 @@ class KeyspaceEvents:
         elif isinstance(command, MultiPut):
             for key, _ in command.items:
                 notify(key, b"set", "$")
+        elif isinstance(command, SetRange):
+            notify(command.key, b"setrange", "$")
+        elif isinstance(command, IncrByFloat):
+            notify(command.key, b"incrbyfloat", "$")
+        elif isinstance(command, Rename):
+            if command.source != command.target:
+                notify(command.source, b"rename_from", "g")
+                notify(command.target, b"rename_to", "g")
+        elif isinstance(command, Copy):
+            notify(command.target, b"copy_to", "g")
+        elif isinstance(command, Txn) and isinstance(result, TxnResult):
+            for op, op_result in zip(command.ops, result.results, strict=True):
+                self.observe(op, op_result)
         elif isinstance(command, DeleteExpired | Evict):
             expired = isinstance(command, DeleteExpired)
             event, kind = (b"expired", "x") if expired else (b"evicted", "e")

@@ -111,10 +111,11 @@ class Spec:
     last_key: int = 0
     key_step: int = 1
     stats: CommandStats = field(default_factory=CommandStats)
-    writes: bool = field(init=False)  # "write" in flags, read for every command
+    orders_reads: bool = False  # a read pipelined after it waits for it (EXEC)
+    writes: bool = field(init=False)  # for pipelining: a write, or EXEC; read per command
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "writes", "write" in self.flags)
+        object.__setattr__(self, "writes", "write" in self.flags or self.orders_reads)
 
     def keys(self, args: list[bytes]) -> list[bytes]:
         if not self.first_key:
@@ -124,9 +125,10 @@ class Spec:
 
 
 def spec(name: str, arity: int, flags: str, handler: Handler, first_key: int = 0,
-         last_key: int = 0, key_step: int = 1) -> Spec:
+         last_key: int = 0, key_step: int = 1, orders_reads: bool = False) -> Spec:
     """A table row, flags written as Redis writes them (``"readonly fast"``)."""
-    return Spec(name, arity, frozenset(flags.split()), handler, first_key, last_key, key_step)
+    return Spec(name, arity, frozenset(flags.split()), handler, first_key, last_key, key_step,
+                orders_reads=orders_reads)
 
 
 def to_int(raw: bytes) -> int:

@@ -4,7 +4,6 @@ connection's consistency, so a follower answers them no staler than it answers G
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 from raftkv.core.commands import Entry, ExpireWhen, Outcome, Result
@@ -18,9 +17,8 @@ EXPIRE_OPTIONS: Final = {b"NX": 1, b"XX": 2, b"GT": 4, b"LT": 8}
 
 
 def del_(client: Client, args: list[bytes]) -> Reply:
-    futures = [client.service.delete(key) for key in args[1:]]
-    gathered = asyncio.gather(*futures)
-    return later(gathered, lambda results: p.integer(sum(1 for r in results if r.ok)))
+    """DEL / UNLINK: every key in one log entry, so the deletes are atomic."""
+    return later(client.service.delete_many(args[1:]), lambda result: p.integer(result.affected))
 
 
 def exists(client: Client, args: list[bytes]) -> Reply:

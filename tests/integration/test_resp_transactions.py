@@ -1,0 +1,96 @@
+"""MULTI / EXEC / DISCARD: Redis's semantics reply for reply against redis-server, and
+redis-py's pipelines - transactional (its default) and not - against a real node and
+a three-node cluster, where EXEC is one replicated log entry."""
+
+from __future__ import annotations
+
+import redis
+
+from tests.integration.test_resp_server_commands import both
+from tests.support.cluster import Cluster
+
+SCRIPT = [
+    ("EXEC",), ("DISCARD",),
+    ("MULTI",), ("SET", "a", "1"), ("INCR", "a"), ("GET", "a"), ("INCRBY", "a", "10"),
+    ("MGET", "a", "none"), ("EXISTS", "a", "none"), ("DEL", "none"), ("PING",), ("EXEC",),
+    ("MULTI",), ("MULTI",), ("SET", "b", "x"), ("INCR", "b"), ("APPEND", "b", "y"),
+    ("INCRBY", "b", "notanumber"), ("GET", "b"), ("EXEC",),
+    ("MULTI",), ("SET", "c", "1"), ("NOSUCHCOMMAND",), ("GET", "c"), ("EXEC",), ("GET", "c"),
+    ("MULTI",), ("SET", "c", "1"), ("GET",), ("EXEC",), ("EXISTS", "c"),
+    ("MULTI",), ("SET", "d", "1"), ("DISCARD",), ("EXISTS", "d"), ("EXEC",),
+    ("MULTI",), ("EXEC",),
+    ("MULTI",), ("SETEX", "e", "100", "v"), ("TTL", "e"), ("GETDEL", "e"), ("TTL", "e"),
+    ("SETNX", "f", "1"), ("SETNX", "f", "2"), ("GETSET", "f", "3"), ("STRLEN", "f"), ("EXEC",),
+    ("MULTI",), ("SET", "g", "v"), ("RENAME", "g", "h"), ("GET", "h"), ("RENAME", "g", "i"),
+    ("COPY", "h", "j"), ("GETRANGE", "j", "0", "0"), ("EXEC",),
+]
+
+
+def plain(reply: object) -> object:
+    """A reply with the errors inside an EXEC array made comparable (redis-py returns
+    them as exception objects)."""
+    if isinstance(reply, list):
+        return [plain(item) for item in reply]
+    if isinstance(reply, redis.ResponseError):
+        return ("error", str(reply))
+    return reply
+
+
+def test_multi_exec_discard_answer_as_redis_does(start_server, real_redis):
+    node = start_server(resp=True)
+    ours = redis.Redis(port=node.resp_port, protocol=2)
+    try:
+        for command in SCRIPT:
+            a, b = both(ours, real_redis, *command)
+            assert plain(a) == plain(b), command
+    finally:
+        ours.close()
+
+
+def pipelines(r: redis.Redis) -> None:
+    """What redis-py users write: a transactional pipeline (the default), then one
+    with transaction=False; both see their own writes in order."""
+    with r.pipeline() as pipe:
+        pipe.set("counter", 0).incr("counter").incrby("counter", 41).get("counter")
+        pipe.setex("session", 30, "data").ttl("session").delete("session").exists("session")
+        assert pipe.execute() == [True, 1, 42, b"42", True, 30, 1, 0]
+    with r.pipeline(transaction=False) as pipe:
+        pipe.incr("counter").get("counter").mset({"x": 1, "y": 2}).mget("x", "y")
+        assert pipe.execute() == [43, b"43", True, [b"1", b"2"]]
+    with r.pipeline() as pipe:  # a runtime error is that command's alone
+        pipe.set("word", "abc").incr("word").set("after", "ok")
+        replies = pipe.execute(raise_on_error=False)
+        assert replies[0] is True and isinstance(replies[1], redis.ResponseError)
+        assert replies[2] is True and r.get("after") == b"ok"
+
+
+def test_redis_py_pipelines_on_a_single_node(start_server):
+    node = start_server(resp=True)
+    r = redis.Redis(port=node.resp_port)
+    try:
+        pipelines(r)
+    finally:
+        r.close()
+
+
+def test_redis_py_pipelines_through_a_follower_and_the_leader_of_a_cluster(tmp_path):
+    cluster = Cluster(tmp_path, 3, resp=True)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        follower = next(n for n in cluster.nodes if n != leader)
+        for node_id in (follower, leader):
+            r = redis.Redis(port=cluster.nodes[node_id].resp_port, socket_timeout=10)
+            try:
+                pipelines(r)
+            finally:
+                r.close()
+        # every node applied the same transactions
+        for node_id in cluster.nodes:
+            r = redis.Redis(port=cluster.nodes[node_id].resp_port, socket_timeout=10)
+            try:
+                assert r.get("counter") == b"43" and r.get("after") == b"ok"
+            finally:
+                r.close()
+    finally:
+        cluster.stop()
