@@ -1,9 +1,13 @@
-"""MULTI / EXEC / DISCARD: Redis's semantics reply for reply against redis-server, and
+"""MULTI / EXEC / DISCARD / WATCH: Redis's semantics reply for reply against redis-server, and
 redis-py's pipelines - transactional (its default) and not - against a real node and
 a three-node cluster, where EXEC is one replicated log entry."""
 
 from __future__ import annotations
 
+import threading
+import time
+
+import pytest
 import redis
 
 from tests.integration.test_resp_server_commands import both
@@ -94,3 +98,90 @@ def test_redis_py_pipelines_through_a_follower_and_the_leader_of_a_cluster(tmp_p
                 r.close()
     finally:
         cluster.stop()
+
+
+WATCH_SCRIPT = [  # (which connection, command): "a" watches and runs EXEC, "b" meddles
+    ("a", ("SET", "k", "1")), ("a", ("WATCH", "k")), ("b", ("SET", "k", "2")),
+    ("a", ("MULTI",)), ("a", ("SET", "x", "1")), ("a", ("EXEC",)), ("a", ("GET", "x")),
+    ("a", ("WATCH", "k")), ("a", ("MULTI",)), ("a", ("INCR", "k")), ("a", ("EXEC",)),
+    ("a", ("WATCH", "absent")), ("b", ("SET", "absent", "1")), ("b", ("DEL", "absent")),
+    ("a", ("MULTI",)), ("a", ("SET", "y", "1")), ("a", ("EXEC",)), ("a", ("EXISTS", "y")),
+    ("a", ("WATCH", "k", "absent")), ("b", ("GET", "k")), ("a", ("MULTI",)),
+    ("a", ("SET", "z", "1")), ("a", ("EXEC",)),
+    ("a", ("WATCH", "k")), ("b", ("INCR", "k")), ("a", ("UNWATCH",)), ("a", ("MULTI",)),
+    ("a", ("GET", "k")), ("a", ("EXEC",)),
+    ("a", ("WATCH", "k")), ("a", ("MULTI",)), ("a", ("WATCH", "k")), ("a", ("EXEC",)),
+    ("a", ("WATCH", "k")), ("b", ("SET", "k", "3")), ("a", ("MULTI",)), ("a", ("DISCARD",)),
+    ("a", ("MULTI",)), ("a", ("GET", "k")), ("a", ("EXEC",)),
+    ("a", ("WATCH",)),
+]
+
+
+def test_watch_aborts_exec_when_a_watched_key_changed_as_redis_does(start_server, start_redis):
+    node = start_server(resp=True)
+    reference = start_redis()
+    port = reference.connection_pool.connection_kwargs["port"]
+    ours = {name: redis.Redis(port=node.resp_port, protocol=2) for name in "ab"}
+    theirs = {name: redis.Redis(port=port, protocol=2) for name in "ab"}
+    try:
+        for who, command in WATCH_SCRIPT:
+            a, b = both(ours[who], theirs[who], *command)
+            assert plain(a) == plain(b), (who, command)
+    finally:
+        for client in (*ours.values(), *theirs.values()):
+            client.close()
+
+
+def test_a_watched_key_that_expires_aborts_exec(start_server):
+    node = start_server(resp=True)
+    r = redis.Redis(port=node.resp_port)
+    try:
+        r.set("lease", "me", px=150)
+        with r.pipeline() as pipe:
+            pipe.watch("lease")
+            time.sleep(0.3)  # it expires (collected or not) before EXEC
+            pipe.multi()
+            pipe.set("done", "1")
+            with pytest.raises(redis.WatchError):
+                pipe.execute()
+        assert r.get("done") is None
+    finally:
+        r.close()
+
+
+def test_redis_py_watch_retry_loops_count_every_increment_exactly_once(start_server):
+    """The optimistic-locking loop of redis-py's documentation, from four threads at
+    once: each increment retries until its EXEC was not spoiled by another's."""
+    node = start_server(resp=True)
+    threads, per_thread = 4, 40
+    retries = []
+
+    def work() -> None:
+        r = redis.Redis(port=node.resp_port)
+        spoiled = 0
+        with r.pipeline() as pipe:
+            for _ in range(per_thread):
+                while True:
+                    try:
+                        pipe.watch("balance")
+                        value = int(pipe.get("balance") or 0)
+                        pipe.multi()
+                        pipe.set("balance", value + 1)
+                        pipe.execute()
+                        break
+                    except redis.WatchError:
+                        spoiled += 1
+        retries.append(spoiled)
+        r.close()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    r = redis.Redis(port=node.resp_port)
+    try:
+        assert int(r.get("balance")) == threads * per_thread
+        assert sum(retries) > 0  # they did collide, and WATCH caught it
+    finally:
+        r.close()

@@ -27,9 +27,11 @@ any_command = st.one_of(
     st.builds(c.Copy, keys, keys, st.booleans(), rids, i64),
     st.builds(c.Read, keys, rids, i64),
 )
+watched = st.lists(st.tuples(keys, st.integers(min_value=0, max_value=2**62),
+                             st.integers(min_value=0, max_value=2**62)), max_size=3)
 any_command = any_command | st.builds(
     c.Txn, st.lists(any_command.filter(lambda cmd: isinstance(cmd, c.OP_TYPES)),
-                    max_size=4).map(tuple), rids, i64)
+                    max_size=4).map(tuple), rids, i64, watched.map(tuple))
 
 
 def test_an_expire_as_earlier_versions_wrote_it_still_decodes():

@@ -319,3 +319,25 @@ def test_a_retried_transaction_applies_once():
     first = sm.apply(1, Txn((IncrBy(b"n", 1), IncrBy(b"n", 1)), request_id=b"tx-1"))
     again = sm.apply(2, Txn((IncrBy(b"n", 1), IncrBy(b"n", 1)), request_id=b"tx-1"))
     assert again == first and sm.keyspace.get(b"n", 0).value == b"2"
+
+
+def test_watch_sees_writes_deletes_expiry_and_flushes_after_its_revision():
+    from raftkv.core.commands import IncrBy, Txn
+
+    sm = StateMachine()
+    sm.apply(1, Put(b"k", b"1"))
+    sm.apply(2, Put(b"brief", b"x", expires_at_ms=1_000))
+    since = 2
+    watched = ((b"k", 1, since), (b"absent", 0, since))
+    assert not sm.changed_since(b"k", 1, since, now_ms=0)
+    assert sm.apply(3, Txn((IncrBy(b"n", 1),), watched=watched)).succeeded
+    sm.apply(4, Put(b"absent", b"now"))
+    sm.apply(5, Delete(b"absent"))  # back to absent, but it changed
+    spoiled = sm.apply(6, Txn((IncrBy(b"n", 1),), watched=watched))
+    assert not spoiled.succeeded and spoiled.results == ()
+    assert sm.keyspace.get(b"n", 0).value == b"1"  # nothing applied
+    assert sm.changed_since(b"brief", 2, since, now_ms=1_000)  # expired counts
+    assert not sm.changed_since(b"brief", 2, since, now_ms=999)
+    sm.apply(7, Flush())
+    assert sm.changed_since(b"never", 0, 6, now_ms=0)  # a flush after it: the safe side
+    assert not sm.changed_since(b"never", 0, 7, now_ms=0)

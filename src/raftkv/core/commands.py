@@ -316,14 +316,17 @@ class Txn(Value):
     key) has its own failed result and the others still apply - Redis never rolls
     back. Its result is a ``TxnResult`` holding one result per op."""
 
-    __slots__ = ("now_ms", "ops", "request_id")
-    FIELDS = ("ops", "request_id", "now_ms")
+    __slots__ = ("now_ms", "ops", "request_id", "watched")
+    FIELDS = ("ops", "request_id", "now_ms", "watched")
 
-    def __init__(self, ops: tuple[Op, ...], request_id: bytes = b"", now_ms: int = 0
-                 ) -> None:
+    def __init__(self, ops: tuple[Op, ...], request_id: bytes = b"", now_ms: int = 0,
+                 watched: tuple[tuple[bytes, int, int], ...] = ()) -> None:
         self.ops: Final[tuple[Op, ...]] = ops
         self.request_id: Final[bytes] = request_id
         self.now_ms: Final[int] = now_ms
+        # Redis's WATCH: (key, its mod revision then - 0: absent, the revision it was
+        # watched at); if any changed since, nothing applies.
+        self.watched: Final[tuple[tuple[bytes, int, int], ...]] = watched
 
 
 # What a transaction may hold: the commands a client can send, and reads.
@@ -397,12 +400,14 @@ class Result(Value):
 class TxnResult(Result):
     """A transaction's result: OK at its revision, with ``results``, one per op."""
 
-    __slots__ = ("results",)
-    FIELDS = ("outcome", "revision", "affected", "results")
+    __slots__ = ("results", "succeeded")
+    FIELDS = ("outcome", "revision", "affected", "results", "succeeded")
 
-    def __init__(self, revision: int, results: tuple[Result, ...], affected: int = 0) -> None:
+    def __init__(self, revision: int, results: tuple[Result, ...], affected: int = 0,
+                 succeeded: bool = True) -> None:
         super().__init__(OUTCOME_OK, revision, None, None, affected)
         self.results: Final[tuple[Result, ...]] = results
+        self.succeeded: Final[bool] = succeeded  # False: a watched key changed
 
 
 # --- codec -------------------------------------------------------------------------
@@ -509,6 +514,10 @@ def encode(cmd: Command) -> bytes:
         out += _IQ.pack(len(cmd.ops), cmd.now_ms)
         for op in cmd.ops:
             _b(out, encode(op))
+        out += U32.pack(len(cmd.watched))
+        for key, mod, since in cmd.watched:
+            _b(out, key)
+            out += _QQ.pack(mod, since)
     elif isinstance(cmd, DeleteExpired | Evict):
         out += struct.pack("<Iq", len(cmd.keys), cmd.now_ms)
         for key in cmd.keys:
@@ -595,7 +604,13 @@ def decode(data: bytes) -> Command:
             if not isinstance(op, OP_TYPES):
                 raise CodecError(f"a transaction cannot hold a {type(op).__name__}")
             ops.append(op)
-        cmd = Txn(tuple(ops), rid, now)
+        (count,) = r.fixed(U32)
+        watched = []
+        for _ in range(count):
+            watched_key = r.blob()
+            mod, since = r.fixed(_QQ)
+            watched.append((watched_key, mod, since))
+        cmd = Txn(tuple(ops), rid, now, tuple(watched))
     elif tag in (0, 10):
         (now,) = r.fixed(_I64)
         cmd = Noop(rid, now) if tag == 0 else Flush(rid, now)

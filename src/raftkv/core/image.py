@@ -58,7 +58,8 @@ _TXN: Final = 2  # in the has_entry byte: a TxnResult, its results follow
 
 def encode_result(result: Result) -> bytes:
     if isinstance(result, TxnResult):
-        parts = [_RESULT.pack(result.outcome, result.revision, result.affected, _TXN, 0),
+        parts = [_RESULT.pack(result.outcome, result.revision, result.affected, _TXN,
+                              result.succeeded),
                  _U32.pack(len(result.results))]
         for sub in result.results:
             encoded = encode_result(sub)
@@ -80,7 +81,7 @@ def decode_result(data: bytes) -> Result:
             (size,) = _U32.unpack_from(data, pos)
             results.append(decode_result(data[pos + 4 : pos + 4 + size]))
             pos += 4 + size
-        return TxnResult(revision, tuple(results), affected)
+        return TxnResult(revision, tuple(results), affected, bool(has_previous))
     entry = previous = None
     if has_entry:
         entry, pos = _decode_entry(data, pos)

@@ -15,7 +15,7 @@ Rules (ARCHITECTURE.md rule 1):
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -65,6 +65,7 @@ from raftkv.core.numbers import (
 from raftkv.core.table import Table
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
+MAX_DELETIONS_KEPT: Final = 100_000  # how far back WATCH sees a key deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +81,9 @@ class Snapshot:
 class StateMachine:
     """The keyspace plus the bookkeeping that makes ``apply`` exactly-once."""
 
-    __slots__ = ("_handlers", "_max_requests", "_raw", "_request_order", "_requests", "_store",
-                 "applied_index", "evicted_total", "expired_total", "keyspace")
+    __slots__ = ("_deleted", "_deleted_horizon", "_handlers", "_max_requests", "_raw",
+                 "_request_order", "_requests", "_store", "applied_index", "evicted_total",
+                 "expired_total", "keyspace")
 
     def __init__(self, max_tracked_requests: int = DEFAULT_MAX_TRACKED_REQUESTS) -> None:
         self.keyspace = Keyspace()
@@ -93,6 +95,11 @@ class StateMachine:
         self._requests: dict[bytes, Result] = {}
         self._request_order: deque[bytes] = deque()  # oldest first, for trimming
         self._max_requests = max_tracked_requests
+        # Recent deletions (key -> revision; oldest first), for WATCH: a key absent at
+        # WATCH and at EXEC may have existed in between. Bounded; a WATCH older than
+        # what it still holds fails EXEC (the safe side).
+        self._deleted: OrderedDict[bytes, int] = OrderedDict()
+        self._deleted_horizon = 0  # deletions at or before it are forgotten
         self._handlers: dict[type, Callable[[int, Command], Result]] = {
             Put: self._put,  # type: ignore[dict-item]
             Delete: self._delete,  # type: ignore[dict-item]
@@ -142,10 +149,7 @@ class StateMachine:
         return Snapshot(self.applied_index, self.keyspace.copy_entries(), self._requests.copy())
 
     def restore(self, snapshot: Snapshot) -> None:
-        self.keyspace.load(sorted(snapshot.entries.items()))
-        self._requests = dict(snapshot.requests)
-        self._request_order = deque(self._requests)
-        self.applied_index = snapshot.index
+        self.restore_parts(snapshot.index, sorted(snapshot.entries.items()), snapshot.requests)
 
     def restore_parts(self, index: int, sorted_entries: list[tuple[bytes, bytes]],
                       requests: dict[bytes, Result]) -> None:
@@ -154,6 +158,31 @@ class StateMachine:
         self._requests = dict(requests)
         self._request_order = deque(self._requests)
         self.applied_index = index
+        self._deleted.clear()  # a snapshot keeps no deletions: a WATCH from before it
+        self._deleted_horizon = index  # fails EXEC if a watched key is absent
+
+    # --- deletions, for WATCH ----------------------------------------------------
+
+    def _remove(self, key: bytes, index: int) -> bytes | None:
+        old = self.keyspace.remove(key)
+        if old is not None:
+            deleted = self._deleted
+            deleted.pop(key, None)
+            deleted[key] = index
+            if len(deleted) > MAX_DELETIONS_KEPT:
+                _, self._deleted_horizon = deleted.popitem(last=False)
+        return old
+
+    def changed_since(self, key: bytes, mod_revision: int, since: int, now_ms: int) -> bool:
+        """Whether ``key`` changed after revision ``since``, when it then had
+        ``mod_revision`` (0: absent) - written, deleted, expired, evicted or flushed
+        (Redis's WATCH); True when the deletions kept no longer reach back that far."""
+        _, current = self._live(key, now_ms)
+        if (current.mod_revision if current is not None else 0) != mod_revision:
+            return True
+        if current is not None:
+            return False
+        return self._deleted.get(key, 0) > since or self._deleted_horizon > since
 
     # --- handlers (one per command) ----------------------------------------------
 
@@ -212,12 +241,12 @@ class StateMachine:
         raw, current = self._live(c.key, c.now_ms)
         if current is None:
             if raw is not None:  # expired, not yet collected: collect it now
-                self.keyspace.remove(c.key)
+                self._remove(c.key, index)
                 self.expired_total += 1
             return Result(Outcome.NOT_FOUND, index)
         if not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
-        self.keyspace.remove(c.key)
+        self._remove(c.key, index)
         return Result(OUTCOME_OK, index, None, current, 1)
 
     def _expire(self, index: int, c: Expire) -> Result:
@@ -229,7 +258,7 @@ class StateMachine:
         if c.when and not _expire_allowed(c.when, current.expires_at_ms, c.expires_at_ms):
             return Result(OUTCOME_OK, index, current, current, 0)
         if c.expires_at_ms is not None and c.expires_at_ms <= c.now_ms:
-            self.keyspace.remove(c.key)  # a deadline in the past deletes, as in Redis
+            self._remove(c.key, index)  # a deadline in the past deletes, as in Redis
             return Result(OUTCOME_OK, index, None, current, 1)
         entry = self._write(index, c.key, current.value, c.expires_at_ms, raw, current)
         return Result(OUTCOME_OK, index, entry, current, 1)
@@ -291,7 +320,7 @@ class StateMachine:
             return Result(OUTCOME_OK, index, source, source)
         entry = self._write(index, c.target, source.value, source.expires_at_ms, target_raw,
                             target)
-        self.keyspace.remove(c.source)
+        self._remove(c.source, index)
         return Result(OUTCOME_OK, index, entry, source, 1)
 
     def _copy(self, index: int, c: Copy) -> Result:
@@ -311,6 +340,8 @@ class StateMachine:
     def _txn(self, index: int, c: Txn) -> Result:
         """Every op in order at this one index; each has its own result (redis mode:
         a failed op does not undo the others)."""
+        if any(self.changed_since(key, mod, since, c.now_ms) for key, mod, since in c.watched):
+            return TxnResult(index, (), 0, succeeded=False)  # WATCH: nothing applies
         handlers = self._handlers
         results = tuple(handlers[type(op)](index, op) for op in c.ops)
         return TxnResult(index, results, sum(1 for r in results if r.ok))
@@ -328,19 +359,21 @@ class StateMachine:
         for key in c.keys:
             raw = self.keyspace.raw(key)
             if raw is not None and not is_live(raw, c.now_ms):
-                self.keyspace.remove(key)
+                self._remove(key, index)
                 removed += 1
         self.expired_total += removed
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _evict(self, index: int, c: Evict) -> Result:
-        removed = sum(1 for key in c.keys if self.keyspace.remove(key) is not None)
+        removed = sum(1 for key in c.keys if self._remove(key, index) is not None)
         self.evicted_total += removed
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _flush(self, index: int, c: Flush) -> Result:
         removed = len(self.keyspace)
         self.keyspace.clear()
+        self._deleted.clear()
+        self._deleted_horizon = index  # every key is gone: a watched absent one may too
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _noop(self, index: int, c: Noop) -> Result:

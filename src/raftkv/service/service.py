@@ -526,12 +526,30 @@ class KVService:
             self._make_room(incoming_bytes)
         return self.replicator.submit_nowait(command)
 
-    def execute(self, recording: Recording) -> asyncio.Future[Result]:
+    def watch(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
+              ) -> MaybeDeferred[list[tuple[bytes, int, int]]]:
+        """What WATCH remembers of each key: (key, its mod revision - 0 when absent, the
+        revision it was read at), read at the asked consistency."""
+        for key in keys:
+            validate_key(key)
+
+        def read(_: object = None) -> list[tuple[bytes, int, int]]:
+            sm, now_ms = self.replicator.state_machine, self.clock.now_ms()
+            entries = [sm.keyspace.get(key, now_ms) for key in keys]
+            return [(key, entry.mod_revision if entry is not None else 0, sm.applied_index)
+                    for key, entry in zip(keys, entries, strict=True)]
+
+        barrier = self.replicator.read_barrier(consistency)
+        return read() if barrier is None else when(barrier, read)
+
+    def execute(self, recording: Recording, watched: tuple[tuple[bytes, int, int], ...] = ()
+                ) -> asyncio.Future[Result]:
         """Submit what a transaction recorded as one ``Txn`` (every op stamped with this
-        moment, as Redis runs EXEC's commands now), and settle its placeholders."""
+        moment, as Redis runs EXEC's commands now; nothing applies if a ``watched`` key
+        changed), and settle its placeholders."""
         now_ms = self.clock.now_ms()
         ops = tuple(op.replace(now_ms=now_ms) for op in recording.ops)
-        future = self.submit(Txn(ops, b"", now_ms), recording.incoming_bytes)
+        future = self.submit(Txn(ops, b"", now_ms, watched), recording.incoming_bytes)
         future.add_done_callback(recording.settle)
         return future
 

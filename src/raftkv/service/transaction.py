@@ -59,6 +59,8 @@ class Recording:
             return
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         result = None if error is not None else done.result()
+        if isinstance(result, TxnResult) and not result.succeeded:
+            return  # a watched key changed: nothing ran, and no reply will be rendered
         results = result.results if isinstance(result, TxnResult) else ()
         for first, count, future, shape in waiting:
             if future.done():

@@ -118,6 +118,7 @@ class Client:
         self.last_command = "NULL"
         self.writing = False  # whether the last command run was a write (pipelining)
         self.transaction: Queued | None = None  # between MULTI and EXEC / DISCARD
+        self.watched: dict[bytes, tuple[bytes, int, int]] = {}  # WATCH: key -> what it saw
         self._write = write
         self._close = close
 

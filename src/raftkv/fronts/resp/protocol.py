@@ -53,11 +53,12 @@ class Encoder:
     A connection switches to RESP3 with ``HELLO 3``; everything else (simple
     strings, errors, integers, bulk strings, arrays) is the same in both."""
 
-    __slots__ = ("NIL", "push_prefix", "version")
+    __slots__ = ("NIL", "NIL_ARRAY", "push_prefix", "version")
 
     def __init__(self, version: int) -> None:
         self.version = version
         self.NIL = b"_\r\n" if version == 3 else NIL
+        self.NIL_ARRAY = b"_\r\n" if version == 3 else b"*-1\r\n"
         self.push_prefix = b">" if version == 3 else b"*"
 
     def bulk(self, value: bytes | None) -> bytes:
