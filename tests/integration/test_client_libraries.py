@@ -1,0 +1,69 @@
+"""The cache libraries people put in front of Redis, driven as their users drive them,
+against a real node and through a follower of a three-node cluster: cachelib's
+RedisCache (Flask-Caching's backend) and Django's built-in RedisCache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.cluster import Cluster
+
+
+@pytest.fixture(params=["single-node", "cluster-follower"])
+def resp_port(request: pytest.FixtureRequest, start_server, tmp_path: Path) -> Iterator[int]:
+    if request.param == "single-node":
+        yield start_server(resp=True).resp_port
+        return
+    cluster = Cluster(tmp_path, 3, resp=True)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        follower = next(n for n in cluster.nodes if n != leader)
+        yield cluster.nodes[follower].resp_port
+    finally:
+        cluster.stop()
+
+
+def test_cachelib_redis_cache_as_flask_caching_uses_it(resp_port: int) -> None:
+    from cachelib import RedisCache
+
+    cache = RedisCache(port=resp_port, key_prefix="app:", default_timeout=300)
+    assert cache.set("page", {"html": "<p>hi</p>"}) is True  # SETEX
+    assert cache.get("page") == {"html": "<p>hi</p>"}
+    assert cache.add("page", "other") is False and cache.add("fresh", 1) is True
+    assert cache.has("fresh") and not cache.has("nope")
+    assert cache.set_many({"a": 1, "b": [2, 3]}) == ["a", "b"]  # a MULTI/EXEC pipeline
+    assert cache.get_many("a", "b", "nope") == [1, [2, 3], None]
+    assert cache.inc("hits") == 1 and cache.inc("hits", 5) == 6 and cache.dec("hits") == 5
+    assert cache.delete("a") is True and cache.get("a") is None
+    assert cache.delete_many("b", "fresh") == ["b", "fresh"]
+    assert cache.set("short", "x", timeout=1) and cache.get("short") == "x"
+    assert cache.clear() is True  # KEYS app:* then DEL
+    assert cache.get("page") is None and cache.get("hits") is None
+
+
+def test_django_redis_cache_as_a_django_site_uses_it(resp_port: int) -> None:
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(USE_TZ=True)
+    from django.core.cache.backends.redis import RedisCache
+
+    cache = RedisCache(f"redis://127.0.0.1:{resp_port}/0", {"TIMEOUT": 300})
+    cache.set("view:index", b"<html>")
+    assert cache.get("view:index") == b"<html>"
+    assert cache.add("view:index", "x") is False and cache.add("new", 1) is True
+    cache.set_many({"k1": 1, "k2": "two"}, timeout=60)  # MSET + EXPIRE in MULTI/EXEC
+    assert cache.get_many(["k1", "k2", "absent"]) == {"k1": 1, "k2": "two"}
+    assert cache.incr("k1", 9) == 10 and cache.decr("k1", 3) == 7
+    with pytest.raises(ValueError):
+        cache.incr("absent")
+    assert cache.touch("k2", 1000) is True and cache.touch("absent") is False
+    assert cache.has_key("k2") and cache.get_or_set("lazy", lambda: "made") == "made"
+    cache.delete_many(["k1", "k2"])
+    assert cache.get("k1") is None
+    cache.clear()  # FLUSHDB
+    assert cache.get("view:index") is None and cache.get("lazy") is None
