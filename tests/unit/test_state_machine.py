@@ -341,3 +341,44 @@ def test_watch_sees_writes_deletes_expiry_and_flushes_after_its_revision():
     sm.apply(7, Flush())
     assert sm.changed_since(b"never", 0, 6, now_ms=0)  # a flush after it: the safe side
     assert not sm.changed_since(b"never", 0, 7, now_ms=0)
+
+
+def test_compares_choose_the_branch_as_etcd_does():
+    from raftkv.core.commands import Compare, Read, Relation, Target, Txn
+
+    sm = StateMachine()
+    sm.apply(1, Put(b"cfg", b"v1"))
+    R, T = Relation, Target
+
+    def branch(*compares: Compare) -> bool:
+        index = sm.applied_index + 1
+        result = sm.apply(index, Txn((Read(b"cfg"),), compares=compares, failure=()))
+        return result.succeeded
+
+    assert branch(Compare(b"cfg", T.VALUE, R.EQUAL, value=b"v1"))
+    assert not branch(Compare(b"cfg", T.VALUE, R.EQUAL, value=b"v2"))
+    assert branch(Compare(b"cfg", T.MOD_REVISION, R.EQUAL, 1), Compare(b"cfg", T.VERSION,
+                                                                        R.LESS, 2))
+    assert branch(Compare(b"missing", T.EXISTS, R.EQUAL, 0),
+                  Compare(b"missing", T.CREATE_REVISION, R.EQUAL, 0))
+    assert not branch(Compare(b"cfg", T.EXISTS, R.EQUAL, 0))
+    assert branch(Compare(b"cfg", T.VALUE, R.GREATER, value=b"v0"))
+
+
+def test_an_atomic_transaction_whose_op_fails_changes_nothing():
+    from raftkv.core.commands import Copy, IncrBy, Rename, Txn
+
+    sm = StateMachine()
+    sm.apply(1, Put(b"a", b"1", expires_at_ms=10**9))
+    sm.apply(2, Put(b"word", b"abc"))
+    before = {e.key: e for e in sm.keyspace.scan(0, limit=100)}
+    size, volatile = sm.keyspace.data_bytes, sm.keyspace.volatile_count
+    result = sm.apply(3, Txn((Put(b"a", b"2"), Put(b"new", b"x"), Delete(b"word"),
+                              Rename(b"a", b"b"), Copy(b"new", b"c"), IncrBy(b"new", 1)),
+                             atomic=True))
+    assert result.failed_at == 5 and result.outcome is Outcome.TXN_FAILED
+    assert {e.key: e for e in sm.keyspace.scan(0, limit=100)} == before
+    assert (sm.keyspace.data_bytes, sm.keyspace.volatile_count) == (size, volatile)
+    assert list(sm.keyspace.iter_keys()) == [b"a", b"word"]  # the ordered index too
+    ok = sm.apply(4, Txn((Put(b"a", b"2"), IncrBy(b"n", 1)), atomic=True))
+    assert ok.ok and ok.failed_at == -1 and sm.keyspace.get(b"a", 0).value == b"2"

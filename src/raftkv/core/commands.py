@@ -309,24 +309,67 @@ class Read(Value):
         self.now_ms: Final[int] = now_ms
 
 
+class Target(enum.IntEnum):
+    """What a transaction's compare looks at (etcd's compare targets)."""
+
+    VALUE = 0
+    VERSION = 1
+    CREATE_REVISION = 2
+    MOD_REVISION = 3
+    EXISTS = 4  # 1 when the key is live, 0 when not
+
+
+class Relation(enum.IntEnum):
+    EQUAL = 0
+    NOT_EQUAL = 1
+    LESS = 2
+    GREATER = 3
+
+
+class Compare(Value):
+    """One condition of a transaction: the key's ``target`` stands in ``relation`` to
+    ``number`` (or to ``value`` for VALUE). An absent key has value b"" and every
+    number 0, as in etcd."""
+
+    __slots__ = ("key", "number", "relation", "target", "value")
+    FIELDS = ("key", "target", "relation", "number", "value")
+
+    def __init__(self, key: bytes, target: Target, relation: Relation, number: int = 0,
+                 value: bytes = b"") -> None:
+        self.key: Final[bytes] = key
+        self.target: Final[Target] = target
+        self.relation: Final[Relation] = relation
+        self.number: Final[int] = number
+        self.value: Final[bytes] = value
+
+
 class Txn(Value):
     """Several operations applied as one log entry, at one revision, by every replica
-    alike (DATA-MODEL.md section 1). Each op sees the effects of the ops before it.
-    This is the redis failure mode of EXEC: an op that fails (a wrong number, a missing
-    key) has its own failed result and the others still apply - Redis never rolls
-    back. Its result is a ``TxnResult`` holding one result per op."""
+    alike (DATA-MODEL.md section 1). If every compare holds (and no watched key
+    changed), ``ops`` apply, else ``failure``; each op sees the effects of the ops
+    before it, and has its own result in the ``TxnResult``.
 
-    __slots__ = ("now_ms", "ops", "request_id", "watched")
-    FIELDS = ("ops", "request_id", "now_ms", "watched")
+    Two failure modes. Redis's (EXEC): an op that fails (a wrong number, a missing key)
+    has its own failed result and the others still apply - Redis never rolls back.
+    ``atomic`` (HTTP, etcd): the first op that fails undoes every change of the
+    transaction, which answers with that op's index (``failed_at``)."""
+
+    __slots__ = ("atomic", "compares", "failure", "now_ms", "ops", "request_id", "watched")
+    FIELDS = ("ops", "request_id", "now_ms", "watched", "compares", "failure", "atomic")
 
     def __init__(self, ops: tuple[Op, ...], request_id: bytes = b"", now_ms: int = 0,
-                 watched: tuple[tuple[bytes, int, int], ...] = ()) -> None:
+                 watched: tuple[tuple[bytes, int, int], ...] = (),
+                 compares: tuple[Compare, ...] = (), failure: tuple[Op, ...] = (),
+                 atomic: bool = False) -> None:
         self.ops: Final[tuple[Op, ...]] = ops
         self.request_id: Final[bytes] = request_id
         self.now_ms: Final[int] = now_ms
         # Redis's WATCH: (key, its mod revision then - 0: absent, the revision it was
         # watched at); if any changed since, nothing applies.
         self.watched: Final[tuple[tuple[bytes, int, int], ...]] = watched
+        self.compares: Final[tuple[Compare, ...]] = compares
+        self.failure: Final[tuple[Op, ...]] = failure
+        self.atomic: Final[bool] = atomic
 
 
 # What a transaction may hold: the commands a client can send, and reads.
@@ -347,6 +390,7 @@ class Outcome(enum.IntEnum):
     NOT_INTEGER = 3
     OVERFLOW = 4  # INCR past the signed 64-bit range; INCRBYFLOAT to NaN or infinity
     NOT_FLOAT = 5
+    TXN_FAILED = 6  # an atomic transaction's op failed: nothing of it applied
 
 
 # For the per-request paths: on Python 3.11 reading a member off its enum class
@@ -400,14 +444,17 @@ class Result(Value):
 class TxnResult(Result):
     """A transaction's result: OK at its revision, with ``results``, one per op."""
 
-    __slots__ = ("results", "succeeded")
-    FIELDS = ("outcome", "revision", "affected", "results", "succeeded")
+    __slots__ = ("failed_at", "results", "succeeded")
+    FIELDS = ("outcome", "revision", "affected", "results", "succeeded", "failed_at")
 
     def __init__(self, revision: int, results: tuple[Result, ...], affected: int = 0,
-                 succeeded: bool = True) -> None:
-        super().__init__(OUTCOME_OK, revision, None, None, affected)
+                 succeeded: bool = True, failed_at: int = -1) -> None:
+        super().__init__(OUTCOME_OK if failed_at < 0 else Outcome.TXN_FAILED, revision, None,
+                         None, affected)
         self.results: Final[tuple[Result, ...]] = results
-        self.succeeded: Final[bool] = succeeded  # False: a watched key changed
+        # False: a compare did not hold or a watched key changed (``failure`` ran)
+        self.succeeded: Final[bool] = succeeded
+        self.failed_at: Final[int] = failed_at  # atomic: the op that failed (all undone)
 
 
 # --- codec -------------------------------------------------------------------------
@@ -518,6 +565,15 @@ def encode(cmd: Command) -> bytes:
         for key, mod, since in cmd.watched:
             _b(out, key)
             out += _QQ.pack(mod, since)
+        out += U32.pack(len(cmd.compares))
+        for compare in cmd.compares:
+            _b(out, compare.key)
+            out += _COMPARE.pack(compare.target, compare.relation, compare.number)
+            _b(out, compare.value)
+        out += U32.pack(len(cmd.failure))
+        for op in cmd.failure:
+            _b(out, encode(op))
+        out.append(cmd.atomic)
     elif isinstance(cmd, DeleteExpired | Evict):
         out += struct.pack("<Iq", len(cmd.keys), cmd.now_ms)
         for key in cmd.keys:
@@ -533,6 +589,9 @@ _QQ: Final = struct.Struct("<qq")
 _IBQ: Final = struct.Struct("<IBq")
 _IQ: Final = struct.Struct("<Iq")
 _U8: Final = struct.Struct("<B")
+_COMPARE: Final = struct.Struct("<BBq")
+_TARGETS: Final = frozenset(int(t) for t in Target)
+_RELATIONS: Final = frozenset(int(r) for r in Relation)
 _BQ: Final = struct.Struct("<Bq")
 _EXPIRE_WHENS: Final = frozenset(int(w) for w in ExpireWhen if w)
 
@@ -598,19 +657,25 @@ def decode(data: bytes) -> Command:
         cmd = Read(key, rid, now)
     elif tag == 16:
         n, now = r.fixed(_IQ)
-        ops = []
-        for _ in range(n):
-            op = decode(r.blob())
-            if not isinstance(op, OP_TYPES):
-                raise CodecError(f"a transaction cannot hold a {type(op).__name__}")
-            ops.append(op)
+        ops = list(_decode_ops(r, n))
         (count,) = r.fixed(U32)
         watched = []
         for _ in range(count):
             watched_key = r.blob()
             mod, since = r.fixed(_QQ)
             watched.append((watched_key, mod, since))
-        cmd = Txn(tuple(ops), rid, now, tuple(watched))
+        (count,) = r.fixed(U32)
+        compares = []
+        for _ in range(count):
+            compare_key = r.blob()
+            what, relation, number = r.fixed(_COMPARE)
+            if what not in _TARGETS or relation not in _RELATIONS:
+                raise CodecError(f"unknown compare {what}/{relation}")
+            compares.append(Compare(compare_key, Target(what), Relation(relation), number,
+                                    r.blob()))
+        failure = _decode_ops(r)
+        (atomic,) = r.fixed(_U8)
+        cmd = Txn(tuple(ops), rid, now, tuple(watched), tuple(compares), failure, bool(atomic))
     elif tag in (0, 10):
         (now,) = r.fixed(_I64)
         cmd = Noop(rid, now) if tag == 0 else Flush(rid, now)
@@ -619,3 +684,17 @@ def decode(data: bytes) -> Command:
     if not r.at_end:
         raise CodecError("trailing bytes after command")
     return cmd
+
+
+def _decode_ops(r: BinaryReader, count: int | None = None) -> tuple[Op, ...]:
+    """``count`` encoded ops (None: a u32 count first), each a command a client may put
+    in a transaction."""
+    if count is None:
+        (count,) = r.fixed(U32)
+    ops: list[Op] = []
+    for _ in range(count):
+        op = decode(r.blob())
+        if not isinstance(op, OP_TYPES):
+            raise CodecError(f"a transaction cannot hold a {type(op).__name__}")
+        ops.append(op)
+    return tuple(ops)

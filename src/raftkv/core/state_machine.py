@@ -24,6 +24,7 @@ from raftkv.core.commands import (
     OUTCOME_OK,
     Append,
     Command,
+    Compare,
     Cond,
     Copy,
     Delete,
@@ -37,12 +38,15 @@ from raftkv.core.commands import (
     IncrByFloat,
     MultiPut,
     Noop,
+    Op,
     Outcome,
     Put,
     Read,
+    Relation,
     Rename,
     Result,
     SetRange,
+    Target,
     Txn,
     TxnResult,
 )
@@ -338,13 +342,59 @@ class StateMachine:
         return Result(OUTCOME_OK, index, current, current)
 
     def _txn(self, index: int, c: Txn) -> Result:
-        """Every op in order at this one index; each has its own result (redis mode:
-        a failed op does not undo the others)."""
-        if any(self.changed_since(key, mod, since, c.now_ms) for key, mod, since in c.watched):
+        """The success ops if every compare holds and no watched key changed, else the
+        failure ops; every op in order at this one index, each with its own result.
+        Redis mode: a failed op leaves the others. Atomic: it undoes them all."""
+        now_ms = c.now_ms
+        if any(self.changed_since(key, mod, since, now_ms) for key, mod, since in c.watched):
             return TxnResult(index, (), 0, succeeded=False)  # WATCH: nothing applies
+        succeeded = all(self._holds(compare, now_ms) for compare in c.compares)
+        ops = c.ops if succeeded else c.failure
         handlers = self._handlers
-        results = tuple(handlers[type(op)](index, op) for op in c.ops)
-        return TxnResult(index, results, sum(1 for r in results if r.ok))
+        if not c.atomic:
+            results = tuple(handlers[type(op)](index, op) for op in ops)
+            return TxnResult(index, results, sum(1 for r in results if r.ok), succeeded)
+        undo: list[tuple[bytes, bytes | None]] = []  # (key, packed entry before), in order
+        done: list[Result] = []
+        for position, op in enumerate(ops):
+            for key in _keys_of(op):
+                undo.append((key, self.keyspace.raw(key)))
+            result = handlers[type(op)](index, op)
+            done.append(result)
+            if result.outcome in _FAILURES:
+                for key, before in reversed(undo):
+                    self._put_back(key, before)
+                return TxnResult(index, tuple(done), 0, succeeded, failed_at=position)
+        return TxnResult(index, tuple(done), sum(1 for r in done if r.ok), succeeded)
+
+    def _holds(self, compare: Compare, now_ms: int) -> bool:
+        _, entry = self._live(compare.key, now_ms)
+        target = compare.target
+        have: int | bytes
+        if target is Target.VALUE:
+            have, want = (entry.value if entry is not None else b""), compare.value
+            return _related(have, want, compare.relation)
+        if target is Target.EXISTS:
+            have = 1 if entry is not None else 0
+        elif entry is None:
+            have = 0
+        elif target is Target.VERSION:
+            have = entry.version
+        elif target is Target.CREATE_REVISION:
+            have = entry.create_revision
+        else:
+            have = entry.mod_revision
+        return _related(have, compare.number, compare.relation)
+
+    def _put_back(self, key: bytes, before: bytes | None) -> None:
+        """Undo an atomic transaction's change to ``key``: its packed entry as it was."""
+        now = self.keyspace.raw(key)
+        if before is None:
+            if now is not None:
+                self.keyspace.remove(key)
+        elif now is not before:
+            self.keyspace.store(key, before, now, deadline_of(now) if now is not None else 0,
+                                deadline_of(before))
 
     def _multi_put(self, index: int, c: MultiPut) -> Result:
         if c.only_if_none_exist and any(self._live(k, c.now_ms)[1] for k, _ in c.items):
@@ -392,3 +442,28 @@ def _expire_allowed(when: ExpireWhen, current_ms: int | None, new_ms: int | None
         return False
     return new_ms is not None and (current_ms is None or new_ms < current_ms)  # LT
 
+
+# What makes an op of an atomic transaction fail, undoing the transaction (a delete of
+# an absent key, as in etcd, is not a failure: its result says it found nothing).
+_FAILURES: Final = frozenset({Outcome.NOT_INTEGER, Outcome.OVERFLOW, Outcome.NOT_FLOAT})
+
+
+def _keys_of(op: Op) -> tuple[bytes, ...]:
+    """The keys an op may change (what an atomic transaction must be able to undo)."""
+    if isinstance(op, MultiPut):
+        return tuple(key for key, _ in op.items)
+    if isinstance(op, Rename | Copy):
+        return (op.source, op.target)
+    if isinstance(op, Flush | Read):
+        return ()
+    return (op.key,)
+
+
+def _related(have: int | bytes, want: int | bytes, relation: Relation) -> bool:
+    if relation is Relation.EQUAL:
+        return have == want
+    if relation is Relation.NOT_EQUAL:
+        return have != want
+    if relation is Relation.LESS:
+        return have < want  # type: ignore[operator]
+    return have > want  # type: ignore[operator]
