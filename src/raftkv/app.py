@@ -110,8 +110,9 @@ class Node:
         replicator = await self._open_replicator(metrics)
         eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
                           cfg.eviction.max_memory_bytes)
-        service = KVService(replicator, self.clock, ServiceLimits(cfg.max_value_bytes, eviction),
-                            random.Random())
+        limits = ServiceLimits(cfg.max_value_bytes, eviction, cfg.txn.max_ops,
+                               cfg.txn.max_bytes)
+        service = KVService(replicator, self.clock, limits, random.Random())
         access_log = AccessLog(cfg.log_format)
         authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
         http = HttpServer(http_app(service, self.readiness, cfg, access_log, authenticator,

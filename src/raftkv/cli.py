@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--prefix", default="")
     listing.add_argument("--limit", type=int, default=1000)
     client("health", "show a node's health")
+    client("txn", "run an atomic transaction: a JSON body of POST /v1/txn from FILE "
+           "('-' for stdin); exit 1 when the failure ops ran").add_argument("file")
     bench = client("bench", "load-test a node's HTTP API")
     bench.add_argument("--workload", choices=["get", "put", "mixed", "cas"], default="get")
     bench.add_argument("--keys", type=int, default=1000)
@@ -329,6 +331,19 @@ def _client(args: argparse.Namespace) -> int:
             if status == 200:
                 for item in body["items"]:
                     print(f"{item['key']}\t{item['value']}")
+        elif command == "txn":
+            try:
+                text = sys.stdin.read() if args.file == "-" else open(args.file).read()  # noqa: SIM115
+                payload = json.loads(text)
+            except (OSError, ValueError) as exc:
+                print(f"raftkv: cannot read the transaction from {args.file}: {exc}",
+                      file=sys.stderr)
+                return EXIT_USAGE
+            status, body = _request(args, "POST", "/v1/txn", payload)
+            if status == 200:
+                print(json.dumps(body, indent=2))
+                if not body["succeeded"]:
+                    return EXIT_NO
         else:
             status, body = _request(args, "GET", "/health")
             if status == 200:

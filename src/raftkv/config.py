@@ -90,6 +90,15 @@ class StorageConfig:
     snapshot_threshold_bytes: int = 64 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class TxnLimits:
+    """How big one transaction may be (etcd's 128-op default is its users' top
+    complaint; these are generous, and a refusal names the setting that raises them)."""
+
+    max_ops: int = 10_000
+    max_bytes: int = 16 * 1024 * 1024  # keys and values of every op together
+
+
 DEFAULT_PORT = 8080
 
 
@@ -120,6 +129,7 @@ class Config:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     eviction: EvictionConfig = field(default_factory=EvictionConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    txn: TxnLimits = field(default_factory=TxnLimits)
     config_file: str | None = None
 
     @property
@@ -289,6 +299,10 @@ _SECTIONS: dict[str, tuple[type, dict[str, Callable[[Any], Any]]]] = {
     "storage": (StorageConfig, {
         "segment_max_bytes": _int_range(4096, 2**34),
         "snapshot_threshold_bytes": _int_range(4096, 2**40),
+    }),
+    "txn": (TxnLimits, {
+        "max_ops": _int_range(1, 10_000_000),
+        "max_bytes": _int_range(1024, 2**34),
     }),
 }
 

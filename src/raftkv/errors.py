@@ -13,8 +13,9 @@ user errors: it returns a result so every replica takes the same path.
     │   ├── Unauthenticated               missing or wrong credentials         401
     │   ├── Forbidden                     valid credentials, not allowed       403
     │   ├── RateLimited                   slow down (retry_after_s)            429
-    │   ├── TooLarge                      value or body over its limit         413
-    │   └── MembershipRefused             add a member twice, remove the last  409
+    │   ├── TooLarge                      value, body or transaction too big   413
+    │   ├── MembershipRefused             add a member twice, remove the last  409
+    │   └── TxnFailed                     an op of an atomic transaction failed 409
     ├── ClusterError                      try again, maybe elsewhere
     │   ├── NotLeader                     this node cannot order writes        (forwarded)
     │   └── Unavailable                   no leader / shutting down, not applied 503
@@ -90,6 +91,17 @@ class MembershipRefused(RequestError):
     """Raised when a membership change cannot apply to the current configuration."""
 
     code = "conflict"
+
+
+class TxnFailed(RequestError):
+    """Raised when an op of an atomic transaction fails (a value that is not a number);
+    nothing of the transaction applied. ``failed_op`` is the op's index."""
+
+    code = "txn_failed"
+
+    def __init__(self, message: str, failed_op: int) -> None:
+        super().__init__(message)
+        self.failed_op = failed_op
 
 
 class ClusterError(RaftKVError):

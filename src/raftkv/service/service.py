@@ -23,6 +23,7 @@ from raftkv.core.commands import (
     OP_TYPES,
     Append,
     Command,
+    Compare,
     Cond,
     Copy,
     Delete,
@@ -35,7 +36,9 @@ from raftkv.core.commands import (
     IncrBy,
     IncrByFloat,
     MultiPut,
+    Op,
     Put,
+    Read,
     Rename,
     Result,
     SetRange,
@@ -43,7 +46,7 @@ from raftkv.core.commands import (
 )
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.glob import compile_glob, literal_prefix
-from raftkv.core.numbers import parse_long_double
+from raftkv.core.numbers import INT64_MAX, INT64_MIN, parse_long_double
 from raftkv.deferred import Deferred, MaybeDeferred, when
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
 from raftkv.service.ports import (
@@ -90,6 +93,8 @@ class KeyPage:
 class ServiceLimits:
     max_value_bytes: int = 1024 * 1024
     eviction: Limits = field(default_factory=Limits)
+    max_txn_ops: int = 10_000  # txn.max_ops
+    max_txn_bytes: int = 16 * 1024 * 1024  # txn.max_bytes
 
 
 def validate_node_id(node_id: str) -> str:
@@ -123,7 +128,8 @@ class KVService:
     def configure_eviction(self, eviction: Limits) -> None:
         """Set the eviction policy and limits (at start-up, and by CONFIG SET). Access
         history starts again when the policy changes what it tracks."""
-        self.limits = ServiceLimits(self.limits.max_value_bytes, eviction)
+        self.limits = ServiceLimits(self.limits.max_value_bytes, eviction,
+                                    self.limits.max_txn_ops, self.limits.max_txn_bytes)
         self._bounded = bool(eviction.max_keys or eviction.max_memory_bytes)
         tracking = eviction.policy.tracks_access
         if self.tracker.enabled != tracking:
@@ -526,6 +532,48 @@ class KVService:
             self._make_room(incoming_bytes)
         return self.replicator.submit_nowait(command)
 
+    # --- transactions over HTTP (atomic, with compares) ----------------------------
+
+    def put_op(self, key: bytes, value: bytes, ttl_ms: int | None = None) -> Put:
+        validate_key(key)
+        self._check_value(value)
+        now_ms = self.clock.now_ms()
+        expires = self.deadline(ttl_ms) if ttl_ms is not None else None
+        return Put(key, value, expires, False, Cond.NONE, 0, b"", now_ms)
+
+    def delete_op(self, key: bytes) -> Delete:
+        validate_key(key)
+        return Delete(key, Cond.NONE, 0, b"", self.clock.now_ms())
+
+    def get_op(self, key: bytes) -> Read:
+        validate_key(key)
+        return Read(key, b"", self.clock.now_ms())
+
+    def incr_op(self, key: bytes, delta: int) -> IncrBy:
+        validate_key(key)
+        if not INT64_MIN <= delta <= INT64_MAX:
+            raise InvalidArgument("an increment must be a signed 64-bit integer")
+        return IncrBy(key, delta, b"", self.clock.now_ms())
+
+    def transaction(self, compares: list[Compare], success: list[Op], failure: list[Op],
+                    request_id: bytes = b"") -> asyncio.Future[Result]:
+        """An atomic transaction (DATA-MODEL.md section 1): one log entry; ``success``
+        if every compare holds, else ``failure``; an op that fails undoes it all."""
+        for compare in compares:
+            validate_key(compare.key)
+        ops = len(success) + len(failure)
+        limits = self.limits
+        if ops > limits.max_txn_ops:
+            raise TooLarge(f"a transaction holds at most {limits.max_txn_ops} ops; this "
+                           f"one has {ops} (raise txn.max_ops to allow more)")
+        size = sum(_op_bytes(op) for op in (*success, *failure))
+        if size > limits.max_txn_bytes:
+            raise TooLarge(f"a transaction holds at most {limits.max_txn_bytes} bytes of "
+                           f"keys and values; this one has {size} (raise txn.max_bytes)")
+        now_ms = self.clock.now_ms()
+        return self.submit(Txn(tuple(success), request_id, now_ms, (), tuple(compares),
+                               tuple(failure), atomic=True), size)
+
     def watch(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
               ) -> MaybeDeferred[list[tuple[bytes, int, int]]]:
         """What WATCH remembers of each key: (key, its mod revision - 0 when absent, the
@@ -618,3 +666,11 @@ def _values_of(results: list[Result]) -> list[bytes | None]:
 
 def _live_count(results: list[Result]) -> int:
     return sum(1 for r in results if r.entry is not None)
+
+
+def _op_bytes(op: Op) -> int:
+    if isinstance(op, Put):
+        return len(op.key) + len(op.value)
+    if isinstance(op, MultiPut):
+        return sum(len(key) + len(value) for key, value in op.items)
+    return len(getattr(op, "key", b""))

@@ -18,6 +18,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RaftKVError], int], ...] = (
     (errors.RateLimited, 429),
     (errors.TooLarge, 413),
     (errors.MembershipRefused, 409),
+    (errors.TxnFailed, 409),
     (errors.RequestError, 400),
     (errors.CommitTimeout, 504),
     (errors.ClusterError, 503),

@@ -6,6 +6,7 @@ barrier, so tests can drive the router in-process without sockets."""
 
 from __future__ import annotations
 
+import base64
 import time
 from http import HTTPStatus
 from typing import Any, Final
@@ -13,6 +14,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from raftkv.core.commands import Entry
 from raftkv.deferred import Deferred
 
 STATUS_LINES: Final[dict[int, bytes]] = {
@@ -89,3 +91,34 @@ def encode_response(response: Response, keep_alive: bool, head: bool, date: byte
     body = response.body
     return b"%sDate: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
         status_line, date, response.content_type, len(body), lines, b"" if head else body)
+
+
+def text_field(data: bytes, field: str, out: dict[str, Any]) -> None:
+    """``out[field]``: the bytes as text, or base64 with a note saying so."""
+    try:
+        out[field] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        out[field] = base64.b64encode(data).decode()
+        out["encoding" if field == "value" else f"{field}Encoding"] = "base64"
+
+
+def entry_json(entry: Entry, with_value: bool = True) -> dict[str, Any]:
+    key, value, version = entry.key, entry.value, entry.version
+    create_revision, mod_revision, expires_at_ms = (entry.create_revision, entry.mod_revision,
+                                                    entry.expires_at_ms)
+    if with_value:
+        try:  # the common case first: text keys and values
+            return {"ok": True, "key": key.decode("utf-8"), "value": value.decode("utf-8"),
+                    "version": version, "createRevision": create_revision,
+                    "modRevision": mod_revision, "expiresAtMs": expires_at_ms}
+        except UnicodeDecodeError:
+            pass
+    out: dict[str, Any] = {"ok": True}
+    text_field(key, "key", out)
+    if with_value:
+        text_field(value, "value", out)
+    out["version"] = version
+    out["createRevision"] = create_revision
+    out["modRevision"] = mod_revision
+    out["expiresAtMs"] = expires_at_ms
+    return out

@@ -289,3 +289,19 @@ def principal_of(request: Request) -> Principal:
     if principal is None:
         raise Unauthenticated(UNAUTHENTICATED)
     return principal
+
+
+def may_read(request: Request, key: bytes) -> bytes:
+    """``key``, if the request's token may read it; else Forbidden."""
+    principal = request.principal or principal_of(request)
+    if not (principal.unrestricted or principal.may_read(key)):  # the first: no call
+        raise Forbidden("this token may not read this key")
+    return key
+
+
+def may_write(request: Request, key: bytes) -> bytes:
+    """``key``, if the request's token may write it; else Forbidden."""
+    principal = principal_of(request)
+    if not (principal.unrestricted or principal.may_write(key)):
+        raise Forbidden("this token may not write this key")
+    return key

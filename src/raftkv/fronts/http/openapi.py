@@ -18,6 +18,23 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 _ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
 
 
+
+_TXN_COMPARE = {
+    "type": "object", "required": ["key", "target", "op", "value"],
+    "additionalProperties": False,
+    "properties": {"key": {"type": "string", "minLength": 1},
+                   "target": {"enum": ["value", "version", "createRevision", "modRevision",
+                                       "exists"]},
+                   "op": {"enum": ["=", "!=", "<", ">"]},
+                   "value": {"type": ["string", "integer", "boolean"]},
+                   "encoding": {"enum": ["utf-8", "base64"]}}}
+_TXN_OP = {
+    "type": "object", "required": ["op", "key"], "additionalProperties": False,
+    "properties": {"op": {"enum": ["put", "delete", "get", "incr"]},
+                   "key": {"type": "string", "minLength": 1}, "value": {"type": "string"},
+                   "encoding": {"enum": ["utf-8", "base64"]},
+                   "ttlMs": {"type": "integer", "minimum": 1}, "by": {"type": "integer"}}}
+
 def _err(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
 
@@ -171,6 +188,30 @@ def document() -> dict[str, Any]:
                               "409": _err("A single node"),
                               "415": _err("Not JSON"),
                               "503": _err("Not the leader")}}},
+            "/v1/txn": {"post": {
+                "summary": "An atomic transaction: compares, then the success or failure ops",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "object", "additionalProperties": False,
+                               "properties": {"compare": {"type": "array",
+                                                          "items": _TXN_COMPARE},
+                                              "success": {"type": "array",
+                                                          "items": _TXN_OP},
+                                              "failure": {"type": "array",
+                                                          "items": _TXN_OP}}}}}},
+                "responses": {"200": _json({
+                    "type": "object", "required": ["ok", "succeeded", "revision", "results"],
+                    "properties": {"ok": {"type": "boolean"},
+                                   "succeeded": {"type": "boolean"},
+                                   "revision": {"type": "integer"},
+                                   "results": {"type": "array", "items": {"type": "object"}}}}),
+                              "400": _err("Bad JSON, op or compare"),
+                              "401": _err("Missing or wrong token"),
+                              "403": _err("A key outside the token's prefixes"),
+                              "409": _err("An op failed; nothing was applied"),
+                              "413": _err("More ops or bytes than txn.max_ops / txn.max_bytes"),
+                              "415": _err("Not JSON"),
+                              "503": _err("No leader; not applied"),
+                              "504": _err("Not committed in time")}}},
             "/readyz": {"get": {"summary": "Recovered, leader known, caught up",
                                 "responses": {"200": _json({"type": "object"}),
                                               "503": _err("Not ready")}}},

@@ -8,7 +8,6 @@ durable and applied; reads usually return at once.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 from collections.abc import Callable
 from typing import Any, Final
@@ -17,7 +16,7 @@ import orjson
 
 from raftkv.core.commands import Entry, Outcome, Result
 from raftkv.deferred import Deferred, when
-from raftkv.errors import ConditionFailed, Forbidden, InvalidArgument, StorageError
+from raftkv.errors import ConditionFailed, InvalidArgument, StorageError
 from raftkv.fronts.http import validation as v
 from raftkv.fronts.http.errors import HttpError
 from raftkv.fronts.http.messages import (
@@ -25,10 +24,13 @@ from raftkv.fronts.http.messages import (
     Reply,
     Request,
     Response,
+    entry_json,
     json_response,
+    text_field,
 )
-from raftkv.fronts.http.middleware import principal_of
+from raftkv.fronts.http.middleware import may_read, may_write, principal_of
 from raftkv.fronts.http.router import Router
+from raftkv.fronts.http.txn import TxnApi
 from raftkv.service.ports import Consistency, SnapshotStats
 from raftkv.service.service import KVService
 
@@ -46,52 +48,10 @@ _Future: Final = asyncio.Future
 _dumps: Final = orjson.dumps
 
 
-def _text(data: bytes, field: str, out: dict[str, Any]) -> None:
-    try:
-        out[field] = data.decode("utf-8")
-    except UnicodeDecodeError:
-        out[field] = base64.b64encode(data).decode()
-        out["encoding" if field == "value" else f"{field}Encoding"] = "base64"
-
-
-def entry_json(entry: Entry, with_value: bool = True) -> dict[str, Any]:
-    key, value, version = entry.key, entry.value, entry.version
-    create_revision, mod_revision, expires_at_ms = (entry.create_revision, entry.mod_revision,
-                                                    entry.expires_at_ms)
-    if with_value:
-        try:  # the common case first: text keys and values
-            return {"ok": True, "key": key.decode("utf-8"), "value": value.decode("utf-8"),
-                    "version": version, "createRevision": create_revision,
-                    "modRevision": mod_revision, "expiresAtMs": expires_at_ms}
-        except UnicodeDecodeError:
-            pass
-    out: dict[str, Any] = {"ok": True}
-    _text(key, "key", out)
-    if with_value:
-        _text(value, "value", out)
-    out["version"] = version
-    out["createRevision"] = create_revision
-    out["modRevision"] = mod_revision
-    out["expiresAtMs"] = expires_at_ms
-    return out
 
 
 def etag(entry: Entry) -> tuple[bytes, bytes]:
     return (b"ETag", b'"%d"' % entry.mod_revision)
-
-
-def _may_read(request: Request, key: bytes) -> bytes:
-    principal = request.principal or principal_of(request)
-    if not (principal.unrestricted or principal.may_read(key)):  # the first: no call
-        raise Forbidden("this token may not read this key")
-    return key
-
-
-def _may_write(request: Request, key: bytes) -> bytes:
-    principal = principal_of(request)
-    if not (principal.unrestricted or principal.may_write(key)):
-        raise Forbidden("this token may not write this key")
-    return key
 
 
 def _answer(response: Response, _: object) -> Response:
@@ -140,11 +100,12 @@ class HttpApi:
         add("POST", "/v1/cluster/members", self.add_member)
         add("DELETE", "/v1/cluster/members/{id}", self.remove_member)
         add("POST", "/v1/cluster/transfer-leadership", self.transfer_leadership)
+        add("POST", "/v1/txn", TxnApi(self.service).handle)
 
     # --- the keys API ----------------------------------------------------------------
 
     def get_key(self, request: Request) -> Reply:
-        key = _may_read(request, v.key_from_path(request.params["key"]))
+        key = may_read(request, v.key_from_path(request.params["key"]))
         level = v.consistency(request)
         raw = request.headers.get(b"accept", b"").startswith(OCTET)
         found = self.service.get(key, level)
@@ -164,7 +125,7 @@ class HttpApi:
         return Response(200, _dumps(entry_json(entry)), JSON, headers)
 
     def put_key(self, request: Request) -> Reply:
-        key = _may_write(request, v.key_from_path(request.params["key"]))
+        key = may_write(request, v.key_from_path(request.params["key"]))
         if v.media_type(request) == OCTET:
             value = request.body
             ttl_ms = v.query_int(request, "ttlMs", 0, 1, 2**62) or None
@@ -189,7 +150,7 @@ class HttpApi:
         return when(future, render)
 
     def delete_key(self, request: Request) -> Reply:
-        key = _may_write(request, v.key_from_path(request.params["key"]))
+        key = may_write(request, v.key_from_path(request.params["key"]))
         cond, expected = v.condition(request)
         if cond not in (cond.NONE, cond.MOD_REVISION, cond.EXISTS):
             raise InvalidArgument("DELETE honours If-Match only")
@@ -243,7 +204,7 @@ class HttpApi:
         key_text = v.string_field(data, "key")
         if not key_text:
             raise InvalidArgument("key must not be empty")
-        return _may_write(request, v.key_from_text(key_text)), v.string_field(data, "value")
+        return may_write(request, v.key_from_text(key_text)), v.string_field(data, "value")
 
     def seed_set(self, request: Request) -> Reply:
         key, value = self._seed_body(request)
@@ -261,10 +222,10 @@ class HttpApi:
         return v.key_from_text(text)
 
     def seed_get(self, request: Request) -> Reply:
-        return self._read_pair(_may_read(request, self._seed_key_param(request)))
+        return self._read_pair(may_read(request, self._seed_key_param(request)))
 
     def seed_delete(self, request: Request) -> Reply:
-        key = _may_write(request, self._seed_key_param(request))
+        key = may_write(request, self._seed_key_param(request))
         text = key.decode()
 
         def render(result: Result) -> Response:
@@ -284,10 +245,10 @@ class HttpApi:
         return when(self.service.put(key, value.encode()), render)
 
     def kv_get(self, request: Request) -> Reply:
-        return self._read_pair(_may_read(request, v.key_from_path(request.params["key"])))
+        return self._read_pair(may_read(request, v.key_from_path(request.params["key"])))
 
     def kv_delete(self, request: Request) -> Reply:
-        key = _may_write(request, v.key_from_path(request.params["key"]))
+        key = may_write(request, v.key_from_path(request.params["key"]))
 
         def render(result: Result) -> Response:
             if result.outcome is Outcome.NOT_FOUND:
@@ -301,8 +262,8 @@ class HttpApi:
             if entry is None:
                 raise _not_found()
             out: dict[str, Any] = {"ok": True}
-            _text(entry.key, "key", out)
-            _text(entry.value, "value", out)
+            text_field(entry.key, "key", out)
+            text_field(entry.value, "value", out)
             return json_response(200, out)
 
         return when(self.service.get(key), render)
