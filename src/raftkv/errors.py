@@ -15,6 +15,7 @@ user errors: it returns a result so every replica takes the same path.
     │   ├── RateLimited                   slow down (retry_after_s)            429
     │   ├── TooLarge                      value, body or transaction too big   413
     │   ├── MembershipRefused             add a member twice, remove the last  409
+    │   ├── WrongType                     a string read of a hash, list, set... 409
     │   └── TxnFailed                     an op of an atomic transaction failed 409
     ├── ClusterError                      try again, maybe elsewhere
     │   ├── NotLeader                     this node cannot order writes        (forwarded)
@@ -57,6 +58,13 @@ class NotInteger(RequestError):
     """Raised when an increment meets a value that is not a base-10 64-bit integer."""
 
     code = "not_integer"
+
+
+class WrongType(RequestError):
+    """Raised when a string operation meets a key holding a hash, list, set or sorted
+    set (Redis's WRONGTYPE)."""
+
+    code = "wrong_type"
 
 
 class Unauthenticated(RequestError):

@@ -191,7 +191,7 @@ def test_commands_entries_and_results_are_values():
     assert first.entry != Entry(b"k", b"v", 1, 1, 2, None) and first.entry != (b"k", b"v")
     assert first == Result(Outcome.OK, 1, first.entry) != Result(Outcome.OK, 2, first.entry)
     assert repr(first.entry) == ("Entry(key=b'k', value=b'v', version=1, create_revision=1, "
-                                 "mod_revision=1, expires_at_ms=None)")
+                                 "mod_revision=1, expires_at_ms=None, kind=0)")
     put = Put(b"k", b"v", request_id=b"r1")
     assert put == Put(b"k", b"v", request_id=b"r1") and hash(put) == hash(put.replace())
     assert put.replace(request_id=b"r2") == Put(b"k", b"v", request_id=b"r2") != put

@@ -309,6 +309,21 @@ class Read(Value):
         self.now_ms: Final[int] = now_ms
 
 
+class TypedOp(Value):
+    """A command on a hash, list, set or sorted set, as its Redis command line (the
+    name in lower case first): ``core/typed`` runs it at apply time on every replica.
+    A read one changes nothing (it answers at its point in a transaction)."""
+
+    __slots__ = ("args", "now_ms", "request_id")
+    FIELDS = ("args", "request_id", "now_ms")
+
+    def __init__(self, args: tuple[bytes, ...], request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.args: Final[tuple[bytes, ...]] = args
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
 class Target(enum.IntEnum):
     """What a transaction's compare looks at (etcd's compare targets)."""
 
@@ -374,11 +389,11 @@ class Txn(Value):
 
 # What a transaction may hold: the commands a client can send, and reads.
 Op = (Put | Delete | Expire | IncrBy | Append | MultiPut | Flush | SetRange | IncrByFloat
-      | Rename | Copy | Read)
+      | Rename | Copy | Read | TypedOp)
 Command = (Noop | Put | Delete | Expire | IncrBy | Append | MultiPut | DeleteExpired | Evict
-           | Flush | SetRange | IncrByFloat | Rename | Copy | Read | Txn)
+           | Flush | SetRange | IncrByFloat | Rename | Copy | Read | Txn | TypedOp)
 OP_TYPES: Final = (Put, Delete, Expire, IncrBy, Append, MultiPut, Flush, SetRange, IncrByFloat,
-                   Rename, Copy, Read)
+                   Rename, Copy, Read, TypedOp)
 
 
 class Outcome(enum.IntEnum):
@@ -391,6 +406,8 @@ class Outcome(enum.IntEnum):
     OVERFLOW = 4  # INCR past the signed 64-bit range; INCRBYFLOAT to NaN or infinity
     NOT_FLOAT = 5
     TXN_FAILED = 6  # an atomic transaction's op failed: nothing of it applied
+    WRONG_TYPE = 7  # a string op on a hash, list...; a typed op on another type
+    ERROR = 8  # a typed op refused its arguments (the reply is Redis's error text)
 
 
 # For the per-request paths: on Python 3.11 reading a member off its enum class
@@ -407,17 +424,20 @@ class Entry(Value):
     are values: their fields are ``Final`` (mypy rejects any assignment outside
     ``__init__``, and compiled they are read-only) and they compare by their fields."""
 
-    __slots__ = ("create_revision", "expires_at_ms", "key", "mod_revision", "value", "version")
-    FIELDS = ("key", "value", "version", "create_revision", "mod_revision", "expires_at_ms")
+    __slots__ = ("create_revision", "expires_at_ms", "key", "kind", "mod_revision", "value",
+                 "version")
+    FIELDS = ("key", "value", "version", "create_revision", "mod_revision", "expires_at_ms",
+              "kind")
 
     def __init__(self, key: bytes, value: bytes, version: int, create_revision: int,
-                 mod_revision: int, expires_at_ms: int | None) -> None:
+                 mod_revision: int, expires_at_ms: int | None, kind: int = 0) -> None:
         self.key: Final[bytes] = key
-        self.value: Final[bytes] = value
+        self.value: Final[bytes] = value  # b"" for a key that holds no string
         self.version: Final[int] = version
         self.create_revision: Final[int] = create_revision
         self.mod_revision: Final[int] = mod_revision
         self.expires_at_ms: Final[int | None] = expires_at_ms
+        self.kind: Final[int] = kind  # a containers.Kind: 0 for a string
 
 
 class Result(Value):
@@ -457,6 +477,21 @@ class TxnResult(Result):
         self.failed_at: Final[int] = failed_at  # atomic: the op that failed (all undone)
 
 
+class TypedResult(Result):
+    """A typed op's result: its ``reply`` (``core/typed/replies.py``; for ERROR and
+    WRONG_TYPE, the error text), and the keyspace ``events`` it caused, (event, key,
+    class) as Redis names them."""
+
+    __slots__ = ("events", "reply")
+    FIELDS = ("outcome", "revision", "reply", "events")
+
+    def __init__(self, outcome: Outcome, revision: int, reply: object,
+                 events: tuple[tuple[bytes, bytes, str], ...] = ()) -> None:
+        super().__init__(outcome, revision, None, None, 1 if events else 0)
+        self.reply: Final[object] = reply
+        self.events: Final[tuple[tuple[bytes, bytes, str], ...]] = events
+
+
 # --- codec -------------------------------------------------------------------------
 
 _TAGS: Final[dict[type, int]] = {
@@ -477,6 +512,7 @@ _TAGS: Final[dict[type, int]] = {
     Copy: 14,
     Read: 15,
     Txn: 16,
+    TypedOp: 17,
 }
 _I64: Final = struct.Struct("<q")
 _HEAD: Final = struct.Struct("<BB")
@@ -574,6 +610,10 @@ def encode(cmd: Command) -> bytes:
         for op in cmd.failure:
             _b(out, encode(op))
         out.append(cmd.atomic)
+    elif isinstance(cmd, TypedOp):
+        out += _IQ.pack(len(cmd.args), cmd.now_ms)
+        for arg in cmd.args:
+            _b(out, arg)
     elif isinstance(cmd, DeleteExpired | Evict):
         out += struct.pack("<Iq", len(cmd.keys), cmd.now_ms)
         for key in cmd.keys:
@@ -676,6 +716,11 @@ def decode(data: bytes) -> Command:
         failure = _decode_ops(r)
         (atomic,) = r.fixed(_U8)
         cmd = Txn(tuple(ops), rid, now, tuple(watched), tuple(compares), failure, bool(atomic))
+    elif tag == 17:
+        n, now = r.fixed(_IQ)
+        if n < 1:
+            raise CodecError("a typed op without a command name")
+        cmd = TypedOp(tuple(r.blob() for _ in range(n)), rid, now)
     elif tag in (0, 10):
         (now,) = r.fixed(_I64)
         cmd = Noop(rid, now) if tag == 0 else Flush(rid, now)

@@ -1,14 +1,18 @@
 """The state machine's image: what a snapshot holds, encoded by the core that owns it.
 
 Storage wraps an image in a snapshot file (``storage/snapshots.py``) and Raft sends
-it to a follower in InstallSnapshot chunks; neither looks inside. Version 1 (all
+it to a follower in InstallSnapshot chunks; neither looks inside. Version 2 (all
 integers little-endian)::
 
-    magic "RKVSNAP1" | index u64 | term u64 | entries u64 | requests u32
+    magic "RKVIMAG2" | index u64 | term u64 | entries u64 | requests u32
     lengths   u32 * (2 * entries)            key length, packed-entry length, ...
     blob      key | packed entry | ...       in key order
     requests  (u32 id length | id | u32 result length | result) * requests
+    containers u64, then (u32 key length | key | u32 length | container) * containers
     crc32 u32                                over everything before it
+
+A container is encoded by ``containers.py`` (type-tagged). Version 1 (magic
+"RKVSNAP1") is version 2 without the containers: it still loads.
 
 ``index`` is the last entry the image covers; ``term`` is kept for images written
 before the snapshot file carried it (0 now). Keys are stored in order so that loading
@@ -25,12 +29,17 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Final
 
-from raftkv.core.commands import Entry, Outcome, Result, TxnResult
+from raftkv.core.binary import BinaryReader
+from raftkv.core.commands import Entry, Outcome, Result, TxnResult, TypedResult
+from raftkv.core.containers import Container, decode_container, encode_container
 from raftkv.core.keyspace import pack, unpack
 from raftkv.core.state_machine import Snapshot, StateMachine
+from raftkv.core.typed.replies import Reply, decode_reply, encode_reply
 from raftkv.errors import CorruptionError
 
-MAGIC: Final = b"RKVSNAP1"
+MAGIC: Final = b"RKVIMAG2"
+MAGIC_1: Final = b"RKVSNAP1"  # written before typed values: no containers
+_U64: Final = struct.Struct("<Q")
 _HEAD: Final = struct.Struct("<8sQQQI")
 _U32: Final = struct.Struct("<I")
 _RESULT: Final = struct.Struct("<BQIBB")
@@ -40,7 +49,7 @@ def _encode_entry(entry: Entry | None) -> bytes:
     if entry is None:
         return b""
     packed = pack(entry.value, entry.mod_revision, entry.create_revision, entry.expires_at_ms,
-                  entry.version)
+                  entry.version, entry.kind)
     return _U32.pack(len(entry.key)) + entry.key + _U32.pack(len(packed)) + packed
 
 
@@ -54,9 +63,20 @@ def _decode_entry(data: bytes, pos: int) -> tuple[Entry, int]:
 
 
 _TXN: Final = 2  # in the has_entry byte: a TxnResult, its results follow
+_TYPED: Final = 3  # a TypedResult: its reply and events follow
 
 
 def encode_result(result: Result) -> bytes:
+    if isinstance(result, TypedResult):
+        out = bytearray(_RESULT.pack(result.outcome, result.revision, result.affected, _TYPED,
+                                     0))
+        encode_reply(result.reply, out)  # type: ignore[arg-type]
+        out += _U32.pack(len(result.events))
+        for event, key, kind in result.events:
+            for part in (event, key, kind.encode()):
+                out += _U32.pack(len(part))
+                out += part
+        return bytes(out)
     if isinstance(result, TxnResult):
         parts = [_RESULT.pack(result.outcome, result.revision, result.affected, _TXN,
                               result.succeeded),
@@ -73,6 +93,13 @@ def encode_result(result: Result) -> bytes:
 def decode_result(data: bytes) -> Result:
     outcome, revision, affected, has_entry, has_previous = _RESULT.unpack_from(data)
     pos = _RESULT.size
+    if has_entry == _TYPED:
+        r = BinaryReader(data, ValueError)
+        r.pos = pos
+        reply: Reply = decode_reply(r)
+        (count,) = r.fixed(_U32)
+        events = tuple((r.blob(), r.blob(), r.blob().decode()) for _ in range(count))
+        return TypedResult(Outcome(outcome), revision, reply, events)
     if has_entry == _TXN:
         (count,) = _U32.unpack_from(data, pos)
         pos += 4
@@ -98,11 +125,16 @@ def encode(snapshot: Snapshot) -> bytes:
         _U32.pack(len(rid)) + rid + _U32.pack(len(enc := encode_result(res))) + enc
         for rid, res in snapshot.requests.items()
     )
+    containers = [_U64.pack(len(snapshot.containers))]
+    for key, container in sorted(snapshot.containers.items()):
+        encoded = encode_container(container)
+        containers += (_U32.pack(len(key)), key, _U32.pack(len(encoded)), encoded)
     body = b"".join([
         _HEAD.pack(MAGIC, snapshot.index, 0, len(items), len(snapshot.requests)),
         lengths.tobytes(),
         b"".join(chain.from_iterable(items)),
         requests,
+        b"".join(containers),
     ])
     return body + _U32.pack(zlib.crc32(body))
 
@@ -112,14 +144,15 @@ class Image:
     index: int
     items: list[tuple[bytes, bytes]]  # in key order
     requests: dict[bytes, Result]
+    containers: dict[bytes, Container]
 
     def restore(self, state_machine: StateMachine) -> None:
-        state_machine.restore_parts(self.index, self.items, self.requests)
+        state_machine.restore_parts(self.index, self.items, self.requests, self.containers)
 
 
 def decode(data: bytes, where: str) -> Image:
     """Parse and verify an image; CorruptionError names ``where`` on any damage."""
-    if len(data) < _HEAD.size + 4 or data[:8] != MAGIC:
+    if len(data) < _HEAD.size + 4 or data[:8] not in (MAGIC, MAGIC_1):
         raise CorruptionError(f"{where}: not a raftkv state-machine image (bad magic or "
                               f"too short)")
     (crc,) = _U32.unpack_from(data, len(data) - 4)
@@ -147,8 +180,20 @@ def decode(data: bytes, where: str) -> Image:
             (elen,) = _U32.unpack_from(data, pos)
             requests[rid] = decode_result(data[pos + 4 : pos + 4 + elen])
             pos += 4 + elen
+        containers: dict[bytes, Container] = {}
+        if data[:8] == MAGIC:
+            (count,) = _U64.unpack_from(data, pos)
+            r = BinaryReader(data[: len(data) - 4], ValueError)
+            r.pos = pos + 8
+            for _ in range(count):
+                key = r.blob()
+                inner = BinaryReader(r.blob(), ValueError)
+                containers[key] = decode_container(inner, 0)
+                if not inner.at_end:
+                    raise ValueError("trailing bytes after a container")
+            pos = r.pos
     except (struct.error, ValueError) as exc:
         raise CorruptionError(f"{where}: malformed image ({exc})") from exc
     if pos != len(data) - 4:
         raise CorruptionError(f"{where}: malformed image (length mismatch)")
-    return Image(index, items, requests)
+    return Image(index, items, requests, containers)

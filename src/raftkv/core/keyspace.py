@@ -13,6 +13,10 @@ New keys go to a small pending set first and are merged into the sorted list in 
 batch when an ordered read needs them, so the write path is a dict store plus a set
 add; deletes remove from whichever of the two holds the key.
 
+A key that holds a hash, list, set or sorted set has a full header whose first byte
+is ``TYPED | kind`` and no value: its container (``containers.py``) lives in a side
+map, copied on write after each snapshot (see ``writable``).
+
 Expiry is hidden, never acted on, here: reads take ``now_ms`` and treat a key whose
 deadline is not after it as absent. Deleting expired keys is a logged command
 (``DeleteExpired``); :meth:`Keyspace.due` finds candidates in deadline order, in
@@ -28,7 +32,8 @@ from typing import Final
 from sortedcontainers import SortedList
 
 from raftkv.core.commands import Entry
-from raftkv.core.table import Table
+from raftkv.core.containers import Container
+from raftkv.core.table import TYPED, Table
 
 # Two layouts of the header, told apart by the first byte. Most keys have no TTL,
 # revisions below 2**32 and fewer than 65,536 versions: they get the 11-byte compact
@@ -45,12 +50,22 @@ NO_DEADLINE: Final = 0
 
 
 def pack(value: bytes, mod_revision: int, create_revision: int, expires_at_ms: int | None,
-         version: int) -> bytes:
-    """The stored form of one key's state."""
+         version: int, kind: int = 0) -> bytes:
+    """The stored form of one key's state (``kind``: a containers.Kind, whose container
+    is kept beside it; then ``value`` is empty)."""
+    if kind:
+        return FULL.pack(TYPED | kind, mod_revision, create_revision,
+                         expires_at_ms or NO_DEADLINE, version)
     if not expires_at_ms and mod_revision < 2**32 and version < 2**16:
         return COMPACT.pack(0, mod_revision, create_revision, version) + value
     return FULL.pack(1, mod_revision, create_revision, expires_at_ms or NO_DEADLINE,
                      version) + value
+
+
+def kind_of(packed: bytes) -> int:
+    """The containers.Kind a packed entry holds (0: a string)."""
+    first = packed[0]
+    return first & 0x0F if first >= TYPED else 0
 
 
 def header(packed: bytes) -> tuple[int, int, int, int, int]:
@@ -64,7 +79,7 @@ def header(packed: bytes) -> tuple[int, int, int, int, int]:
 
 def unpack(key: bytes, packed: bytes) -> Entry:
     mod, create, expires, version, offset = header(packed)
-    return Entry(key, packed[offset:], version, create, mod, expires or None)
+    return Entry(key, packed[offset:], version, create, mod, expires or None, kind_of(packed))
 
 
 def deadline_of(packed: bytes) -> int:
@@ -87,8 +102,8 @@ def is_live(packed: bytes, now_ms: int) -> bool:
 class Keyspace:
     """Ordered map of key -> packed entry with a deadline index. Not thread-safe."""
 
-    __slots__ = ("_data_bytes", "_deadlines", "_entries", "_pending", "_sorted", "value",
-                 "values")
+    __slots__ = ("_containers", "_data_bytes", "_deadlines", "_entries", "_pending", "_sorted",
+                 "epoch", "value", "values")
 
     def __init__(self) -> None:
         self._entries = Table()
@@ -102,6 +117,8 @@ class Keyspace:
         self._pending: set[bytes] = set()
         self._deadlines: SortedList = SortedList()  # of (expires_at_ms, key)
         self._data_bytes = 0
+        self._containers: dict[bytes, Container] = {}
+        self.epoch = 0  # containers made in an older epoch are copied before a write
 
     # --- reads -------------------------------------------------------------------
 
@@ -131,10 +148,19 @@ class Keyspace:
         if packed[0] == 0:  # compact header: no deadline
             _, mod, create, version = unpack_compact(packed)
             return Entry(key, packed[COMPACT_BYTES:], version, create, mod, None)
-        _, mod, create, expires, version = unpack_full(packed)
+        first, mod, create, expires, version = unpack_full(packed)
         if expires and expires <= now_ms:
             return None
-        return Entry(key, packed[FULL_BYTES:], version, create, mod, expires or None)
+        return Entry(key, packed[FULL_BYTES:], version, create, mod, expires or None,
+                     first & 0x0F if first >= TYPED else 0)
+
+    def container(self, key: bytes) -> Container | None:
+        """The container a typed key holds (expired or not), for reading only."""
+        return self._containers.get(key)
+
+    @property
+    def container_count(self) -> int:
+        return len(self._containers)
 
     def scan(self, now_ms: int, prefix: bytes = b"", after: bytes | None = None,
              limit: int = 100) -> list[Entry]:
@@ -198,6 +224,12 @@ class Keyspace:
         read off the loop."""
         return self._entries.copy()
 
+    def copy_containers(self) -> dict[bytes, Container]:
+        """A point-in-time copy of the containers: a new epoch begins, so a write to
+        any of them copies it first and the copy returned here never changes."""
+        self.epoch += 1
+        return dict(self._containers)
+
     # --- writes ------------------------------------------------------------------
 
     def store(self, key: bytes, packed: bytes, old: bytes | None, old_deadline: int,
@@ -212,6 +244,8 @@ class Keyspace:
             self._data_bytes += len(key) + size
         else:
             self._data_bytes += size - len(old) + (COMPACT_BYTES if old[0] == 0 else FULL_BYTES)
+            if old[0] >= TYPED and packed[0] < TYPED:  # a string replaces a hash, list...
+                self._data_bytes -= self._containers.pop(key).nbytes
         if old_deadline != new_deadline:
             if old_deadline:
                 self._deadlines.remove((old_deadline, key))
@@ -239,8 +273,10 @@ class Keyspace:
                     deadline = NO_DEADLINE
                     grown -= len(old) - COMPACT_BYTES
                 else:
-                    _, _, old_create, deadline, old_version = unpack_full(old)
+                    first, _, old_create, deadline, old_version = unpack_full(old)
                     grown -= len(old) - FULL_BYTES
+                    if first >= TYPED:  # a string replaces a hash, list...
+                        grown -= self._containers.pop(key).nbytes
                     if deadline:  # a full header may have none (a version past 2**16)
                         deadlines.remove((deadline, key))
                 if deadline == NO_DEADLINE or deadline > now_ms:
@@ -254,11 +290,43 @@ class Keyspace:
             grown += len(value)
         self._data_bytes += grown
 
+    def writable(self, key: bytes) -> Container:
+        """The container of ``key``, to change: copied first if a snapshot (or an
+        atomic transaction's undo journal) may still hold it. The caller stores the
+        key's new header with ``store_container`` after changing it."""
+        container = self._containers[key]
+        if container.epoch != self.epoch:
+            container = container.copy(self.epoch)
+            self._containers[key] = container
+        return container
+
+    def store_container(self, key: bytes, packed: bytes, old: bytes | None,
+                        container: Container, old_nbytes: int) -> None:
+        """Store a typed key's header and container. ``old`` is what ``raw(key)``
+        returned before and ``old_nbytes`` the container's ``nbytes`` then (0 if new)."""
+        self._entries.put(key, packed)
+        self._containers[key] = container
+        if old is None:
+            self._pending.add(key)
+            self._data_bytes += len(key)
+        else:
+            self._data_bytes -= value_length(old)
+        self._data_bytes += container.nbytes - old_nbytes
+        old_deadline, new_deadline = (deadline_of(old) if old is not None else 0,
+                                      deadline_of(packed))
+        if old_deadline != new_deadline:
+            if old_deadline:
+                self._deadlines.remove((old_deadline, key))
+            if new_deadline:
+                self._deadlines.add((new_deadline, key))
+
     def remove(self, key: bytes) -> bytes | None:
         """Remove ``key``; return its packed entry, or None if it was absent."""
         old = self._entries.pop(key)
         if old is None:
             return None
+        if old[0] >= TYPED:
+            self._data_bytes -= self._containers.pop(key).nbytes
         if key in self._pending:
             self._pending.discard(key)
         else:
@@ -275,21 +343,30 @@ class Keyspace:
         self._pending.clear()
         self._deadlines.clear()
         self._data_bytes = 0
+        self._containers = {}
 
-    def load(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """Replace the contents with ``items``, whose keys are unique; fastest when they
-        come in key order."""
+    def load(self, items: Iterable[tuple[bytes, bytes]],
+             containers: dict[bytes, Container] | None = None) -> None:
+        """Replace the contents with ``items``, whose keys are unique, and the
+        containers of their typed keys; fastest when they come in key order."""
         self.clear()
         pairs = list(items)
         self._entries.update(pairs)
         if len(self._entries) != len(pairs):
             self.clear()
             raise ValueError("a key appears twice in the entries to load")
+        self._containers = dict(containers or {})
+        typed = sum(1 for _, packed in pairs if packed[0] >= TYPED)
+        if typed != len(self._containers) or any(
+                self._entries.get(key) is None for key in self._containers):
+            self.clear()
+            raise ValueError("the containers do not match the typed keys")
+        self._data_bytes += sum(c.nbytes for c in self._containers.values())
         self._sorted = SortedList(k for k, _ in pairs)
         self._deadlines = SortedList(
             (d, k) for k, p in pairs if p[0] != 0 and (d := deadline_of(p))
         )
-        self._data_bytes = sum(len(k) + value_length(p) for k, p in pairs)
+        self._data_bytes += sum(len(k) + value_length(p) for k, p in pairs)
 
     def _merge_pending(self) -> None:
         if self._pending:

@@ -49,7 +49,10 @@ from raftkv.core.commands import (
     Target,
     Txn,
     TxnResult,
+    TypedOp,
+    TypedResult,
 )
+from raftkv.core.containers import Container
 from raftkv.core.keyspace import (
     Keyspace,
     deadline_of,
@@ -67,6 +70,9 @@ from raftkv.core.numbers import (
     parse_long_double,
 )
 from raftkv.core.table import Table
+from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
+from raftkv.core.typed import Ctx, OpError, run
+from raftkv.core.typed.context import WRONGTYPE
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
 MAX_DELETIONS_KEPT: Final = 100_000  # how far back WATCH sees a key deleted
@@ -80,6 +86,7 @@ class Snapshot:
     index: int
     entries: Table
     requests: dict[bytes, Result]
+    containers: dict[bytes, Container]  # of the typed keys (never changed after this)
 
 
 class StateMachine:
@@ -121,6 +128,7 @@ class StateMachine:
             Copy: self._copy,  # type: ignore[dict-item]
             Read: self._read,  # type: ignore[dict-item]
             Txn: self._txn,  # type: ignore[dict-item]
+            TypedOp: self._typed,  # type: ignore[dict-item]
         }
 
     def apply(self, index: int, command: Command) -> Result:
@@ -150,15 +158,20 @@ class StateMachine:
     # --- snapshots ---------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.applied_index, self.keyspace.copy_entries(), self._requests.copy())
+        return Snapshot(self.applied_index, self.keyspace.copy_entries(), self._requests.copy(),
+                        self.keyspace.copy_containers())
 
     def restore(self, snapshot: Snapshot) -> None:
-        self.restore_parts(snapshot.index, sorted(snapshot.entries.items()), snapshot.requests)
+        self.restore_parts(snapshot.index, sorted(snapshot.entries.items()), snapshot.requests,
+                           snapshot.containers)
 
     def restore_parts(self, index: int, sorted_entries: list[tuple[bytes, bytes]],
-                      requests: dict[bytes, Result]) -> None:
-        """Restore from a snapshot file's contents, already in key order."""
-        self.keyspace.load(sorted_entries)
+                      requests: dict[bytes, Result],
+                      containers: dict[bytes, Container] | None = None) -> None:
+        """Restore from a snapshot file's contents, already in key order (the
+        containers are the state machine's from now on: the caller lets go of them)."""
+        self.keyspace.epoch += 1
+        self.keyspace.load(sorted_entries, containers)
         self._requests = dict(requests)
         self._request_order = deque(self._requests)
         self.applied_index = index
@@ -207,14 +220,22 @@ class StateMachine:
         return current is not None and current.mod_revision == expected
 
     def _write(self, index: int, key: bytes, value: bytes, expires_at_ms: int | None,
-               raw: bytes | None, current: Entry | None) -> Entry:
+               raw: bytes | None, current: Entry | None, container: Container | None = None
+               ) -> Entry:
+        """Store ``value`` (or, for a typed key, ``container``) under ``key``."""
         if current is None:
             version, create = 1, index
         else:
             version, create = current.version + 1, current.create_revision
-        self.keyspace.store(key, pack(value, index, create, expires_at_ms, version), raw,
-                            deadline_of(raw) if raw is not None else 0, expires_at_ms or 0)
-        return Entry(key, value, version, create, index, expires_at_ms)
+        if container is None:
+            self.keyspace.store(key, pack(value, index, create, expires_at_ms, version), raw,
+                                deadline_of(raw) if raw is not None else 0, expires_at_ms or 0)
+            return Entry(key, value, version, create, index, expires_at_ms)
+        old = self.keyspace.container(key) if raw is not None else None
+        self.keyspace.store_container(
+            key, pack(b"", index, create, expires_at_ms, version, container.KIND), raw,
+            container, old.nbytes if old is not None else 0)
+        return Entry(key, b"", version, create, index, expires_at_ms, container.KIND)
 
     def _put(self, index: int, c: Put) -> Result:
         # The hot path of every write, kept flat: one header unpack for the old entry,
@@ -264,11 +285,14 @@ class StateMachine:
         if c.expires_at_ms is not None and c.expires_at_ms <= c.now_ms:
             self._remove(c.key, index)  # a deadline in the past deletes, as in Redis
             return Result(OUTCOME_OK, index, None, current, 1)
-        entry = self._write(index, c.key, current.value, c.expires_at_ms, raw, current)
+        entry = self._write(index, c.key, current.value, c.expires_at_ms, raw, current,
+                            self.keyspace.container(c.key) if current.kind else None)
         return Result(OUTCOME_OK, index, entry, current, 1)
 
     def _incr_by(self, index: int, c: IncrBy) -> Result:
         raw, current = self._live(c.key, c.now_ms)
+        if current is not None and current.kind:
+            return Result(Outcome.WRONG_TYPE, index, current, current)
         number = 0 if current is None else parse_int64(current.value)
         if number is None:
             return Result(Outcome.NOT_INTEGER, index, current, current)
@@ -281,6 +305,8 @@ class StateMachine:
 
     def _append(self, index: int, c: Append) -> Result:
         raw, current = self._live(c.key, c.now_ms)
+        if current is not None and current.kind:
+            return Result(Outcome.WRONG_TYPE, index, current, current)
         old_value = current.value if current else b""
         expires = current.expires_at_ms if current else None
         entry = self._write(index, c.key, old_value + c.value, expires, raw, current)
@@ -288,6 +314,8 @@ class StateMachine:
 
     def _set_range(self, index: int, c: SetRange) -> Result:
         raw, current = self._live(c.key, c.now_ms)
+        if current is not None and current.kind:
+            return Result(Outcome.WRONG_TYPE, index, current, current)
         old_value = current.value if current else b""
         if current is None and not c.value:
             return Result(OUTCOME_OK, index)  # Redis creates nothing, answers 0
@@ -302,6 +330,8 @@ class StateMachine:
 
     def _incr_by_float(self, index: int, c: IncrByFloat) -> Result:
         raw, current = self._live(c.key, c.now_ms)
+        if current is not None and current.kind:
+            return Result(Outcome.WRONG_TYPE, index, current, current)
         number = parse_long_double(current.value if current is not None else b"0")
         delta = parse_long_double(c.delta)
         if number is None or delta is None:
@@ -322,8 +352,9 @@ class StateMachine:
             return Result(Outcome.CONDITION_FAILED, index, target, source)
         if c.source == c.target:
             return Result(OUTCOME_OK, index, source, source)
+        moved = self.keyspace.container(c.source) if source.kind else None
         entry = self._write(index, c.target, source.value, source.expires_at_ms, target_raw,
-                            target)
+                            target, moved)
         self._remove(c.source, index)
         return Result(OUTCOME_OK, index, entry, source, 1)
 
@@ -333,13 +364,26 @@ class StateMachine:
         if source is None or (target is not None and not c.replace_target) \
                 or c.source == c.target:
             return Result(Outcome.CONDITION_FAILED, index, target, source)
+        original = self.keyspace.container(c.source) if source.kind else None
         entry = self._write(index, c.target, source.value, source.expires_at_ms, target_raw,
-                            target)
+                            target, original.copy(self.keyspace.epoch) if original else None)
         return Result(OUTCOME_OK, index, entry, source, 1)
 
     def _read(self, index: int, c: Read) -> Result:
         _, current = self._live(c.key, c.now_ms)
+        if current is not None and current.kind:
+            return Result(Outcome.WRONG_TYPE, index, current, current)
         return Result(OUTCOME_OK, index, current, current)
+
+    def _typed(self, index: int, c: TypedOp) -> Result:
+        ctx = Ctx(self.keyspace, c.now_ms, index, self._remove)
+        try:
+            reply = run(ctx, list(c.args))
+        except OpError as refused:
+            outcome = Outcome.WRONG_TYPE if refused.text == WRONGTYPE else Outcome.ERROR
+            return TypedResult(outcome, index, refused.text)
+        ctx.finish()
+        return TypedResult(OUTCOME_OK, index, reply, tuple(ctx.events))
 
     def _txn(self, index: int, c: Txn) -> Result:
         """The success ops if every compare holds and no watched key changed, else the
@@ -354,16 +398,21 @@ class StateMachine:
         if not c.atomic:
             results = tuple(handlers[type(op)](index, op) for op in ops)
             return TxnResult(index, results, sum(1 for r in results if r.ok), succeeded)
-        undo: list[tuple[bytes, bytes | None]] = []  # (key, packed entry before), in order
+        # (key, packed entry and container before), in order; a new epoch makes every
+        # write to a container copy it first, so the ones held here stay as they were
+        undo: list[tuple[bytes, bytes | None, Container | None]] = []
+        keyspace = self.keyspace
+        if any(isinstance(op, TypedOp) for op in ops):
+            keyspace.epoch += 1
         done: list[Result] = []
         for position, op in enumerate(ops):
             for key in _keys_of(op):
-                undo.append((key, self.keyspace.raw(key)))
+                undo.append((key, keyspace.raw(key), keyspace.container(key)))
             result = handlers[type(op)](index, op)
             done.append(result)
             if result.outcome in _FAILURES:
-                for key, before in reversed(undo):
-                    self._put_back(key, before)
+                for key, before, container in reversed(undo):
+                    self._put_back(key, before, container)
                 return TxnResult(index, tuple(done), 0, succeeded, failed_at=position)
         return TxnResult(index, tuple(done), sum(1 for r in done if r.ok), succeeded)
 
@@ -386,15 +435,25 @@ class StateMachine:
             have = entry.mod_revision
         return _related(have, compare.number, compare.relation)
 
-    def _put_back(self, key: bytes, before: bytes | None) -> None:
-        """Undo an atomic transaction's change to ``key``: its packed entry as it was."""
-        now = self.keyspace.raw(key)
+    def _put_back(self, key: bytes, before: bytes | None, container: Container | None
+                  ) -> None:
+        """Undo an atomic transaction's change to ``key``: its packed entry (and
+        container) as it was."""
+        keyspace = self.keyspace
+        now = keyspace.raw(key)
         if before is None:
             if now is not None:
-                self.keyspace.remove(key)
+                keyspace.remove(key)
+        elif container is not None:
+            current = keyspace.container(key) if now is not None else None
+            keyspace.store_container(key, before, now, container,
+                                     current.nbytes if current is not None else 0)
         elif now is not before:
-            self.keyspace.store(key, before, now, deadline_of(now) if now is not None else 0,
-                                deadline_of(before))
+            if now is not None and keyspace.container(key) is not None:
+                keyspace.remove(key)  # (a string was replaced by a container)
+                now = None
+            keyspace.store(key, before, now, deadline_of(now) if now is not None else 0,
+                           deadline_of(before))
 
     def _multi_put(self, index: int, c: MultiPut) -> Result:
         if c.only_if_none_exist and any(self._live(k, c.now_ms)[1] for k, _ in c.items):
@@ -445,7 +504,8 @@ def _expire_allowed(when: ExpireWhen, current_ms: int | None, new_ms: int | None
 
 # What makes an op of an atomic transaction fail, undoing the transaction (a delete of
 # an absent key, as in etcd, is not a failure: its result says it found nothing).
-_FAILURES: Final = frozenset({Outcome.NOT_INTEGER, Outcome.OVERFLOW, Outcome.NOT_FLOAT})
+_FAILURES: Final = frozenset({Outcome.NOT_INTEGER, Outcome.OVERFLOW, Outcome.NOT_FLOAT,
+                              Outcome.WRONG_TYPE, Outcome.ERROR})
 
 
 def _keys_of(op: Op) -> tuple[bytes, ...]:
@@ -456,7 +516,14 @@ def _keys_of(op: Op) -> tuple[bytes, ...]:
         return (op.source, op.target)
     if isinstance(op, Flush | Read):
         return ()
+    if isinstance(op, TypedOp):
+        return tuple(_typed_keys(op))
     return (op.key,)
+
+
+def _typed_keys(op: TypedOp) -> list[bytes]:
+    spec = TYPED_COMMANDS.get(op.args[0].decode("latin-1"))
+    return spec.keys(list(op.args)) if spec is not None else []
 
 
 def _related(have: int | bytes, want: int | bytes, relation: Relation) -> bool:

@@ -23,6 +23,9 @@
 #define COMPACT_BYTES 11
 #define FULL_BYTES 29
 #define DEADLINE_AT 17
+#define TYPED 0x10 /* first byte of a key holding a hash, list, set or sorted set */
+
+static PyObject *WrongType; /* raftkv.errors.WrongType, raised by value() on a typed key */
 #define MIN_SLOTS 8
 #define RUN 16 /* keys looked up together by values(): their misses overlap */
 
@@ -124,7 +127,9 @@ static void vacate(Table *t, Slot *hole) {
     t->used--;
 }
 
-static PyObject *value_of(const Block *b, long long now_ms) {
+/* The value of a live string entry; None when expired; for a live typed entry
+ * (a hash, list...), None when ``strict`` is 0 (MGET's answer), else WrongType. */
+static PyObject *value_of(const Block *b, long long now_ms, int strict) {
     const unsigned char *p = (const unsigned char *)packed_of(b);
     if (p[0] == 0)
         return PyBytes_FromStringAndSize((const char *)p + COMPACT_BYTES,
@@ -134,6 +139,12 @@ static PyObject *value_of(const Block *b, long long now_ms) {
         deadline = (deadline << 8) | p[DEADLINE_AT + k];
     if (deadline != 0 && now_ms >= 0 && deadline <= (uint64_t)now_ms)
         Py_RETURN_NONE;
+    if (p[0] >= TYPED) {
+        if (!strict)
+            Py_RETURN_NONE;
+        PyErr_SetString(WrongType, "the key holds a value of another type");
+        return NULL;
+    }
     return PyBytes_FromStringAndSize((const char *)p + FULL_BYTES, b->packed_len - FULL_BYTES);
 }
 
@@ -257,7 +268,7 @@ static PyObject *Table_value(Table *t, PyObject *const *args, Py_ssize_t n) {
         return NULL;
     if (s->block == NULL)
         Py_RETURN_NONE;
-    return value_of(s->block, now_ms);
+    return value_of(s->block, now_ms, 1);
 }
 
 /* value() of each key. Each run of keys is looked up in three passes (hash and
@@ -294,7 +305,7 @@ static PyObject *Table_values(Table *t, PyObject *const *args, Py_ssize_t n) {
                 __builtin_prefetch(found[r]);
         }
         for (Py_ssize_t r = 0; r < run; r++) {
-            PyObject *value = found[r] == NULL ? Py_NewRef(Py_None) : value_of(found[r], now_ms);
+            PyObject *value = found[r] == NULL ? Py_NewRef(Py_None) : value_of(found[r], now_ms, 0);
             if (value == NULL)
                 goto fail;
             PyList_SET_ITEM(out, start + r, value);
@@ -446,13 +457,21 @@ static struct PyModuleDef table_module = {
 PyMODINIT_FUNC PyInit_table(void) {
     if (PyType_Ready(&TableType) < 0)
         return NULL;
+    PyObject *errors = PyImport_ImportModule("raftkv.errors");
+    if (errors == NULL)
+        return NULL;
+    WrongType = PyObject_GetAttrString(errors, "WrongType");
+    Py_DECREF(errors);
+    if (WrongType == NULL)
+        return NULL;
     PyObject *m = PyModule_Create(&table_module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "Table", (PyObject *)&TableType) < 0
             || PyModule_AddIntConstant(m, "COMPACT_BYTES", COMPACT_BYTES) < 0
             || PyModule_AddIntConstant(m, "FULL_BYTES", FULL_BYTES) < 0
-            || PyModule_AddIntConstant(m, "DEADLINE_AT", DEADLINE_AT) < 0) {
+            || PyModule_AddIntConstant(m, "DEADLINE_AT", DEADLINE_AT) < 0
+            || PyModule_AddIntConstant(m, "TYPED", TYPED) < 0) {
         Py_DECREF(m);
         return NULL;
     }

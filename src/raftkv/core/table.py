@@ -10,7 +10,10 @@ the tests hold the two to the same behaviour.
 
 A packed entry is a header followed by the value (``keyspace.py`` packs them): first
 byte 0, ``COMPACT_BYTES`` long, no deadline; first byte 1, ``FULL_BYTES`` long, with
-the deadline (ms, 0 for none) as a little-endian u64 at ``DEADLINE_AT``.
+the deadline (ms, 0 for none) as a little-endian u64 at ``DEADLINE_AT``; first byte
+``TYPED`` or more, a full header and no value: the key holds a hash, list, set or sorted
+set (``containers.py``), which ``value`` refuses with WrongType and ``values`` reads as
+None (Redis's GET and MGET).
 """
 
 from __future__ import annotations
@@ -18,16 +21,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from raftkv.errors import WrongType
+
 COMPACT_BYTES: Final = 11
 FULL_BYTES: Final = 29
 DEADLINE_AT: Final = 17
+TYPED: Final = 0x10
 
 
-def _value_of(packed: bytes, now_ms: int) -> bytes | None:
+def _value_of(packed: bytes, now_ms: int, strict: bool) -> bytes | None:
     if packed[0] == 0:
         return packed[COMPACT_BYTES:]
     deadline = int.from_bytes(packed[DEADLINE_AT:DEADLINE_AT + 8], "little")
     if deadline and now_ms >= 0 and deadline <= now_ms:
+        return None
+    if packed[0] >= TYPED:
+        if strict:
+            raise WrongType("the key holds a value of another type")
         return None
     return packed[FULL_BYTES:]
 
@@ -49,13 +59,17 @@ class Table:
 
     def value(self, key: bytes, now_ms: int) -> bytes | None:
         """The value alone, or None when the key is absent or its deadline is not
-        after ``now_ms``."""
+        after ``now_ms``; WrongType when it holds no string."""
         packed = self._entries.get(_key(key))
-        return None if packed is None else _value_of(packed, now_ms)
+        return None if packed is None else _value_of(packed, now_ms, True)
 
     def values(self, keys: Sequence[bytes], now_ms: int) -> list[bytes | None]:
-        """``value`` of each key."""
-        return [self.value(key, now_ms) for key in keys]
+        """``value`` of each key, None for a key that holds no string."""
+        out: list[bytes | None] = []
+        for key in keys:
+            packed = self._entries.get(_key(key))
+            out.append(None if packed is None else _value_of(packed, now_ms, False))
+        return out
 
     def put(self, key: bytes, packed: bytes) -> None:
         """Store the packed entry under ``key``."""

@@ -37,18 +37,25 @@ from raftkv.core.commands import (
     IncrByFloat,
     MultiPut,
     Op,
+    Outcome,
     Put,
     Read,
     Rename,
     Result,
     SetRange,
     Txn,
+    TypedOp,
+    TypedResult,
 )
+from raftkv.core.containers import KIND_NAMES, Kind
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.glob import compile_glob, literal_prefix
 from raftkv.core.numbers import INT64_MAX, INT64_MIN, parse_long_double
+from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
+from raftkv.core.typed import Ctx, OpError, run
+from raftkv.core.typed.context import WRONGTYPE
 from raftkv.deferred import Deferred, MaybeDeferred, when
-from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge
+from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge, WrongType
 from raftkv.service.ports import (
     Consistency,
     ReplicaStatus,
@@ -206,8 +213,12 @@ class KVService:
     def _read(self, key: bytes, _: None = None) -> Entry | None:
         now_ms = self.clock.now_ms()
         entry = self.replicator.state_machine.keyspace.get(key, now_ms)
-        if entry is not None and self._tracking:
-            self.tracker.touch(key, now_ms)
+        if entry is not None:
+            if entry.kind:
+                raise WrongType(f"the key holds a {KIND_NAMES[Kind(entry.kind)].decode()}, "
+                                f"not a string")
+            if self._tracking:
+                self.tracker.touch(key, now_ms)
         return entry
 
     def list_entries(self, prefix: bytes, after: bytes | None, limit: int,
@@ -237,10 +248,12 @@ class KVService:
 
     def scan_keys(self, *, pattern: bytes | None = None, after: bytes | None = None,
                   count: int | None = None, visible: Callable[[bytes], bool] | None = None,
+                  kind: int | None = None,
                   consistency: Consistency = Consistency.LINEARIZABLE) -> MaybeDeferred[KeyPage]:
         """Live keys in key order after ``after``, matching the glob ``pattern`` (Redis's
-        rules), that ``visible`` lets through. ``count`` bounds how many stored keys are
-        examined, not how many are returned (Redis's SCAN COUNT); None reads to the end."""
+        rules), that ``visible`` lets through, holding ``kind`` (a containers.Kind; None:
+        any). ``count`` bounds how many stored keys are examined, not how many are
+        returned (Redis's SCAN COUNT); None reads to the end."""
         self._not_in_transaction("scanning keys")
         matches = compile_glob(pattern).match if pattern is not None else None
         prefix = literal_prefix(pattern) if pattern is not None else b""
@@ -253,8 +266,11 @@ class KVService:
                 if count is not None and examined >= count:
                     return KeyPage(found, last)
                 last = key
-                if (matches is None or matches(key)) and keyspace.get(key, now_ms) is not None \
-                        and (visible is None or visible(key)):
+                if matches is not None and not matches(key):
+                    continue
+                entry = keyspace.get(key, now_ms)
+                if entry is not None and (visible is None or visible(key)) \
+                        and (kind is None or entry.kind == kind):
                     found.append(key)
             return KeyPage(found, None)
 
@@ -277,10 +293,11 @@ class KVService:
 
     def peek(self, key: bytes, consistency: Consistency = Consistency.LINEARIZABLE
              ) -> MaybeDeferred[Entry | None]:
-        """The key's entry without counting an access (Redis's OBJECT, TTL family)."""
+        """The key's entry, of any type, without counting an access (Redis's TYPE,
+        OBJECT, the TTL family)."""
         validate_key(key)
         if self.recording is not None:
-            return self._recorded_read([key], _entry_of_first)
+            return self._recorded_read([key], _any_entry_of_first)
 
         def read(_: object = None) -> Entry | None:
             return self.replicator.state_machine.keyspace.get(key, self.clock.now_ms())
@@ -305,6 +322,12 @@ class KVService:
 
         barrier = self.replicator.read_barrier(consistency)
         return pick() if barrier is None else when(barrier, pick)
+
+    def encoding(self, key: bytes) -> bytes:
+        """Redis's name for how this node would store the key's hash, list, set or
+        sorted set (OBJECT ENCODING; read after ``peek``)."""
+        container = self.replicator.state_machine.keyspace.container(key)
+        return container.encoding() if container is not None else b""
 
     def idle_ms(self, key: bytes) -> int:
         """Milliseconds since the key was last read or written, as far as this node
@@ -532,6 +555,42 @@ class KVService:
             self._make_room(incoming_bytes)
         return self.replicator.submit_nowait(command)
 
+    # --- hashes, lists, sets and sorted sets ----------------------------------------
+
+    def typed(self, args: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
+              ) -> asyncio.Future[Result] | MaybeDeferred[Result]:
+        """Run a hash, list, set or sorted-set command (``args``: its command line, the
+        name in lower case first): a write through the log, a read at ``consistency``.
+        Either way it ends in a TypedResult (an error reply is its outcome, not an
+        exception)."""
+        spec = TYPED_COMMANDS[args[0].decode("latin-1")]
+        for key in spec.keys(args):
+            validate_key(key)
+        if spec.writes:
+            limit = self.limits.max_value_bytes
+            for arg in args:
+                if len(arg) > limit:
+                    self._check_value(arg)
+            return self.submit(TypedOp(tuple(args), b"", self.clock.now_ms()),
+                               sum(len(arg) for arg in args))
+        if self.recording is not None:  # a read in MULTI answers at EXEC's point
+            return self.recording.add(TypedOp(tuple(args), b"", self.clock.now_ms()))
+
+        def read(_: object = None) -> Result:
+            sm, now_ms = self.replicator.state_machine, self.clock.now_ms()
+            try:
+                reply = run(Ctx(sm.keyspace, now_ms), args)
+            except OpError as refused:
+                outcome = Outcome.WRONG_TYPE if refused.text == WRONGTYPE else Outcome.ERROR
+                return TypedResult(outcome, sm.applied_index, refused.text)
+            if self._tracking:
+                for key in spec.keys(args):
+                    self.tracker.touch(key, now_ms)
+            return TypedResult(Outcome.OK, sm.applied_index, reply)
+
+        barrier = self.replicator.read_barrier(consistency)
+        return read() if barrier is None else when(barrier, read)
+
     # --- transactions over HTTP (atomic, with compares) ----------------------------
 
     def put_op(self, key: bytes, value: bytes, ttl_ms: int | None = None) -> Put:
@@ -652,16 +711,22 @@ def _result_of(done: asyncio.Future[T]) -> T:
 
 
 def _entry_of_first(results: list[Result]) -> Entry | None:
+    if results[0].outcome is Outcome.WRONG_TYPE:
+        raise WrongType("the key holds no string")
+    return results[0].entry
+
+
+def _any_entry_of_first(results: list[Result]) -> Entry | None:
     return results[0].entry
 
 
 def _value_of_first(results: list[Result]) -> bytes | None:
-    entry = results[0].entry
+    entry = _entry_of_first(results)
     return entry.value if entry is not None else None
 
 
 def _values_of(results: list[Result]) -> list[bytes | None]:
-    return [r.entry.value if r.entry is not None else None for r in results]
+    return [r.entry.value if r.entry is not None and r.ok else None for r in results]
 
 
 def _live_count(results: list[Result]) -> int:

@@ -19,6 +19,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RaftKVError], int], ...] = (
     (errors.TooLarge, 413),
     (errors.MembershipRefused, 409),
     (errors.TxnFailed, 409),
+    (errors.WrongType, 409),
     (errors.RequestError, 400),
     (errors.CommitTimeout, 504),
     (errors.ClusterError, 503),

@@ -22,6 +22,7 @@ from raftkv.fronts.resp.commands import (
     server,
     strings,
     transactions,
+    typed,
 )
 from raftkv.fronts.resp.spec import NOPERM, CommandError, Reply, Spec, error_text
 from raftkv.service.auth import Role
@@ -30,7 +31,7 @@ log = logging.getLogger("raftkv.resp")
 
 TABLE: Final[dict[bytes, Spec]] = {
     row.name.encode(): row
-    for family in (connection, server, strings, keys, pubsub, transactions)
+    for family in (connection, server, strings, keys, pubsub, transactions, typed)
     for row in family.COMMANDS
 }
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from raftkv import errors
+from raftkv.core.commands import Outcome, Result
 from raftkv.core.numbers import parse_int64
 from raftkv.deferred import Deferred
 from raftkv.errors import RaftKVError
@@ -30,6 +31,7 @@ log = logging.getLogger("raftkv.resp")
 
 WRONG_INT = "ERR value is not an integer or out of range"
 SYNTAX = "ERR syntax error"
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOPERM = "NOPERM this user has no permissions to access one of the keys used as arguments"
 
 
@@ -69,6 +71,8 @@ class _Finish:
         times = self.times
         try:  # (both raise the future's exception)
             value = done.result() if self.source is None else self.source(done)
+            if isinstance(value, Result) and value.outcome is Outcome.WRONG_TYPE:
+                return p.error_reply(WRONGTYPE) * times  # (every write on a string)
             return self.render(value)
         except asyncio.CancelledError:
             return p.error_reply("ERR command cancelled") * times
@@ -112,12 +116,16 @@ class Spec:
     key_step: int = 1
     stats: CommandStats = field(default_factory=CommandStats)
     orders_reads: bool = False  # a read pipelined after it waits for it (EXEC)
+    # for keys that follow a count (LMPOP, ZUNIONSTORE...): the command line -> its keys
+    find_keys: Callable[[list[bytes]], list[bytes]] | None = None
     writes: bool = field(init=False)  # for pipelining: a write, or EXEC; read per command
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "writes", "write" in self.flags or self.orders_reads)
 
     def keys(self, args: list[bytes]) -> list[bytes]:
+        if self.find_keys is not None:
+            return self.find_keys(args)
         if not self.first_key:
             return []
         last = len(args) - 1 if self.last_key < 0 else self.last_key
@@ -125,10 +133,11 @@ class Spec:
 
 
 def spec(name: str, arity: int, flags: str, handler: Handler, first_key: int = 0,
-         last_key: int = 0, key_step: int = 1, orders_reads: bool = False) -> Spec:
+         last_key: int = 0, key_step: int = 1, orders_reads: bool = False,
+         find_keys: Callable[[list[bytes]], list[bytes]] | None = None) -> Spec:
     """A table row, flags written as Redis writes them (``"readonly fast"``)."""
     return Spec(name, arity, frozenset(flags.split()), handler, first_key, last_key, key_step,
-                orders_reads=orders_reads)
+                orders_reads=orders_reads, find_keys=find_keys)
 
 
 def to_int(raw: bytes) -> int:
@@ -151,6 +160,8 @@ def error_text(exc: RaftKVError) -> str:
         return "TRYAGAIN no leader is available; the write was not applied"
     if isinstance(exc, errors.CommitTimeout):
         return "TIMEOUT the write's outcome is unknown (commit timed out)"
+    if isinstance(exc, errors.WrongType):
+        return WRONGTYPE
     if isinstance(exc, errors.InvalidArgument):
         return f"ERR {exc}"
     if isinstance(exc, errors.StorageError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Final
 
 from raftkv.core.commands import Entry, ExpireWhen, Outcome, Result
+from raftkv.core.containers import KIND_NAMES, Kind
 from raftkv.core.numbers import INT64_MAX, parse_int64
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
@@ -14,6 +15,7 @@ from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, later, spec, to
 from raftkv.service.service import KeyPage
 
 EXPIRE_OPTIONS: Final = {b"NX": 1, b"XX": 2, b"GT": 4, b"LT": 8}
+KINDS_BY_NAME: Final = {name: int(kind) for kind, name in KIND_NAMES.items()}
 
 
 def del_(client: Client, args: list[bytes]) -> Reply:
@@ -26,8 +28,8 @@ def exists(client: Client, args: list[bytes]) -> Reply:
 
 
 def type_(client: Client, args: list[bytes]) -> Reply:
-    return later(client.service.get(args[1], client.consistency),
-                 lambda e: b"+string\r\n" if e else b"+none\r\n")
+    return later(client.service.peek(args[1], client.consistency),
+                 lambda e: b"+%s\r\n" % KIND_NAMES[Kind(e.kind)] if e else b"+none\r\n")
 
 
 def _expire(client: Client, args: list[bytes], unit: bytes, name: str) -> Reply:
@@ -109,7 +111,7 @@ def scan(client: Client, args: list[bytes]) -> Reply:
         cursor = int(args[1])
     except ValueError:
         raise CommandError("ERR invalid cursor") from None
-    pattern, count = None, 10
+    pattern, count, kind = None, 10, None
     i = 2
     while i < len(args):
         option = args[i].upper()
@@ -120,8 +122,7 @@ def scan(client: Client, args: list[bytes]) -> Reply:
             if count < 1:
                 raise CommandError(SYNTAX)
         elif option == b"TYPE" and i + 1 < len(args):
-            if args[i + 1].lower() != b"string":
-                return p.raw_array([p.bulk(b"0"), p.EMPTY_ARRAY])
+            kind = KINDS_BY_NAME.get(args[i + 1].lower(), -1)
         else:
             raise CommandError(SYNTAX)
         i += 2
@@ -136,7 +137,7 @@ def scan(client: Client, args: list[bytes]) -> Reply:
         next_cursor = b"0" if last is None else b"%d" % client.state.cursors.issue(last)
         return p.raw_array([p.bulk(next_cursor), p.array(page.keys)])
     return later(client.service.scan_keys(pattern=pattern, after=after, count=count,
-                                          visible=client.may_read,
+                                          visible=client.may_read, kind=kind,
                                           consistency=client.consistency), render)
 
 
@@ -222,6 +223,8 @@ def object_(client: Client, args: list[bytes]) -> Reply:
         if entry is None:
             return client.enc.NIL
         if sub == b"encoding":
+            if entry.kind:
+                return p.bulk(service.encoding(key))
             return p.bulk(string_encoding(entry.value))
         if sub == b"freq":
             return p.integer(service.frequency(key))

@@ -1,0 +1,37 @@
+"""Redis's hash, list, set and sorted-set commands as ops of the state machine
+(DATA-MODEL.md section 2).
+
+A typed command travels in the log as its command line (``TypedOp``, as Redis's own
+replication stream carries commands) and every replica runs the same op on it at
+apply time, so the reply, the errors and the seeded randomness are the same
+everywhere. Reads run the same ops outside the log, where they cannot write. Each op
+parses its arguments and checks its keys' types before changing anything.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from raftkv.core.typed import hashes, lists, sets, zsets
+from raftkv.core.typed.context import Ctx, OpError
+from raftkv.core.typed.replies import Reply
+from raftkv.core.typed.spec import TypedSpec
+
+COMMANDS: Final[dict[str, TypedSpec]] = {
+    spec.name: spec
+    for family in (hashes.COMMANDS, lists.COMMANDS, sets.COMMANDS, zsets.COMMANDS)
+    for spec in family
+}
+
+
+def run(ctx: Ctx, args: list[bytes]) -> Reply:
+    """Run the command line ``args`` (its name in lower case first); raises OpError."""
+    spec = COMMANDS.get(args[0].decode("latin-1"))
+    if spec is None:
+        raise OpError(b"ERR unknown command '%s'" % args[0])
+    if spec.writes and not ctx.index:
+        raise AssertionError(f"{spec.name} writes: it runs from the log, not as a read")
+    return spec.fn(ctx, args)
+
+
+__all__ = ["COMMANDS", "Ctx", "OpError", "Reply", "TypedSpec", "run"]

@@ -1,0 +1,102 @@
+"""Reading a typed op's arguments the way Redis reads them, with Redis's error texts.
+An op parses every argument before it changes anything."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Final
+
+from raftkv.core.numbers import parse_int64
+from raftkv.core.typed.context import OpError
+
+NOT_INTEGER: Final = b"ERR value is not an integer or out of range"
+NOT_FLOAT: Final = b"ERR value is not a valid float"
+SYNTAX: Final = b"ERR syntax error"
+MUST_BE_POSITIVE: Final = b"ERR value is out of range, must be positive"
+NUMKEYS: Final = b"ERR numkeys should be greater than 0"
+# what strtod accepts and Redis keeps: no spaces, no NaN (Python's float() would also
+# take "1_000" and " 1")
+_FLOAT: Final = re.compile(rb"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?)\Z",
+                           re.IGNORECASE)
+
+
+def integer(raw: bytes, error: bytes = NOT_INTEGER) -> int:
+    value = parse_int64(raw)
+    if value is None:
+        raise OpError(error)
+    return value
+
+
+def positive(raw: bytes, error: bytes = MUST_BE_POSITIVE) -> int:
+    """A count that must not be negative (Redis's getPositiveLong...)."""
+    value = parse_int64(raw)
+    if value is None or value < 0:
+        raise OpError(error)
+    return value
+
+
+def at_least_one(raw: bytes, error: bytes) -> int:
+    value = parse_int64(raw)
+    if value is None or value < 1:
+        raise OpError(error)
+    return value
+
+
+def number(raw: bytes, error: bytes = NOT_FLOAT) -> float:
+    """A double as Redis reads a score: ``inf`` and exponents yes, NaN no."""
+    if not _FLOAT.match(raw):
+        raise OpError(error)
+    value = float(raw)
+    if math.isnan(value):
+        raise OpError(error)
+    return value
+
+
+def double_text(value: float) -> bytes:
+    """A double as Redis 7.0 writes one in a bulk string (%.17g; inf, -inf)."""
+    if math.isinf(value):
+        return b"inf" if value > 0 else b"-inf"
+    return b"%.17g" % value
+
+
+def count_option(args: list[bytes], start: int, name: bytes, error: bytes) -> int | None:
+    """Redis's trailing ``COUNT n`` (n >= 1) of the LMPOP family; None when absent."""
+    count = None
+    i = start
+    while i < len(args):
+        if args[i].upper() == name and i + 1 < len(args) and count is None:
+            count = at_least_one(args[i + 1], error)
+            i += 2
+        else:
+            raise OpError(SYNTAX)
+    return count
+
+
+def numkeys(args: list[bytes], at: int) -> tuple[list[bytes], int]:
+    """The keys of a ``numkeys key [key ...]`` list at ``at``, and the index after."""
+    count = at_least_one(args[at], NUMKEYS)
+    end = at + 1 + count
+    if end > len(args):
+        raise OpError(b"ERR Number of keys can't be greater than number of args")
+    return args[at + 1 : end], end
+
+
+def scan_options(args: list[bytes], start: int) -> bytes | None:
+    """HSCAN / SSCAN / ZSCAN's ``cursor [MATCH pattern] [COUNT count]``: the pattern.
+    The cursor is checked; every element is returned in one call (cursor 0)."""
+    if parse_int64(args[start - 1]) is None and not args[start - 1].isdigit():
+        raise OpError(b"ERR invalid cursor")
+    pattern = None
+    i = start
+    while i < len(args):
+        option = args[i].upper()
+        if option == b"MATCH" and i + 1 < len(args):
+            pattern = args[i + 1]
+        elif option == b"COUNT" and i + 1 < len(args):
+            if integer(args[i + 1]) < 1:
+                raise OpError(SYNTAX)
+        else:
+            raise OpError(SYNTAX)
+        i += 2
+    return pattern

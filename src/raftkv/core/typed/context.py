@@ -1,0 +1,164 @@
+"""What a typed op sees of the state machine: ``Ctx``.
+
+An op reads containers with ``read`` (None when the key is absent or expired, an
+``OpError`` with Redis's WRONGTYPE text when it holds another type), gets one to
+change with ``write`` (created empty when absent; copied first if a snapshot shares
+it), says what it changed with ``changed``, and replaces a key's value whole with
+``put`` (the STORE commands). ``finish`` then writes each changed key's header at the
+entry's revision - a new version, the create revision and deadline kept - and deletes
+a key whose container emptied, as Redis does.
+
+Ops check their arguments and every key's type before changing anything, so an op
+that fails changed nothing. The same op runs as a read outside the log (``index`` 0):
+then ``write`` and ``put`` refuse, so a read can never change state.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from raftkv.core.containers import Container, Kind, empty
+from raftkv.core.keyspace import header, is_live, kind_of, pack
+
+if TYPE_CHECKING:
+    from raftkv.core.keyspace import Keyspace
+
+WRONGTYPE: Final = b"WRONGTYPE Operation against a key holding the wrong kind of value"
+EVENT_CLASSES: Final = {Kind.HASH: "h", Kind.LIST: "l", Kind.SET: "s", Kind.ZSET: "z"}
+
+
+class OpError(Exception):
+    """An error reply (its text starts with Redis's code); the op changed nothing."""
+
+    def __init__(self, text: bytes) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class Ctx:
+    __slots__ = ("_changed", "_fresh", "_remove", "_rng", "events", "index", "keyspace",
+                 "now_ms")
+
+    def __init__(self, keyspace: Keyspace, now_ms: int, index: int = 0,
+                 remove: Callable[[bytes, int], object] | None = None) -> None:
+        self.keyspace = keyspace
+        self.now_ms = now_ms
+        self.index = index  # 0: a read outside the log
+        self._remove = remove
+        self._fresh: dict[bytes, Container | None] = {}  # created or replaced by this op
+        # key -> (packed entry before, its container's nbytes before, replaced whole)
+        self._changed: dict[bytes, tuple[bytes | None, int, bool]] = {}
+        self.events: list[tuple[bytes, bytes, str]] = []  # (event, key, class)
+        self._rng: random.Random | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        """Randomness for SPOP and the RAND commands: seeded by the entry's index, so
+        every replica draws the same."""
+        if self._rng is None:
+            self._rng = random.Random(self.index)
+        return self._rng
+
+    # --- reading -------------------------------------------------------------
+
+    def kind(self, key: bytes) -> int | None:
+        """The Kind the key holds now, None when absent or expired."""
+        if key in self._fresh:
+            fresh = self._fresh[key]
+            return None if fresh is None or not len(fresh) else fresh.KIND
+        raw = self.keyspace.raw(key)
+        if raw is None or not is_live(raw, self.now_ms):
+            return None
+        return kind_of(raw)
+
+    def read(self, key: bytes, kind: Kind) -> Container | None:
+        """The key's container to read, None when absent; WRONGTYPE for another type."""
+        found = self.kind(key)
+        if found is None:
+            return None
+        if found != kind:
+            raise OpError(WRONGTYPE)
+        if key in self._fresh:
+            return self._fresh[key]
+        return self.keyspace.container(key)
+
+    def check(self, key: bytes, kind: Kind) -> None:
+        """WRONGTYPE unless the key is absent or holds ``kind``."""
+        self.read(key, kind)
+
+    # --- writing -------------------------------------------------------------
+
+    def write(self, key: bytes, kind: Kind) -> Container:
+        """The key's container to change, created empty when absent."""
+        if not self.index:
+            raise AssertionError("a read cannot change the keyspace")
+        found = self.kind(key)
+        if found is not None and found != kind:
+            raise OpError(WRONGTYPE)
+        if key in self._fresh:
+            fresh = self._fresh[key]
+            if fresh is not None and len(fresh):
+                return fresh
+        elif found is not None:
+            self._note(key, False)
+            return self.keyspace.writable(key)
+        created = empty(kind, self.keyspace.epoch)
+        self._fresh[key] = created
+        self._note(key, True)
+        return created
+
+    def put(self, key: bytes, container: Container | None) -> None:
+        """Replace the key's value, whatever its type, with ``container`` (deleting the
+        key when it is None or empty): a STORE's destination."""
+        if not self.index:
+            raise AssertionError("a read cannot change the keyspace")
+        self._fresh[key] = container
+        self._note(key, True)
+
+    def changed(self, key: bytes, event: bytes, kind: Kind) -> None:
+        """``key``, of ``kind``, was changed by the op: its header is rewritten at
+        ``finish``, and keyspace notifications get ``event``."""
+        self.events.append((event, key, EVENT_CLASSES[kind]))
+        if key not in self._changed:
+            self._note(key, False)
+
+    def _note(self, key: bytes, replaced: bool) -> None:
+        before = self._changed.get(key)
+        if before is not None:
+            if replaced and not before[2]:
+                self._changed[key] = (before[0], before[1], True)
+            return
+        raw = self.keyspace.raw(key)
+        if raw is not None and not is_live(raw, self.now_ms):  # expired: collect it first
+            assert self._remove is not None
+            self._remove(key, self.index)
+            raw = None
+        old = self.keyspace.container(key) if raw is not None and kind_of(raw) else None
+        self._changed[key] = (raw, old.nbytes if old is not None else 0, replaced)
+
+    def finish(self) -> None:
+        """Write every changed key's header at ``index`` (or delete it, emptied)."""
+        keyspace, index = self.keyspace, self.index
+        for key, (raw, old_nbytes, replaced) in self._changed.items():
+            if key in self._fresh:
+                container = self._fresh[key]
+            else:
+                container = keyspace.container(key)
+            if container is None or not len(container):
+                if keyspace.raw(key) is not None:
+                    assert self._remove is not None
+                    self._remove(key, index)
+                    self.events.append((b"del", key, "g"))
+                continue
+            if raw is None:
+                version, create, deadline = 1, index, 0
+            else:
+                _, create, deadline, version, _ = header(raw)
+                version += 1
+                if replaced:
+                    deadline = 0  # a STORE's destination loses its TTL, as in Redis
+            keyspace.store_container(
+                key, pack(b"", index, create, deadline or None, version, container.KIND), raw,
+                container, old_nbytes if raw is not None and kind_of(raw) else 0)

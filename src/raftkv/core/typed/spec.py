@@ -1,0 +1,44 @@
+"""A typed command's row: its name, Redis's arity and flags, where its keys are, and
+the op that runs it (``fn(ctx, args) -> Reply``, ``args`` the whole command line)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from raftkv.core.typed.context import Ctx
+from raftkv.core.typed.replies import Reply
+
+Op = Callable[[Ctx, list[bytes]], Reply]
+
+
+@dataclass(frozen=True, slots=True)
+class TypedSpec:
+    name: str
+    arity: int  # Redis's: n exactly, -n at least (the name included)
+    flags: str  # Redis's words: "write", "readonly", "fast", "denyoom"
+    fn: Op
+    first_key: int = 1
+    last_key: int = 1  # -1: through the last argument
+    key_step: int = 1
+    # for commands whose keys follow a count (LMPOP, ZUNIONSTORE...): args -> keys
+    find_keys: Callable[[list[bytes]], list[bytes]] | None = None
+    writes: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "writes", "write" in self.flags.split())
+
+    def keys(self, args: list[bytes]) -> list[bytes]:
+        if self.find_keys is not None:
+            try:
+                return self.find_keys(args)
+            except Exception:  # malformed: the op itself will say why
+                return []
+        last = len(args) - 1 if self.last_key < 0 else self.last_key
+        return args[self.first_key : last + 1 : self.key_step]
+
+
+def row(name: str, arity: int, flags: str, fn: Op, first_key: int = 1, last_key: int = 1,
+        key_step: int = 1, find_keys: Callable[[list[bytes]], list[bytes]] | None = None
+        ) -> TypedSpec:
+    return TypedSpec(name, arity, flags, fn, first_key, last_key, key_step, find_keys)

@@ -1,0 +1,73 @@
+"""The hash, list, set and sorted-set families: one handler for all of them.
+
+Each command is a row of ``core/typed`` (its arity, flags and keys are said there,
+once); the handler sends the command line to the service - a write through the log,
+a read at the connection's consistency - and renders the reply the op gave, in the
+connection's protocol: RESP2 or RESP3 (maps, sets, doubles).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from raftkv.core.commands import Result, TypedResult
+from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
+from raftkv.core.typed.args import double_text
+from raftkv.core.typed.replies import Map, Members, NilArray, Pairs, Status
+from raftkv.fronts.resp import protocol as p
+from raftkv.fronts.resp.client import Client
+from raftkv.fronts.resp.spec import Reply, Spec, later, spec
+
+
+def typed(client: Client, args: list[bytes]) -> Reply:
+    line = [args[0].lower(), *args[1:]]
+    enc = client.enc
+
+    def render(result: Result) -> bytes:
+        assert isinstance(result, TypedResult)
+        if not result.ok:
+            text = result.reply
+            assert isinstance(text, bytes)
+            return p.error_reply(text.decode("utf-8", "replace"))
+        return encode(result.reply, enc)
+    return later(client.service.typed(line, client.consistency), render)
+
+
+def encode(reply: Any, enc: p.Encoder) -> bytes:
+    """A typed op's reply (``core/typed/replies.py``) in RESP2 or RESP3."""
+    if reply is None:
+        return enc.NIL
+    if isinstance(reply, bytes):
+        return p.bulk(reply)
+    if isinstance(reply, int):
+        return p.integer(reply)
+    if isinstance(reply, float):
+        if enc.version == 3:
+            return b",%s\r\n" % double_text(reply)
+        return p.bulk(double_text(reply))
+    if isinstance(reply, Status):
+        return b"+%s\r\n" % reply.text
+    if isinstance(reply, NilArray):
+        return enc.NIL_ARRAY
+    if isinstance(reply, list):
+        if enc.version == 3:
+            if isinstance(reply, Map):
+                return b"%%%d\r\n%s" % (len(reply) // 2,
+                                        b"".join(encode(item, enc) for item in reply))
+            if isinstance(reply, Pairs):
+                pairs = [p.raw_array([encode(reply[i], enc), encode(reply[i + 1], enc)])
+                         for i in range(0, len(reply), 2)]
+                return p.raw_array(pairs)
+            if isinstance(reply, Members):
+                return b"~%d\r\n%s" % (len(reply), b"".join(encode(item, enc) for item in reply))
+        return p.raw_array([encode(item, enc) for item in reply])
+    raise TypeError(f"not a reply: {type(reply).__name__}")
+
+
+def _row(name: str) -> Spec:
+    typed_spec = TYPED_COMMANDS[name]
+    return spec(name, typed_spec.arity, typed_spec.flags, typed, typed_spec.first_key,
+                typed_spec.last_key, typed_spec.key_step, find_keys=typed_spec.keys)
+
+
+COMMANDS: Final = [_row(name) for name in TYPED_COMMANDS]
