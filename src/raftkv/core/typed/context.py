@@ -142,10 +142,7 @@ class Ctx:
         """Write every changed key's header at ``index`` (or delete it, emptied)."""
         keyspace, index = self.keyspace, self.index
         for key, (raw, old_nbytes, replaced) in self._changed.items():
-            if key in self._fresh:
-                container = self._fresh[key]
-            else:
-                container = keyspace.container(key)
+            container = self._fresh[key] if key in self._fresh else keyspace.container(key)
             if container is None or not len(container):
                 if keyspace.raw(key) is not None:
                     assert self._remove is not None

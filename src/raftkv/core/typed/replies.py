@@ -55,7 +55,7 @@ class Members(list):  # type: ignore[type-arg]
 
 OK: Final = Status(b"OK")
 NIL_ARRAY: Final = NilArray()
-Reply: TypeAlias = "None | int | bytes | float | list[Any] | Status | NilArray"
+Reply: TypeAlias = "int | bytes | float | list[Any] | Status | NilArray | None"
 
 _I64: Final = struct.Struct("<q")
 _F64: Final = struct.Struct("<d")
