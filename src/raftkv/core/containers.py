@@ -49,12 +49,11 @@ HASH_FIELD_OVERHEAD: Final = 110
 LIST_ITEM_OVERHEAD: Final = 42
 SET_MEMBER_OVERHEAD: Final = 75
 ZSET_MEMBER_OVERHEAD: Final = 190
-# Redis's listpack thresholds (hash-max-listpack-entries and -value, and the same for
-# sets and sorted sets; list-max-listpack-size -2 is 8 KB): OBJECT ENCODING answers
-# with the encoding Redis would use, for clients that look.
+# Redis 7.0's thresholds (hash- and zset-max-listpack-entries and -value,
+# set-max-intset-entries): OBJECT ENCODING answers with the encoding Redis 7.0 would
+# use, for clients that look (lists are always quicklists there).
 SMALL_ENTRIES: Final = 128
 SMALL_VALUE_BYTES: Final = 64
-SMALL_LIST_BYTES: Final = 8192
 SMALL_INTSET: Final = 512
 
 
@@ -137,8 +136,7 @@ class List:
         self.nbytes = sum(len(item) + LIST_ITEM_OVERHEAD for item in self.items)
 
     def encoding(self) -> bytes:
-        return b"listpack" if self.nbytes - LIST_ITEM_OVERHEAD * len(self.items) \
-            <= SMALL_LIST_BYTES and len(self.items) <= SMALL_ENTRIES else b"quicklist"
+        return b"quicklist"
 
 
 class Set:
@@ -179,9 +177,7 @@ class Set:
     def encoding(self) -> bytes:
         if len(self.members) <= SMALL_INTSET and all(_is_int64_text(m) for m in self.members):
             return b"intset"
-        small = len(self.members) <= SMALL_ENTRIES and all(
-            len(m) <= SMALL_VALUE_BYTES for m in self.members)
-        return b"listpack" if small else b"hashtable"
+        return b"hashtable"
 
 
 class ZSet:

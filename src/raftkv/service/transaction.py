@@ -67,8 +67,11 @@ class Recording:
                 continue
             if error is not None:
                 future.set_exception(error)
-            else:
+                continue
+            try:
                 future.set_result(shape(list(results[first : first + count])))
+            except Exception as refused:  # (a GET that met a hash: WrongType)
+                future.set_exception(refused)
 
 
 def _first(results: list[Result]) -> Result:

@@ -141,6 +141,8 @@ def hincrbyfloat(ctx: Ctx, args: list[bytes]) -> Reply:
     delta = parse_long_double(args[3])
     if delta is None:
         raise OpError(NOT_FLOAT)
+    if not delta.is_finite():
+        raise OpError(b"ERR value is NaN or Infinity")
     found = _read(ctx, args[1])
     current = found.fields.get(args[2]) if found is not None else None
     number = parse_long_double(current if current is not None else b"0")

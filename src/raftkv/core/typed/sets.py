@@ -117,8 +117,10 @@ def srandmember(ctx: Ctx, args: list[bytes]) -> Reply:
 def smove(ctx: Ctx, args: list[bytes]) -> Reply:
     source, target, member = args[1], args[2], args[3]
     found = _read(ctx, source)
+    if found is None:
+        return 0
     ctx.check(target, S)
-    if found is None or member not in found:
+    if member not in found:
         return 0
     if source == target:
         return 1

@@ -355,9 +355,7 @@ def _zpop(highest: bool) -> Op:
         if len(args) > 3:
             raise OpError(SYNTAX)
         count = positive(args[2]) if len(args) == 3 else None
-        if count == 0:
-            return []
-        if _read(ctx, args[1]) is None:
+        if _read(ctx, args[1]) is None or count == 0:
             return []
         taken = _pop_from(ctx, args[1], highest, count or 1)
         out: list[Reply] = Pairs() if count is not None else []
