@@ -51,6 +51,10 @@ HASHES = [
     ("SET", "str", "v"), ("HSET", "str", "a", "1"), ("HGET", "str", "a"), ("HLEN", "str"),
     ("HSET", "h2", "f", "v"), ("GET", "h2"), ("APPEND", "h2", "x"), ("INCR", "h2"),
     ("STRLEN", "h2"), ("MGET", "h2", "str"), ("TYPE", "h2"), ("OBJECT", "ENCODING", "h2"),
+    ("HSET", "h3", "f", "v"), ("GETSET", "h3", "x"), ("SET", "h3", "x", "GET"),
+    ("SET", "h3", "x", "NX", "GET"), ("GETDEL", "h3"), ("GETEX", "h3", "EX", "100"),
+    ("GETEX", "h3"), ("GETRANGE", "h3", "0", "1"), ("SETRANGE", "h3", "0", "x"),
+    ("INCRBYFLOAT", "h3", "1"), ("HGETALL", "h3"), ("TTL", "h3"),
     ("SET", "h2", "plain"), ("TYPE", "h2"), ("GET", "h2"),
 ]
 LISTS = [

@@ -99,13 +99,13 @@ class Put(Value):
     (unless ``keep_ttl``, which keeps the key's current deadline, Redis SET KEEPTTL)."""
 
     __slots__ = ("cond", "expected_mod_revision", "expires_at_ms", "keep_ttl", "key",
-                 "now_ms", "request_id", "value")
+                 "now_ms", "request_id", "string_only", "value")
     FIELDS = ("key", "value", "expires_at_ms", "keep_ttl", "cond", "expected_mod_revision",
-              "request_id", "now_ms")
+              "request_id", "now_ms", "string_only")
 
     def __init__(self, key: bytes, value: bytes, expires_at_ms: int | None = None,
                  keep_ttl: bool = False, cond: Cond = Cond.NONE, expected_mod_revision: int = 0,
-                 request_id: bytes = b"", now_ms: int = 0) -> None:
+                 request_id: bytes = b"", now_ms: int = 0, string_only: bool = False) -> None:
         self.key: Final[bytes] = key
         self.value: Final[bytes] = value
         self.expires_at_ms: Final[int | None] = expires_at_ms
@@ -114,21 +114,25 @@ class Put(Value):
         self.expected_mod_revision: Final[int] = expected_mod_revision
         self.request_id: Final[bytes] = request_id
         self.now_ms: Final[int] = now_ms
+        # refuse (WRONG_TYPE) a key holding a hash, list...: Redis's SET GET and GETSET
+        self.string_only: Final[bool] = string_only
 
 
 class Delete(Value):
-    """Remove ``key`` if present (and if the condition holds)."""
+    """Remove ``key`` if present (and if the condition holds; ``string_only``: if it
+    holds a string, Redis's GETDEL)."""
 
-    __slots__ = ("cond", "expected_mod_revision", "key", "now_ms", "request_id")
-    FIELDS = ("key", "cond", "expected_mod_revision", "request_id", "now_ms")
+    __slots__ = ("cond", "expected_mod_revision", "key", "now_ms", "request_id", "string_only")
+    FIELDS = ("key", "cond", "expected_mod_revision", "request_id", "now_ms", "string_only")
 
     def __init__(self, key: bytes, cond: Cond = Cond.NONE, expected_mod_revision: int = 0,
-                 request_id: bytes = b"", now_ms: int = 0) -> None:
+                 request_id: bytes = b"", now_ms: int = 0, string_only: bool = False) -> None:
         self.key: Final[bytes] = key
         self.cond: Final[Cond] = cond
         self.expected_mod_revision: Final[int] = expected_mod_revision
         self.request_id: Final[bytes] = request_id
         self.now_ms: Final[int] = now_ms
+        self.string_only: Final[bool] = string_only
 
 
 class Expire(Value):
@@ -136,16 +140,18 @@ class Expire(Value):
     Redis PERSIST). A deadline not after ``now_ms`` deletes the key, as Redis does.
     ``when`` makes it conditional on the current deadline (EXPIRE NX/XX/GT/LT)."""
 
-    __slots__ = ("expires_at_ms", "key", "now_ms", "request_id", "when")
-    FIELDS = ("key", "expires_at_ms", "request_id", "now_ms", "when")
+    __slots__ = ("expires_at_ms", "key", "now_ms", "request_id", "string_only", "when")
+    FIELDS = ("key", "expires_at_ms", "request_id", "now_ms", "when", "string_only")
 
     def __init__(self, key: bytes, expires_at_ms: int | None, request_id: bytes = b"",
-                 now_ms: int = 0, when: ExpireWhen = ExpireWhen.ALWAYS) -> None:
+                 now_ms: int = 0, when: ExpireWhen = ExpireWhen.ALWAYS,
+                 string_only: bool = False) -> None:
         self.key: Final[bytes] = key
         self.expires_at_ms: Final[int | None] = expires_at_ms
         self.request_id: Final[bytes] = request_id
         self.now_ms: Final[int] = now_ms
         self.when: Final[ExpireWhen] = when
+        self.string_only: Final[bool] = string_only  # Redis's GETEX
 
 
 class IncrBy(Value):
@@ -541,8 +547,8 @@ def encode(cmd: Command) -> bytes:
         return b"".join((
             _PUT_HEAD, _pack_u32(len(rid)), rid, _pack_u32(len(key)), key,
             _pack_u32(len(value)), value,
-            _PUT_FIXED.pack(exp is not None, exp or 0, cmd.keep_ttl, cmd.cond,
-                            cmd.expected_mod_revision, cmd.now_ms),
+            _PUT_FIXED.pack(exp is not None, exp or 0, cmd.keep_ttl | cmd.string_only << 1,
+                            cmd.cond, cmd.expected_mod_revision, cmd.now_ms),
         ))
     if type(cmd) is MultiPut:  # a RESP pipeline's SETs: flattened the same way
         pack_len, rid = _pack_u32, cmd.request_id
@@ -558,15 +564,16 @@ def encode(cmd: Command) -> bytes:
         _b(out, cmd.value)
         exp = cmd.expires_at_ms
         out += _PUT_FIXED.pack(
-            exp is not None, exp or 0, cmd.keep_ttl, cmd.cond, cmd.expected_mod_revision, cmd.now_ms
+            exp is not None, exp or 0, cmd.keep_ttl | cmd.string_only << 1, cmd.cond,
+            cmd.expected_mod_revision, cmd.now_ms
         )
     elif isinstance(cmd, Delete):
         _b(out, cmd.key)
-        out += struct.pack("<Bqq", cmd.cond, cmd.expected_mod_revision, cmd.now_ms)
+        out += _BQQ.pack(cmd.cond | cmd.string_only << 7, cmd.expected_mod_revision, cmd.now_ms)
     elif isinstance(cmd, Expire):
         _b(out, cmd.key)
         exp = cmd.expires_at_ms
-        out += struct.pack("<Bqq", exp is not None, exp or 0, cmd.now_ms)
+        out += _BQQ.pack((exp is not None) | cmd.string_only << 1, exp or 0, cmd.now_ms)
         if cmd.when:
             out[1] = _EXPIRE_WHEN_TAG
             out.append(cmd.when)
@@ -647,11 +654,12 @@ def decode(data: bytes) -> Command:
     if tag == 1:
         key, value = r.blob(), r.blob()
         has_ttl, exp, keep, cond, expected, now = r.fixed(_PUT_FIXED)
-        cmd = Put(key, value, exp if has_ttl else None, bool(keep), Cond(cond), expected, rid, now)
+        cmd = Put(key, value, exp if has_ttl else None, bool(keep & 1), Cond(cond), expected, rid,
+                  now, bool(keep & 2))
     elif tag == 2:
         key = r.blob()
         cond, expected, now = r.fixed(_BQQ)
-        cmd = Delete(key, Cond(cond), expected, rid, now)
+        cmd = Delete(key, Cond(cond & 0x7F), expected, rid, now, bool(cond & 0x80))
     elif tag in (3, _EXPIRE_WHEN_TAG):
         key = r.blob()
         has_ttl, exp, now = r.fixed(_BQQ)
@@ -661,7 +669,7 @@ def decode(data: bytes) -> Command:
             if raw_when not in _EXPIRE_WHENS:
                 raise CodecError(f"unknown expire condition {raw_when}")
             when = ExpireWhen(raw_when)
-        cmd = Expire(key, exp if has_ttl else None, rid, now, when)
+        cmd = Expire(key, exp if has_ttl & 1 else None, rid, now, when, bool(has_ttl & 2))
     elif tag == 4:
         key = r.blob()
         delta, now = r.fixed(_QQ)

@@ -58,6 +58,7 @@ from raftkv.core.keyspace import (
     deadline_of,
     header,
     is_live,
+    kind_of,
     pack,
     unpack,
 )
@@ -247,7 +248,10 @@ class StateMachine:
         if raw is not None:
             mod, create, old_deadline, version, offset = header(raw)
             if not old_deadline or old_deadline > c.now_ms:
-                current = Entry(key, raw[offset:], version, create, mod, old_deadline or None)
+                current = Entry(key, raw[offset:], version, create, mod, old_deadline or None,
+                                kind_of(raw))
+        if c.string_only and current is not None and current.kind:
+            return Result(Outcome.WRONG_TYPE, index, current, current)
         if c.cond and not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
         if current is None:
@@ -271,6 +275,8 @@ class StateMachine:
             return Result(Outcome.NOT_FOUND, index)
         if not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
+        if c.string_only and current.kind:
+            return Result(Outcome.WRONG_TYPE, index, current, current)
         self._remove(c.key, index)
         return Result(OUTCOME_OK, index, None, current, 1)
 
@@ -278,6 +284,8 @@ class StateMachine:
         raw, current = self._live(c.key, c.now_ms)
         if current is None:
             return Result(Outcome.NOT_FOUND, index)
+        if c.string_only and current.kind:
+            return Result(Outcome.WRONG_TYPE, index, current, current)
         if c.expires_at_ms is None and current.expires_at_ms is None:
             return Result(OUTCOME_OK, index, current, current, 0)  # PERSIST on a key without TTL
         if c.when and not _expire_allowed(c.when, current.expires_at_ms, c.expires_at_ms):

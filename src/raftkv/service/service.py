@@ -410,19 +410,22 @@ class KVService:
 
     def put(self, key: bytes, value: bytes, *, ttl_ms: int | None = None,
             expires_at_ms: int | None = None, keep_ttl: bool = False, cond: Cond = Cond.NONE,
-            expected_mod_revision: int = 0, request_id: bytes = b"") -> asyncio.Future[Result]:
+            expected_mod_revision: int = 0, request_id: bytes = b"", string_only: bool = False
+            ) -> asyncio.Future[Result]:
+        """Store ``value`` (``string_only``: unless the key holds a hash, list...)."""
         validate_key(key)
         self._check_value(value)
         if ttl_ms is not None:
             expires_at_ms = self.deadline(ttl_ms)
         return self.submit(Put(key, value, expires_at_ms, keep_ttl, cond, expected_mod_revision,
-                               request_id, self.clock.now_ms()), len(key) + len(value))
+                               request_id, self.clock.now_ms(), string_only),
+                           len(key) + len(value))
 
     def delete(self, key: bytes, *, cond: Cond = Cond.NONE, expected_mod_revision: int = 0,
-               request_id: bytes = b"") -> asyncio.Future[Result]:
+               request_id: bytes = b"", string_only: bool = False) -> asyncio.Future[Result]:
         validate_key(key)
         return self.submit(Delete(key, cond, expected_mod_revision, request_id,
-                                  self.clock.now_ms()))
+                                  self.clock.now_ms(), string_only))
 
     def delete_many(self, keys: list[bytes]) -> asyncio.Future[Result]:
         """Delete every one of ``keys`` in one log entry (Redis DEL / UNLINK); the
@@ -438,9 +441,11 @@ class KVService:
         return self.submit(Txn(tuple(ops), b"", now_ms))
 
     def expire(self, key: bytes, expires_at_ms: int | None, request_id: bytes = b"",
-               when: ExpireWhen = ExpireWhen.ALWAYS) -> asyncio.Future[Result]:
+               when: ExpireWhen = ExpireWhen.ALWAYS, string_only: bool = False
+               ) -> asyncio.Future[Result]:
         validate_key(key)
-        return self.submit(Expire(key, expires_at_ms, request_id, self.clock.now_ms(), when))
+        return self.submit(Expire(key, expires_at_ms, request_id, self.clock.now_ms(), when,
+                                  string_only))
 
     def flush(self) -> asyncio.Future[Result]:
         """Delete every key (an admin operation: the fronts check the role)."""

@@ -144,7 +144,11 @@ class Ctx:
         for key, (raw, old_nbytes, replaced) in self._changed.items():
             container = self._fresh[key] if key in self._fresh else keyspace.container(key)
             if container is None or not len(container):
-                if keyspace.raw(key) is not None:
+                now = keyspace.raw(key)
+                if now is not None:
+                    if container is not None and kind_of(now):
+                        # emptied in place: account for what it lost before it goes
+                        keyspace.store_container(key, now, now, container, old_nbytes)
                     assert self._remove is not None
                     self._remove(key, index)
                     self.events.append((b"del", key, "g"))

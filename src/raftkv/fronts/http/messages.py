@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from raftkv.core.commands import Entry
+from raftkv.core.containers import KIND_NAMES, Kind
 from raftkv.deferred import Deferred
 
 STATUS_LINES: Final[dict[int, bytes]] = {
@@ -106,6 +107,9 @@ def entry_json(entry: Entry, with_value: bool = True) -> dict[str, Any]:
     key, value, version = entry.key, entry.value, entry.version
     create_revision, mod_revision, expires_at_ms = (entry.create_revision, entry.mod_revision,
                                                     entry.expires_at_ms)
+    typed = entry.kind
+    if typed:  # a hash, list, set or sorted set (listed, never read, over HTTP)
+        with_value = False
     if with_value:
         try:  # the common case first: text keys and values
             return {"ok": True, "key": key.decode("utf-8"), "value": value.decode("utf-8"),
@@ -121,4 +125,6 @@ def entry_json(entry: Entry, with_value: bool = True) -> dict[str, Any]:
     out["createRevision"] = create_revision
     out["modRevision"] = mod_revision
     out["expiresAtMs"] = expires_at_ms
+    if typed:
+        out["type"] = KIND_NAMES[Kind(typed)].decode()
     return out

@@ -71,6 +71,11 @@ _MESSAGE = {"type": "object", "required": ["ok", "message", "key"],
                            "key": {"type": "string"}}}
 
 
+_WRONG_TYPE = {"description": "The key holds a hash, list, set or sorted set, which only the "
+                             "Redis protocol reads (code wrong_type)",
+               "content": {"application/json": {"schema": _ERROR}}}
+
+
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -96,7 +101,7 @@ def document() -> dict[str, Any]:
             "/v1/keys/{key}": {
                 "get": {"summary": "Read a key", "parameters": [_KEY_PARAM, _CONSISTENCY],
                         "responses": {"200": _json(entry), "404": _err("No such key"),
-                                      **_COMMON_ERRORS}},
+                                      "409": _WRONG_TYPE, **_COMMON_ERRORS}},
                 "put": {"summary": "Create or replace a key",
                         "parameters": [_KEY_PARAM, _IF_MATCH, _IF_NONE_MATCH,
                                        {"name": "ttlMs", "in": "query", "schema": {
@@ -117,7 +122,7 @@ def document() -> dict[str, Any]:
                              "responses": {"200": _json(_MESSAGE), **_COMMON_ERRORS}}},
             "/get": {"get": {"summary": "Seed API: read a value", "parameters": [_SEED_KEY],
                              "responses": {"200": _json(_PAIR), "404": _err("No such key"),
-                                           **_COMMON_ERRORS}}},
+                                           "409": _WRONG_TYPE, **_COMMON_ERRORS}}},
             "/delete": {"delete": {"summary": "Seed API: delete", "parameters": [_SEED_KEY],
                                    "responses": {"200": _json(_MESSAGE),
                                                  "404": _err("No such key"), **_COMMON_ERRORS}}},
@@ -127,7 +132,7 @@ def document() -> dict[str, Any]:
                 "get": {"summary": "Seed API: read", "parameters": [{
                     **_KEY_PARAM, "description": "one path segment"}],
                     "responses": {"200": _json(_PAIR), "404": _err("No such key"),
-                                  **_COMMON_ERRORS}},
+                                  "409": _WRONG_TYPE, **_COMMON_ERRORS}},
                 "delete": {"summary": "Seed API: delete", "parameters": [{
                     **_KEY_PARAM, "description": "one path segment"}],
                     "responses": {"204": {"description": "Deleted"},
@@ -235,13 +240,17 @@ def document() -> dict[str, Any]:
                 "type": "object", "required": ["value"],
                 "properties": {"value": {"type": "string"},
                                "encoding": {"enum": ["base64"]}}}]},
+            "TypedEntry": {"allOf": [{"$ref": "#/components/schemas/EntryMeta"}, {
+                "type": "object", "required": ["type"],
+                "properties": {"type": {"enum": ["hash", "list", "set", "zset"]}}}]},
             "Put": {"type": "object", "additionalProperties": False, "required": ["value"],
                     "properties": {"value": {"type": "string"},
                                    "ttlMs": {"type": "integer", "minimum": 1},
                                    "encoding": {"enum": ["utf-8", "base64"]}}},
             "Page": {"type": "object", "required": ["ok", "items", "nextCursor"],
                      "properties": {"ok": {"const": True},
-                                    "items": {"type": "array", "items": entry},
+                                    "items": {"type": "array", "items": {"anyOf": [
+                                        entry, {"$ref": "#/components/schemas/TypedEntry"}]}},
                                     "nextCursor": {"type": ["string", "null"]}}},
             "Members": {"type": "object", "required": ["ok", "leaderId", "members"],
                         "properties": {

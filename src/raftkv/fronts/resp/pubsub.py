@@ -23,6 +23,7 @@ from raftkv.core.commands import (
     SetRange,
     Txn,
     TxnResult,
+    TypedResult,
 )
 from raftkv.core.glob import compile_glob
 from raftkv.fronts.resp import protocol as p
@@ -159,6 +160,9 @@ class KeyspaceEvents:
                 notify(command.target, b"rename_to", "g")
         elif isinstance(command, Copy):
             notify(command.target, b"copy_to", "g")
+        elif isinstance(result, TypedResult):
+            for event, key, kind in result.events:
+                notify(key, event, kind)
         elif isinstance(command, Txn) and isinstance(result, TxnResult):
             for op, op_result in zip(command.ops, result.results, strict=True):
                 self.observe(op, op_result)

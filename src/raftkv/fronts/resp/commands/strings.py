@@ -92,7 +92,8 @@ def set_(client: Client, args: list[bytes]) -> Reply:
         else:
             raise CommandError(SYNTAX)
         i += 1
-    future = client.service.put(key, value, expires_at_ms=expires, keep_ttl=keep_ttl, cond=cond)
+    future = client.service.put(key, value, expires_at_ms=expires, keep_ttl=keep_ttl, cond=cond,
+                                string_only=want_old)
 
     def render(result: Result) -> bytes:
         if want_old:
@@ -121,12 +122,12 @@ def setnx(client: Client, args: list[bytes]) -> Reply:
 
 
 def getset(client: Client, args: list[bytes]) -> Reply:
-    future = client.service.put(args[1], args[2])
+    future = client.service.put(args[1], args[2], string_only=True)
     return later(future, lambda r: client.enc.bulk(r.previous.value if r.previous else None))
 
 
 def getdel(client: Client, args: list[bytes]) -> Reply:
-    future = client.service.delete(args[1])
+    future = client.service.delete(args[1], string_only=True)
     return later(future, lambda r: client.enc.bulk(r.previous.value if r.ok and r.previous
                                                    else None))
 
@@ -221,7 +222,7 @@ def getex(client: Client, args: list[bytes]) -> Reply:
         deadline = _deadline(args[3], option, client.service.clock.now_ms(), "getex")
     else:
         raise CommandError(SYNTAX)
-    future = client.service.expire(args[1], deadline)
+    future = client.service.expire(args[1], deadline, string_only=True)
     return later(future, lambda r: client.enc.bulk(r.previous.value if r.previous else None))
 
 

@@ -1,0 +1,271 @@
+"""Each type against a plain-Python model (DATA-MODEL.md section 7): Hypothesis drives
+random commands into the state machine - through ``apply`` as the log would, reads
+through the same ops outside it - and into a model of the same type, and after every
+step the container, its memory accounting and the replies agree. Snapshots are taken
+along the way and checked at the end, after the writes that followed them: each still
+shows the model as it was (copy-on-write), and restores into a fresh state machine."""
+
+from __future__ import annotations
+
+import bisect
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from raftkv.core import image
+from raftkv.core.commands import TypedOp
+from raftkv.core.containers import Hash, List, Set, ZSet
+from raftkv.core.state_machine import StateMachine
+from raftkv.core.typed import Ctx, run
+
+ITEMS = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"ff"])
+INDEX = st.integers(-7, 7)
+SCORES = st.sampled_from([-2.0, 0.0, 0.5, 1.0, 3.0, 7.25])
+KEY = b"k"
+
+
+class TypedModel(RuleBasedStateMachine):
+    """The machinery: apply, read, snapshots; a subclass adds its type's rules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sm = StateMachine()
+        self.index = 0
+        self.snapshots: list[tuple[object, object]] = []
+
+    def write(self, *args: bytes) -> object:
+        self.index += 1
+        result = self.sm.apply(self.index, TypedOp(args, b"", 1000))
+        assert result.ok, result
+        return result.reply
+
+    def read(self, *args: bytes) -> object:
+        return run(Ctx(self.sm.keyspace, 1000), list(args))
+
+    def snapshot_model(self) -> object:
+        raise NotImplementedError
+
+    def container_model(self, container: object) -> object:
+        raise NotImplementedError
+
+    @rule()
+    def snapshot(self) -> None:
+        self.snapshots.append((self.sm.snapshot(), self.snapshot_model()))
+
+    @invariant()
+    def memory_is_accounted(self) -> None:
+        keyspace = self.sm.keyspace
+        container = keyspace.container(KEY)
+        expected = (len(KEY) + container.nbytes) if container is not None else 0
+        assert keyspace.data_bytes == expected
+        if container is not None:
+            assert len(container) > 0  # an emptied container deletes its key
+
+    def teardown(self) -> None:
+        for snap, model in self.snapshots:
+            held = snap.containers.get(KEY)  # type: ignore[attr-defined]
+            assert self.container_model(held) == model
+            restored = StateMachine()
+            image.decode(image.encode(snap), "test").restore(restored)  # type: ignore[arg-type]
+            assert self.container_model(restored.keyspace.container(KEY)) == model
+
+
+class HashModel(TypedModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: dict[bytes, bytes] = {}
+
+    def snapshot_model(self) -> object:
+        return dict(self.model)
+
+    def container_model(self, container: object) -> object:
+        return dict(container.fields) if isinstance(container, Hash) else {}
+
+    @rule(field=ITEMS, value=ITEMS)
+    def hset(self, field: bytes, value: bytes) -> None:
+        assert self.write(b"hset", KEY, field, value) == int(field not in self.model)
+        self.model[field] = value
+
+    @rule(fields=st.lists(ITEMS, min_size=1, max_size=3))
+    def hdel(self, fields: list[bytes]) -> None:
+        expected = len({f for f in fields if f in self.model})
+        assert self.write(b"hdel", KEY, *fields) == expected
+        for field in fields:
+            self.model.pop(field, None)
+
+    @rule(field=ITEMS, delta=st.integers(-5, 5))
+    def hincrby(self, field: bytes, delta: int) -> None:
+        if field in self.model and not self.model[field].lstrip(b"-").isdigit():
+            return
+        total = int(self.model.get(field, b"0")) + delta
+        assert self.write(b"hincrby", KEY, field, b"%d" % delta) == total
+        self.model[field] = b"%d" % total
+
+    @invariant()
+    def same(self) -> None:
+        assert self.read(b"hgetall", KEY) == [x for kv in self.model.items() for x in kv]
+        assert self.read(b"hlen", KEY) == len(self.model)
+
+
+class ListModel(TypedModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: list[bytes] = []
+
+    def snapshot_model(self) -> object:
+        return list(self.model)
+
+    def container_model(self, container: object) -> object:
+        return list(container.items) if isinstance(container, List) else []
+
+    @rule(items=st.lists(ITEMS, min_size=1, max_size=3), left=st.booleans())
+    def push(self, items: list[bytes], left: bool) -> None:
+        for item in items:
+            if left:
+                self.model.insert(0, item)
+            else:
+                self.model.append(item)
+        assert self.write(b"lpush" if left else b"rpush", KEY, *items) == len(self.model)
+
+    @rule(left=st.booleans())
+    def pop(self, left: bool) -> None:
+        expected = (self.model.pop(0) if left else self.model.pop()) if self.model else None
+        assert self.write(b"lpop" if left else b"rpop", KEY) == expected
+
+    @rule(start=INDEX, stop=INDEX)
+    def ltrim(self, start: int, stop: int) -> None:
+        self.write(b"ltrim", KEY, b"%d" % start, b"%d" % stop)
+        self.model = _redis_range(self.model, start, stop)
+
+    @rule(count=st.integers(-2, 2), item=ITEMS)
+    def lrem(self, count: int, item: bytes) -> None:
+        order = self.model if count >= 0 else self.model[::-1]
+        kept, removed = [], 0
+        for x in order:
+            if x == item and (count == 0 or removed < abs(count)):
+                removed += 1
+            else:
+                kept.append(x)
+        self.model = kept if count >= 0 else kept[::-1]
+        assert self.write(b"lrem", KEY, b"%d" % count, item) == removed
+
+    @rule(start=INDEX, stop=INDEX)
+    def lrange(self, start: int, stop: int) -> None:
+        assert self.read(b"lrange", KEY, b"%d" % start, b"%d" % stop) == \
+            _redis_range(self.model, start, stop)
+
+    @invariant()
+    def same(self) -> None:
+        assert self.read(b"lrange", KEY, b"0", b"-1") == self.model
+
+
+def _redis_range(items: list[bytes], start: int, stop: int) -> list[bytes]:
+    size = len(items)
+    start = max(start + size if start < 0 else start, 0)
+    stop = stop + size if stop < 0 else stop
+    return items[start : stop + 1] if start <= stop else []
+
+
+class SetModel(TypedModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: set[bytes] = set()
+
+    def snapshot_model(self) -> object:
+        return set(self.model)
+
+    def container_model(self, container: object) -> object:
+        return set(container) if isinstance(container, Set) else set()
+
+    @rule(items=st.lists(ITEMS, min_size=1, max_size=3))
+    def sadd(self, items: list[bytes]) -> None:
+        assert self.write(b"sadd", KEY, *items) == len(set(items) - self.model)
+        self.model |= set(items)
+
+    @rule(items=st.lists(ITEMS, min_size=1, max_size=3))
+    def srem(self, items: list[bytes]) -> None:
+        assert self.write(b"srem", KEY, *items) == len(set(items) & self.model)
+        self.model -= set(items)
+
+    @rule(count=st.integers(0, 3))
+    def spop(self, count: int) -> None:
+        popped = self.write(b"spop", KEY, b"%d" % count)
+        assert isinstance(popped, list) and len(popped) == min(count, len(self.model))
+        assert set(popped) <= self.model
+        self.model -= set(popped)
+
+    @invariant()
+    def same(self) -> None:
+        assert set(self.read(b"smembers", KEY)) == self.model  # type: ignore[arg-type]
+        assert self.read(b"scard", KEY) == len(self.model)
+
+
+class ZSetModel(TypedModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: dict[bytes, float] = {}
+
+    def snapshot_model(self) -> object:
+        return dict(self.model)
+
+    def container_model(self, container: object) -> object:
+        return dict(container.scores) if isinstance(container, ZSet) else {}
+
+    def ordered(self) -> list[tuple[float, bytes]]:
+        return sorted((s, m) for m, s in self.model.items())
+
+    @rule(score=SCORES, member=ITEMS)
+    def zadd(self, score: float, member: bytes) -> None:
+        assert self.write(b"zadd", KEY, repr(score).encode(), member) == \
+            int(member not in self.model)
+        self.model[member] = score
+
+    @rule(delta=SCORES, member=ITEMS)
+    def zincrby(self, delta: float, member: bytes) -> None:
+        self.model[member] = self.model.get(member, 0.0) + delta
+        assert self.write(b"zincrby", KEY, repr(delta).encode(), member) == self.model[member]
+
+    @rule(items=st.lists(ITEMS, min_size=1, max_size=3))
+    def zrem(self, items: list[bytes]) -> None:
+        assert self.write(b"zrem", KEY, *items) == len(set(items) & set(self.model))
+        for item in items:
+            self.model.pop(item, None)
+
+    @rule(highest=st.booleans())
+    def zpop(self, highest: bool) -> None:
+        ordered = self.ordered()
+        reply = self.write(b"zpopmax" if highest else b"zpopmin", KEY)
+        if not ordered:
+            assert reply == []
+            return
+        score, member = ordered[-1] if highest else ordered[0]
+        assert reply == [member, score]
+        del self.model[member]
+
+    @rule(low=SCORES, high=SCORES)
+    def zrangebyscore(self, low: float, high: float) -> None:
+        ordered = self.ordered()
+        scores = [s for s, _ in ordered]
+        start, end = bisect.bisect_left(scores, low), bisect.bisect_right(scores, high)
+        assert self.read(b"zrangebyscore", KEY, repr(low).encode(), repr(high).encode()) == \
+            [m for _, m in ordered[start:max(start, end)]]
+        assert self.read(b"zcount", KEY, repr(low).encode(), repr(high).encode()) == \
+            max(0, end - start)
+
+    @invariant()
+    def same(self) -> None:
+        ordered = self.ordered()
+        assert self.read(b"zrange", KEY, b"0", b"-1") == [m for _, m in ordered]
+        for rank, (_, member) in enumerate(ordered):
+            assert self.read(b"zrank", KEY, member) == rank
+
+
+SETTINGS = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestHashModel = HashModel.TestCase
+TestListModel = ListModel.TestCase
+TestSetModel = SetModel.TestCase
+TestZSetModel = ZSetModel.TestCase
+for _case in (TestHashModel, TestListModel, TestSetModel, TestZSetModel):
+    _case.settings = SETTINGS
+del _case
