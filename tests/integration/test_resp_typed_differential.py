@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.node import ROOT
+
 
 def ask(client: redis.Redis, command: tuple[str, ...]) -> object:
     """The reply as redis-py gives it, or the error; replies whose order Redis leaves
@@ -269,6 +271,11 @@ def test_random_streams_of_mixed_types_answer_as_redis_does(pair):
 
 
 PLANTED = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, ROOT)
+    from tests.support.source_only import use_source
+
+    use_source()  # (a compiled module would not see the patch below)
     import raftkv.core.typed.lists as lists
     _right = lists._bounds
 
@@ -284,7 +291,7 @@ def test_negative_control_the_random_streams_catch_a_planted_off_by_one(
         start_server, real_redis, tmp_path: Path):
     plant = tmp_path / "plant"
     plant.mkdir()
-    (plant / "sitecustomize.py").write_text(PLANTED)
+    (plant / "sitecustomize.py").write_text(PLANTED.replace("ROOT", repr(str(ROOT))))
     node = start_server(resp=True, env={"PYTHONPATH": str(plant)})
     ours = redis.Redis(port=node.resp_port, protocol=2)
     try:

@@ -7,6 +7,7 @@ import struct
 from typing import Final
 
 U32: Final = struct.Struct("<I")
+_F64: Final = struct.Struct("<d")
 
 
 class BinaryReader:
@@ -23,6 +24,14 @@ class BinaryReader:
         values = fmt.unpack_from(self.data, self.pos)
         self.pos += fmt.size
         return values
+
+    def double(self) -> float:
+        """A little-endian f64 field."""
+        if self.pos + 8 > len(self.data):
+            raise self.error("truncated")
+        value: float = _F64.unpack_from(self.data, self.pos)[0]
+        self.pos += 8
+        return value
 
     def blob(self) -> bytes:
         """A ``u32 length | bytes`` field."""

@@ -287,6 +287,6 @@ def decode_container(r: BinaryReader, epoch: int) -> Container:
         scores: dict[bytes, float] = {}
         for _ in range(count):
             member = r.blob()
-            scores[member] = r.fixed(_F64)[0]
+            scores[member] = r.double()
         return ZSet(epoch, scores)
     raise r.error(f"unknown container kind {kind}")

@@ -100,8 +100,7 @@ def decode_reply(r: BinaryReader) -> Reply:
     if tag == 2:
         return r.blob()
     if tag == 3:
-        score: float = r.fixed(_F64)[0]
-        return score
+        return r.double()
     if tag in _LIST_TYPES:
         (count,) = r.fixed(U32)
         items = _LIST_TYPES[tag]()
