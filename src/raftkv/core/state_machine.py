@@ -15,7 +15,7 @@ Rules (ARCHITECTURE.md rule 1):
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -53,6 +53,7 @@ from raftkv.core.commands import (
     TypedResult,
 )
 from raftkv.core.containers import Container
+from raftkv.core.history import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, EventKind, History
 from raftkv.core.keyspace import (
     Keyspace,
     deadline_of,
@@ -76,7 +77,7 @@ from raftkv.core.typed import Ctx, OpError, run
 from raftkv.core.typed.context import WRONGTYPE
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
-MAX_DELETIONS_KEPT: Final = 100_000  # how far back WATCH sees a key deleted
+EVENT_PUT: Final = EventKind.PUT  # (read per put: an enum member costs a lookup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +94,13 @@ class Snapshot:
 class StateMachine:
     """The keyspace plus the bookkeeping that makes ``apply`` exactly-once."""
 
-    __slots__ = ("_deleted", "_deleted_horizon", "_handlers", "_max_requests", "_raw",
+    __slots__ = ("_handlers", "_max_requests", "_raw",
                  "_request_order", "_requests", "_store", "applied_index", "evicted_total",
-                 "expired_total", "keyspace")
+                 "expired_total", "history", "keyspace")
 
-    def __init__(self, max_tracked_requests: int = DEFAULT_MAX_TRACKED_REQUESTS) -> None:
+    def __init__(self, max_tracked_requests: int = DEFAULT_MAX_TRACKED_REQUESTS,
+                 history_events: int = DEFAULT_MAX_EVENTS,
+                 history_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.keyspace = Keyspace()
         self._raw = self.keyspace.raw  # bound once: the write path calls them per command
         self._store = self.keyspace.store
@@ -107,11 +110,7 @@ class StateMachine:
         self._requests: dict[bytes, Result] = {}
         self._request_order: deque[bytes] = deque()  # oldest first, for trimming
         self._max_requests = max_tracked_requests
-        # Recent deletions (key -> revision; oldest first), for WATCH: a key absent at
-        # WATCH and at EXEC may have existed in between. Bounded; a WATCH older than
-        # what it still holds fails EXEC (the safe side).
-        self._deleted: OrderedDict[bytes, int] = OrderedDict()
-        self._deleted_horizon = 0  # deletions at or before it are forgotten
+        self.history = History(history_events, history_bytes)
         self._handlers: dict[type, Callable[[int, Command], Result]] = {
             Put: self._put,  # type: ignore[dict-item]
             Delete: self._delete,  # type: ignore[dict-item]
@@ -176,19 +175,15 @@ class StateMachine:
         self._requests = dict(requests)
         self._request_order = deque(self._requests)
         self.applied_index = index
-        self._deleted.clear()  # a snapshot keeps no deletions: a WATCH from before it
-        self._deleted_horizon = index  # fails EXEC if a watched key is absent
+        self.history.reset(index)  # a snapshot keeps no history: it starts again here
 
-    # --- deletions, for WATCH ----------------------------------------------------
+    # --- removals and WATCH -------------------------------------------------------
 
-    def _remove(self, key: bytes, index: int) -> bytes | None:
+    def _remove(self, key: bytes, index: int, kind: EventKind = EventKind.DELETE
+                ) -> bytes | None:
         old = self.keyspace.remove(key)
         if old is not None:
-            deleted = self._deleted
-            deleted.pop(key, None)
-            deleted[key] = index
-            if len(deleted) > MAX_DELETIONS_KEPT:
-                _, self._deleted_horizon = deleted.popitem(last=False)
+            self.history.record(index, key, kind)
         return old
 
     def changed_since(self, key: bytes, mod_revision: int, since: int, now_ms: int) -> bool:
@@ -200,7 +195,7 @@ class StateMachine:
             return True
         if current is not None:
             return False
-        return self._deleted.get(key, 0) > since or self._deleted_horizon > since
+        return self.history.removed_after(key, since)
 
     # --- handlers (one per command) ----------------------------------------------
 
@@ -231,7 +226,9 @@ class StateMachine:
         if container is None:
             self.keyspace.store(key, pack(value, index, create, expires_at_ms, version), raw,
                                 deadline_of(raw) if raw is not None else 0, expires_at_ms or 0)
+            self.history.record(index, key, EventKind.PUT, value)
             return Entry(key, value, version, create, index, expires_at_ms)
+        self.history.record(index, key, EventKind.PUT)
         old = self.keyspace.container(key) if raw is not None else None
         self.keyspace.store_container(
             key, pack(b"", index, create, expires_at_ms, version, container.KIND), raw,
@@ -263,6 +260,7 @@ class StateMachine:
         value = c.value
         self._store(key, pack(value, index, create, expires, version), raw, old_deadline,
                     expires or 0)
+        self.history.record(index, key, EVENT_PUT, value)
         entry = Entry(key, value, version, create, index, expires)
         return Result(OUTCOME_OK, index, entry, current, 0)
 
@@ -270,7 +268,7 @@ class StateMachine:
         raw, current = self._live(c.key, c.now_ms)
         if current is None:
             if raw is not None:  # expired, not yet collected: collect it now
-                self._remove(c.key, index)
+                self._remove(c.key, index, EventKind.EXPIRE)
                 self.expired_total += 1
             return Result(Outcome.NOT_FOUND, index)
         if not self._condition_holds(c.cond, c.expected_mod_revision, current):
@@ -384,7 +382,7 @@ class StateMachine:
         return Result(OUTCOME_OK, index, current, current)
 
     def _typed(self, index: int, c: TypedOp) -> Result:
-        ctx = Ctx(self.keyspace, c.now_ms, index, self._remove)
+        ctx = Ctx(self.keyspace, c.now_ms, index, self._remove, self.history)
         try:
             reply = run(ctx, list(c.args))
         except OpError as refused:
@@ -410,6 +408,7 @@ class StateMachine:
         # write to a container copy it first, so the ones held here stay as they were
         undo: list[tuple[bytes, bytes | None, Container | None]] = []
         keyspace = self.keyspace
+        mark = self.history.mark()
         if any(isinstance(op, TypedOp) for op in ops):
             keyspace.epoch += 1
         done: list[Result] = []
@@ -421,6 +420,7 @@ class StateMachine:
             if result.outcome in _FAILURES:
                 for key, before, container in reversed(undo):
                     self._put_back(key, before, container)
+                self.history.undo(mark)
                 return TxnResult(index, tuple(done), 0, succeeded, failed_at=position)
         return TxnResult(index, tuple(done), sum(1 for r in done if r.ok), succeeded)
 
@@ -469,6 +469,9 @@ class StateMachine:
         # A live key keeps its create revision and gains a version; every key loses
         # its TTL (Redis MSET, and a RESP pipeline's plain SETs).
         self.keyspace.store_plain(c.items, index, c.now_ms)
+        record = self.history.record
+        for key, value in c.items:
+            record(index, key, EVENT_PUT, value)
         return Result(OUTCOME_OK, index, affected=len(c.items))
 
     def _delete_expired(self, index: int, c: DeleteExpired) -> Result:
@@ -476,21 +479,21 @@ class StateMachine:
         for key in c.keys:
             raw = self.keyspace.raw(key)
             if raw is not None and not is_live(raw, c.now_ms):
-                self._remove(key, index)
+                self._remove(key, index, EventKind.EXPIRE)
                 removed += 1
         self.expired_total += removed
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _evict(self, index: int, c: Evict) -> Result:
-        removed = sum(1 for key in c.keys if self._remove(key, index) is not None)
+        removed = sum(1 for key in c.keys
+                      if self._remove(key, index, EventKind.EVICT) is not None)
         self.evicted_total += removed
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _flush(self, index: int, c: Flush) -> Result:
         removed = len(self.keyspace)
         self.keyspace.clear()
-        self._deleted.clear()
-        self._deleted_horizon = index  # every key is gone: a watched absent one may too
+        self.history.record(index, b"", EventKind.FLUSH)
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _noop(self, index: int, c: Noop) -> Result:

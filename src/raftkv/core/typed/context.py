@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from raftkv.core.containers import Container, Kind, empty
+from raftkv.core.history import EventKind, History
 from raftkv.core.keyspace import header, is_live, kind_of, pack
 
 if TYPE_CHECKING:
@@ -38,15 +39,17 @@ class OpError(Exception):
 
 
 class Ctx:
-    __slots__ = ("_changed", "_fresh", "_remove", "_rng", "events", "index", "keyspace",
-                 "now_ms")
+    __slots__ = ("_changed", "_fresh", "_history", "_remove", "_rng", "events", "index",
+                 "keyspace", "now_ms")
 
     def __init__(self, keyspace: Keyspace, now_ms: int, index: int = 0,
-                 remove: Callable[[bytes, int], object] | None = None) -> None:
+                 remove: Callable[[bytes, int, EventKind], object] | None = None,
+                 history: History | None = None) -> None:
         self.keyspace = keyspace
         self.now_ms = now_ms
         self.index = index  # 0: a read outside the log
-        self._remove = remove
+        self._remove = remove  # the state machine's: removes and records the event
+        self._history = history
         self._fresh: dict[bytes, Container | None] = {}  # created or replaced by this op
         # key -> (packed entry before, its container's nbytes before, replaced whole)
         self._changed: dict[bytes, tuple[bytes | None, int, bool]] = {}
@@ -133,7 +136,7 @@ class Ctx:
         raw = self.keyspace.raw(key)
         if raw is not None and not is_live(raw, self.now_ms):  # expired: collect it first
             assert self._remove is not None
-            self._remove(key, self.index)
+            self._remove(key, self.index, EventKind.EXPIRE)
             raw = None
         old = self.keyspace.container(key) if raw is not None and kind_of(raw) else None
         self._changed[key] = (raw, old.nbytes if old is not None else 0, replaced)
@@ -150,7 +153,7 @@ class Ctx:
                         # emptied in place: account for what it lost before it goes
                         keyspace.store_container(key, now, now, container, old_nbytes)
                     assert self._remove is not None
-                    self._remove(key, index)
+                    self._remove(key, index, EventKind.DELETE)
                     self.events.append((b"del", key, "g"))
                 continue
             if raw is None:
@@ -163,3 +166,6 @@ class Ctx:
             keyspace.store_container(
                 key, pack(b"", index, create, deadline or None, version, container.KIND), raw,
                 container, old_nbytes if raw is not None and kind_of(raw) else 0)
+            if self._history is not None:
+                name = next((e for e, k, _ in reversed(self.events) if k == key), b"")
+                self._history.record(index, key, EventKind.TYPED, name)

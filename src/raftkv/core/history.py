@@ -1,0 +1,141 @@
+"""The change history: the most recent changes to the keyspace, in revision order
+(DATA-MODEL.md section 3).
+
+Every change to a key is an event ``(revision, key, kind, value)``: a put (the new
+value; None for a hash, list, set or sorted set), a typed op (``value`` is Redis's
+event name, ``lpush``...), a delete, an expiry, an eviction, or a flush of every key
+(key ``b""``). The state machine records them as it applies entries, so the history is
+derived from the log: a replica replaying the log rebuilds it, and a snapshot does not
+carry it - a state machine restored from one starts with an empty history compacted
+at the snapshot's index.
+
+It is bounded by events and by bytes (keys and values); the oldest go first. The
+**compaction revision** says how far back it is complete: every change after it is
+here. Asking for changes after an older revision is answered with ``Compacted``,
+carrying the compaction revision and the current one - never a silent gap.
+
+WATCH reads it: a key absent at WATCH and at EXEC changed in between if it was removed
+after the WATCH, which ``removed_after`` answers for as long as the history reaches
+back that far (and says "changed", the safe side, once it does not).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from typing import Final
+
+DEFAULT_MAX_EVENTS: Final = 100_000
+DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
+EVENT_OVERHEAD_BYTES: Final = 100  # the tuple and its slot, counted against max_bytes
+
+
+class EventKind(enum.IntEnum):
+    PUT = 0
+    TYPED = 1
+    DELETE = 2
+    EXPIRE = 3
+    EVICT = 4
+    FLUSH = 5
+
+
+REMOVALS: Final = frozenset({EventKind.DELETE, EventKind.EXPIRE, EventKind.EVICT})
+
+Event = tuple[int, bytes, EventKind, "bytes | None"]  # revision, key, kind, value
+
+
+class Compacted(Exception):
+    """The changes asked for are older than the history keeps."""
+
+    def __init__(self, compacted: int, current: int) -> None:
+        super().__init__(f"history is compacted up to revision {compacted}; the current "
+                         f"revision is {current}")
+        self.compacted = compacted
+        self.current = current
+
+
+class History:
+    """Not thread-safe: the state machine's loop owns it."""
+
+    __slots__ = ("_bytes", "_events", "_flushed", "_removed", "compacted", "max_bytes",
+                 "max_events")
+
+    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self._events: deque[Event] = deque()
+        self._bytes = 0
+        self._removed: dict[bytes, int] = {}  # key -> its last removal still held
+        self._flushed = 0  # revision of the last flush
+        self.compacted = 0  # the history holds every change after this revision
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def record(self, revision: int, key: bytes, kind: EventKind, value: bytes | None = None
+               ) -> None:
+        self._events.append((revision, key, kind, value))
+        self._bytes += _size(key, value)
+        if kind in REMOVALS:
+            self._removed[key] = revision
+        elif kind is EventKind.FLUSH:
+            self._flushed = revision
+            self._removed.clear()
+        while len(self._events) > self.max_events or self._bytes > self.max_bytes:
+            self._drop()
+
+    def _drop(self) -> None:
+        revision, key, kind, value = self._events.popleft()
+        self._bytes -= _size(key, value)
+        self.compacted = revision
+        if kind in REMOVALS and self._removed.get(key) == revision:
+            del self._removed[key]
+
+    def mark(self) -> int:
+        """Where the history ends now (to ``undo`` back to)."""
+        return len(self._events)
+
+    def undo(self, mark: int) -> None:
+        """Forget the events recorded since ``mark`` (an atomic transaction undone).
+        Removals forgotten this way may leave ``removed_after`` saying "changed": the
+        safe side."""
+        while len(self._events) > mark:
+            _, key, _, value = self._events.pop()
+            self._bytes -= _size(key, value)
+
+    def reset(self, revision: int) -> None:
+        """Empty, complete only after ``revision`` (a snapshot was restored there)."""
+        self._events.clear()
+        self._bytes = 0
+        self._removed.clear()
+        self._flushed = 0
+        self.compacted = revision
+
+    def removed_after(self, key: bytes, since: int) -> bool:
+        """Whether ``key`` may have been removed (deleted, expired, evicted, flushed)
+        after revision ``since``: True when it was, and when the history no longer
+        reaches back to ``since``."""
+        return since < self.compacted or self._flushed > since \
+            or self._removed.get(key, 0) > since
+
+    def after(self, revision: int, current: int, prefix: bytes | None = None,
+              limit: int | None = None) -> list[Event]:
+        """The events after ``revision`` (of keys starting with ``prefix``; a flush
+        always), oldest first, at most ``limit``; Compacted when the history does not
+        reach back to ``revision``."""
+        if revision < self.compacted:
+            raise Compacted(self.compacted, current)
+        out: list[Event] = []
+        for event in reversed(self._events):  # (the recent end is what watchers ask for)
+            if event[0] <= revision:
+                break
+            if prefix is None or event[1].startswith(prefix) or event[2] is EventKind.FLUSH:
+                out.append(event)
+        out.reverse()
+        return out if limit is None else out[:limit]
+
+
+def _size(key: bytes, value: bytes | None) -> int:
+    """What an event counts against ``max_bytes``."""
+    return len(key) + (len(value) if value is not None else 0) + EVENT_OVERHEAD_BYTES

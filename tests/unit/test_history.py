@@ -1,0 +1,109 @@
+"""The change history (DATA-MODEL.md section 3): every change the state machine
+applies is an event, in revision order, bounded, with an explicit compaction revision;
+an atomic transaction undone leaves none; a restored state machine starts compacted at
+its snapshot."""
+
+from __future__ import annotations
+
+import pytest
+
+from raftkv.core.commands import (
+    Compare,
+    Delete,
+    DeleteExpired,
+    Evict,
+    Expire,
+    Flush,
+    IncrBy,
+    MultiPut,
+    Put,
+    Relation,
+    Rename,
+    Target,
+    Txn,
+    TypedOp,
+)
+from raftkv.core.history import Compacted, EventKind, History
+from raftkv.core.state_machine import StateMachine
+
+
+def test_every_kind_of_change_is_an_event_in_revision_order():
+    sm = StateMachine()
+    sm.apply(1, Put(b"a", b"1"))
+    sm.apply(2, MultiPut(((b"b", b"2"), (b"c", b"3"))))
+    sm.apply(3, IncrBy(b"a", 5))
+    sm.apply(4, TypedOp((b"rpush", b"l", b"x", b"y")))
+    sm.apply(5, TypedOp((b"lpop", b"l", b"2")))  # empties the list: the key goes too
+    sm.apply(6, Delete(b"b"))
+    sm.apply(7, Put(b"t", b"v", expires_at_ms=10, now_ms=1))
+    sm.apply(8, DeleteExpired((b"t",), now_ms=20))
+    sm.apply(9, Evict((b"c",)))
+    sm.apply(10, Rename(b"a", b"z"))
+    sm.apply(11, Expire(b"z", 5000, now_ms=20))
+    sm.apply(12, Flush())
+    sm.apply(13, Delete(b"nothing"))  # changes nothing: no event
+    assert sm.history.after(0, 13) == [
+        (1, b"a", EventKind.PUT, b"1"), (2, b"b", EventKind.PUT, b"2"),
+        (2, b"c", EventKind.PUT, b"3"), (3, b"a", EventKind.PUT, b"6"),
+        (4, b"l", EventKind.TYPED, b"rpush"), (5, b"l", EventKind.DELETE, None),
+        (6, b"b", EventKind.DELETE, None), (7, b"t", EventKind.PUT, b"v"),
+        (8, b"t", EventKind.EXPIRE, None), (9, b"c", EventKind.EVICT, None),
+        (10, b"z", EventKind.PUT, b"6"), (10, b"a", EventKind.DELETE, None),
+        (11, b"z", EventKind.PUT, b"6"), (12, b"", EventKind.FLUSH, None),
+    ]
+    assert [e[0] for e in sm.history.after(9, 13)] == [10, 10, 11, 12]
+    assert sm.history.after(3, 13, prefix=b"t") == [
+        (7, b"t", EventKind.PUT, b"v"), (8, b"t", EventKind.EXPIRE, None),
+        (12, b"", EventKind.FLUSH, None)]  # a flush concerns every prefix
+
+
+def test_the_history_is_bounded_and_says_where_it_was_compacted():
+    sm = StateMachine(history_events=5)
+    for i in range(1, 21):
+        sm.apply(i, Put(b"k%d" % (i % 3), b"v%d" % i))
+    assert len(sm.history) == 5 and sm.history.compacted == 15
+    assert [e[0] for e in sm.history.after(15, 20)] == [16, 17, 18, 19, 20]
+    with pytest.raises(Compacted) as refused:
+        sm.history.after(14, 20)
+    assert (refused.value.compacted, refused.value.current) == (15, 20)
+    by_bytes = History(max_events=1000, max_bytes=1000)
+    for i in range(1, 11):
+        by_bytes.record(i, b"key", EventKind.PUT, b"x" * 300)
+    assert len(by_bytes) == 2 and by_bytes.compacted == 8
+
+
+def test_an_undone_atomic_transaction_leaves_no_event():
+    sm = StateMachine()
+    sm.apply(1, Put(b"n", b"word"))
+    failed = sm.apply(2, Txn((Put(b"a", b"1"), IncrBy(b"n", 1)), atomic=True))
+    assert failed.failed_at == 1 and sm.keyspace.get(b"a", 0) is None
+    assert [e[0] for e in sm.history.after(0, 2)] == [1]
+    not_taken = sm.apply(3, Txn((Put(b"a", b"1"),), compares=(
+        Compare(b"n", Target.VALUE, Relation.EQUAL, value=b"other"),), atomic=True))
+    assert not not_taken.succeeded and [e[0] for e in sm.history.after(0, 3)] == [1]
+
+
+def test_watch_reads_removals_from_the_history_and_fails_safe_past_it():
+    sm = StateMachine(history_events=3)
+    sm.apply(1, Put(b"k", b"v"))
+    sm.apply(2, Delete(b"k"))
+    assert sm.changed_since(b"k", 0, 1, 0)  # absent at both ends, deleted in between
+    assert not sm.changed_since(b"k", 0, 2, 0)
+    for i in range(3, 7):
+        sm.apply(i, Put(b"other", b"%d" % i))
+    assert sm.history.compacted == 3
+    assert sm.changed_since(b"never", 0, 2, 0)  # older than the history: the safe side
+    assert not sm.changed_since(b"never", 0, 3, 0)
+
+
+def test_a_restored_state_machine_starts_compacted_at_its_snapshot():
+    sm = StateMachine()
+    for i in range(1, 6):
+        sm.apply(i, Put(b"k", b"%d" % i))
+    twin = StateMachine()
+    twin.restore(sm.snapshot())
+    with pytest.raises(Compacted):
+        twin.history.after(4, 5)
+    assert twin.history.after(5, 5) == []
+    twin.apply(6, Put(b"k", b"6"))
+    assert twin.history.after(5, 6) == [(6, b"k", EventKind.PUT, b"6")]
