@@ -44,6 +44,8 @@ FLOOR_WORKLOAD = "GET a key, against the floor"
 
 def _lua(kind: str, system: str) -> str:
     keys = [f"bench{i:04d}" for i in range(KEYS)]
+    if kind == "txn":
+        return _txn_lua(keys, system)
     if system == "raftkv":
         if kind == "get":
             paths = ", ".join(f'"/v1/keys/{k}"' for k in keys)
@@ -67,6 +69,30 @@ def _lua(kind: str, system: str) -> str:
             "request = function()\n  i = i + 1\n"
             "  return wrk.format('POST', '/v3/kv/put', nil, '{\"key\": \"' .. k[(i % #k) + 1]"
             " .. '\", \"value\": \"dmFsdWU=\"}')\nend\n")
+
+
+def _txn_lua(keys: list[str], system: str) -> str:
+    """A transaction of one compare (the first key's value is not "x") and two puts,
+    over two neighbouring keys: raftkv's POST /v1/txn, etcd's POST /v3/kv/txn."""
+    if system == "raftkv":
+        table = ", ".join(f'"{k}"' for k in keys)
+        body = ("'{\"compare\": [{\"key\": \"' .. a .. '\", \"target\": \"value\", "
+                "\"op\": \"!=\", \"value\": \"x\"}], \"success\": [{\"op\": \"put\", "
+                "\"key\": \"' .. a .. '\", \"value\": \"' .. i .. '\"}, {\"op\": \"put\", "
+                "\"key\": \"' .. b .. '\", \"value\": \"' .. i .. '\"}]}'")
+        path = "/v1/txn"
+    else:
+        table = ", ".join(f'"{base64.b64encode(k.encode()).decode()}"' for k in keys)
+        body = ("'{\"compare\": [{\"key\": \"' .. a .. '\", \"target\": \"VALUE\", "
+                "\"result\": \"NOT_EQUAL\", \"value\": \"eA==\"}], \"success\": "
+                "[{\"request_put\": {\"key\": \"' .. a .. '\", \"value\": \"dmFsdWU=\"}}, "
+                "{\"request_put\": {\"key\": \"' .. b .. '\", \"value\": \"dmFsdWU=\"}}]}'")
+        path = "/v3/kv/txn"
+    return (f"local k = {{{table}}}\nlocal i = 0\n"
+            "wrk.headers['Content-Type'] = 'application/json'\n"
+            "request = function()\n  i = i + 1\n"
+            "  local a, b = k[(i % #k) + 1], k[((i + 1) % #k) + 1]\n"
+            f"  return wrk.format('POST', '{path}', nil, {body})\nend\n")
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

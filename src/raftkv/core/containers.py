@@ -45,10 +45,10 @@ KIND_NAMES: Final = {Kind.STRING: b"string", Kind.HASH: b"hash", Kind.LIST: b"li
 
 # Per-element overhead over the payload bytes (CPython objects and their slots),
 # measured with tracemalloc on 100k-element containers (benchmarks/memory_types.py).
-HASH_FIELD_OVERHEAD: Final = 110
+HASH_FIELD_OVERHEAD: Final = 118
 LIST_ITEM_OVERHEAD: Final = 42
-SET_MEMBER_OVERHEAD: Final = 75
-ZSET_MEMBER_OVERHEAD: Final = 190
+SET_MEMBER_OVERHEAD: Final = 85
+ZSET_MEMBER_OVERHEAD: Final = 198
 # Redis 7.0's thresholds (hash- and zset-max-listpack-entries and -value,
 # set-max-intset-entries): OBJECT ENCODING answers with the encoding Redis 7.0 would
 # use, for clients that look (lists are always quicklists there).
