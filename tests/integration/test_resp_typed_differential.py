@@ -303,3 +303,38 @@ def test_negative_control_the_random_streams_catch_a_planted_off_by_one(
         assert any("LRANGE" in m or "LTRIM" in m for m in mismatches), mismatches[:3]
     finally:
         ours.close()
+
+
+def _as_map(flat: list) -> dict:
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in zip(flat[::2], flat[1::2],
+                                                                         strict=True)}
+
+
+def _raw(client: redis.Redis, *command: str | bytes) -> list:
+    """The reply as sent, without redis-py's parsing of COMMAND."""
+    connection = client.connection_pool.get_connection()
+    try:
+        connection.send_command(*command)
+        return connection.read_response()
+    finally:
+        client.connection_pool.release(connection)
+
+
+def test_command_info_and_docs_describe_every_command_as_redis_does(pair):
+    ours, theirs = pair
+    names = [row[0] for row in _raw(ours, "COMMAND")]
+    assert len(names) >= 140
+    for name in names:
+        mine = _raw(ours, "COMMAND", "INFO", name)[0]
+        reference = _raw(theirs, "COMMAND", "INFO", name)[0]
+        # name, arity, movable keys or the key positions
+        assert mine[:2] == reference[:2], name
+        movable = b"movablekeys" in reference[2]
+        assert (b"movablekeys" in mine[2]) == movable, name
+        if not movable:
+            assert mine[3:6] == reference[3:6], name
+        doc = _as_map(_as_map(_raw(ours, "COMMAND", "DOCS", name))[name.decode()])
+        reference_doc = _as_map(_as_map(_raw(theirs, "COMMAND", "DOCS", name))[name.decode()])
+        assert doc["group"] == reference_doc["group"], name
+        assert doc["summary"], name
+        assert ("arguments" in doc) == ("arguments" in reference_doc), name

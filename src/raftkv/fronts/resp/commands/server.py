@@ -18,13 +18,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from raftkv import __version__
 from raftkv.core.eviction import Limits, Policy
 from raftkv.core.glob import compile_glob
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client, ServerState
+from raftkv.fronts.resp.docs import DOCS, Doc
 from raftkv.fronts.resp.pubsub import KeyspaceEvents
 from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, Spec, later, spec, to_int
 
@@ -48,20 +49,58 @@ def command_(client: Client, args: list[bytes]) -> Reply:
         return p.raw_array([_command_info(table[n.lower()]) if n.lower() in table
                             else client.enc.NIL for n in args[2:]])
     if sub == b"DOCS":
-        return p.EMPTY_ARRAY  # no documentation; redis-cli works without it
+        names = [n.lower().decode(errors="replace") for n in args[2:]] or \
+            [n.decode() for n in table]
+        enc = client.enc
+        return enc.map([(p.bulk(name.encode()), _doc_reply(DOCS[name], enc))
+                        for name in names if name in DOCS and name.encode() in table])
     raise CommandError(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. Try "
                        f"COMMAND HELP.")
+
+
+# Commands whose subcommands say where their keys are (OBJECT ENCODING key...): Redis
+# reports no key positions for the container itself.
+CONTAINERS: Final = frozenset({"object", "client", "config", "command"})
+
+
+def _doc_reply(doc: Doc, enc: p.Encoder) -> bytes:
+    fields = [(p.bulk(b"summary"), p.bulk(doc.summary.encode())),
+              (p.bulk(b"since"), p.bulk(doc.since.encode())),
+              (p.bulk(b"group"), p.bulk(doc.group.encode()))]
+    if doc.arguments:
+        fields.append((p.bulk(b"arguments"), _arguments_reply(doc.arguments, enc)))
+    return enc.map(fields)
+
+
+def _arguments_reply(arguments: list[dict[str, Any]], enc: p.Encoder) -> bytes:
+    out = []
+    for argument in arguments:
+        fields = [(p.bulk(b"name"), p.bulk(argument["name"].encode())),
+                  (p.bulk(b"type"), p.bulk(argument["type"].encode()))]
+        if "token" in argument:
+            fields.append((p.bulk(b"token"), p.bulk(argument["token"].encode())))
+        if "flags" in argument:
+            fields.append((p.bulk(b"flags"),
+                           p.raw_array([p.simple(f) for f in argument["flags"]])))
+        if "arguments" in argument:
+            fields.append((p.bulk(b"arguments"), _arguments_reply(argument["arguments"], enc)))
+        out.append(enc.map(fields))
+    return p.raw_array(out)
 
 
 def _command_info(row: Spec) -> bytes:
     """Redis 7's ten fields: name, arity, flags, first/last key, step, ACL categories,
     tips, key specs, subcommands (the last three empty here)."""
-    flags = p.raw_array([p.simple(f) for f in sorted(row.flags - {"noauth"})])
+    movable = row.find_keys is not None  # keys after a count: Redis says movablekeys, 0 0 0
+    names = sorted(row.flags - {"noauth"}) + (["movablekeys"] if movable else [])
+    movable = movable or row.name in CONTAINERS
+    flags = p.raw_array([p.simple(f) for f in names])
     categories = ["@write" if "write" in row.flags else "@read" if "readonly" in row.flags
                   else "@connection"]
     return p.raw_array([p.bulk(row.name.encode()), p.integer(row.arity), flags,
-                        p.integer(row.first_key), p.integer(row.last_key),
-                        p.integer(row.key_step if row.first_key else 0),
+                        p.integer(0 if movable else row.first_key),
+                        p.integer(0 if movable else row.last_key),
+                        p.integer(row.key_step if row.first_key and not movable else 0),
                         p.raw_array([p.simple(c) for c in categories]),
                         p.EMPTY_ARRAY, p.EMPTY_ARRAY, p.EMPTY_ARRAY])
 

@@ -67,7 +67,8 @@ def encode(reply: Any, enc: p.Encoder) -> bytes:
 def _row(name: str) -> Spec:
     typed_spec = TYPED_COMMANDS[name]
     return spec(name, typed_spec.arity, typed_spec.flags, typed, typed_spec.first_key,
-                typed_spec.last_key, typed_spec.key_step, find_keys=typed_spec.keys)
+                typed_spec.last_key, typed_spec.key_step,
+                find_keys=typed_spec.keys if typed_spec.find_keys is not None else None)
 
 
 COMMANDS: Final = [_row(name) for name in TYPED_COMMANDS]
