@@ -138,7 +138,8 @@ class Node:
         if cfg.cluster:
             return await loop.run_in_executor(
                 None, lambda: open_cluster(cfg, self.fs, metrics.observe_wal_batch))
-        recovered = await loop.run_in_executor(None, recover, self.fs, cfg.data_dir)
+        recovered = await loop.run_in_executor(None, recover, self.fs, cfg.data_dir,
+                                               cfg.history)
         for warning in recovered.warnings:
             log.warning(warning)
         log.info("recovered", extra={"dataDir": cfg.data_dir, "lastIndex": recovered.last_index,

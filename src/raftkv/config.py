@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from raftkv.core.eviction import Policy
+from raftkv.core.history import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
 from raftkv.storage.wal import FsyncPolicy
 
 
@@ -99,6 +100,16 @@ class TxnLimits:
     max_bytes: int = 16 * 1024 * 1024  # keys and values of every op together
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryLimits:
+    """How much of the change history each node keeps (DATA-MODEL.md section 3): WATCH
+    sees a key's removal as far back as it reaches, and asks older than it are answered
+    "compacted"."""
+
+    max_events: int = DEFAULT_MAX_EVENTS
+    max_bytes: int = DEFAULT_MAX_BYTES  # keys and values of the events held
+
+
 DEFAULT_PORT = 8080
 
 
@@ -130,6 +141,7 @@ class Config:
     eviction: EvictionConfig = field(default_factory=EvictionConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     txn: TxnLimits = field(default_factory=TxnLimits)
+    history: HistoryLimits = field(default_factory=HistoryLimits)
     config_file: str | None = None
 
     @property
@@ -303,6 +315,10 @@ _SECTIONS: dict[str, tuple[type, dict[str, Callable[[Any], Any]]]] = {
     "txn": (TxnLimits, {
         "max_ops": _int_range(1, 10_000_000),
         "max_bytes": _int_range(1024, 2**34),
+    }),
+    "history": (HistoryLimits, {
+        "max_events": _int_range(1, 100_000_000),
+        "max_bytes": _int_range(1024, 2**40),
     }),
 }
 

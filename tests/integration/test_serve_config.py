@@ -57,6 +57,7 @@ def test_bad_settings_exit_2_with_one_line_naming_the_setting(tmp_path, args, en
     ("[resp]\nmax_multibulk_len = 0\n", "resp.max_multibulk_len"),
     ("[resp]\nquery_buffer_limit_bytes = 1048576\n", "resp.query_buffer_limit_bytes"),
     ("[[auth.tokens]]\nsha256 = 'short'\n", "auth.tokens[0].sha256"),
+    ("[history]\nmax_events = 0\n", "history.max_events"),
     ("this is not toml", "not valid TOML"),
 ])
 def test_bad_toml_values_exit_2_naming_the_key(tmp_path, toml, names):

@@ -25,23 +25,30 @@ import enum
 from collections import deque
 from typing import Final
 
-DEFAULT_MAX_EVENTS: Final = 100_000
-DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_MAX_EVENTS: Final = 10_000
+DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
 EVENT_OVERHEAD_BYTES: Final = 100  # the tuple and its slot, counted against max_bytes
 
 
 class EventKind(enum.IntEnum):
     PUT = 0
     TYPED = 1
-    DELETE = 2
+    DELETE = 2  # DELETE, EXPIRE and EVICT remove the key
     EXPIRE = 3
     EVICT = 4
     FLUSH = 5
 
 
-REMOVALS: Final = frozenset({EventKind.DELETE, EventKind.EXPIRE, EventKind.EVICT})
+# The kinds as plain ints, for the write path (an enum member costs a lookup and its
+# hash a Python call; the events compare equal to EventKind's members all the same).
+PUT: Final = 0
+TYPED: Final = 1
+DELETE: Final = 2
+EXPIRE: Final = 3
+EVICT: Final = 4
+FLUSH: Final = 5
 
-Event = tuple[int, bytes, EventKind, "bytes | None"]  # revision, key, kind, value
+Event = tuple[int, bytes, int, "bytes | None"]  # revision, key, kind, value
 
 
 class Compacted(Exception):
@@ -73,23 +80,28 @@ class History:
     def __len__(self) -> int:
         return len(self._events)
 
-    def record(self, revision: int, key: bytes, kind: EventKind, value: bytes | None = None
+    def record(self, revision: int, key: bytes, kind: int, value: bytes | None = None
                ) -> None:
-        self._events.append((revision, key, kind, value))
-        self._bytes += _size(key, value)
-        if kind in REMOVALS:
-            self._removed[key] = revision
-        elif kind is EventKind.FLUSH:
-            self._flushed = revision
-            self._removed.clear()
-        while len(self._events) > self.max_events or self._bytes > self.max_bytes:
-            self._drop()
+        """Add an event (``kind``: one of the ints above). Runs for every write."""
+        events = self._events
+        events.append((revision, key, kind, value))
+        self._bytes += len(key) + (len(value) if value is not None else 0) + \
+            EVENT_OVERHEAD_BYTES
+        if kind >= DELETE:
+            if kind == FLUSH:
+                self._flushed = revision
+                self._removed.clear()
+            else:
+                self._removed[key] = revision
+        if len(events) > self.max_events or self._bytes > self.max_bytes:
+            while len(events) > self.max_events or self._bytes > self.max_bytes:
+                self._drop()
 
     def _drop(self) -> None:
         revision, key, kind, value = self._events.popleft()
         self._bytes -= _size(key, value)
         self.compacted = revision
-        if kind in REMOVALS and self._removed.get(key) == revision:
+        if DELETE <= kind <= EVICT and self._removed.get(key) == revision:
             del self._removed[key]
 
     def mark(self) -> int:
@@ -130,7 +142,7 @@ class History:
         for event in reversed(self._events):  # (the recent end is what watchers ask for)
             if event[0] <= revision:
                 break
-            if prefix is None or event[1].startswith(prefix) or event[2] is EventKind.FLUSH:
+            if prefix is None or event[1].startswith(prefix) or event[2] == FLUSH:
                 out.append(event)
         out.reverse()
         return out if limit is None else out[:limit]

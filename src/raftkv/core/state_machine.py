@@ -53,7 +53,16 @@ from raftkv.core.commands import (
     TypedResult,
 )
 from raftkv.core.containers import Container
-from raftkv.core.history import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, EventKind, History
+from raftkv.core.history import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_EVENTS,
+    DELETE,
+    EVICT,
+    EXPIRE,
+    FLUSH,
+    PUT,
+    History,
+)
 from raftkv.core.keyspace import (
     Keyspace,
     deadline_of,
@@ -77,7 +86,6 @@ from raftkv.core.typed import Ctx, OpError, run
 from raftkv.core.typed.context import WRONGTYPE
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
-EVENT_PUT: Final = EventKind.PUT  # (read per put: an enum member costs a lookup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +187,7 @@ class StateMachine:
 
     # --- removals and WATCH -------------------------------------------------------
 
-    def _remove(self, key: bytes, index: int, kind: EventKind = EventKind.DELETE
+    def _remove(self, key: bytes, index: int, kind: int = DELETE
                 ) -> bytes | None:
         old = self.keyspace.remove(key)
         if old is not None:
@@ -226,9 +234,9 @@ class StateMachine:
         if container is None:
             self.keyspace.store(key, pack(value, index, create, expires_at_ms, version), raw,
                                 deadline_of(raw) if raw is not None else 0, expires_at_ms or 0)
-            self.history.record(index, key, EventKind.PUT, value)
+            self.history.record(index, key, PUT, value)
             return Entry(key, value, version, create, index, expires_at_ms)
-        self.history.record(index, key, EventKind.PUT)
+        self.history.record(index, key, PUT)
         old = self.keyspace.container(key) if raw is not None else None
         self.keyspace.store_container(
             key, pack(b"", index, create, expires_at_ms, version, container.KIND), raw,
@@ -260,7 +268,7 @@ class StateMachine:
         value = c.value
         self._store(key, pack(value, index, create, expires, version), raw, old_deadline,
                     expires or 0)
-        self.history.record(index, key, EVENT_PUT, value)
+        self.history.record(index, key, PUT, value)
         entry = Entry(key, value, version, create, index, expires)
         return Result(OUTCOME_OK, index, entry, current, 0)
 
@@ -268,7 +276,7 @@ class StateMachine:
         raw, current = self._live(c.key, c.now_ms)
         if current is None:
             if raw is not None:  # expired, not yet collected: collect it now
-                self._remove(c.key, index, EventKind.EXPIRE)
+                self._remove(c.key, index, EXPIRE)
                 self.expired_total += 1
             return Result(Outcome.NOT_FOUND, index)
         if not self._condition_holds(c.cond, c.expected_mod_revision, current):
@@ -471,7 +479,7 @@ class StateMachine:
         self.keyspace.store_plain(c.items, index, c.now_ms)
         record = self.history.record
         for key, value in c.items:
-            record(index, key, EVENT_PUT, value)
+            record(index, key, PUT, value)
         return Result(OUTCOME_OK, index, affected=len(c.items))
 
     def _delete_expired(self, index: int, c: DeleteExpired) -> Result:
@@ -479,21 +487,21 @@ class StateMachine:
         for key in c.keys:
             raw = self.keyspace.raw(key)
             if raw is not None and not is_live(raw, c.now_ms):
-                self._remove(key, index, EventKind.EXPIRE)
+                self._remove(key, index, EXPIRE)
                 removed += 1
         self.expired_total += removed
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _evict(self, index: int, c: Evict) -> Result:
         removed = sum(1 for key in c.keys
-                      if self._remove(key, index, EventKind.EVICT) is not None)
+                      if self._remove(key, index, EVICT) is not None)
         self.evicted_total += removed
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _flush(self, index: int, c: Flush) -> Result:
         removed = len(self.keyspace)
         self.keyspace.clear()
-        self.history.record(index, b"", EventKind.FLUSH)
+        self.history.record(index, b"", FLUSH)
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _noop(self, index: int, c: Noop) -> Result:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from raftkv.config import HistoryLimits
 from raftkv.core import image
 from raftkv.core.commands import CodecError, decode
 from raftkv.core.state_machine import StateMachine
@@ -15,10 +16,13 @@ from raftkv.storage.fs import FileSystem
 from raftkv.storage.log_store import EntryKind, LogStore, Stored
 
 
-def rebuild(stored: Stored, upto: int | None = None, where: str = "the log") -> StateMachine:
+def rebuild(stored: Stored, upto: int | None = None, where: str = "the log",
+            history: HistoryLimits | None = None) -> StateMachine:
     """The state machine of ``stored``: its snapshot's image, then each entry up to
-    index ``upto`` (None: all). A no-op or membership entry only advances the index."""
-    sm = StateMachine()
+    index ``upto`` (None: all). A no-op or membership entry only advances the index.
+    ``history``: how much of the change history it keeps (the defaults if None)."""
+    limits = history or HistoryLimits()
+    sm = StateMachine(history_events=limits.max_events, history_bytes=limits.max_bytes)
     if stored.snapshot is not None:
         if stored.snapshot.data:
             image.decode(stored.snapshot.data, f"snapshot {stored.snapshot.index} in "
@@ -64,9 +68,10 @@ class Recovered:
         return self.store.warnings
 
 
-def recover(fs: FileSystem, data_dir: str) -> Recovered:
+def recover(fs: FileSystem, data_dir: str, history: HistoryLimits | None = None
+            ) -> Recovered:
     """Open a single node's data directory and replay every entry it holds."""
     store = LogStore(fs, data_dir)
     stored = store.recovered
-    state_machine = rebuild(stored, where=store.log_dir)
+    state_machine = rebuild(stored, where=store.log_dir, history=history)
     return Recovered(store, state_machine, len(stored.entries))

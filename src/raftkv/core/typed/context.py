@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from raftkv.core.containers import Container, Kind, empty
-from raftkv.core.history import EventKind, History
+from raftkv.core.history import DELETE, EXPIRE, TYPED, History
 from raftkv.core.keyspace import header, is_live, kind_of, pack
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class Ctx:
                  "keyspace", "now_ms")
 
     def __init__(self, keyspace: Keyspace, now_ms: int, index: int = 0,
-                 remove: Callable[[bytes, int, EventKind], object] | None = None,
+                 remove: Callable[[bytes, int, int], object] | None = None,
                  history: History | None = None) -> None:
         self.keyspace = keyspace
         self.now_ms = now_ms
@@ -136,7 +136,7 @@ class Ctx:
         raw = self.keyspace.raw(key)
         if raw is not None and not is_live(raw, self.now_ms):  # expired: collect it first
             assert self._remove is not None
-            self._remove(key, self.index, EventKind.EXPIRE)
+            self._remove(key, self.index, EXPIRE)
             raw = None
         old = self.keyspace.container(key) if raw is not None and kind_of(raw) else None
         self._changed[key] = (raw, old.nbytes if old is not None else 0, replaced)
@@ -153,7 +153,7 @@ class Ctx:
                         # emptied in place: account for what it lost before it goes
                         keyspace.store_container(key, now, now, container, old_nbytes)
                     assert self._remove is not None
-                    self._remove(key, index, EventKind.DELETE)
+                    self._remove(key, index, DELETE)
                     self.events.append((b"del", key, "g"))
                 continue
             if raw is None:
@@ -168,4 +168,4 @@ class Ctx:
                 container, old_nbytes if raw is not None and kind_of(raw) else 0)
             if self._history is not None:
                 name = next((e for e, k, _ in reversed(self.events) if k == key), b"")
-                self._history.record(index, key, EventKind.TYPED, name)
+                self._history.record(index, key, TYPED, name)

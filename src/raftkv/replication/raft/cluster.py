@@ -130,7 +130,7 @@ def open_cluster(cfg: Config, fs: FileSystem,
     for warning in raft_log.warnings:
         log.warning(warning)
     stored = raft_log.load()
-    sm = rebuild(stored, stored.hard_state.commit, cfg.data_dir)
+    sm = rebuild(stored, stored.hard_state.commit, cfg.data_dir, cfg.history)
     core = RaftCore(cfg.node_id, (), random.Random(), stored.hard_state, stored.entries,
                     stored.snapshot, applied=sm.applied_index)
     status = core.status()
