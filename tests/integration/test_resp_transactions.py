@@ -114,6 +114,16 @@ WATCH_SCRIPT = [  # (which connection, command): "a" watches and runs EXEC, "b" 
     ("a", ("WATCH", "k")), ("b", ("SET", "k", "3")), ("a", ("MULTI",)), ("a", ("DISCARD",)),
     ("a", ("MULTI",)), ("a", ("GET", "k")), ("a", ("EXEC",)),
     ("a", ("WATCH",)),
+    # typed keys: a change aborts, a command that changes nothing (SADD of a member the
+    # set has, HDEL of an absent field) does not, as in Redis
+    ("a", ("SADD", "ws", "m")), ("a", ("WATCH", "ws")), ("b", ("SADD", "ws", "m")),
+    ("b", ("SREM", "ws", "absent")), ("a", ("MULTI",)), ("a", ("SET", "q", "1")),
+    ("a", ("EXEC",)), ("a", ("WATCH", "ws")), ("b", ("SADD", "ws", "n")), ("a", ("MULTI",)),
+    ("a", ("SET", "q", "2")), ("a", ("EXEC",)), ("a", ("HSET", "wh", "f", "v")),
+    ("a", ("WATCH", "wh")), ("b", ("HDEL", "wh", "absent")), ("b", ("HGET", "wh", "f")),
+    ("a", ("MULTI",)), ("a", ("HSET", "wh", "g", "w")), ("a", ("EXEC",)),
+    ("a", ("WATCH", "wh")), ("b", ("HDEL", "wh", "f", "g")), ("a", ("MULTI",)),
+    ("a", ("GET", "q")), ("a", ("EXEC",)), ("a", ("EXISTS", "wh")),
 ]
 
 

@@ -130,3 +130,70 @@ def _add(node_id: str, urls: str) -> bool:
     done = subprocess.run([sys.executable, "-m", "raftkv", "cluster", "add", node_id, "--url",
                            urls], capture_output=True, text=True, cwd=ROOT, timeout=60)
     return done.returncode == 0
+
+
+def test_typed_keys_expire_are_evicted_and_notify_like_strings(start_server):
+    node = start_server(resp=True)
+    r = redis.Redis(port=node.resp_port)
+    sub = r.pubsub()
+    try:
+        r.config_set("notify-keyspace-events", "KEA")
+        sub.psubscribe("__keyevent@0__:*")
+        assert sub.get_message(timeout=2)["type"] == "psubscribe"
+        r.hset("h", "f", "v")
+        r.rpush("l", "a")
+        r.lpop("l")  # empties the list: lpop, then del
+        r.sadd("s", "m")
+        r.zadd("z", {"m": 1})
+        r.pexpire("h", 100)
+        events: list[tuple[bytes, bytes]] = []
+        wait_for(lambda: _drain(sub, events) and (b"expired", b"h") in events, 5,
+                 "the hash to expire")
+        assert r.type("h") == b"none" and r.exists("h") == 0
+        for event in ((b"hset", b"h"), (b"rpush", b"l"), (b"lpop", b"l"), (b"del", b"l"),
+                      (b"sadd", b"s"), (b"zadd", b"z"), (b"expire", b"h")):
+            assert event in events, event
+        # eviction: memory of containers counts, and typed keys are evicted like strings
+        for i in range(300):
+            r.hset(f"big{i}", mapping={f"f{j}": "x" * 50 for j in range(20)})
+        used = int(r.info("memory")["used_memory"])
+        r.config_set("maxmemory-policy", "allkeys-lru")
+        r.config_set("maxmemory", str(used // 2))
+        for i in range(50):
+            r.hset(f"more{i}", mapping={f"f{j}": "x" * 50 for j in range(20)})
+        assert int(r.info("memory")["used_memory"]) <= used // 2 + 100_000
+        assert int(r.info("stats")["evicted_keys"]) > 0
+        wait_for(lambda: _drain(sub, events) and any(e == b"evicted" for e, _ in events), 5,
+                 "an evicted event")
+    finally:
+        sub.close()
+        r.close()
+
+
+def _drain(sub, events: list[tuple[bytes, bytes]]) -> bool:
+    while (message := sub.get_message(timeout=0.1)) is not None:
+        if message["type"] == "pmessage":
+            events.append((message["channel"].split(b":", 1)[1], message["data"]))
+    return True
+
+
+def test_over_http_a_typed_key_is_listed_with_its_type_and_a_read_is_a_409(start_server):
+    node = start_server(resp=True)
+    r = redis.Redis(port=node.resp_port)
+    try:
+        r.hset("profile", "name", "ada")
+        r.set("plain", "v")
+        for path in ("/v1/keys/profile", "/get?key=profile", "/kv/profile"):
+            answer = httpx.get(node.url + path)
+            assert answer.status_code == 409, path
+            assert answer.json()["code"] == "wrong_type" and "hash" in answer.json()["message"]
+        items = httpx.get(node.url + "/v1/keys").json()["items"]
+        assert [(i["key"], i.get("type"), "value" in i) for i in items] == [
+            ("plain", None, True), ("profile", "hash", False)]
+        txn = httpx.post(node.url + "/v1/txn", json={"success": [
+            {"op": "put", "key": "plain", "value": "w"}, {"op": "get", "key": "profile"}]})
+        assert txn.status_code == 409 and r.get("plain") == b"v"  # undone with its get
+        assert httpx.put(node.url + "/v1/keys/profile", json={"value": "s"}).status_code == 200
+        assert r.type("profile") == b"string"  # a PUT replaces, as Redis's SET does
+    finally:
+        r.close()

@@ -39,8 +39,8 @@ class OpError(Exception):
 
 
 class Ctx:
-    __slots__ = ("_changed", "_fresh", "_history", "_remove", "_rng", "events", "index",
-                 "keyspace", "now_ms")
+    __slots__ = ("_before", "_changed", "_fresh", "_history", "_remove", "_rng", "events",
+                 "index", "keyspace", "now_ms")
 
     def __init__(self, keyspace: Keyspace, now_ms: int, index: int = 0,
                  remove: Callable[[bytes, int, int], object] | None = None,
@@ -51,8 +51,9 @@ class Ctx:
         self._remove = remove  # the state machine's: removes and records the event
         self._history = history
         self._fresh: dict[bytes, Container | None] = {}  # created or replaced by this op
-        # key -> (packed entry before, its container's nbytes before, replaced whole)
-        self._changed: dict[bytes, tuple[bytes | None, int, bool]] = {}
+        # key -> (packed entry before, its container's nbytes before), once touched
+        self._before: dict[bytes, tuple[bytes | None, int]] = {}
+        self._changed: dict[bytes, bool] = {}  # key -> replaced whole (a STORE)
         self.events: list[tuple[bytes, bytes, str]] = []  # (event, key, class)
         self._rng: random.Random | None = None
 
@@ -105,11 +106,11 @@ class Ctx:
             if fresh is not None and len(fresh):
                 return fresh
         elif found is not None:
-            self._note(key, False)
+            self._touch(key)
             return self.keyspace.writable(key)
         created = empty(kind, self.keyspace.epoch)
         self._fresh[key] = created
-        self._note(key, True)
+        self._touch(key)
         return created
 
     def put(self, key: bytes, container: Container | None) -> None:
@@ -117,21 +118,20 @@ class Ctx:
         key when it is None or empty): a STORE's destination."""
         if not self.index:
             raise AssertionError("a read cannot change the keyspace")
+        self._touch(key)
         self._fresh[key] = container
-        self._note(key, True)
+        self._changed[key] = True
 
     def changed(self, key: bytes, event: bytes, kind: Kind) -> None:
-        """``key``, of ``kind``, was changed by the op: its header is rewritten at
-        ``finish``, and keyspace notifications get ``event``."""
+        """``key``, of ``kind``, was changed by the op (got through ``write``): its header
+        is rewritten at ``finish``, and keyspace notifications get ``event``. A key the op
+        looked at but did not change (SADD of a member it has) keeps its revision."""
         self.events.append((event, key, EVENT_CLASSES[kind]))
-        if key not in self._changed:
-            self._note(key, False)
+        self._changed.setdefault(key, False)
 
-    def _note(self, key: bytes, replaced: bool) -> None:
-        before = self._changed.get(key)
-        if before is not None:
-            if replaced and not before[2]:
-                self._changed[key] = (before[0], before[1], True)
+    def _touch(self, key: bytes) -> None:
+        """Remember the key as it was before this op first touched it."""
+        if key in self._before:
             return
         raw = self.keyspace.raw(key)
         if raw is not None and not is_live(raw, self.now_ms):  # expired: collect it first
@@ -139,12 +139,13 @@ class Ctx:
             self._remove(key, self.index, EXPIRE)
             raw = None
         old = self.keyspace.container(key) if raw is not None and kind_of(raw) else None
-        self._changed[key] = (raw, old.nbytes if old is not None else 0, replaced)
+        self._before[key] = (raw, old.nbytes if old is not None else 0)
 
     def finish(self) -> None:
         """Write every changed key's header at ``index`` (or delete it, emptied)."""
         keyspace, index = self.keyspace, self.index
-        for key, (raw, old_nbytes, replaced) in self._changed.items():
+        for key, replaced in self._changed.items():
+            raw, old_nbytes = self._before[key]
             container = self._fresh[key] if key in self._fresh else keyspace.container(key)
             if container is None or not len(container):
                 now = keyspace.raw(key)
