@@ -99,3 +99,30 @@ def test_an_interrupted_upgrade_is_refused_and_finished_by_running_it_again(tmp_
     node.stop()
     assert raftkv("upgrade", "--data-dir", str(data_dir)).returncode == 0
     assert (data_dir / "FORMAT").is_file() and not (data_dir / "format-2.tmp").exists()
+
+
+def test_a_snapshot_with_a_version_1_image_still_loads_and_the_node_goes_on(tmp_path):
+    """tests/fixtures/image-1: written before typed values; today's node serves its
+    data, then typed writes, a version 2 snapshot and a restart from it."""
+    import redis
+
+    data_dir = tmp_path / "node"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "image-1" / "single-node", data_dir)
+    node = ServerProcess(data_dir, resp=True).start()
+    r = redis.Redis(port=node.resp_port)
+    try:
+        expected = {**{f"before-snapshot:{i:02d}".encode(): f"v{i}".encode()
+                       for i in range(1, 50)},
+                    **{f"after-snapshot:{i}".encode(): f"w{i}".encode() for i in range(10)},
+                    b"ttl-key": b"t", b"counter": b"5", b"cas": b"1"}
+        assert {k: r.get(k) for k in r.keys("*")} == expected
+        assert r.ttl("ttl-key") > 10**7
+        r.rpush("queue", "a", "b")
+        assert httpx.post(node.url + "/v1/admin/snapshot", timeout=30).status_code == 200
+        node.stop()
+        node.start()
+        assert r.lrange("queue", 0, -1) == [b"a", b"b"] and r.get("counter") == b"5"
+        assert len(r.keys("*")) == len(expected) + 1
+    finally:
+        r.close()
+        node.stop()
