@@ -44,6 +44,7 @@ from raftkv.core.commands import (
     Result,
     SetRange,
     Txn,
+    TxnResult,
     TypedOp,
     TypedResult,
 )
@@ -130,6 +131,8 @@ class KVService:
         self.configure_eviction(limits.eviction)
         self._plain: list[tuple[bytes, bytes]] = []  # put_many's items of this loop turn
         self._plain_future: asyncio.Future[Result] | None = None
+        self._typed: list[TypedOp] = []  # typed writes of this loop turn (one Txn)
+        self._typed_future: asyncio.Future[Result] | None = None
         self.recording: Recording | None = None  # set by a front around a MULTI command
 
     def configure_eviction(self, eviction: Limits) -> None:
@@ -524,6 +527,8 @@ class KVService:
         if self.recording is not None:
             return self.recording.add(MultiPut(tuple(items), False, b"", self.clock.now_ms()),
                                       sum(len(key) + len(value) for key, value in items))
+        if self._typed_future is not None:  # (the log keeps every caller's order)
+            self._submit_typed()
         if self._bounded:
             self._submit_plain()
             self._make_room(sum(len(key) + len(value) for key, value in items))
@@ -556,6 +561,8 @@ class KVService:
             return self.recording.add(command, incoming_bytes)
         if self._plain_future is not None:
             self._submit_plain()
+        if self._typed_future is not None:
+            self._submit_typed()
         if incoming_bytes and self._bounded:
             self._make_room(incoming_bytes)
         return self.replicator.submit_nowait(command)
@@ -576,8 +583,11 @@ class KVService:
             for arg in args:
                 if len(arg) > limit:
                     self._check_value(arg)
-            return self.submit(TypedOp(tuple(args), b"", self.clock.now_ms()),
-                               sum(len(arg) for arg in args))
+            op = TypedOp(tuple(args), b"", self.clock.now_ms())
+            size = sum(len(arg) for arg in args)
+            if self.recording is not None:
+                return self.recording.add(op, size)
+            return self._batch_typed(op, size)
         if self.recording is not None:  # a read in MULTI answers at EXEC's point
             return self.recording.add(TypedOp(tuple(args), b"", self.clock.now_ms()))
 
@@ -595,6 +605,34 @@ class KVService:
 
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)
+
+    def _batch_typed(self, op: TypedOp, incoming_bytes: int) -> Deferred[Result]:
+        """Typed writes, as ``put_many`` batches plain puts: those of every caller in one
+        loop turn become one Txn (Redis's mode: each op its own result; nothing links
+        them but the entry): one log entry, one shared future, each caller's reply its
+        op's result. Any other write submits the pending batch first."""
+        if self._plain_future is not None:
+            self._submit_plain()
+        if self._bounded:
+            self._submit_typed()
+            self._make_room(incoming_bytes)
+        shared = self._typed_future
+        if shared is None:
+            loop = asyncio.get_running_loop()
+            shared = self._typed_future = loop.create_future()
+            loop.call_soon(self._submit_typed)
+        self._typed.append(op)
+        return Deferred(shared, _NthResult(len(self._typed) - 1))
+
+    def _submit_typed(self) -> None:
+        shared = self._typed_future
+        if shared is None:
+            return
+        ops, self._typed, self._typed_future = self._typed, [], None
+        try:
+            self.replicator.submit_nowait(Txn(tuple(ops), b"", self.clock.now_ms()), shared)
+        except Exception as exc:  # refused before it reached the log (shutting down)
+            shared.set_exception(exc)
 
     # --- transactions over HTTP (atomic, with compares) ----------------------------
 
@@ -707,6 +745,20 @@ class KVService:
         for key in keys:
             self.tracker.forget(key)
         return result.affected
+
+
+class _NthResult:
+    """A batched typed write's result: its op's, in the batch's TxnResult."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+
+    def __call__(self, done: asyncio.Future[Result]) -> Result:
+        batch = done.result()
+        assert isinstance(batch, TxnResult)
+        return batch.results[self.position]
 
 
 # --- what a transaction's reads resolve with (the shapes of the reads above) ------
