@@ -271,7 +271,7 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
                 progress.step(f"cluster: pair {b + 1}/{count}, round {r + 1}")
                 for kind, label in (("put", "3 nodes: PUT, durable"),
                                     ("get", "3 nodes: linearizable GET"),
-                                    ("txn", "3 nodes: txn (compare + 2 puts), durable")):
+                                    ("txn", "3 nodes: txn (a compare, 4 puts), durable")):
                     for system, cluster in in_turns(b, list(clusters.items())):
                         figures = wrk(urls[system], _lua(kind, system), seconds, cluster.work)
                         rows.append(Row("cluster", label, system, figures["rps"], "req/s",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -72,27 +73,27 @@ def _lua(kind: str, system: str) -> str:
 
 
 def _txn_lua(keys: list[str], system: str) -> str:
-    """A transaction of one compare (the first key's value is not "x") and two puts,
-    over two neighbouring keys: raftkv's POST /v1/txn, etcd's POST /v3/kv/txn."""
+    """A transaction of 4 ops: a compare (the first key's value is not "x") and puts to
+    four neighbouring keys - raftkv's POST /v1/txn, etcd's POST /v3/kv/txn."""
     if system == "raftkv":
-        table = ", ".join(f'"{k}"' for k in keys)
-        body = ("'{\"compare\": [{\"key\": \"' .. a .. '\", \"target\": \"value\", "
-                "\"op\": \"!=\", \"value\": \"x\"}], \"success\": [{\"op\": \"put\", "
-                "\"key\": \"' .. a .. '\", \"value\": \"' .. i .. '\"}, {\"op\": \"put\", "
-                "\"key\": \"' .. b .. '\", \"value\": \"' .. i .. '\"}]}'")
-        path = "/v1/txn"
+        path, names = "/v1/txn", keys
+        body = {"compare": [{"key": "@a", "target": "value", "op": "!=", "value": "x"}],
+                "success": [{"op": "put", "key": f"@{k}", "value": "@i"} for k in "abcd"]}
     else:
-        table = ", ".join(f'"{base64.b64encode(k.encode()).decode()}"' for k in keys)
-        body = ("'{\"compare\": [{\"key\": \"' .. a .. '\", \"target\": \"VALUE\", "
-                "\"result\": \"NOT_EQUAL\", \"value\": \"eA==\"}], \"success\": "
-                "[{\"request_put\": {\"key\": \"' .. a .. '\", \"value\": \"dmFsdWU=\"}}, "
-                "{\"request_put\": {\"key\": \"' .. b .. '\", \"value\": \"dmFsdWU=\"}}]}'")
-        path = "/v3/kv/txn"
+        path, names = "/v3/kv/txn", [base64.b64encode(k.encode()).decode() for k in keys]
+        body = {"compare": [{"key": "@a", "target": "VALUE", "result": "NOT_EQUAL",
+                             "value": "eA=="}],
+                "success": [{"request_put": {"key": f"@{k}", "value": "dmFsdWU="}}
+                            for k in "abcd"]}
+    # the JSON as a Lua string, its @a ... @d and @i spliced in per request
+    lua_body = "'" + re.sub(r"@([abcdi])", r"' .. \1 .. '", json.dumps(body)) + "'"
+    table = ", ".join(f'"{name}"' for name in names)
     return (f"local k = {{{table}}}\nlocal i = 0\n"
             "wrk.headers['Content-Type'] = 'application/json'\n"
             "request = function()\n  i = i + 1\n"
             "  local a, b = k[(i % #k) + 1], k[((i + 1) % #k) + 1]\n"
-            f"  return wrk.format('POST', '{path}', nil, {body})\nend\n")
+            "  local c, d = k[((i + 2) % #k) + 1], k[((i + 3) % #k) + 1]\n"
+            f"  return wrk.format('POST', '{path}', nil, {lua_body})\nend\n")
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

@@ -3,7 +3,8 @@
     python -m benchmarks.memory_types            # about a minute
 
 1. **Memory per element**: a hash, a list, a set and a sorted set of 100,000 elements
-   (16-byte members, 16-byte values), built through the state machine's ``apply``;
+   (16-byte members, 16-byte values), and 1M small hashes, lists and sorted sets of 10
+   elements each, built through the state machine's ``apply``;
    bytes per element measured with tracemalloc (the change history, a fixed 100k
    events per node, left out), beside the keyspace's own estimate
    (what eviction's ``max_memory_bytes`` counts) and redis-server's ``used_memory``
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from typing import Final
 
 import redis
 
@@ -30,6 +32,7 @@ from raftkv.core.commands import MultiPut, TypedOp
 from raftkv.core.state_machine import StateMachine
 
 ELEMENTS = 100_000
+SMALL_KEYS = 1_000_000
 FAMILIES = {
     "hash": lambda i: (b"hset", b"h", b"field-%010d" % i, b"value-%010d" % i),
     "list": lambda i: (b"rpush", b"l", b"item-%011d" % i),
@@ -70,6 +73,43 @@ def theirs(client: redis.Redis, family: str) -> float:
             pipe.execute()
     pipe.execute()
     return (client.info("memory")["used_memory"] - before) / ELEMENTS
+
+
+SMALL: Final = {
+    "hash": lambda i: (b"hset", b"h:%09d" % i,
+                       *(part for f in range(10) for part in (b"field%d" % f, b"value%d" % f))),
+    "list": lambda i: (b"rpush", b"l:%09d" % i, *(b"item%d" % f for f in range(10))),
+    "zset": lambda i: (b"zadd", b"z:%09d" % i,
+                       *(part for f in range(10) for part in (b"%d" % f, b"member%d" % f))),
+}
+
+
+def small_ours(family: str, keys: int) -> float:
+    """Bytes per element of ``keys`` small containers of 10 elements each."""
+    make = SMALL[family]
+    gc.collect()
+    tracemalloc.start()
+    sm = StateMachine(history_events=1)
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(keys):
+        sm.apply(i + 1, TypedOp(make(i)))
+    gc.collect()
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return used / (keys * 10)
+
+
+def small_theirs(client: redis.Redis, family: str, keys: int) -> float:
+    make = SMALL[family]
+    client.flushall()
+    before = client.info("memory")["used_memory"]
+    pipe = client.pipeline(transaction=False)
+    for i in range(keys):
+        pipe.execute_command(*make(i))
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    return (client.info("memory")["used_memory"] - before) / (keys * 10)
 
 
 def snapshot_pause(keys: int = 1_000_000) -> tuple[float, float, float]:
@@ -120,6 +160,11 @@ def main() -> int:
             _bar(n, len(FAMILIES) + 1, f"memory: {family}")
             measured, estimate = ours(family)
             rows.append((family, measured, estimate, theirs(client, family)))
+        small = []
+        for family in SMALL:
+            _bar(len(FAMILIES), len(FAMILIES) + 1, f"memory: {SMALL_KEYS:,} small {family}es")
+            small.append((family, small_ours(family, SMALL_KEYS),
+                          small_theirs(client, family, SMALL_KEYS)))
         _bar(len(FAMILIES), len(FAMILIES) + 1, "snapshot pause at 1M keys")
         built_ms, pause_ms, first_write_us = snapshot_pause()
         sys.stderr.write("\n")
@@ -128,6 +173,12 @@ def main() -> int:
         print("|---|---|---|---|---|")
         for family, measured, estimate, redis_bytes in rows:
             print(f"| {family} | {measured:.0f} B | {estimate:.0f} B | {redis_bytes:.0f} B | "
+                  f"{measured / redis_bytes:.2f}x |")
+        print(f"\nMemory per element, {SMALL_KEYS:,} containers of 10 elements each:\n")
+        print("| type | raftkv | redis-server (listpack) | ratio |")
+        print("|---|---|---|---|")
+        for family, measured, redis_bytes in small:
+            print(f"| {family} | {measured:.0f} B | {redis_bytes:.0f} B | "
                   f"{measured / redis_bytes:.2f}x |")
         print(f"\nSnapshot at 1M keys of mixed types (built in {built_ms / 1000:.1f} s): "
               f"the loop is held {pause_ms:.0f} ms (median of 5); a first write to a "
