@@ -73,6 +73,30 @@ def count_option(args: list[bytes], start: int, name: bytes, error: bytes) -> in
     return count
 
 
+def mpop_keys(args: list[bytes]) -> tuple[list[bytes], int]:
+    """LMPOP / ZMPOP's ``numkeys key [key ...]``: the keys, and the index after them
+    (a count past the arguments is a syntax error there)."""
+    count = at_least_one(args[1], NUMKEYS)
+    end = 2 + count
+    if end > len(args):
+        raise OpError(SYNTAX)
+    return args[2:end], end
+
+
+def card_limit(args: list[bytes], after: int) -> int:
+    """SINTERCARD / ZINTERCARD's trailing ``LIMIT n`` (0: none)."""
+    if after == len(args):
+        return 0
+    if args[after].upper() != b"LIMIT" or after + 2 != len(args):
+        raise OpError(SYNTAX)
+    return positive(args[after + 1], b"ERR LIMIT can't be negative")
+
+
+def first_keys(args: list[bytes]) -> list[bytes]:
+    """The keys of a command that starts ``numkeys key [key ...]`` (for key checks)."""
+    return numkeys(args, 1)[0]
+
+
 def numkeys(args: list[bytes], at: int) -> tuple[list[bytes], int]:
     """The keys of a ``numkeys key [key ...]`` list at ``at``, and the index after."""
     count = at_least_one(args[at], NUMKEYS)

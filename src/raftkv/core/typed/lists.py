@@ -8,9 +8,9 @@ from typing import Final
 from raftkv.core.containers import Kind, List
 from raftkv.core.typed.args import (
     SYNTAX,
-    at_least_one,
     count_option,
     integer,
+    mpop_keys,
     positive,
 )
 from raftkv.core.typed.context import Ctx, OpError
@@ -260,7 +260,7 @@ def rpoplpush(ctx: Ctx, args: list[bytes]) -> Reply:
 
 def lmpop(ctx: Ctx, args: list[bytes]) -> Reply:
     """LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]: from the first non-empty."""
-    keys, after = _mpop_keys(args)
+    keys, after = mpop_keys(args)
     if after >= len(args):
         raise OpError(SYNTAX)
     left = _side(args[after])
@@ -272,19 +272,6 @@ def lmpop(ctx: Ctx, args: list[bytes]) -> Reply:
             ctx.changed(key, b"lpop" if left else b"rpop", L)
             return [key, popped]
     return NIL_ARRAY
-
-
-def _mpop_keys(args: list[bytes]) -> tuple[list[bytes], int]:
-    count = at_least_one(args[1], b"ERR numkeys should be greater than 0")
-    end = 2 + count
-    if end > len(args):
-        raise OpError(SYNTAX)
-    return args[2:end], end
-
-
-def mpop_keys(args: list[bytes]) -> list[bytes]:
-    return _mpop_keys(args)[0]
-
 
 
 COMMANDS: Final[list[TypedSpec]] = [
@@ -304,5 +291,5 @@ COMMANDS: Final[list[TypedSpec]] = [
     row("lpos", -3, "readonly", lpos),
     row("lmove", 5, "write denyoom", lmove, 1, 2),
     row("rpoplpush", 3, "write denyoom", rpoplpush, 1, 2),
-    row("lmpop", -4, "write", lmpop, find_keys=mpop_keys),
+    row("lmpop", -4, "write", lmpop, find_keys=lambda args: mpop_keys(args)[0]),
 ]

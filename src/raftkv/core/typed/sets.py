@@ -7,7 +7,15 @@ from typing import Final
 
 from raftkv.core.containers import Kind, Set
 from raftkv.core.glob import compile_glob
-from raftkv.core.typed.args import SYNTAX, integer, numkeys, positive, scan_options
+from raftkv.core.typed.args import (
+    SYNTAX,
+    card_limit,
+    first_keys,
+    integer,
+    numkeys,
+    positive,
+    scan_options,
+)
 from raftkv.core.typed.context import Ctx, OpError
 from raftkv.core.typed.replies import Members, Reply
 from raftkv.core.typed.spec import Op, TypedSpec, row
@@ -169,11 +177,7 @@ def _store_op(how: str) -> Op:
 
 def sintercard(ctx: Ctx, args: list[bytes]) -> Reply:
     keys, after = numkeys(args, 1)
-    limit = 0
-    if after < len(args):
-        if args[after].upper() != b"LIMIT" or after + 2 != len(args):
-            raise OpError(SYNTAX)
-        limit = positive(args[after + 1], b"ERR LIMIT can't be negative")
+    limit = card_limit(args, after)
     found = _combine(ctx, keys, "inter")
     return min(len(found), limit) if limit else len(found)
 
@@ -184,10 +188,6 @@ def sscan(ctx: Ctx, args: list[bytes]) -> Reply:
     matches = compile_glob(pattern).match if pattern is not None else None
     items: list[Reply] = [m for m in (found or ()) if matches is None or matches(m)]
     return [b"0", items]
-
-
-def sintercard_keys(args: list[bytes]) -> list[bytes]:
-    return numkeys(args, 1)[0]
 
 
 COMMANDS: Final[list[TypedSpec]] = [
@@ -206,6 +206,6 @@ COMMANDS: Final[list[TypedSpec]] = [
     row("sinterstore", -3, "write denyoom", _store_op("inter"), 1, -1),
     row("sunionstore", -3, "write denyoom", _store_op("union"), 1, -1),
     row("sdiffstore", -3, "write denyoom", _store_op("diff"), 1, -1),
-    row("sintercard", -3, "readonly", sintercard, find_keys=sintercard_keys),
+    row("sintercard", -3, "readonly", sintercard, find_keys=first_keys),
     row("sscan", -3, "readonly", sscan),
 ]

@@ -11,9 +11,12 @@ from raftkv.core.containers import Kind, Set, ZSet
 from raftkv.core.glob import compile_glob
 from raftkv.core.typed.args import (
     SYNTAX,
+    card_limit,
     count_option,
     double_text,
+    first_keys,
     integer,
+    mpop_keys,
     number,
     numkeys,
     positive,
@@ -366,7 +369,7 @@ def _zpop(highest: bool) -> Op:
 
 
 def zmpop(ctx: Ctx, args: list[bytes]) -> Reply:
-    keys, after = _mpop_keys(args)
+    keys, after = mpop_keys(args)
     if after >= len(args) or args[after].upper() not in (b"MIN", b"MAX"):
         raise OpError(SYNTAX)
     highest = args[after].upper() == b"MAX"
@@ -376,20 +379,6 @@ def zmpop(ctx: Ctx, args: list[bytes]) -> Reply:
             taken = _pop_from(ctx, key, highest, count)
             return [key, [[member, score] for member, score in taken]]
     return NIL_ARRAY
-
-
-def _mpop_keys(args: list[bytes]) -> tuple[list[bytes], int]:
-    count = integer(args[1], b"ERR numkeys should be greater than 0")
-    if count < 1:
-        raise OpError(b"ERR numkeys should be greater than 0")
-    end = 2 + count
-    if end > len(args):
-        raise OpError(SYNTAX)
-    return args[2:end], end
-
-
-def mpop_keys(args: list[bytes]) -> list[bytes]:
-    return _mpop_keys(args)[0]
 
 
 # --- union, intersection, difference -------------------------------------------------
@@ -502,11 +491,7 @@ def _store_op(how: str) -> Op:
 
 def zintercard(ctx: Ctx, args: list[bytes]) -> Reply:
     keys, after = numkeys(args, 1)
-    limit = 0
-    if after < len(args):
-        if args[after].upper() != b"LIMIT" or after + 2 != len(args):
-            raise OpError(SYNTAX)
-        limit = positive(args[after + 1], b"ERR LIMIT can't be negative")
+    limit = card_limit(args, after)
     sources = [_source(ctx, key) for key in keys]
     if any(s is None for s in sources):
         return 0
@@ -560,11 +545,6 @@ def _store_keys(args: list[bytes]) -> list[bytes]:
     return [args[1], *_numkeys_at(2)(args)]
 
 
-def zintercard_keys(args: list[bytes]) -> list[bytes]:
-    return numkeys(args, 1)[0]
-
-
-
 COMMANDS: Final[list[TypedSpec]] = [
     row("zadd", -4, "write denyoom fast", zadd),
     row("zincrby", 4, "write denyoom fast", zincrby),
@@ -588,14 +568,14 @@ COMMANDS: Final[list[TypedSpec]] = [
     row("zremrangebylex", 4, "write", _remove_range("lex")),
     row("zpopmin", -2, "write fast", _zpop(False)),
     row("zpopmax", -2, "write fast", _zpop(True)),
-    row("zmpop", -4, "write", zmpop, find_keys=mpop_keys),
+    row("zmpop", -4, "write", zmpop, find_keys=lambda args: mpop_keys(args)[0]),
     row("zunionstore", -4, "write denyoom", _store_op("union"), find_keys=_store_keys),
     row("zinterstore", -4, "write denyoom", _store_op("inter"), find_keys=_store_keys),
     row("zdiffstore", -4, "write denyoom", _store_op("diff"), find_keys=_store_keys),
     row("zunion", -3, "readonly", _set_op("union"), find_keys=_numkeys_at(1)),
     row("zinter", -3, "readonly", _set_op("inter"), find_keys=_numkeys_at(1)),
     row("zdiff", -3, "readonly", _set_op("diff"), find_keys=_numkeys_at(1)),
-    row("zintercard", -3, "readonly", zintercard, find_keys=zintercard_keys),
+    row("zintercard", -3, "readonly", zintercard, find_keys=first_keys),
     row("zrandmember", -2, "readonly", zrandmember),
     row("zscan", -3, "readonly", zscan),
 ]
