@@ -162,7 +162,7 @@ def main() -> int:
             rows.append((family, measured, estimate, theirs(client, family)))
         small = []
         for family in SMALL:
-            _bar(len(FAMILIES), len(FAMILIES) + 1, f"memory: {SMALL_KEYS:,} small {family}es")
+            _bar(len(FAMILIES), len(FAMILIES) + 1, f"memory: {SMALL_KEYS:,} small {family} keys")
             small.append((family, small_ours(family, SMALL_KEYS),
                           small_theirs(client, family, SMALL_KEYS)))
         _bar(len(FAMILIES), len(FAMILIES) + 1, "snapshot pause at 1M keys")

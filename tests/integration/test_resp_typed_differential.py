@@ -270,6 +270,23 @@ def test_random_streams_of_mixed_types_answer_as_redis_does(pair):
         assert not mismatches, "\n".join(mismatches[:5])
 
 
+def test_pipelined_blocks_of_mixed_types_answer_as_redis_does(pair):
+    """Runs of typed writes in a pipeline go to the service together (pipeline.py):
+    every reply must still be the one redis-server gives the same pipeline."""
+    ours, theirs = pair
+    rng = random.Random(99)
+    for block_number in range(60):
+        block = [random_command(rng) for _ in range(rng.randint(2, 25))]
+        replies = []
+        for client in (ours, theirs):
+            pipe = client.pipeline(transaction=False)
+            for command in block:
+                pipe.execute_command(*command)
+            replies.append([("error", str(r)) if isinstance(r, Exception) else r
+                            for r in pipe.execute(raise_on_error=False)])
+        assert replies[0] == replies[1], (block_number, block)
+
+
 PLANTED = textwrap.dedent("""
     import sys
     sys.path.insert(0, ROOT)

@@ -606,23 +606,43 @@ class KVService:
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)
 
+    def typed_writes(self, lines: list[list[bytes]]) -> Deferred[list[Result]]:
+        """Several typed writes (a pipeline's run of them; the front has checked their
+        keys and sizes), in the loop turn's batch: their results, in order."""
+        now_ms = self.clock.now_ms()
+        self._before_typed(sum(len(arg) for line in lines for arg in line))
+        shared, first = self._enqueue_typed(TypedOp(tuple(lines[0]), b"", now_ms))
+        for line in lines[1:]:
+            self._enqueue_typed(TypedOp(tuple(line), b"", now_ms))
+        return Deferred(shared, _Results(first, len(lines)))
+
     def _batch_typed(self, op: TypedOp, incoming_bytes: int) -> Deferred[Result]:
         """Typed writes, as ``put_many`` batches plain puts: those of every caller in one
         loop turn become one Txn (Redis's mode: each op its own result; nothing links
         them but the entry): one log entry, one shared future, each caller's reply its
         op's result. Any other write submits the pending batch first."""
+        self._before_typed(incoming_bytes)
+        shared, position = self._enqueue_typed(op)
+        return Deferred(shared, _NthResult(position))
+
+    def _before_typed(self, incoming_bytes: int) -> None:
+        """What must go to the log before typed writes join the batch: pending plain puts
+        (the log keeps every caller's order), and evictions that make room for them."""
         if self._plain_future is not None:
             self._submit_plain()
         if self._bounded:
             self._submit_typed()
             self._make_room(incoming_bytes)
+
+    def _enqueue_typed(self, op: TypedOp) -> tuple[asyncio.Future[Result], int]:
+        """Add ``op`` to the loop turn's batch: the batch's future, and its position."""
         shared = self._typed_future
         if shared is None:
             loop = asyncio.get_running_loop()
             shared = self._typed_future = loop.create_future()
             loop.call_soon(self._submit_typed)
         self._typed.append(op)
-        return Deferred(shared, _NthResult(len(self._typed) - 1))
+        return shared, len(self._typed) - 1
 
     def _submit_typed(self) -> None:
         shared = self._typed_future
@@ -759,6 +779,21 @@ class _NthResult:
         batch = done.result()
         assert isinstance(batch, TxnResult)
         return batch.results[self.position]
+
+
+class _Results:
+    """A run of batched typed writes' results, in the batch's TxnResult."""
+
+    __slots__ = ("count", "first")
+
+    def __init__(self, first: int, count: int) -> None:
+        self.first = first
+        self.count = count
+
+    def __call__(self, done: asyncio.Future[Result]) -> list[Result]:
+        batch = done.result()
+        assert isinstance(batch, TxnResult)
+        return list(batch.results[self.first : self.first + self.count])
 
 
 # --- what a transaction's reads resolve with (the shapes of the reads above) ------

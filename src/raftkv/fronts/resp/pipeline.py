@@ -1,7 +1,9 @@
-"""A pipeline's runs of plain ``SET key value`` or ``GET key``, answered together.
+"""A pipeline's runs of plain ``SET key value``, of ``GET key`` or of typed writes
+(LPUSH, HSET, ZADD...), answered together.
 
-A run of SETs becomes one MultiPut (one proposal, one group commit); a run of GETs
-takes one read barrier and one clock read. Each command of a run passes the same
+A run of SETs becomes one MultiPut (one proposal, one group commit); a run of typed
+writes joins the loop turn's Txn of them with one call; a run of GETs takes one read
+barrier and one clock read. Each command of a run passes the same
 ``refusal`` check ``dispatch`` makes and the service's key and value limits; the run
 ends at the first command that does not, and that one goes through ``dispatch``
 alone, so it gets its own reply. A run is answered as one reply, in order.
@@ -19,8 +21,9 @@ from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.commands.strings import values_reply
+from raftkv.fronts.resp.commands.typed import reply_of, typed
 from raftkv.fronts.resp.dispatch import TABLE, refusal
-from raftkv.fronts.resp.spec import CommandStats, Reply, error_text, later
+from raftkv.fronts.resp.spec import CommandStats, Reply, Spec, error_text, later
 from raftkv.service.service import MAX_KEY_BYTES
 
 SET_NAMES: Final = frozenset({b"SET", b"set", b"Set"})
@@ -59,7 +62,7 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
             _count_run(SET.stats, count, started)
         return later(future, lambda _: p.OK * count, count), start + count
     if name not in GET_NAMES:
-        return None
+        return _typed_run(client, commands, start)
     keys: list[bytes] = []
     for args in itertools.islice(commands, start, None):
         if len(args) != 2 or args[0] not in GET_NAMES or refusal(client, GET, args) \
@@ -81,6 +84,40 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
     if isinstance(values, Deferred):
         return later(values, functools.partial(values_reply, client), count), start + count
     return values_reply(client, values), start + count
+
+
+def _typed_run(client: Client, commands: list[list[bytes]], start: int
+               ) -> tuple[Reply, int] | None:
+    """A run of hash, list, set and sorted-set writes: one service call, one reply."""
+    lines: list[list[bytes]] = []
+    rows: list[Spec] = []
+    limit = client.service.limits.max_value_bytes
+    for args in itertools.islice(commands, start, None):
+        name = args[0].lower()
+        row = TABLE.get(name)
+        if row is None or row.handler is not typed or not row.writes \
+                or refusal(client, row, args) or any(len(a) > limit for a in args) \
+                or not all(0 < len(k) <= MAX_KEY_BYTES for k in row.keys(args)):
+            break
+        lines.append([name, *args[1:]])
+        rows.append(row)
+    count = len(lines)
+    if count < MIN_RUN:
+        return None
+    client.state.stats.commands += count
+    client.writing = True
+    started = time.perf_counter_ns()
+    try:
+        results = client.service.typed_writes(lines)
+    except RaftKVError as exc:
+        return p.error_reply(error_text(exc)) * count, start + count
+    finally:
+        for row in rows:
+            row.stats.calls += 1
+        rows[0].stats.ns += time.perf_counter_ns() - started
+    enc = client.enc
+    return later(results, lambda done: b"".join(reply_of(enc, r) for r in done),
+                 count), start + count
 
 
 def _count_run(stats: CommandStats, count: int, started_ns: int) -> None:

@@ -8,6 +8,7 @@ connection's protocol: RESP2 or RESP3 (maps, sets, doubles).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from raftkv.core.commands import Result, TypedResult
@@ -21,16 +22,18 @@ from raftkv.fronts.resp.spec import Reply, Spec, later, spec
 
 def typed(client: Client, args: list[bytes]) -> Reply:
     line = [args[0].lower(), *args[1:]]
-    enc = client.enc
+    return later(client.service.typed(line, client.consistency),
+                 functools.partial(reply_of, client.enc))
 
-    def render(result: Result) -> bytes:
-        assert isinstance(result, TypedResult)
-        if not result.ok:
-            text = result.reply
-            assert isinstance(text, bytes)
-            return p.error_reply(text.decode("utf-8", "replace"))
-        return encode(result.reply, enc)
-    return later(client.service.typed(line, client.consistency), render)
+
+def reply_of(enc: p.Encoder, result: Result) -> bytes:
+    """A typed command's reply: its op's reply, or the error it ended in."""
+    assert isinstance(result, TypedResult)
+    if not result.ok:
+        text = result.reply
+        assert isinstance(text, bytes)
+        return p.error_reply(text.decode("utf-8", "replace"))
+    return encode(result.reply, enc)
 
 
 def encode(reply: Any, enc: p.Encoder) -> bytes:
