@@ -2,8 +2,8 @@
 redis-server: servers on core 0, load on core 1, no fsync on either side, both servers
 up for the whole round and taking turns in short bursts (a ratio is the median pair's).
 
-* redis-benchmark's own type mix at ``-P 1`` (LPUSH, RPUSH, LPOP, RPOP, SADD, HSET,
-  SPOP, ZADD, ZPOPMIN, LRANGE_100), 50 clients;
+* redis-benchmark's own type mix at ``-P 1`` and ``-P 16`` (LPUSH, RPUSH, LPOP, RPOP,
+  SADD, HSET, SPOP, ZADD, ZPOPMIN, LRANGE_100), 50 clients;
 * MULTI / 4 x INCR / EXEC: 20 connections, each sending whole transactions one after
   another (a small asyncio client, the same for both servers).
 """
@@ -84,15 +84,17 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
                 progress.step(f"types: pair {b + 1}/{count}, round {r + 1}")
                 for system, server_port in in_turns(
                         b, [("raftkv", port), ("redis-server", their_port)]):
-                    figures = redis_benchmark(server_port, 1, requests, TYPE_MIX)
-                    for name, value in figures.items():
-                        if name.endswith("_ms") or name.startswith("lpush (needed"):
-                            continue
-                        label = name.split(" ")[0].upper()
-                        rows.append(Row("types", f"{label} -P 1, no fsync", system, value,
-                                        "req/s", r * count + b, extra={
-                                            "p50_ms": figures[f"{name}_p50_ms"],
-                                            "p99_ms": figures[f"{name}_p99_ms"]}))
+                    for pipeline in (1, 16):
+                        figures = redis_benchmark(server_port, pipeline, requests * pipeline // 2
+                                                  if pipeline > 1 else requests, TYPE_MIX)
+                        for name, value in figures.items():
+                            if name.endswith("_ms") or name.startswith("lpush (needed"):
+                                continue
+                            label = name.split(" ")[0].upper()
+                            rows.append(Row("types", f"{label} -P {pipeline}, no fsync", system,
+                                            value, "req/s", r * count + b, extra={
+                                                "p50_ms": figures[f"{name}_p50_ms"],
+                                                "p99_ms": figures[f"{name}_p99_ms"]}))
                     rows.append(Row("types", "MULTI + 4 INCR + EXEC, no fsync", system,
                                     transactions_per_s(server_port, seconds), "txn/s",
                                     r * count + b))

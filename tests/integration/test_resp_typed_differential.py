@@ -355,3 +355,22 @@ def test_command_info_and_docs_describe_every_command_as_redis_does(pair):
         assert doc["group"] == reference_doc["group"], name
         assert doc["summary"], name
         assert ("arguments" in doc) == ("arguments" in reference_doc), name
+
+
+def test_random_members_vary_and_spop_takes_each_member_once(pair):
+    """SRANDMEMBER, HRANDFIELD and ZRANDMEMBER (reads) draw afresh each call; SPOP
+    (a write, seeded by its entry) still hands out every member exactly once."""
+    ours, _ = pair
+    members = [f"m{i}" for i in range(10)]
+    ours.sadd("pool", *members)
+    ours.hset("fields", mapping={m: 1 for m in members})
+    ours.zadd("board", {m: i for i, m in enumerate(members)})
+    for command in (("SRANDMEMBER", "pool"), ("HRANDFIELD", "fields"),
+                    ("ZRANDMEMBER", "board")):
+        assert len({ours.execute_command(*command) for _ in range(60)}) >= 6, command
+    assert len(ours.execute_command("SRANDMEMBER", "pool", "-30")) == 30
+    assert sorted(ours.execute_command("SRANDMEMBER", "pool", "20")) == sorted(
+        m.encode() for m in members)
+    popped = [ours.spop("pool") for _ in range(10)]
+    assert sorted(popped) == sorted(m.encode() for m in members) and ours.spop("pool") is None
+    assert popped != [m.encode() for m in members]  # not simply insertion order

@@ -12,9 +12,9 @@ Every container keeps ``nbytes``, its payload plus a per-element overhead, up to
 as it changes: the keyspace's memory accounting (eviction's ``max_memory_bytes``)
 adds it to the key's own bytes.
 
-Iteration orders are part of determinism: a hash and a set are insertion-ordered
-dicts (never a ``set``, whose order depends on the process's hash seed), so every
-replica, and a replica restored from a snapshot, sees the same order.
+Iteration orders are part of determinism: a hash is an insertion-ordered dict and a
+set a list of members (never a ``set``, whose order depends on the process's hash
+seed), so every replica, and a replica restored from a snapshot, sees the same order.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ KIND_NAMES: Final = {Kind.STRING: b"string", Kind.HASH: b"hash", Kind.LIST: b"li
 # measured with tracemalloc on 100k-element containers (benchmarks/memory_types.py).
 HASH_FIELD_OVERHEAD: Final = 118
 LIST_ITEM_OVERHEAD: Final = 42
-SET_MEMBER_OVERHEAD: Final = 85
+SET_MEMBER_OVERHEAD: Final = 125
 ZSET_MEMBER_OVERHEAD: Final = 198
 # Redis 7.0's thresholds (hash- and zset-max-listpack-entries and -value,
 # set-max-intset-entries): OBJECT ENCODING answers with the encoding Redis 7.0 would
@@ -140,42 +140,58 @@ class List:
 
 
 class Set:
-    __slots__ = ("epoch", "members", "nbytes")
+    """Members in a list, with each member's position in a dict: a random member is
+    one index away (SPOP, SRANDMEMBER), and a removal moves the last member into the
+    hole. The order is the same on every replica: it depends on the ops alone."""
+
+    __slots__ = ("epoch", "items", "nbytes", "positions")
     KIND: Final = Kind.SET
 
     def __init__(self, epoch: int, members: Iterable[bytes] = ()) -> None:
         self.epoch = epoch
-        self.members: dict[bytes, None] = dict.fromkeys(members)
-        self.nbytes = sum(len(m) + SET_MEMBER_OVERHEAD for m in self.members)
+        self.positions: dict[bytes, int] = {}
+        self.items: list[bytes] = []
+        self.nbytes = 0
+        for member in members:
+            self.add(member)
 
     def __len__(self) -> int:
-        return len(self.members)
+        return len(self.items)
 
     def __contains__(self, member: object) -> bool:
-        return member in self.members
+        return member in self.positions
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self.members)
+        return iter(self.items)
 
     def copy(self, epoch: int) -> Set:
-        return Set(epoch, self.members)
+        twin = Set(epoch)
+        twin.positions = dict(self.positions)
+        twin.items = list(self.items)
+        twin.nbytes = self.nbytes
+        return twin
 
     def add(self, member: bytes) -> bool:
-        if member in self.members:
+        if member in self.positions:
             return False
-        self.members[member] = None
+        self.positions[member] = len(self.items)
+        self.items.append(member)
         self.nbytes += len(member) + SET_MEMBER_OVERHEAD
         return True
 
     def discard(self, member: bytes) -> bool:
-        if member not in self.members:
+        position = self.positions.pop(member, None)
+        if position is None:
             return False
-        del self.members[member]
+        last = self.items.pop()
+        if position < len(self.items):
+            self.items[position] = last
+            self.positions[last] = position
         self.nbytes -= len(member) + SET_MEMBER_OVERHEAD
         return True
 
     def encoding(self) -> bytes:
-        if len(self.members) <= SMALL_INTSET and all(_is_int64_text(m) for m in self.members):
+        if len(self.items) <= SMALL_INTSET and all(_is_int64_text(m) for m in self.items):
             return b"intset"
         return b"hashtable"
 
@@ -270,7 +286,7 @@ def encode_container(container: Container) -> bytes:
         for score, member in container.order:
             parts += (pack_len(len(member)), member, _F64.pack(score))
     else:
-        for item in (container.items if isinstance(container, List) else container.members):
+        for item in container.items:
             parts += (pack_len(len(item)), item)
     return b"".join(parts)
 

@@ -594,7 +594,7 @@ class KVService:
         def read(_: object = None) -> Result:
             sm, now_ms = self.replicator.state_machine, self.clock.now_ms()
             try:
-                reply = run(Ctx(sm.keyspace, now_ms), args)
+                reply = run(Ctx(sm.keyspace, now_ms, seed=self._rng.getrandbits(64)), args)
             except OpError as refused:
                 outcome = Outcome.WRONG_TYPE if refused.text == WRONGTYPE else Outcome.ERROR
                 return TypedResult(outcome, sm.applied_index, refused.text)

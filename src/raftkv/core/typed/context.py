@@ -15,7 +15,6 @@ then ``write`` and ``put`` refuse, so a read can never change state.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from raftkv.core.keyspace import Keyspace
 
 WRONGTYPE: Final = b"WRONGTYPE Operation against a key holding the wrong kind of value"
+_MASK64: Final = (1 << 64) - 1
 EVENT_CLASSES: Final = {Kind.HASH: "h", Kind.LIST: "l", Kind.SET: "s", Kind.ZSET: "z"}
 
 
@@ -39,12 +39,12 @@ class OpError(Exception):
 
 
 class Ctx:
-    __slots__ = ("_before", "_changed", "_fresh", "_history", "_remove", "_rng", "events",
-                 "index", "keyspace", "now_ms")
+    __slots__ = ("_before", "_changed", "_fresh", "_history", "_random_state", "_remove",
+                 "events", "index", "keyspace", "now_ms")
 
     def __init__(self, keyspace: Keyspace, now_ms: int, index: int = 0,
                  remove: Callable[[bytes, int, int], object] | None = None,
-                 history: History | None = None) -> None:
+                 history: History | None = None, seed: int = 0) -> None:
         self.keyspace = keyspace
         self.now_ms = now_ms
         self.index = index  # 0: a read outside the log
@@ -55,15 +55,28 @@ class Ctx:
         self._before: dict[bytes, tuple[bytes | None, int]] = {}
         self._changed: dict[bytes, bool] = {}  # key -> replaced whole (a STORE)
         self.events: list[tuple[bytes, bytes, str]] = []  # (event, key, class)
-        self._rng: random.Random | None = None
+        self._random_state = seed  # a read's (0: the entry's index seeds the stream)
 
-    @property
-    def rng(self) -> random.Random:
-        """Randomness for SPOP and the RAND commands: seeded by the entry's index, so
-        every replica draws the same."""
-        if self._rng is None:
-            self._rng = random.Random(self.index)
-        return self._rng
+    def randrange(self, n: int) -> int:
+        """A number in [0, n) from the entry's own random stream (SPOP and the RAND
+        commands): seeded by the entry's index, so every replica draws the same (a read
+        outside the log draws from the seed it was given).
+        splitmix64: a few multiplications a draw, where seeding a Mersenne Twister per
+        entry costs microseconds."""
+        state = (self._random_state or self.index * 0x9E3779B97F4A7C15 + 1) & _MASK64
+        state = (state + 0x9E3779B97F4A7C15) & _MASK64
+        self._random_state = state
+        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        return (z ^ (z >> 31)) % n
+
+    def sample(self, n: int, count: int) -> list[int]:
+        """``count`` distinct numbers in [0, n), in the order drawn (Floyd's method)."""
+        chosen: dict[int, None] = {}
+        for top in range(n - count, n):
+            pick = self.randrange(top + 1)
+            chosen[top if pick in chosen else pick] = None
+        return list(chosen)
 
     # --- reading -------------------------------------------------------------
 

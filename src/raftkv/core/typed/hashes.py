@@ -167,14 +167,15 @@ def hrandfield(ctx: Ctx, args: list[bytes]) -> Reply:
     if count is None:
         if h is None:
             return None
-        return list(h.fields)[ctx.rng.randrange(len(h))]
+        return list(h.fields)[ctx.randrange(len(h))]
     if h is None or count == 0:
         return []
     fields = list(h.fields)
     if count > 0:
-        chosen = fields if count >= len(fields) else ctx.rng.sample(fields, count)
+        chosen = fields if count >= len(fields) else \
+            [fields[i] for i in ctx.sample(len(fields), count)]
     else:
-        chosen = [fields[ctx.rng.randrange(len(fields))] for _ in range(-count)]
+        chosen = [fields[ctx.randrange(len(fields))] for _ in range(-count)]
     if not with_values:
         return list(chosen)
     out = Pairs()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import islice
 from typing import Final
 
 from raftkv.core.containers import Kind, Set
@@ -74,18 +73,11 @@ def scard(ctx: Ctx, args: list[bytes]) -> Reply:
 
 
 def _pick(ctx: Ctx, members: Set, count: int) -> list[bytes]:
-    """``count`` distinct members, chosen with the entry's seeded randomness (in the
-    set's insertion order: the same on every replica)."""
+    """``count`` distinct members, chosen with the entry's seeded randomness (positions
+    in the set's order: the same on every replica)."""
     if count >= len(members):
         return list(members)
-    positions = sorted(ctx.rng.sample(range(len(members)), count))
-    out: list[bytes] = []
-    it = iter(members)
-    at = 0
-    for position in positions:
-        out.append(next(islice(it, position - at, None)))
-        at = position + 1
-    return out
+    return [members.items[i] for i in ctx.sample(len(members), count)]
 
 
 def spop(ctx: Ctx, args: list[bytes]) -> Reply:
@@ -118,8 +110,8 @@ def srandmember(ctx: Ctx, args: list[bytes]) -> Reply:
         return _pick(ctx, found, 1)[0]
     if count >= 0:
         return _pick(ctx, found, count)
-    everyone = list(found)
-    return [everyone[ctx.rng.randrange(len(everyone))] for _ in range(-count)]
+    items = found.items
+    return [items[ctx.randrange(len(items))] for _ in range(-count)]
 
 
 def smove(ctx: Ctx, args: list[bytes]) -> Reply:
@@ -150,7 +142,7 @@ def _combine(ctx: Ctx, keys: list[bytes], how: str) -> list[bytes]:
         out: dict[bytes, None] = {}
         for s in sets:
             if s is not None:
-                out.update(s.members)
+                out.update(dict.fromkeys(s.items))
         return list(out)
     first = sets[0]
     if first is None:

@@ -506,14 +506,15 @@ def zrandmember(ctx: Ctx, args: list[bytes]) -> Reply:
     count = integer(args[2]) if len(args) >= 3 else None
     z = _read(ctx, args[1])
     if count is None:
-        return None if z is None else z.order[ctx.rng.randrange(len(z))][1]
+        return None if z is None else z.order[ctx.randrange(len(z))][1]
     if z is None or count == 0:
         return []
     members = list(z.scores)
     if count > 0:
-        chosen = members if count >= len(members) else ctx.rng.sample(members, count)
+        chosen = members if count >= len(members) else \
+            [members[i] for i in ctx.sample(len(members), count)]
     else:
-        chosen = [members[ctx.rng.randrange(len(members))] for _ in range(-count)]
+        chosen = [members[ctx.randrange(len(members))] for _ in range(-count)]
     if len(args) < 4:
         return list(chosen)
     out = Pairs()
