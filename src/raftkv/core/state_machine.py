@@ -82,8 +82,7 @@ from raftkv.core.numbers import (
 )
 from raftkv.core.table import Table
 from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
-from raftkv.core.typed import Ctx, OpError, run
-from raftkv.core.typed.context import WRONGTYPE
+from raftkv.core.typed import Ctx, attempt
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
 
@@ -391,11 +390,9 @@ class StateMachine:
 
     def _typed(self, index: int, c: TypedOp) -> Result:
         ctx = Ctx(self.keyspace, c.now_ms, index, self._remove, self.history)
-        try:
-            reply = run(ctx, list(c.args))
-        except OpError as refused:
-            outcome = Outcome.WRONG_TYPE if refused.text == WRONGTYPE else Outcome.ERROR
-            return TypedResult(outcome, index, refused.text)
+        outcome, reply = attempt(ctx, list(c.args))
+        if outcome is not OUTCOME_OK:
+            return TypedResult(outcome, index, reply)
         ctx.finish()
         return TypedResult(OUTCOME_OK, index, reply, tuple(ctx.events))
 

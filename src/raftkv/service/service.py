@@ -53,8 +53,7 @@ from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memor
 from raftkv.core.glob import compile_glob, literal_prefix
 from raftkv.core.numbers import INT64_MAX, INT64_MIN, parse_long_double
 from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
-from raftkv.core.typed import Ctx, OpError, run
-from raftkv.core.typed.context import WRONGTYPE
+from raftkv.core.typed import Ctx, attempt
 from raftkv.deferred import Deferred, MaybeDeferred, when
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge, WrongType
 from raftkv.service.ports import (
@@ -593,15 +592,12 @@ class KVService:
 
         def read(_: object = None) -> Result:
             sm, now_ms = self.replicator.state_machine, self.clock.now_ms()
-            try:
-                reply = run(Ctx(sm.keyspace, now_ms, seed=self._rng.getrandbits(64)), args)
-            except OpError as refused:
-                outcome = Outcome.WRONG_TYPE if refused.text == WRONGTYPE else Outcome.ERROR
-                return TypedResult(outcome, sm.applied_index, refused.text)
-            if self._tracking:
+            outcome, reply = attempt(Ctx(sm.keyspace, now_ms, seed=self._rng.getrandbits(64)),
+                                     args)
+            if outcome is Outcome.OK and self._tracking:
                 for key in spec.keys(args):
                     self.tracker.touch(key, now_ms)
-            return TypedResult(Outcome.OK, sm.applied_index, reply)
+            return TypedResult(outcome, sm.applied_index, reply)
 
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from raftkv.core.commands import OUTCOME_OK, Outcome
 from raftkv.core.typed import hashes, lists, sets, zsets
-from raftkv.core.typed.context import Ctx, OpError
+from raftkv.core.typed.context import WRONGTYPE, Ctx, OpError
 from raftkv.core.typed.replies import Reply
 from raftkv.core.typed.spec import TypedSpec
 
@@ -22,6 +23,16 @@ COMMANDS: Final[dict[str, TypedSpec]] = {
     for family in (hashes.COMMANDS, lists.COMMANDS, sets.COMMANDS, zsets.COMMANDS)
     for spec in family
 }
+
+
+def attempt(ctx: Ctx, args: list[bytes]) -> tuple[Outcome, Reply]:
+    """``run``, its error as an outcome: (OK, the reply) or (WRONG_TYPE or ERROR, the
+    error's text) - how the state machine and the service's reads both answer."""
+    try:
+        return OUTCOME_OK, run(ctx, args)
+    except OpError as refused:
+        return (Outcome.WRONG_TYPE if refused.text == WRONGTYPE else Outcome.ERROR,
+                refused.text)
 
 
 def run(ctx: Ctx, args: list[bytes]) -> Reply:
@@ -34,4 +45,4 @@ def run(ctx: Ctx, args: list[bytes]) -> Reply:
     return spec.fn(ctx, args)
 
 
-__all__ = ["COMMANDS", "Ctx", "OpError", "Reply", "TypedSpec", "run"]
+__all__ = ["COMMANDS", "Ctx", "OpError", "Reply", "TypedSpec", "attempt", "run"]
