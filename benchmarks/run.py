@@ -40,7 +40,7 @@ SUITES = {"engine": (engine, lambda b: 6, 2), "raft": (raft_bench, lambda b: 1, 
           "http": (http_bench, lambda b: 1 + b, 0), "ops": (ops_bench, lambda b: 1 + b, 0),
           "knee": (knee_bench, lambda b: len(knee_bench.RATES), 0),
           "resp": (resp_bench, lambda b: 2 * (1 + b), 0),
-          "types": (types_bench, lambda b: 1 + b, 0),
+          "types": (types_bench, lambda b: 2 * (1 + b), 0),
           "cluster": (cluster_bench, lambda b: 3 + b, 1)}
 
 

@@ -1,11 +1,13 @@
 """Hashes, lists, sets, sorted sets and transactions over the Redis protocol, against
-redis-server: servers on core 0, load on core 1, no fsync on either side, both servers
-up for the whole round and taking turns in short bursts (a ratio is the median pair's).
+redis-server: servers on core 0, load on core 1, both servers up for the whole round
+and taking turns in short bursts (a ratio is the median pair's); first without fsync on
+either side, then durable (``--fsync always`` against ``appendfsync always``).
 
 * redis-benchmark's own type mix at ``-P 1`` and ``-P 16`` (LPUSH, RPUSH, LPOP, RPOP,
   SADD, HSET, SPOP, ZADD, ZPOPMIN, LRANGE_100), 50 clients;
 * MULTI / 4 x INCR / EXEC: 20 connections, each sending whole transactions one after
-  another (a small asyncio client, the same for both servers).
+  another (a small asyncio client, the same for both servers);
+* durable: LPUSH, SADD, HSET and ZADD at ``-P 16``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from benchmarks.common import (
 from benchmarks.resp_bench import _redis, redis_benchmark
 
 TYPE_MIX = "lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100"
+DURABLE_MIX = "lpush,sadd,hset,zadd"
 TXN = b"".join(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
                for parts in [[b"MULTI"], *[[b"INCR", b"counter:%d" % i] for i in range(4)],
                              [b"EXEC"]])
@@ -72,30 +75,44 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
     count, seconds = bursts(quick)
     requests = 20_000 if quick else 40_000
     for r in range(rounds):
-        progress.step(f"types: starting raftkv and redis-server, round {r + 1}")
-        work = scratch_dir("types")
-        port = free_port()
-        ours = raftkv_server(work / "data", port + 1 if port < 65000 else port - 1,
-                             "--resp-port", str(port), "--fsync", "no")
-        wait_port(port)
-        theirs, their_port = _redis(work, False)
-        with ours, theirs:
-            for b in range(count):
-                progress.step(f"types: pair {b + 1}/{count}, round {r + 1}")
-                for system, server_port in in_turns(
-                        b, [("raftkv", port), ("redis-server", their_port)]):
-                    for pipeline in (1, 16):
-                        figures = redis_benchmark(server_port, pipeline, requests * pipeline // 2
-                                                  if pipeline > 1 else requests, TYPE_MIX)
-                        for name, value in figures.items():
-                            if name.endswith("_ms") or name.startswith("lpush (needed"):
-                                continue
-                            label = name.split(" ")[0].upper()
-                            rows.append(Row("types", f"{label} -P {pipeline}, no fsync", system,
-                                            value, "req/s", r * count + b, extra={
-                                                "p50_ms": figures[f"{name}_p50_ms"],
-                                                "p99_ms": figures[f"{name}_p99_ms"]}))
-                    rows.append(Row("types", "MULTI + 4 INCR + EXEC, no fsync", system,
-                                    transactions_per_s(server_port, seconds), "txn/s",
-                                    r * count + b))
+        for durable in (False, True):
+            label = "durable" if durable else "no fsync"
+            progress.step(f"types: starting raftkv and redis-server ({label}), round {r + 1}")
+            work = scratch_dir("types")
+            port = free_port()
+            ours = raftkv_server(work / "data", port + 1 if port < 65000 else port - 1,
+                                 "--resp-port", str(port), "--fsync",
+                                 "always" if durable else "no")
+            wait_port(port)
+            theirs, their_port = _redis(work, durable)
+            with ours, theirs:
+                for b in range(count):
+                    progress.step(f"types: {label} pair {b + 1}/{count}, round {r + 1}")
+                    for system, server_port in in_turns(
+                            b, [("raftkv", port), ("redis-server", their_port)]):
+                        rows += _pair(system, server_port, durable, requests, r * count + b,
+                                      seconds)
+    return rows
+
+
+def _pair(system: str, port: int, durable: bool, requests: int, burst: int, seconds: float
+          ) -> list[Row]:
+    """One burst of each workload against one server: without fsync the whole mix at
+    ``-P 1`` and ``-P 16`` and the transactions; durable, the writes at ``-P 16``."""
+    rows = []
+    runs = [(16, DURABLE_MIX)] if durable else [(1, TYPE_MIX), (16, TYPE_MIX)]
+    label = "durable" if durable else "no fsync"
+    for pipeline, tests in runs:
+        figures = redis_benchmark(port, pipeline, requests * pipeline // 2 if pipeline > 1
+                                  else requests, tests)
+        for name, value in figures.items():
+            if name.endswith("_ms") or name.startswith("lpush (needed"):
+                continue
+            rows.append(Row("types", f"{name.split(' ')[0].upper()} -P {pipeline}, {label}",
+                            system, value, "req/s", burst, extra={
+                                "p50_ms": figures[f"{name}_p50_ms"],
+                                "p99_ms": figures[f"{name}_p99_ms"]}))
+    if not durable:
+        rows.append(Row("types", "MULTI + 4 INCR + EXEC, no fsync", system,
+                        transactions_per_s(port, seconds), "txn/s", burst))
     return rows
