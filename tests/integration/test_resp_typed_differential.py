@@ -374,3 +374,30 @@ def test_random_members_vary_and_spop_takes_each_member_once(pair):
     popped = [ours.spop("pool") for _ in range(10)]
     assert sorted(popped) == sorted(m.encode() for m in members) and ours.spop("pool") is None
     assert popped != [m.encode() for m in members]  # not simply insertion order
+
+
+RESP3_SCRIPT = [
+    ("HSET", "h", "a", "1", "b", "2"), ("HGETALL", "h"), ("HSET", "one", "f", "v"),
+    ("HRANDFIELD", "one", "-2", "WITHVALUES"),
+    ("SADD", "s", "x"), ("SMEMBERS", "s"), ("SINTER", "s", "s"),
+    ("ZADD", "z", "1.5", "m", "2", "n", "3", "o"), ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+    ("ZSCORE", "z", "m"), ("ZMSCORE", "z", "m", "none"), ("ZINCRBY", "z", "0.25", "m"),
+    ("ZPOPMIN", "z"), ("ZPOPMAX", "z", "1"), ("ZMPOP", "1", "z", "MIN"),
+    ("ZUNION", "1", "z", "WITHSCORES"), ("ZADD", "z", "INCR", "1", "q"),
+    ("LPOP", "nolist", "2"), ("LMPOP", "1", "nolist", "LEFT"), ("HGET", "h", "none"),
+    ("ZSCAN", "z", "0"), ("HSCAN", "h", "0"),
+]
+
+
+def test_resp3_replies_of_the_types_are_those_of_redis(start_server, real_redis):
+    node = start_server(resp=True)
+    ours = redis.Redis(port=node.resp_port, protocol=3)
+    theirs = redis.Redis(port=real_redis.connection_pool.connection_kwargs["port"], protocol=3)
+    try:
+        theirs.flushall()
+        for command in RESP3_SCRIPT:
+            a, b = both(ours, theirs, *command)
+            assert a == b, command
+    finally:
+        ours.close()
+        theirs.close()
