@@ -33,7 +33,7 @@ from sortedcontainers import SortedList
 
 from raftkv.core.commands import Entry
 from raftkv.core.containers import Container
-from raftkv.core.table import TYPED, Table
+from raftkv.core.table import DEADLINE_AT, TYPED, Table
 
 # Two layouts of the header, told apart by the first byte. Most keys have no TTL,
 # revisions below 2**32 and fewer than 65,536 versions: they get the 11-byte compact
@@ -312,6 +312,9 @@ class Keyspace:
         else:
             self._data_bytes -= value_length(old)
         self._data_bytes += container.nbytes - old_nbytes
+        if old is not None and old[0] != 0 and \
+                old[DEADLINE_AT:DEADLINE_AT + 8] == packed[DEADLINE_AT:DEADLINE_AT + 8]:
+            return  # the same deadline (the common case: a typed op keeps it)
         old_deadline, new_deadline = (deadline_of(old) if old is not None else 0,
                                       deadline_of(packed))
         if old_deadline != new_deadline:

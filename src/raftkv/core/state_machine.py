@@ -81,7 +81,7 @@ from raftkv.core.numbers import (
     parse_long_double,
 )
 from raftkv.core.table import Table
-from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
+from raftkv.core.typed import BY_NAME as TYPED_BY_NAME
 from raftkv.core.typed import Ctx, attempt
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
@@ -538,7 +538,7 @@ def _keys_of(op: Op) -> tuple[bytes, ...]:
 
 
 def _typed_keys(op: TypedOp) -> list[bytes]:
-    spec = TYPED_COMMANDS.get(op.args[0].decode("latin-1"))
+    spec = TYPED_BY_NAME.get(op.args[0])
     return spec.keys(list(op.args)) if spec is not None else []
 
 

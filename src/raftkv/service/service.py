@@ -52,7 +52,7 @@ from raftkv.core.containers import KIND_NAMES, Kind
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.glob import compile_glob, literal_prefix
 from raftkv.core.numbers import INT64_MAX, INT64_MIN, parse_long_double
-from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
+from raftkv.core.typed import BY_NAME as TYPED_BY_NAME
 from raftkv.core.typed import Ctx, attempt
 from raftkv.deferred import Deferred, MaybeDeferred, when
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge, WrongType
@@ -574,7 +574,7 @@ class KVService:
         name in lower case first): a write through the log, a read at ``consistency``.
         Either way it ends in a TypedResult (an error reply is its outcome, not an
         exception)."""
-        spec = TYPED_COMMANDS[args[0].decode("latin-1")]
+        spec = TYPED_BY_NAME[args[0]]
         for key in spec.keys(args):
             validate_key(key)
         if spec.writes:

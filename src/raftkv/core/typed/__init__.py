@@ -23,6 +23,8 @@ COMMANDS: Final[dict[str, TypedSpec]] = {
     for family in (hashes.COMMANDS, lists.COMMANDS, sets.COMMANDS, zsets.COMMANDS)
     for spec in family
 }
+# the same rows by the name as a command line carries it (lower case): looked up per op
+BY_NAME: Final[dict[bytes, TypedSpec]] = {name.encode(): spec for name, spec in COMMANDS.items()}
 
 
 def attempt(ctx: Ctx, args: list[bytes]) -> tuple[Outcome, Reply]:
@@ -37,7 +39,7 @@ def attempt(ctx: Ctx, args: list[bytes]) -> tuple[Outcome, Reply]:
 
 def run(ctx: Ctx, args: list[bytes]) -> Reply:
     """Run the command line ``args`` (its name in lower case first); raises OpError."""
-    spec = COMMANDS.get(args[0].decode("latin-1"))
+    spec = BY_NAME.get(args[0])
     if spec is None:
         raise OpError(b"ERR unknown command '%s'" % args[0])
     if spec.writes and not ctx.index:
@@ -45,4 +47,4 @@ def run(ctx: Ctx, args: list[bytes]) -> Reply:
     return spec.fn(ctx, args)
 
 
-__all__ = ["COMMANDS", "Ctx", "OpError", "Reply", "TypedSpec", "attempt", "run"]
+__all__ = ["BY_NAME", "COMMANDS", "Ctx", "OpError", "Reply", "TypedSpec", "attempt", "run"]

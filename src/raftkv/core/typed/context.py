@@ -181,5 +181,8 @@ class Ctx:
                 key, pack(b"", index, create, deadline or None, version, container.KIND), raw,
                 container, old_nbytes if raw is not None and kind_of(raw) else 0)
             if self._history is not None:
-                name = next((e for e, k, _ in reversed(self.events) if k == key), b"")
+                name = b""
+                for event, changed_key, _ in self.events:  # (the key's last event names it)
+                    if changed_key == key:
+                        name = event
                 self._history.record(index, key, TYPED, name)
