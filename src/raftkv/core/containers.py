@@ -97,12 +97,16 @@ class Hash:
 
 
 class List:
+    """Items in a Python list while the list is small (a deque reserves 64 slots a
+    block: most of a short list's memory), in a deque once it is long, where pushes
+    and pops at the head must stay O(1)."""
+
     __slots__ = ("epoch", "items", "nbytes")
     KIND: Final = Kind.LIST
 
     def __init__(self, epoch: int, items: Iterable[bytes] = ()) -> None:
         self.epoch = epoch
-        self.items: deque[bytes] = deque(items)
+        self.items: list[bytes] | deque[bytes] = _sized(list(items))
         self.nbytes = sum(len(item) + LIST_ITEM_OVERHEAD for item in self.items)
 
     def __len__(self) -> int:
@@ -112,14 +116,25 @@ class List:
         return List(epoch, self.items)
 
     def push(self, item: bytes, left: bool) -> None:
-        if left:
-            self.items.appendleft(item)
+        items = self.items
+        if isinstance(items, list) and len(items) >= SMALL_ENTRIES:
+            items = self.items = deque(items)
+        if not left:
+            items.append(item)
+        elif isinstance(items, deque):
+            items.appendleft(item)
         else:
-            self.items.append(item)
+            items.insert(0, item)
         self.nbytes += len(item) + LIST_ITEM_OVERHEAD
 
     def pop(self, left: bool) -> bytes:
-        item = self.items.popleft() if left else self.items.pop()
+        items = self.items
+        if not left:
+            item = items.pop()
+        elif isinstance(items, deque):
+            item = items.popleft()
+        else:
+            item = items.pop(0)
         self.nbytes -= len(item) + LIST_ITEM_OVERHEAD
         return item
 
@@ -132,11 +147,16 @@ class List:
         self.items[index] = item
 
     def replace_all(self, items: Iterable[bytes]) -> None:
-        self.items = deque(items)
+        self.items = _sized(list(items))
         self.nbytes = sum(len(item) + LIST_ITEM_OVERHEAD for item in self.items)
 
     def encoding(self) -> bytes:
         return b"quicklist"
+
+
+def _sized(items: list[bytes]) -> list[bytes] | deque[bytes]:
+    """``items`` as a List holds them: a list while small, a deque past that."""
+    return items if len(items) <= SMALL_ENTRIES else deque(items)
 
 
 class Set:
