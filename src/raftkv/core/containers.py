@@ -49,6 +49,10 @@ HASH_FIELD_OVERHEAD: Final = 118
 LIST_ITEM_OVERHEAD: Final = 42
 SET_MEMBER_OVERHEAD: Final = 125
 ZSET_MEMBER_OVERHEAD: Final = 198
+# and per container, what a short one costs beyond its elements (the List object and
+# its list; the sorted list's own lists and index), measured on 50k 10-element ones
+LIST_BASE_BYTES: Final = 280
+ZSET_BASE_BYTES: Final = 480
 # Redis 7.0's thresholds (hash- and zset-max-listpack-entries and -value,
 # set-max-intset-entries): OBJECT ENCODING answers with the encoding Redis 7.0 would
 # use, for clients that look (lists are always quicklists there).
@@ -107,7 +111,8 @@ class List:
     def __init__(self, epoch: int, items: Iterable[bytes] = ()) -> None:
         self.epoch = epoch
         self.items: list[bytes] | deque[bytes] = _sized(list(items))
-        self.nbytes = sum(len(item) + LIST_ITEM_OVERHEAD for item in self.items)
+        self.nbytes = LIST_BASE_BYTES + sum(len(item) + LIST_ITEM_OVERHEAD
+                                            for item in self.items)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -148,7 +153,8 @@ class List:
 
     def replace_all(self, items: Iterable[bytes]) -> None:
         self.items = _sized(list(items))
-        self.nbytes = sum(len(item) + LIST_ITEM_OVERHEAD for item in self.items)
+        self.nbytes = LIST_BASE_BYTES + sum(len(item) + LIST_ITEM_OVERHEAD
+                                            for item in self.items)
 
     def encoding(self) -> bytes:
         return b"quicklist"
@@ -226,7 +232,7 @@ class ZSet:
         self.epoch = epoch
         self.scores: dict[bytes, float] = scores if scores is not None else {}
         self.order: SortedList = SortedList((s, m) for m, s in self.scores.items())
-        self.nbytes = sum(len(m) + ZSET_MEMBER_OVERHEAD for m in self.scores)
+        self.nbytes = ZSET_BASE_BYTES + sum(len(m) + ZSET_MEMBER_OVERHEAD for m in self.scores)
 
     def __len__(self) -> int:
         return len(self.scores)
