@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from typing import Final
 
 import redis
@@ -47,34 +48,6 @@ def _bar(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
-def ours(family: str) -> tuple[float, float]:
-    """(measured bytes per element, the keyspace's estimate per element)."""
-    make = FAMILIES[family]
-    gc.collect()
-    tracemalloc.start()
-    sm = StateMachine(history_events=1)  # (the history's last 100k events are counted
-    before = tracemalloc.get_traced_memory()[0]  # once per node, not per element)
-    for i in range(ELEMENTS):
-        sm.apply(i + 1, TypedOp(make(i)))
-    gc.collect()
-    used = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
-    return used / ELEMENTS, sm.keyspace.data_bytes / ELEMENTS
-
-
-def theirs(client: redis.Redis, family: str) -> float:
-    make = FAMILIES[family]
-    client.flushall()
-    before = client.info("memory")["used_memory"]
-    pipe = client.pipeline(transaction=False)
-    for i in range(ELEMENTS):
-        pipe.execute_command(*make(i))
-        if i % 1000 == 999:
-            pipe.execute()
-    pipe.execute()
-    return (client.info("memory")["used_memory"] - before) / ELEMENTS
-
-
 SMALL: Final = {
     "hash": lambda i: (b"hset", b"h:%09d" % i,
                        *(part for f in range(10) for part in (b"field%d" % f, b"value%d" % f))),
@@ -84,32 +57,34 @@ SMALL: Final = {
 }
 
 
-def small_ours(family: str, keys: int) -> float:
-    """Bytes per element of ``keys`` small containers of 10 elements each."""
-    make = SMALL[family]
+def ours(make: Callable[[int], tuple[bytes, ...]], commands: int, elements: int
+         ) -> tuple[float, float]:
+    """(measured bytes per element, the keyspace's own estimate per element) after
+    applying ``make(i)`` for i < ``commands``, which make ``elements`` elements."""
     gc.collect()
     tracemalloc.start()
-    sm = StateMachine(history_events=1)
-    before = tracemalloc.get_traced_memory()[0]
-    for i in range(keys):
+    sm = StateMachine(history_events=1)  # (the history's last 10k events are counted
+    before = tracemalloc.get_traced_memory()[0]  # once per node, not per element)
+    for i in range(commands):
         sm.apply(i + 1, TypedOp(make(i)))
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    return used / (keys * 10)
+    return used / elements, sm.keyspace.data_bytes / elements
 
 
-def small_theirs(client: redis.Redis, family: str, keys: int) -> float:
-    make = SMALL[family]
+def theirs(client: redis.Redis, make: Callable[[int], tuple[bytes, ...]], commands: int,
+           elements: int) -> float:
+    """redis-server's ``used_memory`` growth per element for the same commands."""
     client.flushall()
     before = client.info("memory")["used_memory"]
     pipe = client.pipeline(transaction=False)
-    for i in range(keys):
+    for i in range(commands):
         pipe.execute_command(*make(i))
         if i % 1000 == 999:
             pipe.execute()
     pipe.execute()
-    return (client.info("memory")["used_memory"] - before) / (keys * 10)
+    return (client.info("memory")["used_memory"] - before) / elements
 
 
 def snapshot_pause(keys: int = 1_000_000) -> tuple[float, float, float]:
@@ -156,15 +131,15 @@ def main() -> int:
         wait_port(port)
         client = redis.Redis(port=port)
         rows = []
-        for n, family in enumerate(FAMILIES):
+        for n, (family, make) in enumerate(FAMILIES.items()):
             _bar(n, len(FAMILIES) + 1, f"memory: {family}")
-            measured, estimate = ours(family)
-            rows.append((family, measured, estimate, theirs(client, family)))
+            measured, estimate = ours(make, ELEMENTS, ELEMENTS)
+            rows.append((family, measured, estimate, theirs(client, make, ELEMENTS, ELEMENTS)))
         small = []
-        for family in SMALL:
+        for family, make in SMALL.items():
             _bar(len(FAMILIES), len(FAMILIES) + 1, f"memory: {SMALL_KEYS:,} small {family} keys")
-            small.append((family, small_ours(family, SMALL_KEYS),
-                          small_theirs(client, family, SMALL_KEYS)))
+            small.append((family, ours(make, SMALL_KEYS, SMALL_KEYS * 10)[0],
+                          theirs(client, make, SMALL_KEYS, SMALL_KEYS * 10)))
         _bar(len(FAMILIES), len(FAMILIES) + 1, "snapshot pause at 1M keys")
         built_ms, pause_ms, first_write_us = snapshot_pause()
         sys.stderr.write("\n")

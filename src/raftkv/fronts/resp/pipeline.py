@@ -14,9 +14,9 @@ from __future__ import annotations
 import functools
 import itertools
 import time
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
-from raftkv.deferred import Deferred
 from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
@@ -51,16 +51,8 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
         count = len(items)
         if count < MIN_RUN:
             return None
-        client.state.stats.commands += count
-        client.writing = True
-        started = time.perf_counter_ns()
-        try:
-            future = client.service.put_many(items)
-        except RaftKVError as exc:
-            return p.error_reply(error_text(exc)) * count, start + count
-        finally:
-            _count_run(SET.stats, count, started)
-        return later(future, lambda _: p.OK * count, count), start + count
+        return _answer(client, start, [SET.stats] * count, True,
+                       lambda: client.service.put_many(items), lambda _: p.OK * count)
     if name not in GET_NAMES:
         return _typed_run(client, commands, start)
     keys: list[bytes] = []
@@ -69,21 +61,11 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
                 or not 0 < len(args[1]) <= MAX_KEY_BYTES:
             break
         keys.append(args[1])
-    count = len(keys)
-    if count < MIN_RUN:
+    if len(keys) < MIN_RUN:
         return None
-    client.state.stats.commands += count
-    client.writing = False
-    started = time.perf_counter_ns()
-    try:
-        values = client.service.get_values(keys, client.consistency)
-    except RaftKVError as exc:
-        return p.error_reply(error_text(exc)) * count, start + count
-    finally:
-        _count_run(GET.stats, count, started)
-    if isinstance(values, Deferred):
-        return later(values, functools.partial(values_reply, client), count), start + count
-    return values_reply(client, values), start + count
+    return _answer(client, start, [GET.stats] * len(keys), False,
+                   lambda: client.service.get_values(keys, client.consistency),
+                   functools.partial(values_reply, client))
 
 
 def _typed_run(client: Client, commands: list[list[bytes]], start: int
@@ -101,25 +83,28 @@ def _typed_run(client: Client, commands: list[list[bytes]], start: int
             break
         lines.append([name, *args[1:]])
         rows.append(row)
-    count = len(lines)
-    if count < MIN_RUN:
+    if len(lines) < MIN_RUN:
         return None
+    enc = client.enc
+    return _answer(client, start, [row.stats for row in rows], True,
+                   lambda: client.service.typed_writes(lines),
+                   lambda done: b"".join(reply_of(enc, r) for r in done))
+
+
+def _answer(client: Client, start: int, stats: list[CommandStats], writing: bool,
+            call: Callable[[], Any], render: Callable[[Any], bytes]) -> tuple[Reply, int]:
+    """A run's one reply and where it ends: ``call`` the service once (a refusal is
+    every command's error reply), ``render`` what it gives, count each command."""
+    count = len(stats)
     client.state.stats.commands += count
-    client.writing = True
+    client.writing = writing
     started = time.perf_counter_ns()
     try:
-        results = client.service.typed_writes(lines)
+        result = call()
     except RaftKVError as exc:
         return p.error_reply(error_text(exc)) * count, start + count
     finally:
-        for row in rows:
-            row.stats.calls += 1
-        rows[0].stats.ns += time.perf_counter_ns() - started
-    enc = client.enc
-    return later(results, lambda done: b"".join(reply_of(enc, r) for r in done),
-                 count), start + count
-
-
-def _count_run(stats: CommandStats, count: int, started_ns: int) -> None:
-    stats.calls += count
-    stats.ns += time.perf_counter_ns() - started_ns
+        for row_stats in stats:
+            row_stats.calls += 1
+        stats[0].ns += time.perf_counter_ns() - started
+    return later(result, render, count), start + count
