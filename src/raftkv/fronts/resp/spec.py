@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from raftkv import errors
 from raftkv.core.commands import Outcome, Result
 from raftkv.core.numbers import parse_int64
+from raftkv.core.typed.context import WRONGTYPE as WRONG_KIND
 from raftkv.deferred import Deferred
 from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
@@ -31,7 +32,7 @@ log = logging.getLogger("raftkv.resp")
 
 WRONG_INT = "ERR value is not an integer or out of range"
 SYNTAX = "ERR syntax error"
-WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+WRONGTYPE = WRONG_KIND.decode()  # (the core's text: typed ops answer with it too)
 NOPERM = "NOPERM this user has no permissions to access one of the keys used as arguments"
 
 
