@@ -8,9 +8,11 @@ Pairs compared: ``--fsync no`` vs ``appendonly no``; ``--fsync always`` vs
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.common import (
@@ -57,6 +59,20 @@ def _redis(data: Path, durable: bool) -> tuple[Proc, int]:
     return proc, port
 
 
+@contextlib.contextmanager
+def server_pair(suite: str, durable: bool) -> Iterator[tuple[int, int]]:
+    """raftkv and redis-server side by side, durable (``--fsync always`` against
+    ``appendfsync always``) or not: their RESP ports, both stopped at the end."""
+    work = scratch_dir(suite)
+    port = free_port()
+    ours = raftkv_server(work / "data", port + 1 if port < 65000 else port - 1,
+                         "--resp-port", str(port), "--fsync", "always" if durable else "no")
+    wait_port(port)
+    theirs, their_port = _redis(work, durable)
+    with ours, theirs:
+        yield port, their_port
+
+
 def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
     count, _ = bursts(quick)
@@ -67,14 +83,7 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
         for durable in (False, True):
             label = "durable" if durable else "no fsync"
             progress.step(f"resp: starting raftkv and redis-server ({label}), round {r + 1}")
-            work = scratch_dir("resp")
-            port = free_port()
-            ours = raftkv_server(work / "data", port + 1 if port < 65000 else port - 1,
-                                 "--resp-port", str(port), "--fsync",
-                                 "always" if durable else "no")
-            wait_port(port)
-            theirs, their_port = _redis(work, durable)
-            with ours, theirs:
+            with server_pair("resp", durable) as (port, their_port):
                 for b in range(count):
                     progress.step(f"resp: {label} pair {b + 1}/{count}, round {r + 1}")
                     # a pair's two bursts run back to back, one operation at a time

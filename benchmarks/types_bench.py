@@ -21,14 +21,10 @@ from benchmarks.common import (
     CLIENT_CPU,
     Row,
     bursts,
-    free_port,
     in_turns,
     pinned,
-    raftkv_server,
-    scratch_dir,
-    wait_port,
 )
-from benchmarks.resp_bench import _redis, redis_benchmark
+from benchmarks.resp_bench import redis_benchmark, server_pair
 
 TYPE_MIX = "lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100"
 DURABLE_MIX = "lpush,sadd,hset,zadd"
@@ -78,14 +74,7 @@ def run(quick: bool, rounds: int, progress) -> list[Row]:
         for durable in (False, True):
             label = "durable" if durable else "no fsync"
             progress.step(f"types: starting raftkv and redis-server ({label}), round {r + 1}")
-            work = scratch_dir("types")
-            port = free_port()
-            ours = raftkv_server(work / "data", port + 1 if port < 65000 else port - 1,
-                                 "--resp-port", str(port), "--fsync",
-                                 "always" if durable else "no")
-            wait_port(port)
-            theirs, their_port = _redis(work, durable)
-            with ours, theirs:
+            with server_pair("types", durable) as (port, their_port):
                 for b in range(count):
                     progress.step(f"types: {label} pair {b + 1}/{count}, round {r + 1}")
                     for system, server_port in in_turns(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import threading
 import time
 from collections import Counter
@@ -26,8 +25,7 @@ import pytest
 import redis
 
 from tests.faults.test_cluster_linearizability import nemesis
-from tests.support.cluster import Cluster
-from tests.support.netproxy import ProxyNet
+from tests.support.cluster import Cluster, proxied_cluster
 
 ACCOUNTS = [f"acct{i}" for i in range(5)]
 START = 100
@@ -38,21 +36,12 @@ TIMEOUT_S = 2.5
 
 @pytest.fixture
 def bank_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    proxies = ProxyNet()
-    cluster = Cluster(tmp_path, 3, resp=True, proxies=proxies)
-    try:
-        cluster.start()
+    with proxied_cluster(tmp_path, resp=True) as cluster:
         url = cluster.url(cluster.leader())
         opened = httpx.post(url + "/v1/txn", json={"success": [
             {"op": "put", "key": a, "value": str(START)} for a in ACCOUNTS]}, timeout=10)
         assert opened.status_code == 200, opened.text
         yield cluster
-    finally:
-        for node in cluster.nodes.values():
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.send_signal(signal.SIGCONT)
-        cluster.stop()
-        proxies.close()
 
 
 class Teller(threading.Thread):

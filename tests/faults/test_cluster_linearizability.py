@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import Cluster, wait_for
-from tests.support.netproxy import ProxyNet
+from tests.support.cluster import proxied_cluster as running_proxied
 from tests.support.wgl import Op, linearizable
 
 KEYS = ("k0", "k1", "k2")
@@ -34,16 +34,8 @@ CLIENT_TIMEOUT_S = 2.5
 
 @pytest.fixture
 def proxied_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    proxies = ProxyNet()
-    cluster = Cluster(tmp_path, 3, proxies=proxies)
-    try:
-        yield cluster.start()
-    finally:
-        for node in cluster.nodes.values():
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.send_signal(signal.SIGCONT)
-        cluster.stop()
-        proxies.close()
+    with running_proxied(tmp_path) as cluster:
+        yield cluster
 
 
 class Client(threading.Thread):

@@ -3,8 +3,10 @@ says (NODE_ID, PORT, PEERS in the environment), always stopped by PID at the end
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,22 @@ class Cluster:
 
     def url(self, node_id: str) -> str:
         return self.nodes[node_id].url
+
+
+@contextlib.contextmanager
+def proxied_cluster(root: Path, size: int = 3, **kw: Any) -> Iterator[Cluster]:
+    """A started cluster whose peer links run through proxies (to cut and heal); at
+    the end every paused node is resumed and every node and proxy stopped."""
+    proxies = ProxyNet()
+    cluster = Cluster(root, size, proxies=proxies, **kw)
+    try:
+        yield cluster.start()
+    finally:
+        for node in cluster.nodes.values():
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGCONT)
+        cluster.stop()
+        proxies.close()
 
 
 def wait_for(probe: Callable[[], Any], timeout_s: float, what: str) -> Any:
