@@ -31,6 +31,7 @@ from benchmarks import (
     ops_bench,
     raft_bench,
     resp_bench,
+    scripts_bench,
     types_bench,
 )
 from benchmarks.common import Progress, Row, bursts
@@ -41,6 +42,7 @@ SUITES = {"engine": (engine, lambda b: 6, 2), "raft": (raft_bench, lambda b: 1, 
           "knee": (knee_bench, lambda b: len(knee_bench.RATES), 0),
           "resp": (resp_bench, lambda b: 2 * (1 + b), 0),
           "types": (types_bench, lambda b: 2 * (1 + b), 0),
+          "scripts": (scripts_bench, lambda b: 2 * (1 + b), 0),
           "cluster": (cluster_bench, lambda b: 3 + b, 1)}
 
 

@@ -6,6 +6,7 @@ leader killed mid-run."""
 
 from __future__ import annotations
 
+import hashlib
 import random
 import subprocess
 import sys
@@ -17,10 +18,18 @@ import redis
 from tests.support.cluster import Cluster, wait_for
 from tests.support.node import ROOT
 
+# a script per write_mix seed: its body is loaded (SCRIPT LOAD) and it runs by SHA1
+SCRIPT = ("-- seed %d\nredis.call('HINCRBY', KEYS[1], 'runs', 1) "
+          "return redis.call('RPUSH', KEYS[2], ARGV[1])")
+SHAS = [hashlib.sha1((SCRIPT % seed).encode()).hexdigest() for seed in range(1, 5)]
+
 
 def dump(r: redis.Redis) -> dict[bytes, object]:
-    """Every key's type, contents and whether it has a deadline."""
-    out: dict[bytes, object] = {}
+    """Every key's type, contents and whether it has a deadline; and which of the
+    write_mix scripts the node's script cache holds (asked as a read, so the node
+    answers from its own state)."""
+    out: dict[bytes, object] = {
+        b"(scripts)": (b"cache", [_cached(r, sha) for sha in SHAS], False)}
     for key in sorted(r.keys("*")):
         kind = r.type(key)
         content: object
@@ -38,10 +47,24 @@ def dump(r: redis.Redis) -> dict[bytes, object]:
     return out
 
 
+def _cached(r: redis.Redis, sha: str) -> bool:
+    try:
+        r.evalsha_ro(sha, 0)
+    except redis.exceptions.NoScriptError:
+        return False
+    except redis.ResponseError:  # (held, and refused to run as a read: it writes)
+        return True
+    return True
+
+
 def write_mix(r: redis.Redis, seed: int, count: int) -> None:
-    """``count`` writes of every type over a few dozen keys, some with a deadline."""
+    """``count`` writes of every type over a few dozen keys, some with a deadline,
+    and scripts among them."""
     rng = random.Random(seed)
+    sha = r.script_load(SCRIPT % seed)
     for i in range(count):
+        if i % 40 == 0:
+            r.evalsha(sha, 2, "h0", f"l{rng.randrange(12) // 4 * 4 + 1}", i)
         n = rng.randrange(12)
         family = n % 4
         if family == 0:

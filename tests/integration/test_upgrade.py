@@ -126,3 +126,31 @@ def test_a_snapshot_with_a_version_1_image_still_loads_and_the_node_goes_on(tmp_
     finally:
         r.close()
         node.stop()
+
+
+def test_a_snapshot_with_a_version_2_image_still_loads_and_scripts_join_it(tmp_path):
+    """tests/fixtures/image-2: written before scripts; today's node serves its typed
+    data, caches a script, and keeps the cache through a version 3 snapshot."""
+    import redis
+
+    data_dir = tmp_path / "node"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "image-2" / "single-node", data_dir)
+    node = ServerProcess(data_dir, resp=True).start()
+    r = redis.Redis(port=node.resp_port)
+    try:
+        assert sorted(r.keys("*")) == [b"after-snapshot", b"board", b"expiring", b"profile:1",
+                                       b"queue", b"tags", b"ttl-key"]
+        assert r.hgetall("profile:1") == {b"name": b"ada", b"lang": b"lua"}
+        assert r.lrange("queue", 0, -1) == [b"a", b"b", b"c", b"d"]
+        assert r.smembers("tags") == {b"w", b"x", b"y", b"z"}
+        assert r.zrange("board", 0, -1, withscores=True) == [(b"one", 1.5), (b"two", 2.0),
+                                                              (b"three", 3.0)]
+        assert r.ttl("expiring") > 10**7 and r.ttl("ttl-key") > 10**7
+        sha = r.script_load("return redis.call('LLEN', KEYS[1])")
+        assert httpx.post(node.url + "/v1/admin/snapshot", timeout=30).status_code == 200
+        node.stop()
+        node.start()
+        assert r.evalsha(sha, 1, "queue") == 4 and r.get("after-snapshot") == b"w"
+    finally:
+        r.close()
+        node.stop()

@@ -1,8 +1,10 @@
 """Determinism (DATA-MODEL.md section 7, TESTING.md): seeded random streams of commands
-of every type - SPOP's randomness, expiry, MULTI-style batches included - applied to
+of every type - SPOP's randomness, expiry, MULTI-style batches, scripts using
+``math.random``, ``TIME`` and every type (by body and by SHA1) included - applied to
 two state machines, and to a third restored from a snapshot of the first taken midway;
-all three end with the same digest. The negative control seeds SPOP from the process's
-own randomness instead of the entry's index, and the digests must differ."""
+all three end with the same digest. The negative controls seed SPOP from the
+process's own randomness instead of the entry's index, and give scripts the wall
+clock's TIME instead of the entry's; the digests must differ."""
 
 from __future__ import annotations
 
@@ -16,16 +18,27 @@ import pytest
 from raftkv.core import image
 from raftkv.core.commands import Command, DeleteExpired, Expire, Put, Txn, TypedOp
 from raftkv.core.containers import Hash, List, Set, ZSet
+from raftkv.core.scripts.lua import sha1hex
 from raftkv.core.state_machine import StateMachine
 from tests.support.node import ROOT
 
 KEYS = [b"k%d" % i for i in range(8)]
 ITEMS = [b"a", b"b", b"c", b"d", b"e", b"f"]
+SCRIPT = b"""
+local n = math.random(1, 1000)
+math.randomseed(n)
+redis.call('SADD', KEYS[1] .. ':s', n, math.random(50))
+redis.call('ZADD', KEYS[2] .. ':z', math.random(), 'm' .. math.random(5))
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1] .. ':meta', 'time', t[1] .. '.' .. t[2], 'r', tostring(math.random()))
+redis.call('RPUSH', KEYS[1] .. ':log', cjson.encode({n, tonumber(t[2])}))
+return {n, redis.call('SPOP', KEYS[1] .. ':s'), redis.call('SRANDMEMBER', KEYS[1] .. ':s', -3)}
+"""
 
 
 def stream(seed: int, length: int) -> list[Command]:
     rng = random.Random(seed)
-    out: list[Command] = []
+    out: list[Command] = [TypedOp((b"script", b"load", SCRIPT), now_ms=999)]
     for step in range(length):
         now = 1000 + step
         key, other, items = rng.choice(KEYS), rng.choice(KEYS), rng.sample(ITEMS, 3)
@@ -36,6 +49,7 @@ def stream(seed: int, length: int) -> list[Command]:
             (b"sunionstore", key, other, rng.choice(KEYS)),
             (b"zunionstore", key, b"2", other, rng.choice(KEYS)), (b"lmove", key, other,
                                                                    b"LEFT", b"RIGHT"),
+            (b"eval", SCRIPT, b"2", key, other), (b"evalsha", sha1hex(SCRIPT), b"2", key, other),
         ]
         roll = rng.random()
         if roll < 0.05:
@@ -55,7 +69,9 @@ def stream(seed: int, length: int) -> list[Command]:
 def digest(sm: StateMachine) -> str:
     h = hashlib.sha256()
     keyspace = sm.keyspace
-    for key in sorted(k for k in KEYS if keyspace.raw(k) is not None):
+    h.update(repr(sorted(sm.scripts.items())).encode())
+    keys = [b"%s%s" % (k, suffix) for k in KEYS for suffix in (b"", b":meta", b":log", b":s", b":z")]
+    for key in sorted(k for k in keys if keyspace.raw(k) is not None):
         h.update(key + keyspace.raw(key))  # type: ignore[operator]
         container = keyspace.container(key)
         if isinstance(container, Hash):
@@ -96,6 +112,7 @@ def test_replicas_and_a_snapshot_restored_one_agree(seed: int) -> None:
     assert restored is not None
     assert first == second and first.startswith(digest(restored))
     assert any(isinstance(c, TypedOp) and c.args[0] == b"spop" for c in commands)
+    assert any(isinstance(c, TypedOp) and c.args[0] == b"evalsha" for c in commands[300:])
 
 
 PLANTED = """
@@ -110,8 +127,24 @@ print(len({replay(commands)[0] for _ in range(3)}))
 """
 
 
-def test_negative_control_spop_seeded_from_outside_the_log_diverges() -> None:
-    done = subprocess.run([sys.executable, "-c", PLANTED], cwd=ROOT, capture_output=True,
+PLANTED_TIME = """
+import time
+from raftkv.core.typed import CALLABLE
+from raftkv.core.typed.replies import Reply
+def wall_time(ctx, args) -> Reply:  # planted: the wall clock's time, not the entry's
+    now = time.time_ns() // 1000
+    return [b"%d" % (now // 1000000), b"%d" % (now % 1000000)]
+object.__setattr__(CALLABLE[b"time"], "fn", wall_time)
+from tests.unit.test_determinism import replay, stream
+commands = stream(0, 600)
+print(len({replay(commands)[0] for _ in range(3)}))
+"""
+
+
+@pytest.mark.parametrize("planted", [PLANTED, PLANTED_TIME], ids=["spop-seed", "script-time"])
+def test_negative_control_randomness_or_time_from_outside_the_log_diverges(planted: str
+                                                                            ) -> None:
+    done = subprocess.run([sys.executable, "-c", planted], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) > 1  # the three replays disagree

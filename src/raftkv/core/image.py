@@ -4,15 +4,17 @@ Storage wraps an image in a snapshot file (``storage/snapshots.py``) and Raft se
 it to a follower in InstallSnapshot chunks; neither looks inside. Version 2 (all
 integers little-endian)::
 
-    magic "RKVIMAG2" | index u64 | term u64 | entries u64 | requests u32
+    magic "RKVIMAG3" | index u64 | term u64 | entries u64 | requests u32
     lengths   u32 * (2 * entries)            key length, packed-entry length, ...
     blob      key | packed entry | ...       in key order
     requests  (u32 id length | id | u32 result length | result) * requests
     containers u64, then (u32 key length | key | u32 length | container) * containers
+    scripts   u32, then (u32 length | body) * scripts      the script cache, by body
     crc32 u32                                over everything before it
 
-A container is encoded by ``containers.py`` (type-tagged). Version 1 (magic
-"RKVSNAP1") is version 2 without the containers: it still loads.
+A container is encoded by ``containers.py`` (type-tagged). Older versions still
+load: version 2 ("RKVIMAG2") is version 3 without the scripts, version 1
+("RKVSNAP1") version 2 without the containers.
 
 ``index`` is the last entry the image covers; ``term`` is kept for images written
 before the snapshot file carried it (0 now). Keys are stored in order so that loading
@@ -33,11 +35,13 @@ from raftkv.core.binary import BinaryReader
 from raftkv.core.commands import Entry, Outcome, Result, TxnResult, TypedResult
 from raftkv.core.containers import Container, decode_container, encode_container
 from raftkv.core.keyspace import pack, unpack
+from raftkv.core.scripts.lua import sha1hex
 from raftkv.core.state_machine import Snapshot, StateMachine
 from raftkv.core.typed.replies import Reply, decode_reply, encode_reply
 from raftkv.errors import CorruptionError
 
-MAGIC: Final = b"RKVIMAG2"
+MAGIC: Final = b"RKVIMAG3"
+MAGIC_2: Final = b"RKVIMAG2"  # written before scripts: no script cache
 MAGIC_1: Final = b"RKVSNAP1"  # written before typed values: no containers
 _U64: Final = struct.Struct("<Q")
 _HEAD: Final = struct.Struct("<8sQQQI")
@@ -135,6 +139,8 @@ def encode(snapshot: Snapshot) -> bytes:
         b"".join(chain.from_iterable(items)),
         requests,
         b"".join(containers),
+        _U32.pack(len(snapshot.scripts)),
+        b"".join(_U32.pack(len(body)) + body for body in sorted(snapshot.scripts.values())),
     ])
     return body + _U32.pack(zlib.crc32(body))
 
@@ -145,14 +151,16 @@ class Image:
     items: list[tuple[bytes, bytes]]  # in key order
     requests: dict[bytes, Result]
     containers: dict[bytes, Container]
+    scripts: dict[bytes, bytes]  # SHA1 -> body
 
     def restore(self, state_machine: StateMachine) -> None:
-        state_machine.restore_parts(self.index, self.items, self.requests, self.containers)
+        state_machine.restore_parts(self.index, self.items, self.requests, self.containers,
+                                    self.scripts)
 
 
 def decode(data: bytes, where: str) -> Image:
     """Parse and verify an image; CorruptionError names ``where`` on any damage."""
-    if len(data) < _HEAD.size + 4 or data[:8] not in (MAGIC, MAGIC_1):
+    if len(data) < _HEAD.size + 4 or data[:8] not in (MAGIC, MAGIC_2, MAGIC_1):
         raise CorruptionError(f"{where}: not a raftkv state-machine image (bad magic or "
                               f"too short)")
     (crc,) = _U32.unpack_from(data, len(data) - 4)
@@ -181,7 +189,8 @@ def decode(data: bytes, where: str) -> Image:
             requests[rid] = decode_result(data[pos + 4 : pos + 4 + elen])
             pos += 4 + elen
         containers: dict[bytes, Container] = {}
-        if data[:8] == MAGIC:
+        scripts: dict[bytes, bytes] = {}
+        if data[:8] != MAGIC_1:
             (count,) = _U64.unpack_from(data, pos)
             r = BinaryReader(data[: len(data) - 4], ValueError)
             r.pos = pos + 8
@@ -191,9 +200,14 @@ def decode(data: bytes, where: str) -> Image:
                 containers[key] = decode_container(inner, 0)
                 if not inner.at_end:
                     raise ValueError("trailing bytes after a container")
+            if data[:8] == MAGIC:
+                (count,) = r.fixed(_U32)
+                for _ in range(count):
+                    body = r.blob()
+                    scripts[sha1hex(body)] = body
             pos = r.pos
     except (struct.error, ValueError) as exc:
         raise CorruptionError(f"{where}: malformed image ({exc})") from exc
     if pos != len(data) - 4:
         raise CorruptionError(f"{where}: malformed image (length mismatch)")
-    return Image(index, items, requests, containers)
+    return Image(index, items, requests, containers, scripts)

@@ -80,6 +80,7 @@ from raftkv.core.numbers import (
     parse_int64,
     parse_long_double,
 )
+from raftkv.core.scripts.lua import Engine
 from raftkv.core.table import Table
 from raftkv.core.typed import BY_NAME as TYPED_BY_NAME
 from raftkv.core.typed import Ctx, attempt
@@ -96,14 +97,15 @@ class Snapshot:
     entries: Table
     requests: dict[bytes, Result]
     containers: dict[bytes, Container]  # of the typed keys (never changed after this)
+    scripts: dict[bytes, bytes]  # the script cache: SHA1 -> body
 
 
 class StateMachine:
     """The keyspace plus the bookkeeping that makes ``apply`` exactly-once."""
 
-    __slots__ = ("_handlers", "_max_requests", "_raw",
+    __slots__ = ("_engine", "_handlers", "_max_requests", "_raw",
                  "_request_order", "_requests", "_store", "applied_index", "evicted_total",
-                 "expired_total", "history", "keyspace")
+                 "expired_total", "history", "keyspace", "scripts")
 
     def __init__(self, max_tracked_requests: int = DEFAULT_MAX_TRACKED_REQUESTS,
                  history_events: int = DEFAULT_MAX_EVENTS,
@@ -118,6 +120,8 @@ class StateMachine:
         self._request_order: deque[bytes] = deque()  # oldest first, for trimming
         self._max_requests = max_tracked_requests
         self.history = History(history_events, history_bytes)
+        self.scripts: dict[bytes, bytes] = {}  # EVAL's and SCRIPT LOAD's, by SHA1
+        self._engine: Engine | None = None  # made at the first script
         self._handlers: dict[type, Callable[[int, Command], Result]] = {
             Put: self._put,  # type: ignore[dict-item]
             Delete: self._delete,  # type: ignore[dict-item]
@@ -158,6 +162,17 @@ class StateMachine:
                 del self._requests[order.popleft()]
         return result
 
+    def run_op(self, index: int, op: Op) -> Result:
+        """Run one op as part of entry ``index`` (a script's command; no request-id
+        bookkeeping: that is the entry's)."""
+        return self._handlers[type(op)](index, op)
+
+    def engine(self) -> Engine:
+        """The Lua engine scripts run in (made on first use)."""
+        if self._engine is None:
+            self._engine = Engine()
+        return self._engine
+
     def result_for(self, request_id: bytes) -> Result | None:
         """The result of the command applied with ``request_id``, while still tracked."""
         return self._requests.get(request_id)
@@ -166,15 +181,16 @@ class StateMachine:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.applied_index, self.keyspace.copy_entries(), self._requests.copy(),
-                        self.keyspace.copy_containers())
+                        self.keyspace.copy_containers(), dict(self.scripts))
 
     def restore(self, snapshot: Snapshot) -> None:
         self.restore_parts(snapshot.index, sorted(snapshot.entries.items()), snapshot.requests,
-                           snapshot.containers)
+                           snapshot.containers, snapshot.scripts)
 
     def restore_parts(self, index: int, sorted_entries: list[tuple[bytes, bytes]],
                       requests: dict[bytes, Result],
-                      containers: dict[bytes, Container] | None = None) -> None:
+                      containers: dict[bytes, Container] | None = None,
+                      scripts: dict[bytes, bytes] | None = None) -> None:
         """Restore from a snapshot file's contents, already in key order (the
         containers are the state machine's from now on: the caller lets go of them)."""
         self.keyspace.epoch += 1
@@ -183,6 +199,9 @@ class StateMachine:
         self._request_order = deque(self._requests)
         self.applied_index = index
         self.history.reset(index)  # a snapshot keeps no history: it starts again here
+        self.scripts = dict(scripts or {})
+        if self._engine is not None:
+            self._engine.forget()
 
     # --- removals and WATCH -------------------------------------------------------
 
@@ -389,10 +408,10 @@ class StateMachine:
         return Result(OUTCOME_OK, index, current, current)
 
     def _typed(self, index: int, c: TypedOp) -> Result:
-        ctx = Ctx(self.keyspace, c.now_ms, index, self._remove, self.history)
+        ctx = Ctx(self.keyspace, c.now_ms, index, self._remove, self.history, machine=self)
         outcome, reply = attempt(ctx, list(c.args))
-        if outcome is not OUTCOME_OK:
-            return TypedResult(outcome, index, reply)
+        if outcome is not OUTCOME_OK:  # (a failed script keeps what it changed before)
+            return TypedResult(outcome, index, reply, tuple(ctx.events))
         ctx.finish()
         return TypedResult(OUTCOME_OK, index, reply, tuple(ctx.events))
 

@@ -592,8 +592,8 @@ class KVService:
 
         def read(_: object = None) -> Result:
             sm, now_ms = self.replicator.state_machine, self.clock.now_ms()
-            outcome, reply = attempt(Ctx(sm.keyspace, now_ms, seed=self._rng.getrandbits(64)),
-                                     args)
+            outcome, reply = attempt(Ctx(sm.keyspace, now_ms, seed=self._rng.getrandbits(64),
+                                         machine=sm), args)
             if outcome is Outcome.OK and self._tracking:
                 for key in spec.keys(args):
                     self.tracker.touch(key, now_ms)

@@ -1,5 +1,5 @@
-"""Redis's hash, list, set and sorted-set commands as ops of the state machine
-(DATA-MODEL.md section 2).
+"""Redis's hash, list, set and sorted-set commands, and its scripts, as ops of the
+state machine (DATA-MODEL.md sections 2 and 4).
 
 A typed command travels in the log as its command line (``TypedOp``, as Redis's own
 replication stream carries commands) and every replica runs the same op on it at
@@ -13,18 +13,24 @@ from __future__ import annotations
 from typing import Final
 
 from raftkv.core.commands import OUTCOME_OK, Outcome
-from raftkv.core.typed import hashes, lists, sets, zsets
+from raftkv.core.typed import hashes, lists, scripts, sets, strings, zsets
 from raftkv.core.typed.context import WRONGTYPE, Ctx, OpError
 from raftkv.core.typed.replies import Reply
 from raftkv.core.typed.spec import TypedSpec
 
 COMMANDS: Final[dict[str, TypedSpec]] = {
     spec.name: spec
-    for family in (hashes.COMMANDS, lists.COMMANDS, sets.COMMANDS, zsets.COMMANDS)
+    for family in (hashes.COMMANDS, lists.COMMANDS, sets.COMMANDS, zsets.COMMANDS,
+                   scripts.COMMANDS)
     for spec in family
 }
 # the same rows by the name as a command line carries it (lower case): looked up per op
 BY_NAME: Final[dict[bytes, TypedSpec]] = {name.encode(): spec for name, spec in COMMANDS.items()}
+# what a script's redis.call can run: these rows but the scripting ones, and the
+# string and key commands (the RESP front has its own rows for those)
+CALLABLE: Final[dict[bytes, TypedSpec]] = {
+    name: spec for name, spec in BY_NAME.items() if "noscript" not in spec.flags.split()
+} | {spec.name.encode(): spec for spec in strings.COMMANDS}
 
 
 def attempt(ctx: Ctx, args: list[bytes]) -> tuple[Outcome, Reply]:
@@ -47,4 +53,4 @@ def run(ctx: Ctx, args: list[bytes]) -> Reply:
     return spec.fn(ctx, args)
 
 
-__all__ = ["BY_NAME", "COMMANDS", "Ctx", "OpError", "Reply", "TypedSpec", "attempt", "run"]
+__all__ = ["BY_NAME", "CALLABLE", "COMMANDS", "Ctx", "OpError", "Reply", "TypedSpec", "attempt", "run"]

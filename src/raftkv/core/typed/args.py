@@ -7,6 +7,7 @@ import math
 import re
 from typing import Final
 
+from raftkv.core.commands import ExpireWhen
 from raftkv.core.numbers import parse_int64
 from raftkv.core.typed.context import OpError
 
@@ -124,3 +125,80 @@ def scan_options(args: list[bytes], start: int) -> bytes | None:
             raise OpError(SYNTAX)
         i += 2
     return pattern
+
+
+# --- the string and key commands' options (the RESP front and scripts share them) ---
+
+MAX_MS: Final = 2**62
+_INT64_MAX: Final = 2**63 - 1
+EXPIRE_OPTIONS: Final = {b"NX": 1, b"XX": 2, b"GT": 4, b"LT": 8}
+
+
+def deadline(raw: bytes, unit: bytes, now_ms: int, name: str) -> int:
+    """An absolute deadline in ms from SET's EX/PX/EXAT/PXAT (or SETEX's seconds):
+    relative times become absolute before anything is logged."""
+    amount = integer(raw)
+    invalid = b"ERR invalid expire time in '%s' command" % name.encode()
+    if amount <= 0:
+        raise OpError(invalid)
+    ms = amount * 1000 if unit in (b"EX", b"EXAT") else amount
+    at = ms if unit in (b"EXAT", b"PXAT") else now_ms + ms
+    if ms > MAX_MS or at > MAX_MS:
+        raise OpError(invalid)
+    return at
+
+
+def set_options(args: list[bytes], now_ms: int) -> tuple[int, bool, bool, int | None]:
+    """SET key value [NX|XX] [GET] [KEEPTTL|EX s|PX ms|EXAT t|PXAT t]: (condition - 0
+    none, 1 absent, 2 exists -, keep the TTL, answer the old value, the deadline)."""
+    cond, keep_ttl, want_old, expires = 0, False, False, None
+    i = 3
+    while i < len(args):
+        option = args[i].upper()
+        has_arg = i + 1 < len(args)
+        if option == b"NX" and not cond:
+            cond = 1
+        elif option == b"XX" and not cond:
+            cond = 2
+        elif option == b"GET":
+            want_old = True
+        elif option == b"KEEPTTL" and expires is None:
+            keep_ttl = True
+        elif option in (b"EX", b"PX", b"EXAT", b"PXAT") and has_arg and expires is None \
+                and not keep_ttl:
+            expires = deadline(args[i + 1], option, now_ms, "set")
+            i += 1
+        else:
+            raise OpError(SYNTAX)
+        i += 1
+    return cond, keep_ttl, want_old, expires
+
+
+def expire_options(args: list[bytes], unit: bytes, name: str, now_ms: int
+                   ) -> tuple[int, ExpireWhen]:
+    """EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key time [NX|XX|GT|LT], as Redis 7's
+    expireGenericCommand: options first, then the time, an error only where it
+    overflows 64 bits: the absolute deadline, and when it applies."""
+    flags = 0
+    for option in args[3:]:
+        bit = EXPIRE_OPTIONS.get(option.upper())
+        if bit is None:
+            raise OpError(b"ERR Unsupported option %s" % option)
+        flags |= bit
+    if flags & 1 and flags & 14:
+        raise OpError(b"ERR NX and XX, GT or LT options at the same time are not compatible")
+    if flags & 4 and flags & 8:
+        raise OpError(b"ERR GT and LT options at the same time are not compatible")
+    amount = integer(args[2])
+    invalid = b"ERR invalid expire time in '%s' command" % name.encode()
+    if unit in (b"EX", b"EXAT"):
+        if abs(amount) > _INT64_MAX // 1000:
+            raise OpError(invalid)
+        amount *= 1000
+    base = 0 if unit in (b"EXAT", b"PXAT") else now_ms
+    if amount > _INT64_MAX - base:
+        raise OpError(invalid)
+    when = (ExpireWhen.NX if flags & 1 else ExpireWhen.GT if flags & 4
+            else ExpireWhen.XX_LT if flags & 10 == 10 else ExpireWhen.LT if flags & 8
+            else ExpireWhen.XX if flags & 2 else ExpireWhen.ALWAYS)
+    return amount + base, when

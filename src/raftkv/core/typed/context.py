@@ -16,14 +16,16 @@ then ``write`` and ``put`` refuse, so a read can never change state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from raftkv.core.containers import Container, Kind, empty
 from raftkv.core.history import DELETE, EXPIRE, TYPED, History
 from raftkv.core.keyspace import header, is_live, kind_of, pack
 
 if TYPE_CHECKING:
+    from raftkv.core.commands import Op, Result
     from raftkv.core.keyspace import Keyspace
+    from raftkv.core.scripts.lua import Engine
 
 WRONGTYPE: Final = b"WRONGTYPE Operation against a key holding the wrong kind of value"
 _MASK64: Final = (1 << 64) - 1
@@ -38,14 +40,27 @@ class OpError(Exception):
         self.text = text
 
 
+class Machine(Protocol):
+    """What a script needs of the state machine (``core/typed/scripts.py``): the
+    replicated script bodies, the Lua engine, and any op run at an index."""
+
+    scripts: dict[bytes, bytes]
+
+    def engine(self) -> Engine: ...
+
+    def run_op(self, index: int, op: Op) -> Result: ...
+
+
 class Ctx:
     __slots__ = ("_before", "_changed", "_fresh", "_history", "_random_state", "_remove",
-                 "events", "index", "keyspace", "now_ms")
+                 "events", "index", "keyspace", "machine", "now_ms")
 
     def __init__(self, keyspace: Keyspace, now_ms: int, index: int = 0,
                  remove: Callable[[bytes, int, int], object] | None = None,
-                 history: History | None = None, seed: int = 0) -> None:
+                 history: History | None = None, seed: int = 0,
+                 machine: Machine | None = None) -> None:
         self.keyspace = keyspace
+        self.machine = machine  # for scripts (and the commands they call)
         self.now_ms = now_ms
         self.index = index  # 0: a read outside the log
         self._remove = remove  # the state machine's: removes and records the event
@@ -69,6 +84,16 @@ class Ctx:
         z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
         return (z ^ (z >> 31)) % n
+
+    def reseed(self, seed: int) -> None:
+        """Restart the stream from ``seed`` (a script's math.randomseed)."""
+        self._random_state = (seed * 0x9E3779B97F4A7C15 + 1) & _MASK64
+
+    def sibling(self) -> Ctx:
+        """A fresh context at the same point for the next command of a script: its own
+        changes, the same entry, a random stream drawn from this one's."""
+        return Ctx(self.keyspace, self.now_ms, self.index, self._remove, self._history,
+                   self.randrange(_MASK64) + 1, self.machine)
 
     def sample(self, n: int, count: int) -> list[int]:
         """``count`` distinct numbers in [0, n), in the order drawn (Floyd's method)."""

@@ -8,6 +8,7 @@ remembers for retried requests.
     NIL_ARRAY       a nil array            Map     RESP3 map (RESP2: a flat array)
     Pairs           RESP3 array of pairs (WITHSCORES; RESP2: a flat array)
     Members         RESP3 set (RESP2: an array)
+    ErrorReply      an error inside an array (a script's reply can hold one)
 """
 
 from __future__ import annotations
@@ -41,6 +42,22 @@ class NilArray:
         return "NIL_ARRAY"
 
 
+class ErrorReply:
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ErrorReply) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"ErrorReply({self.text!r})"
+
+
 class Map(list):  # type: ignore[type-arg]
     """Alternating keys and values."""
 
@@ -55,7 +72,7 @@ class Members(list):  # type: ignore[type-arg]
 
 OK: Final = Status(b"OK")
 NIL_ARRAY: Final = NilArray()
-Reply: TypeAlias = "int | bytes | float | list[Any] | Status | NilArray | None"
+Reply: TypeAlias = "int | bytes | float | list[Any] | Status | ErrorReply | NilArray | None"
 
 _I64: Final = struct.Struct("<q")
 _F64: Final = struct.Struct("<d")
@@ -87,6 +104,10 @@ def encode_reply(reply: Reply, out: bytearray) -> None:
         out.append(5)
         out += U32.pack(len(reply.text))
         out += reply.text
+    elif isinstance(reply, ErrorReply):
+        out.append(10)
+        out += U32.pack(len(reply.text))
+        out += reply.text
     else:
         out.append(6)
 
@@ -111,6 +132,8 @@ def decode_reply(r: BinaryReader) -> Reply:
         return Status(r.blob())
     if tag == 6:
         return NIL_ARRAY
+    if tag == 10:
+        return ErrorReply(r.blob())
     raise r.error(f"unknown reply tag {tag}")
 
 

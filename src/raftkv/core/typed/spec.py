@@ -16,7 +16,7 @@ Op = Callable[[Ctx, list[bytes]], Reply]
 class TypedSpec:
     name: str
     arity: int  # Redis's: n exactly, -n at least (the name included)
-    flags: str  # Redis's words: "write", "readonly", "fast", "denyoom"
+    flags: str  # Redis's words: "write", "readonly", "fast", "denyoom", "may_replicate"
     fn: Op
     first_key: int = 1
     last_key: int = 1  # -1: through the last argument
@@ -26,7 +26,8 @@ class TypedSpec:
     writes: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "writes", "write" in self.flags.split())
+        words = self.flags.split()  # (a script may write: it goes through the log)
+        object.__setattr__(self, "writes", "write" in words or "may_replicate" in words)
 
     def keys(self, args: list[bytes]) -> list[bytes]:
         if self.find_keys is not None:

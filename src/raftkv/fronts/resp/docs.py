@@ -27,6 +27,10 @@ decrby|string|1.0.0|Decrements the integer value of a key by a number.|key decre
 del|generic|1.0.0|Deletes keys, all in one log entry.|key [key ...]
 discard|transactions|2.0.0|Discards a transaction.|
 echo|connection|1.0.0|Returns the given string.|message
+eval|scripting|2.6.0|Runs a Lua script as one log entry, on every replica.|script numkeys [key [key ...]] [arg [arg ...]]
+eval_ro|scripting|7.0.0|Runs a read-only Lua script as a linearizable read.|script numkeys [key [key ...]] [arg [arg ...]]
+evalsha|scripting|2.6.0|Runs a cached Lua script by its SHA1 digest.|sha1 numkeys [key [key ...]] [arg [arg ...]]
+evalsha_ro|scripting|7.0.0|Runs a cached read-only Lua script by its SHA1 digest.|sha1 numkeys [key [key ...]] [arg [arg ...]]
 exec|transactions|1.2.0|Runs the queued commands of a transaction as one log entry.|
 exists|generic|1.0.0|How many of the keys exist.|key [key ...]
 expire|generic|1.0.0|Sets a key's time to live in seconds.|key seconds [NX | XX | GT | LT]
@@ -100,6 +104,7 @@ rpushx|list|2.2.0|Appends elements to a list only if it exists.|key element [ele
 sadd|set|1.0.0|Adds members to a set, creating it if absent.|key member [member ...]
 scan|generic|2.8.0|Iterates over the keys.|cursor [MATCH pattern] [COUNT count] [TYPE type]
 scard|set|1.0.0|The number of members of a set.|key
+script|scripting|2.6.0|Manages the replicated script cache (LOAD, EXISTS, FLUSH, KILL).|
 sdiff|set|1.0.0|The members of the first set that are in none of the others.|key [key ...]
 sdiffstore|set|1.0.0|Stores the difference of sets in a key.|destination key [key ...]
 select|connection|1.0.0|Selects database 0 (the only one).|index

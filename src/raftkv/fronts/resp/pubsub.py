@@ -131,9 +131,13 @@ class KeyspaceEvents:
             pubsub.publish(b"__keyevent@0__:" + event, key)
 
     def observe(self, command: Command, result: Result) -> None:
+        notify = self._notify
+        if isinstance(result, TypedResult):  # (a failed script's earlier writes count)
+            for event, key, kind in result.events:
+                notify(key, event, kind)
+            return
         if not result.ok:
             return
-        notify = self._notify
         if isinstance(command, Put):
             notify(command.key, b"set", "$")
         elif isinstance(command, Delete):
@@ -160,9 +164,6 @@ class KeyspaceEvents:
                 notify(command.target, b"rename_to", "g")
         elif isinstance(command, Copy):
             notify(command.target, b"copy_to", "g")
-        elif isinstance(result, TypedResult):
-            for event, key, kind in result.events:
-                notify(key, event, kind)
         elif isinstance(command, Txn) and isinstance(result, TxnResult):
             for op, op_result in zip(command.ops, result.results, strict=True):
                 self.observe(op, op_result)

@@ -21,6 +21,7 @@ from raftkv import errors
 from raftkv.core.commands import Outcome, Result
 from raftkv.core.numbers import parse_int64
 from raftkv.core.typed.context import WRONGTYPE as WRONG_KIND
+from raftkv.core.typed.context import OpError
 from raftkv.deferred import Deferred
 from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
@@ -38,6 +39,11 @@ NOPERM = "NOPERM this user has no permissions to access one of the keys used as 
 
 class CommandError(Exception):
     """A Redis error reply (the message starts with its code)."""
+
+    @classmethod
+    def of(cls, refused: OpError) -> CommandError:
+        """A core op's refusal (Redis's text, in bytes that may echo the client's)."""
+        return cls(refused.text.decode("utf-8", "replace"))
 
 
 Reply: TypeAlias = "bytes | Deferred[bytes]"

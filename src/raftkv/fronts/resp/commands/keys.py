@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Final
 
-from raftkv.core.commands import Entry, ExpireWhen, Outcome, Result
+from raftkv.core.commands import Entry, Outcome, Result
 from raftkv.core.containers import KIND_NAMES, Kind
-from raftkv.core.numbers import INT64_MAX, parse_int64
+from raftkv.core.numbers import parse_int64
+from raftkv.core.typed.args import expire_options
+from raftkv.core.typed.context import OpError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, later, spec, to_int
 from raftkv.service.service import KeyPage
 
-EXPIRE_OPTIONS: Final = {b"NX": 1, b"XX": 2, b"GT": 4, b"LT": 8}
 KINDS_BY_NAME: Final = {name: int(kind) for kind, name in KIND_NAMES.items()}
 
 
@@ -36,28 +37,11 @@ def _expire(client: Client, args: list[bytes], unit: bytes, name: str) -> Reply:
     """EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT [NX|XX|GT|LT] as Redis 7's
     expireGenericCommand: options first, then the time, which is an error only where
     it overflows 64 bits; a deadline already past deletes the key."""
-    flags = 0
-    for option in args[3:]:
-        bit = EXPIRE_OPTIONS.get(option.upper())
-        if bit is None:
-            raise CommandError(f"ERR Unsupported option {option.decode(errors='replace')}")
-        flags |= bit
-    if flags & 1 and flags & 14:
-        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
-    if flags & 4 and flags & 8:
-        raise CommandError("ERR GT and LT options at the same time are not compatible")
-    amount = to_int(args[2])
-    if unit in (b"EX", b"EXAT"):
-        if abs(amount) > INT64_MAX // 1000:
-            raise CommandError(f"ERR invalid expire time in '{name}' command")
-        amount *= 1000
-    base = 0 if unit in (b"EXAT", b"PXAT") else client.service.clock.now_ms()
-    if amount > INT64_MAX - base:
-        raise CommandError(f"ERR invalid expire time in '{name}' command")
-    when = (ExpireWhen.NX if flags & 1 else ExpireWhen.GT if flags & 4
-            else ExpireWhen.XX_LT if flags & 10 == 10 else ExpireWhen.LT if flags & 8
-            else ExpireWhen.XX if flags & 2 else ExpireWhen.ALWAYS)
-    future = client.service.expire(args[1], amount + base, when=when)
+    try:
+        deadline, when = expire_options(args, unit, name, client.service.clock.now_ms())
+    except OpError as refused:
+        raise CommandError.of(refused) from None
+    future = client.service.expire(args[1], deadline, when=when)
     return later(future, _affected)
 
 

@@ -9,6 +9,8 @@ from typing import Final
 
 from raftkv.core.commands import Cond, Entry, Outcome, Result
 from raftkv.core.numbers import parse_long_double
+from raftkv.core.typed.args import deadline, set_options
+from raftkv.core.typed.context import OpError
 from raftkv.deferred import Deferred
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
@@ -22,7 +24,6 @@ from raftkv.fronts.resp.spec import (
     to_int,
 )
 
-MAX_MS: Final = 2**62
 NOT_FLOAT: Final = "ERR value is not a valid float"
 BULK_HEADERS: Final = [b"$%d\r\n" % size for size in range(4096)]
 
@@ -71,29 +72,12 @@ def set_(client: Client, args: list[bytes]) -> Reply:
     key, value = args[1], args[2]
     if len(args) == 3:  # plain SET: joins this loop turn's batch of plain puts
         return later(client.service.put_many([(key, value)]), ok)
-    cond, keep_ttl, want_old, expires = Cond.NONE, False, False, None
-    now = client.service.clock.now_ms()
-    i = 3
-    while i < len(args):
-        option = args[i].upper()
-        has_arg = i + 1 < len(args)
-        if option == b"NX" and cond is Cond.NONE:
-            cond = Cond.ABSENT
-        elif option == b"XX" and cond is Cond.NONE:
-            cond = Cond.EXISTS
-        elif option == b"GET":
-            want_old = True
-        elif option == b"KEEPTTL" and expires is None:
-            keep_ttl = True
-        elif option in (b"EX", b"PX", b"EXAT", b"PXAT") and has_arg and expires is None \
-                and not keep_ttl:
-            expires = _deadline(args[i + 1], option, now, "set")
-            i += 1
-        else:
-            raise CommandError(SYNTAX)
-        i += 1
-    future = client.service.put(key, value, expires_at_ms=expires, keep_ttl=keep_ttl, cond=cond,
-                                string_only=want_old)
+    try:
+        cond, keep_ttl, want_old, expires = set_options(args, client.service.clock.now_ms())
+    except OpError as refused:
+        raise CommandError.of(refused) from None
+    future = client.service.put(key, value, expires_at_ms=expires, keep_ttl=keep_ttl,
+                                cond=Cond(cond), string_only=want_old)
 
     def render(result: Result) -> bytes:
         if want_old:
@@ -104,16 +88,10 @@ def set_(client: Client, args: list[bytes]) -> Reply:
 
 
 def _deadline(raw: bytes, unit: bytes, now_ms: int, name: str) -> int:
-    """An absolute deadline in ms from EX/PX/EXAT/PXAT (relative times become absolute
-    here, before anything is logged)."""
-    amount = to_int(raw)
-    if amount <= 0:
-        raise CommandError(f"ERR invalid expire time in '{name}' command")
-    ms = amount * 1000 if unit in (b"EX", b"EXAT") else amount
-    deadline = ms if unit in (b"EXAT", b"PXAT") else now_ms + ms
-    if ms > MAX_MS or deadline > MAX_MS:
-        raise CommandError(f"ERR invalid expire time in '{name}' command")
-    return deadline
+    try:
+        return deadline(raw, unit, now_ms, name)
+    except OpError as refused:
+        raise CommandError.of(refused) from None
 
 
 def setnx(client: Client, args: list[bytes]) -> Reply:

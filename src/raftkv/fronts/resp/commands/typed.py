@@ -1,4 +1,4 @@
-"""The hash, list, set and sorted-set families: one handler for all of them.
+"""The hash, list, set and sorted-set families, and scripts: one handler for all.
 
 Each command is a row of ``core/typed`` (its arity, flags and keys are said there,
 once); the handler sends the command line to the service - a write through the log,
@@ -14,7 +14,7 @@ from typing import Any, Final
 from raftkv.core.commands import Result, TypedResult
 from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
 from raftkv.core.typed.args import double_text
-from raftkv.core.typed.replies import Map, Members, NilArray, Pairs, Status
+from raftkv.core.typed.replies import ErrorReply, Map, Members, NilArray, Pairs, Status
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.spec import Reply, Spec, later, spec
@@ -52,6 +52,8 @@ def encode(reply: Any, enc: p.Encoder) -> bytes:
         return b"+%s\r\n" % reply.text
     if isinstance(reply, NilArray):
         return enc.NIL_ARRAY
+    if isinstance(reply, ErrorReply):
+        return b"-%s\r\n" % reply.text
     if isinstance(reply, list):
         if enc.version == 3:
             if isinstance(reply, Map):
@@ -71,6 +73,7 @@ def _row(name: str) -> Spec:
     typed_spec = TYPED_COMMANDS[name]
     return spec(name, typed_spec.arity, typed_spec.flags, typed, typed_spec.first_key,
                 typed_spec.last_key, typed_spec.key_step,
+                orders_reads=typed_spec.writes,  # (EVAL may write: a write to the front)
                 find_keys=typed_spec.keys if typed_spec.find_keys is not None else None)
 
 
