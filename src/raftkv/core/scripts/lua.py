@@ -187,10 +187,15 @@ local function compile(body)
   return true, fn
 end
 
-local function run(fn, keys, argv, budget)
+local running  -- the script xpcall runs
+local function body() return to_reply(running(), 0) end
+local function run(fn, budget, nkeys, ...)  -- the keys, then the arguments
+  local keys, argv = {...}, {}
+  for i = #keys, nkeys + 1, -1 do argv[i - nkeys] = keys[i]; keys[i] = nil end
   setfenv(fn, setmetatable({KEYS = keys, ARGV = argv}, env_mt))
+  running = fn
   debug_sethook(hook, '', budget)
-  local ok, reply = xpcall(function() return to_reply(fn(), 0) end, handler)
+  local ok, reply = xpcall(body, handler)
   debug_sethook()
   return ok, reply
 end
@@ -270,11 +275,10 @@ class Engine:
         """Run the script; its reply, or ScriptError. ``call`` runs each ``redis.call``;
         ``math.random`` draws from ``random``."""
         self.compile(sha, body)
-        lua = self._lua
         self._call, self._random, self._over_budget = call, random, False
         try:
-            ok, reply = self._run_fn(self._compiled[sha], lua.table_from(keys),
-                                     lua.table_from(argv), MAX_INSTRUCTIONS)
+            ok, reply = self._run_fn(self._compiled[sha], MAX_INSTRUCTIONS, len(keys), *keys,
+                                     *argv)
         except lua51.LuaError:
             if self._over_budget:
                 raise ScriptError(OVER_BUDGET) from None
@@ -310,14 +314,13 @@ class Engine:
             return self._error(refused.err)
 
     def _command(self, args: tuple[Any, ...]) -> Reply:
-        line: list[bytes] = []
-        for arg in args:
-            if isinstance(arg, bytes):
-                line.append(arg)
-            elif isinstance(arg, int | float) and not isinstance(arg, bool):
-                line.append(argument_number(float(arg)))
-            else:
-                raise CallError(NOT_ARGUMENT)
+        line = list(args)
+        for i, arg in enumerate(line):
+            if type(arg) is not bytes:
+                if isinstance(arg, int | float) and not isinstance(arg, bool):
+                    line[i] = argument_number(float(arg))
+                else:
+                    raise CallError(NOT_ARGUMENT)
         if not line:
             raise CallError(NO_ARGUMENTS)
         assert self._call is not None

@@ -26,11 +26,12 @@ COMMANDS: Final[dict[str, TypedSpec]] = {
 }
 # the same rows by the name as a command line carries it (lower case): looked up per op
 BY_NAME: Final[dict[bytes, TypedSpec]] = {name.encode(): spec for name, spec in COMMANDS.items()}
-# what a script's redis.call can run: these rows but the scripting ones, and the
-# string and key commands (the RESP front has its own rows for those)
-CALLABLE: Final[dict[bytes, TypedSpec]] = {
-    name: spec for name, spec in BY_NAME.items() if "noscript" not in spec.flags.split()
-} | {spec.name.encode(): spec for spec in strings.COMMANDS}
+# what a script's redis.call can run, and whether the op needs a context of its own
+# (the typed ops: they finish their changes at the end) - these rows but the scripting
+# ones, and the string and key commands (the RESP front has its own rows for those)
+CALLABLE: Final[dict[bytes, tuple[TypedSpec, bool]]] = {
+    name: (spec, True) for name, spec in BY_NAME.items() if "noscript" not in spec.flags.split()
+} | {spec.name.encode(): (spec, False) for spec in strings.COMMANDS}
 
 
 def attempt(ctx: Ctx, args: list[bytes]) -> tuple[Outcome, Reply]:

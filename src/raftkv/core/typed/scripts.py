@@ -53,24 +53,26 @@ def _split(args: list[bytes]) -> tuple[list[bytes], list[bytes]]:
 
 
 def eval_(ctx: Ctx, args: list[bytes]) -> Reply:
-    return _eval(ctx, args, args[1], read_only=False)
+    return _eval(ctx, args, lua.sha1hex(args[1]), args[1], read_only=False)
 
 
 def eval_ro(ctx: Ctx, args: list[bytes]) -> Reply:
-    return _eval(ctx, args, args[1], read_only=True)
+    return _eval(ctx, args, lua.sha1hex(args[1]), args[1], read_only=True)
 
 
 def evalsha(ctx: Ctx, args: list[bytes]) -> Reply:
-    return _eval(ctx, args, _loaded(ctx, args[1]), read_only=False)
+    sha = args[1].lower()
+    return _eval(ctx, args, sha, _loaded(ctx, sha), read_only=False)
 
 
 def evalsha_ro(ctx: Ctx, args: list[bytes]) -> Reply:
-    return _eval(ctx, args, _loaded(ctx, args[1]), read_only=True)
+    sha = args[1].lower()
+    return _eval(ctx, args, sha, _loaded(ctx, sha), read_only=True)
 
 
 def _loaded(ctx: Ctx, sha: bytes) -> bytes:
     assert ctx.machine is not None
-    body = ctx.machine.scripts.get(sha.lower())
+    body = ctx.machine.scripts.get(sha)
     if body is None:
         raise OpError(NOSCRIPT)
     return body
@@ -102,13 +104,13 @@ def _code(body: bytes) -> bytes:
     return b"\n" + body.split(b"\n", 1)[1] if body.startswith(b"#!") else body
 
 
-def _eval(ctx: Ctx, args: list[bytes], body: bytes, read_only: bool) -> Reply:
+def _eval(ctx: Ctx, args: list[bytes], sha: bytes, body: bytes, read_only: bool) -> Reply:
     machine = ctx.machine
     assert machine is not None
     keys, argv = _split(args)
-    flags = _shebang_flags(body)
-    read_only = read_only or b"no-writes" in flags or not ctx.index
-    sha = lua.sha1hex(body)
+    if body.startswith(b"#!"):
+        read_only = read_only or b"no-writes" in _shebang_flags(body)
+    read_only = read_only or not ctx.index
     engine = machine.engine()
     try:
         engine.compile(sha, _code(body))
@@ -131,18 +133,25 @@ def _eval(ctx: Ctx, args: list[bytes], body: bytes, read_only: bool) -> Reply:
 def _call(ctx: Ctx, line: list[bytes], read_only: bool) -> Reply:
     """One redis.call: the command's reply, or ScriptError with its error."""
     name = line[0].lower()
-    spec = raftkv.core.typed.CALLABLE.get(name)
-    if spec is None:
+    found = raftkv.core.typed.CALLABLE.get(name)
+    if found is None:
         raise lua.ScriptError(NOT_ALLOWED if name in _REFUSED
-                          else b"ERR Unknown Redis command called from script")
+                              else b"ERR Unknown Redis command called from script")
+    spec, own_context = found
     arity = spec.arity
     if (arity > 0 and len(line) != arity) or len(line) < -arity:
         raise lua.ScriptError(b"ERR Wrong number of args calling Redis command from script")
     if spec.writes and read_only:
         raise lua.ScriptError(WRITE_IN_READ_ONLY)
-    step = ctx.sibling()
+    line[0] = name
+    if not own_context:  # a string or key command: its events go straight to ctx
+        try:
+            return spec.fn(ctx, line)
+        except OpError as refused:
+            raise lua.ScriptError(refused.text) from None
+    step = ctx.sibling()  # a typed op: its own changes, finished before the next call
     try:
-        reply = spec.fn(step, [name, *line[1:]])
+        reply = spec.fn(step, line)
     except OpError as refused:
         raise lua.ScriptError(refused.text) from None
     if step.index:
