@@ -138,6 +138,12 @@ class Unavailable(ClusterError):
         self.retry_after_s = retry_after_s
 
 
+class Unblocked(RaftKVError):
+    """A blocked command (BLPOP...) was ended by CLIENT UNBLOCK ... ERROR."""
+
+    code = "unblocked"
+
+
 class CommitTimeout(RaftKVError):
     """Raised when a proposed write's outcome is unknown (it may or may not apply)."""
 

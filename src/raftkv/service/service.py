@@ -51,11 +51,13 @@ from raftkv.core.commands import (
 from raftkv.core.containers import KIND_NAMES, Kind
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.glob import compile_glob, literal_prefix
+from raftkv.core.keyspace import is_live, kind_of
 from raftkv.core.numbers import INT64_MAX, INT64_MIN, parse_long_double
 from raftkv.core.typed import BY_NAME as TYPED_BY_NAME
 from raftkv.core.typed import Ctx, attempt
 from raftkv.deferred import Deferred, MaybeDeferred, when
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge, WrongType
+from raftkv.service.blocking import Waiter, Waiters
 from raftkv.service.ports import (
     Consistency,
     ReplicaStatus,
@@ -133,6 +135,8 @@ class KVService:
         self._typed: list[TypedOp] = []  # typed writes of this loop turn (one Txn)
         self._typed_future: asyncio.Future[Result] | None = None
         self.recording: Recording | None = None  # set by a front around a MULTI command
+        self.waiters = Waiters(self.submit, self._kind_at, self.clock.now_ms)  # BLPOP...
+        self.add_observer(self.waiters.observe)
 
     def configure_eviction(self, eviction: Limits) -> None:
         """Set the eviction policy and limits (at start-up, and by CONFIG SET). Access
@@ -601,6 +605,29 @@ class KVService:
 
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)
+
+    def blocking(self, line: list[bytes], keys: list[bytes], kind: int, timeout_s: float
+                 ) -> Waiter:
+        """A blocking pop (BLPOP, BLMOVE, BZPOPMIN...) as the plain pop ``line`` over
+        ``keys``, which hold ``kind``: served at once when there is something to pop,
+        else parked (``blocking.py``) until it pops or ``timeout_s`` passes (0: never).
+        Its ``future`` resolves with the pop's result, or None at the timeout;
+        ``unblock`` ends it early. (Inside MULTI a front sends the plain pop instead:
+        it does not block there, as in Redis.)"""
+        for key in keys:
+            validate_key(key)
+        return self.waiters.wait(line, keys, kind, timeout_s)
+
+    def unblock(self, waiter: Waiter, error: BaseException | None = None) -> bool:
+        """End a blocked command now: with a nil (``error`` None) or ``error``."""
+        return self.waiters.stop(waiter, error)
+
+    def _kind_at(self, key: bytes) -> int | None:
+        """The Kind this node's state holds at ``key``, None when absent or expired."""
+        raw = self.replicator.state_machine.keyspace.raw(key)
+        if raw is None or not is_live(raw, self.clock.now_ms()):
+            return None
+        return kind_of(raw)
 
     def typed_writes(self, lines: list[list[bytes]]) -> Deferred[list[Result]]:
         """Several typed writes (a pipeline's run of them; the front has checked their

@@ -16,6 +16,7 @@ from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.commands import (
+    blocking,
     connection,
     keys,
     pubsub,
@@ -31,7 +32,7 @@ log = logging.getLogger("raftkv.resp")
 
 TABLE: Final[dict[bytes, Spec]] = {
     row.name.encode(): row
-    for family in (connection, server, strings, keys, pubsub, transactions, typed)
+    for family in (connection, server, strings, keys, pubsub, transactions, typed, blocking)
     for row in family.COMMANDS
 }
 

@@ -17,6 +17,14 @@ from typing import Any, Final
 TABLE: Final = """
 append|string|2.0.0|Appends a string to the value of a key; creates the key if absent.|key value
 auth|connection|1.0.0|Authenticates the connection with a token.|[username] password
+blmove|list|6.2.0|Moves an element from one list to another, waiting for one.|source destination LEFT | RIGHT LEFT | RIGHT timeout
+blmpop|list|7.0.0|Pops elements from the first non-empty list, waiting for one.|timeout numkeys key [key ...] LEFT | RIGHT [COUNT count]
+blpop|list|2.0.0|Removes and returns the first element of the first non-empty list, waiting for one.|key [key ...] timeout
+brpop|list|2.0.0|Removes and returns the last element of the first non-empty list, waiting for one.|key [key ...] timeout
+brpoplpush|list|2.2.0|Moves the last element of a list to the head of another, waiting for one.|source destination timeout
+bzmpop|sorted-set|7.0.0|Pops members from the first non-empty sorted set, waiting for one.|timeout numkeys key [key ...] MIN | MAX [COUNT count]
+bzpopmax|sorted-set|5.0.0|Removes and returns the highest-scored member of the first non-empty sorted set, waiting for one.|key [key ...] timeout
+bzpopmin|sorted-set|5.0.0|Removes and returns the lowest-scored member of the first non-empty sorted set, waiting for one.|key [key ...] timeout
 client|connection|2.4.0|Commands about client connections (ID, SETNAME, GETNAME, INFO, LIST, KILL, SETINFO).|
 command|server|2.8.13|Details about the commands this server implements.|
 config|server|2.0.0|Reads or changes this node's settings (GET, SET, RESETSTAT).|

@@ -87,7 +87,7 @@ class RespServer:
             if not timeout_s:
                 continue
             for client in list(self.state.clients):
-                if not (client.subscriptions or client.patterns) and \
+                if not (client.subscriptions or client.patterns or client.blocked) and \
                         now - client.last_active > timeout_s:
                     client.close()
 
@@ -143,6 +143,8 @@ class Connection(asyncio.Protocol):
         self._closed = True
         self.state.clients.discard(self.client)
         leave_all(self.client)
+        if self.client.blocked is not None:  # nobody to answer: stop waiting
+            self.client.service.unblock(self.client.blocked)
 
     def data_received(self, data: bytes) -> None:
         if self._closed:

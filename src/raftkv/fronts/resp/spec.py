@@ -169,6 +169,8 @@ def error_text(exc: RaftKVError) -> str:
         return "TIMEOUT the write's outcome is unknown (commit timed out)"
     if isinstance(exc, errors.WrongType):
         return WRONGTYPE
+    if isinstance(exc, errors.Unblocked):
+        return "UNBLOCKED client unblocked via CLIENT UNBLOCK"
     if isinstance(exc, errors.InvalidArgument):
         return f"ERR {exc}"
     if isinstance(exc, errors.StorageError):

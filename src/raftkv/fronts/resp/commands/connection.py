@@ -7,6 +7,7 @@ from typing import Final
 
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
+from raftkv.fronts.resp.commands.blocking import client_unblock
 from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, spec, to_int
 
 CLIENT_TYPES: Final = {b"normal", b"master", b"slave", b"replica", b"pubsub"}
@@ -111,6 +112,8 @@ def client_(client: Client, args: list[bytes]) -> Reply:
         return p.bulk(b"".join(c.describe() + b"\n" for c in _client_list(client, args)))
     if sub == b"KILL" and len(args) >= 3:
         return _client_kill(client, args)
+    if sub == b"UNBLOCK" and len(args) in (3, 4):
+        return client_unblock(client, args)
     raise CommandError(f"ERR unknown subcommand or wrong number of arguments for "
                        f"'{args[1].decode(errors='replace')}'. Try CLIENT HELP.")
 
