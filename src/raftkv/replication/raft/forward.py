@@ -8,6 +8,13 @@ failed: safe to retry) or UNKNOWN (the outcome is unknown) with a reason. The
 follower waits until it has applied that index itself and answers from its own state
 machine - deterministic, so the same result, and the client then reads its own
 write on that follower.
+
+A write still unanswered when the leader changes (killed, deposed, or it said
+NOT_APPLIED) follows the leadership: the follower sends it again, same request id,
+to the new leader - or proposes it itself if it is now the leader - so it applies
+once wherever it lands, and a client of a follower sees a failover as a slower
+write, not an error. Only a write unanswered for the whole commit timeout fails,
+with its outcome unknown.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from raftkv.replication.raft.transport import FORWARD, FORWARD_REPLY, PeerLink, 
 
 _CALL = struct.Struct("<Q")
 _APPLIED, _NOT_APPLIED, _UNKNOWN = 0, 1, 2  # outcomes of a forwarded write
+FOLLOW_LEADER_S = 0.05  # how often an unanswered write checks who leads now
 
 
 class Forwarding:
@@ -34,6 +42,7 @@ class Forwarding:
         self.network = network
         self.state_machine = node.state_machine
         self._calls: dict[int, tuple[bytes, asyncio.Future[Result]]] = {}
+        self._sent: dict[int, tuple[str | None, Command]] = {}  # call -> (sent to, what)
 
 
     def forward(self, command: Command, future: asyncio.Future[Result] | None = None
@@ -49,14 +58,38 @@ class Forwarding:
         if not network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
             raise Unavailable(f"the leader {leader} is not reachable from this node; "
                               f"the write was not applied")
+        loop = asyncio.get_running_loop()
         if future is None:
-            future = asyncio.get_running_loop().create_future()
+            future = loop.create_future()
         self._calls[call] = (command.request_id, future)
-        asyncio.get_running_loop().call_later(self.node.commit_timeout_s, self._expire_call,
-                                              call)
+        self._sent[call] = (leader, command)
+        loop.call_later(self.node.commit_timeout_s, self._expire_call, call)
+        loop.call_later(FOLLOW_LEADER_S, self._follow_leader, call)
         return future
 
+    def _follow_leader(self, call: int) -> None:
+        """Send an unanswered write again if the leadership moved since it was sent."""
+        sent = self._sent.get(call)
+        entry = self._calls.get(call)
+        if sent is None or entry is None or entry[1].done():
+            self._sent.pop(call, None)
+            return
+        sent_to, command = sent
+        leader = self.node.core.leader
+        if leader is not None and leader != sent_to:
+            if leader == self.node.core.id:  # this node leads now: propose it here
+                del self._calls[call], self._sent[call]
+                try:
+                    self.node.propose(command, entry[1])
+                except (NotLeader, StorageError) as exc:
+                    entry[1].set_exception(Unavailable(str(exc)))
+                return
+            if self.network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
+                self._sent[call] = (leader, command)
+        asyncio.get_running_loop().call_later(FOLLOW_LEADER_S, self._follow_leader, call)
+
     def _expire_call(self, call: int) -> None:
+        self._sent.pop(call, None)
         entry = self._calls.pop(call, None)
         if entry is not None and not entry[1].done():
             entry[1].set_exception(CommitTimeout("the leader did not answer in time; the "
@@ -70,6 +103,7 @@ class Forwarding:
         outcome, body = payload[0], payload[1:]
         if outcome == _APPLIED:
             (index,) = _CALL.unpack_from(body)
+            self._sent.pop(call, None)
 
             def answer(_: object) -> None:
                 self._calls.pop(call, None)
@@ -84,11 +118,13 @@ class Forwarding:
 
             self.node.wait_applied(index).add_done_callback(answer)
             return
+        if outcome == _NOT_APPLIED and call in self._sent:  # send it to the next leader
+            self._sent[call] = (None, self._sent[call][1])
+            return
         self._calls.pop(call, None)
-        message = body.decode(errors="replace")
+        self._sent.pop(call, None)
         if not future.done():
-            future.set_exception(Unavailable(message) if outcome == _NOT_APPLIED
-                                 else CommitTimeout(message))
+            future.set_exception(CommitTimeout(body.decode(errors="replace")))
 
     def serve(self, link: PeerLink, call: int, payload: bytes) -> None:
         """As the leader: propose a forwarded command and answer the follower."""

@@ -1,0 +1,102 @@
+"""Job queues on raftkv as their users run them: a real Celery worker (``--pool
+solo``) with raftkv as its broker (kombu's Redis transport: LPUSH, BRPOP, the unacked
+hash and sorted set, pub/sub) and its result backend (SETEX, PUBLISH), against one
+node and through a follower of a three-node cluster whose leader is killed mid-run.
+Every task records each run of itself, so the run counts jobs enqueued, done, lost
+(0 for every acknowledged enqueue) and run twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+import redis
+
+from tests.support.cluster import Cluster
+
+TASKS = textwrap.dedent("""
+    import os
+    import redis
+    from celery import Celery
+
+    URL = os.environ["BROKER_URL"]
+    app = Celery("tasks", broker=URL, backend=URL)
+    app.conf.broker_connection_retry_on_startup = True
+    app.conf.broker_transport_options = {"socket_timeout": 10}
+    store = redis.Redis.from_url(URL, socket_timeout=10)
+
+    @app.task
+    def square(n):
+        store.incr(f"ran:{n}")  # every run of this job, counted
+        return n * n
+""")
+
+
+@pytest.fixture(params=["single-node", "cluster-follower"])
+def queue_node(request: pytest.FixtureRequest, start_server, tmp_path: Path
+               ) -> Iterator[tuple[int, Cluster | None]]:
+    if request.param == "single-node":
+        yield start_server(resp=True).resp_port, None
+        return
+    cluster = Cluster(tmp_path, 3, resp=True)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        follower = next(n for n in cluster.nodes if n != leader)
+        yield cluster.nodes[follower].resp_port, cluster
+    finally:
+        cluster.stop()
+
+
+def start_worker(workdir: Path, url: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    (workdir / "tasks.py").write_text(TASKS)
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool", "solo",
+         "--loglevel", "warning", "--without-heartbeat", "--without-gossip",
+         "--without-mingle"], cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "BROKER_URL": url, "PYTHONPATH": str(workdir)})
+
+
+def test_a_celery_worker_runs_every_job_once(queue_node, tmp_path: Path) -> None:
+    port, cluster = queue_node
+    url = f"redis://127.0.0.1:{port}/0"
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed at the end
+    worker = start_worker(workdir, url, log)
+    sys.path.insert(0, str(workdir))
+    os.environ["BROKER_URL"] = url
+    try:
+        import tasks  # the app module the worker runs, as the producer imports it
+
+        results = [tasks.square.delay(n) for n in range(30)]
+        done = {}
+        for n, result in enumerate(results):
+            done[n] = result.get(timeout=60)
+            if n == 10 and cluster is not None:  # kill the leader mid-run
+                leader = cluster.leader()
+                cluster.nodes[leader].kill()
+                cluster.leader(exclude=leader)
+        assert done == {n: n * n for n in range(30)}  # enqueued 30, done 30, lost 0
+        store = redis.Redis(port=port)
+        runs = [int(store.get(f"ran:{n}") or 0) for n in range(30)]
+        assert runs == [1] * 30, runs  # none run twice
+        store.close()
+    finally:
+        sys.path.remove(str(workdir))
+        sys.modules.pop("tasks", None)
+        os.environ.pop("BROKER_URL", None)
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)
+        log.close()
