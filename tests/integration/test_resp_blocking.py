@@ -64,7 +64,7 @@ def test_a_waiting_client_is_served_and_a_timeout_is_a_nil(start_server, real_re
         waiting = redis.Redis(port=port, protocol=protocol)
         pusher = redis.Redis(port=port, protocol=protocol)
         got: list[object] = []
-        thread = threading.Thread(target=lambda: got.append(
+        thread = threading.Thread(target=lambda got=got, waiting=waiting: got.append(
             waiting.execute_command("BLPOP", "jobs", "0")))
         thread.start()
         time.sleep(0.2)

@@ -1,4 +1,4 @@
-"""The values a key can hold besides a string: hash, list, set and sorted set
+"""The values a key can hold besides a string: hash, list, set, sorted set and stream
 (DATA-MODEL.md section 2), and their image codec.
 
 A container is mutable, but only inside the state machine, and only through
@@ -19,6 +19,7 @@ seed), so every replica, and a replica restored from a snapshot, sees the same o
 
 from __future__ import annotations
 
+import bisect
 import enum
 import struct
 from collections import deque
@@ -38,10 +39,11 @@ class Kind(enum.IntEnum):
     LIST = 2
     SET = 3
     ZSET = 4
+    STREAM = 5
 
 
 KIND_NAMES: Final = {Kind.STRING: b"string", Kind.HASH: b"hash", Kind.LIST: b"list",
-                     Kind.SET: b"set", Kind.ZSET: b"zset"}
+                     Kind.SET: b"set", Kind.ZSET: b"zset", Kind.STREAM: b"stream"}
 
 # Per-element overhead over the payload bytes (CPython objects and their slots),
 # measured with tracemalloc on 100k-element containers (benchmarks/memory_types.py).
@@ -49,6 +51,8 @@ HASH_FIELD_OVERHEAD: Final = 118
 LIST_ITEM_OVERHEAD: Final = 42
 SET_MEMBER_OVERHEAD: Final = 125
 ZSET_MEMBER_OVERHEAD: Final = 198
+STREAM_ENTRY_OVERHEAD: Final = 160  # (an estimate: the id tuple, the fields list)
+PENDING_OVERHEAD: Final = 200
 # and per container, what a short one costs beyond its elements (the List object and
 # its list; the sorted list's own lists and index), measured on 50k 10-element ones
 LIST_BASE_BYTES: Final = 280
@@ -271,7 +275,120 @@ class ZSet:
         return b"listpack" if small else b"skiplist"
 
 
-Container = Hash | List | Set | ZSet
+StreamID = tuple[int, int]  # (milliseconds, sequence)
+
+
+class Pending:
+    """An entry delivered to a consumer of a group and not yet acknowledged."""
+
+    __slots__ = ("consumer", "count", "delivered_ms")
+
+    def __init__(self, consumer: bytes, delivered_ms: int, count: int) -> None:
+        self.consumer = consumer
+        self.delivered_ms = delivered_ms
+        self.count = count
+
+
+class Consumer:
+    __slots__ = ("active_ms", "seen_ms")
+
+    def __init__(self, seen_ms: int, active_ms: int) -> None:
+        self.seen_ms = seen_ms  # its last command
+        self.active_ms = active_ms  # its last read that delivered something (-1: never)
+
+
+class Group:
+    """A consumer group: the last ID it delivered, how many entries it has read, its
+    pending entries (by ID) and its consumers (in the order they appeared)."""
+
+    __slots__ = ("consumers", "entries_read", "last_id", "pending")
+
+    def __init__(self, last_id: StreamID, entries_read: int) -> None:
+        self.last_id = last_id
+        self.entries_read = entries_read  # -1: not known (Redis's "lag" is then nil)
+        self.pending: dict[StreamID, Pending] = {}
+        self.consumers: dict[bytes, Consumer] = {}
+
+    def copy(self) -> Group:
+        group = Group(self.last_id, self.entries_read)
+        group.pending = {i: Pending(p.consumer, p.delivered_ms, p.count)
+                         for i, p in self.pending.items()}
+        group.consumers = {n: Consumer(c.seen_ms, c.active_ms)
+                           for n, c in self.consumers.items()}
+        return group
+
+    def pending_ids(self) -> list[StreamID]:
+        return sorted(self.pending)
+
+
+class Stream:
+    """Entries in ID order (IDs only grow: ``last_id`` is the last ever given, even
+    once that entry is deleted), each a flat list of fields and values, and the
+    consumer groups. Unlike the other types, an empty stream is kept."""
+
+    __slots__ = ("entries", "entries_added", "epoch", "groups", "ids", "last_id",
+                 "max_deleted_id", "nbytes")
+    KIND: Final = Kind.STREAM
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.ids: list[StreamID] = []
+        self.entries: dict[StreamID, list[bytes]] = {}
+        self.last_id: StreamID = (0, 0)
+        self.max_deleted_id: StreamID = (0, 0)
+        self.entries_added = 0
+        self.groups: dict[bytes, Group] = {}
+        self.nbytes = LIST_BASE_BYTES
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def copy(self, epoch: int) -> Stream:
+        other = Stream(epoch)
+        other.ids = list(self.ids)
+        other.entries = dict(self.entries)  # (the field lists are never changed in place)
+        other.last_id, other.max_deleted_id = self.last_id, self.max_deleted_id
+        other.entries_added, other.nbytes = self.entries_added, self.nbytes
+        other.groups = {name: group.copy() for name, group in self.groups.items()}
+        return other
+
+    def add(self, entry_id: StreamID, fields: list[bytes]) -> None:
+        self.ids.append(entry_id)
+        self.entries[entry_id] = fields
+        self.last_id = entry_id
+        self.entries_added += 1
+        self.nbytes += sum(len(f) for f in fields) + STREAM_ENTRY_OVERHEAD
+
+    def delete(self, entry_id: StreamID) -> bool:
+        fields = self.entries.pop(entry_id, None)
+        if fields is None:
+            return False
+        del self.ids[bisect.bisect_left(self.ids, entry_id)]
+        self.max_deleted_id = max(self.max_deleted_id, entry_id)
+        self.nbytes -= sum(len(f) for f in fields) + STREAM_ENTRY_OVERHEAD
+        return True
+
+    def trim_first(self, count: int) -> None:
+        """Remove the ``count`` oldest entries (XTRIM, XADD MAXLEN/MINID)."""
+        for entry_id in self.ids[:count]:
+            fields = self.entries.pop(entry_id)
+            self.nbytes -= sum(len(f) for f in fields) + STREAM_ENTRY_OVERHEAD
+        del self.ids[:count]  # (trimming leaves no tombstone: max_deleted_id stays)
+
+    def between(self, low: StreamID, high: StreamID) -> list[StreamID]:
+        """The IDs from ``low`` to ``high``, both included, in order."""
+        return self.ids[bisect.bisect_left(self.ids, low):bisect.bisect_right(self.ids, high)]
+
+    def encoding(self) -> bytes:
+        return b"stream"
+
+
+Container = Hash | List | Set | ZSet | Stream
+
+
+def kept(container: Container | None) -> bool:
+    """Whether a key holding ``container`` stays: a non-empty one, or any stream."""
+    return container is not None and (bool(len(container)) or container.KIND is Kind.STREAM)
 
 
 def empty(kind: Kind, epoch: int) -> Container:
@@ -281,6 +398,8 @@ def empty(kind: Kind, epoch: int) -> Container:
         return List(epoch)
     if kind is Kind.SET:
         return Set(epoch)
+    if kind is Kind.STREAM:
+        return Stream(epoch)
     return ZSet(epoch)
 
 
@@ -302,10 +421,33 @@ _F64: Final = struct.Struct("<d")
 _KIND_COUNT: Final = struct.Struct("<BI")
 
 
+_ID: Final = struct.Struct("<QQ")
+_GROUP: Final = struct.Struct("<QQqII")  # last id, entries read, pending, consumers
+_PENDING: Final = struct.Struct("<QQqQ")  # id, delivered at, count
+_CONSUMER: Final = struct.Struct("<qq")
+
+
 def encode_container(container: Container) -> bytes:
     parts: list[bytes] = [_KIND_COUNT.pack(container.KIND, len(container))]
     pack_len = U32.pack
-    if isinstance(container, Hash):
+    if isinstance(container, Stream):
+        parts += (_ID.pack(*container.last_id), _ID.pack(*container.max_deleted_id),
+                  struct.pack("<QI", container.entries_added, len(container.groups)))
+        for entry_id in container.ids:
+            fields = container.entries[entry_id]
+            parts += (_ID.pack(*entry_id), pack_len(len(fields)))
+            for field in fields:
+                parts += (pack_len(len(field)), field)
+        for name, group in container.groups.items():
+            parts += (pack_len(len(name)), name, _GROUP.pack(
+                *group.last_id, group.entries_read, len(group.pending), len(group.consumers)))
+            for entry_id, pending in group.pending.items():
+                parts += (_PENDING.pack(*entry_id, pending.delivered_ms, pending.count),
+                          pack_len(len(pending.consumer)), pending.consumer)
+            for consumer_name, consumer in group.consumers.items():
+                parts += (pack_len(len(consumer_name)), consumer_name,
+                          _CONSUMER.pack(consumer.seen_ms, consumer.active_ms))
+    elif isinstance(container, Hash):
         for field, value in container.fields.items():
             parts += (pack_len(len(field)), field, pack_len(len(value)), value)
     elif isinstance(container, ZSet):
@@ -325,6 +467,8 @@ def decode_container(r: BinaryReader, epoch: int) -> Container:
         return List(epoch, [r.blob() for _ in range(count)])
     if kind == Kind.SET:
         return Set(epoch, [r.blob() for _ in range(count)])
+    if kind == Kind.STREAM:
+        return _decode_stream(r, epoch, count)
     if kind == Kind.ZSET:
         scores: dict[bytes, float] = {}
         for _ in range(count):
@@ -332,3 +476,27 @@ def decode_container(r: BinaryReader, epoch: int) -> Container:
             scores[member] = r.double()
         return ZSet(epoch, scores)
     raise r.error(f"unknown container kind {kind}")
+
+
+def _decode_stream(r: BinaryReader, epoch: int, count: int) -> Stream:
+    stream = Stream(epoch)
+    last, deleted = r.fixed(_ID), r.fixed(_ID)
+    added, groups = r.fixed(struct.Struct("<QI"))
+    for _ in range(count):
+        entry_id = r.fixed(_ID)
+        (nfields,) = r.fixed(U32)
+        stream.add((entry_id[0], entry_id[1]), [r.blob() for _ in range(nfields)])
+    stream.last_id, stream.max_deleted_id = (last[0], last[1]), (deleted[0], deleted[1])
+    stream.entries_added = added
+    for _ in range(groups):
+        name = r.blob()
+        ms, seq, entries_read, npending, nconsumers = r.fixed(_GROUP)
+        group = stream.groups[name] = Group((ms, seq), entries_read)
+        for _ in range(npending):
+            ims, iseq, delivered, times = r.fixed(_PENDING)
+            group.pending[(ims, iseq)] = Pending(r.blob(), delivered, times)
+        for _ in range(nconsumers):
+            consumer_name = r.blob()
+            seen, active = r.fixed(_CONSUMER)
+            group.consumers[consumer_name] = Consumer(seen, active)
+    return stream

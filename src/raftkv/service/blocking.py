@@ -1,6 +1,7 @@
-"""Blocking commands (DATA-MODEL.md section 5): a BLPOP, BLMOVE, BZPOPMIN... that finds
-nothing to pop waits here, outside the state machine, until it can be served or its
-timeout passes.
+"""Blocking commands (DATA-MODEL.md section 5): a BLPOP, BLMOVE, BZPOPMIN, XREADGROUP...
+that finds nothing to pop waits here, outside the state machine, until it can be
+served or its timeout passes. (An XREAD BLOCK waits here too, but reads: when a key
+it waits on changes, it reads this node's state again, with no log entry.)
 
 A waiter holds the plain pop it stands for (LMPOP, LMOVE, ZMPOP...) as a command
 line. Only a logged pop changes state, so replicas never decide who is served: when
@@ -47,13 +48,17 @@ class Waiter:
     (resolved with the pop's result, or None when the timeout passed)."""
 
     __slots__ = ("_attempt", "_base_id", "_timer", "dirty", "done", "future", "in_flight",
-                 "keys", "kind", "line", "stopping")
+                 "keys", "kind", "line", "read", "ready", "stopping")
 
     def __init__(self, line: list[bytes], keys: list[bytes], kind: int,
-                 future: asyncio.Future[Result | None]) -> None:
+                 future: asyncio.Future[Result | None],
+                 ready: Callable[[bytes], bool] | None = None,
+                 read: Callable[[list[bytes]], Result] | None = None) -> None:
         self.line = line
         self.keys = list(dict.fromkeys(keys))
         self.kind = kind  # what it pops from (a containers.Kind)
+        self.ready = ready  # whether a key has something for it (default: holds ``kind``)
+        self.read = read  # a read (XREAD): run on this node's state, not proposed
         self.future = future
         self._base_id = b"blk" + os.urandom(9)
         self._attempt = 0
@@ -85,13 +90,17 @@ class Waiters:
     def __len__(self) -> int:
         return self._count
 
-    def wait(self, line: list[bytes], keys: list[bytes], kind: int, timeout_s: float
-             ) -> Waiter:
+    def wait(self, line: list[bytes], keys: list[bytes], kind: int, timeout_s: float,
+             ready: Callable[[bytes], bool] | None = None,
+             read: Callable[[list[bytes]], Result] | None = None) -> Waiter:
         """Run the pop ``line`` on ``keys`` (holding ``kind``) now if this node's state
         shows anything there - its error, a WRONGTYPE say, is the answer then - and
-        else park it until it pops something or ``timeout_s`` passes (0: never)."""
+        else park it until it pops something or ``timeout_s`` passes (0: never).
+        ``ready(key)`` says when a key has something for it (by default: when it holds
+        ``kind``); with ``read``, the line is a read, run here instead of proposed
+        (XREAD: the caller has made its first attempt)."""
         loop = asyncio.get_running_loop()
-        waiter = Waiter(line, keys, kind, loop.create_future())
+        waiter = Waiter(line, keys, kind, loop.create_future(), ready, read)
         for key in waiter.keys:
             self._by_key.setdefault(key, deque()).append(waiter)
         self._count += 1
@@ -99,7 +108,7 @@ class Waiters:
             waiter._timer = loop.call_later(timeout_s, self.stop, waiter, None)
         if self._recheck is None:
             self._recheck = loop.call_later(RECHECK_S, self._check_all)
-        if any(self._holds(key) is not None for key in waiter.keys):
+        if read is None and any(self._holds(key) is not None for key in waiter.keys):
             self._attempt(waiter, first=True)
         return waiter
 
@@ -132,11 +141,20 @@ class Waiters:
             waiter = queue[0]
             if waiter.in_flight:
                 waiter.dirty = True
-            elif not waiter.stopping and any(self._holds(k) == waiter.kind
-                                             for k in waiter.keys):
+            elif not waiter.stopping and any(self._ready(waiter, k) for k in waiter.keys):
                 self._attempt(waiter)
 
+    def _ready(self, waiter: Waiter, key: bytes) -> bool:
+        if waiter.ready is not None:
+            return waiter.ready(key)
+        return self._holds(key) == waiter.kind
+
     def _attempt(self, waiter: Waiter, first: bool = False) -> None:
+        if waiter.read is not None:  # a read: now, here
+            result = waiter.read(waiter.line)
+            if popped(result):
+                self._finish(waiter, result)
+            return
         waiter.in_flight, waiter.dirty = True, False
         try:
             future = self._submit(TypedOp(tuple(waiter.line), waiter.request_id(),

@@ -48,13 +48,14 @@ from raftkv.core.commands import (
     TypedOp,
     TypedResult,
 )
-from raftkv.core.containers import KIND_NAMES, Kind
+from raftkv.core.containers import KIND_NAMES, Kind, Stream
 from raftkv.core.eviction import AccessTracker, Evictor, Limits, estimated_memory_bytes
 from raftkv.core.glob import compile_glob, literal_prefix
 from raftkv.core.keyspace import is_live, kind_of
 from raftkv.core.numbers import INT64_MAX, INT64_MIN, parse_long_double
 from raftkv.core.typed import BY_NAME as TYPED_BY_NAME
 from raftkv.core.typed import Ctx, attempt
+from raftkv.core.typed.streams import last_ids, stream_unread
 from raftkv.deferred import Deferred, MaybeDeferred, when
 from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge, WrongType
 from raftkv.service.blocking import Waiter, Waiters
@@ -606,17 +607,43 @@ class KVService:
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)
 
-    def blocking(self, line: list[bytes], keys: list[bytes], kind: int, timeout_s: float
-                 ) -> Waiter:
+    def blocking(self, line: list[bytes], keys: list[bytes], kind: int, timeout_s: float,
+                 group: bytes | None = None, read: bool = False) -> Waiter:
         """A blocking pop (BLPOP, BLMOVE, BZPOPMIN...) as the plain pop ``line`` over
         ``keys``, which hold ``kind``: served at once when there is something to pop,
         else parked (``blocking.py``) until it pops or ``timeout_s`` passes (0: never).
         Its ``future`` resolves with the pop's result, or None at the timeout;
         ``unblock`` ends it early. (Inside MULTI a front sends the plain pop instead:
-        it does not block there, as in Redis.)"""
+        it does not block there, as in Redis.) For streams: ``read`` (XREAD: the line
+        is read again on this node whenever a key changes, the caller having read it
+        once linearizably) or ``group`` (XREADGROUP >: proposed when a stream has
+        entries that group has not read)."""
         for key in keys:
             validate_key(key)
+        if read:
+            return self.waiters.wait(line, keys, kind, timeout_s, read=self._read_here)
+        if group is not None:
+            return self.waiters.wait(line, keys, kind, timeout_s,
+                                     ready=lambda key: self._unread(key, group))
         return self.waiters.wait(line, keys, kind, timeout_s)
+
+    def _read_here(self, line: list[bytes]) -> Result:
+        """A typed read of this node's state as it is (no barrier)."""
+        sm, now_ms = self.replicator.state_machine, self.clock.now_ms()
+        outcome, reply = attempt(Ctx(sm.keyspace, now_ms, seed=self._rng.getrandbits(64),
+                                     machine=sm), line)
+        return TypedResult(outcome, sm.applied_index, reply)
+
+    def _unread(self, key: bytes, group: bytes) -> bool:
+        if self._kind_at(key) != Kind.STREAM:
+            return False
+        stream = self.replicator.state_machine.keyspace.container(key)
+        return isinstance(stream, Stream) and stream_unread(stream, group)
+
+    def stream_last_ids(self, keys: list[bytes]) -> list[bytes]:
+        """What ``$`` means for each stream on this node now (XREAD BLOCK's start)."""
+        sm = self.replicator.state_machine
+        return last_ids(Ctx(sm.keyspace, self.clock.now_ms(), machine=sm), keys)
 
     def unblock(self, waiter: Waiter, error: BaseException | None = None) -> bool:
         """End a blocked command now: with a nil (``error`` None) or ``error``."""

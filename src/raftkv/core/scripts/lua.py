@@ -35,7 +35,7 @@ from lupa import lua51
 from raftkv.core.scripts import libraries
 from raftkv.core.scripts.libraries import NULL, LibraryError, Table, lua_number
 from raftkv.core.typed.args import double_text
-from raftkv.core.typed.replies import ErrorReply, NilArray, Reply, Status
+from raftkv.core.typed.replies import ErrorReply, KeyedMap, NilArray, Reply, Status
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +368,10 @@ class Engine:
             return reply
         if isinstance(reply, float):
             return double_text(reply)
+        if isinstance(reply, KeyedMap):  # (as RESP2 has it: a [key, value] per key)
+            return self._lua.table_from([
+                self._lua.table_from([self._to_lua(reply[i]), self._to_lua(reply[i + 1])])
+                for i in range(0, len(reply), 2)])
         if isinstance(reply, list):
             return self._lua.table_from([self._to_lua(item) for item in reply])
         if isinstance(reply, Status):

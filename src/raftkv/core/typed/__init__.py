@@ -1,5 +1,5 @@
-"""Redis's hash, list, set and sorted-set commands, and its scripts, as ops of the
-state machine (DATA-MODEL.md sections 2 and 4).
+"""Redis's hash, list, set, sorted-set and stream commands, and its scripts, as ops of
+the state machine (DATA-MODEL.md sections 2 and 4).
 
 A typed command travels in the log as its command line (``TypedOp``, as Redis's own
 replication stream carries commands) and every replica runs the same op on it at
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Final
 
 from raftkv.core.commands import OUTCOME_OK, Outcome
-from raftkv.core.typed import hashes, lists, scripts, sets, strings, zsets
+from raftkv.core.typed import hashes, lists, scripts, sets, streams, strings, zsets
 from raftkv.core.typed.context import WRONGTYPE, Ctx, OpError
 from raftkv.core.typed.replies import Reply
 from raftkv.core.typed.spec import TypedSpec
@@ -21,7 +21,7 @@ from raftkv.core.typed.spec import TypedSpec
 COMMANDS: Final[dict[str, TypedSpec]] = {
     spec.name: spec
     for family in (hashes.COMMANDS, lists.COMMANDS, sets.COMMANDS, zsets.COMMANDS,
-                   scripts.COMMANDS)
+                   streams.COMMANDS, scripts.COMMANDS)
     for spec in family
 }
 # the same rows by the name as a command line carries it (lower case): looked up per op

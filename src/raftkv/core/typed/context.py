@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
-from raftkv.core.containers import Container, Kind, empty
+from raftkv.core.containers import Container, Kind, empty, kept
 from raftkv.core.history import DELETE, EXPIRE, TYPED, History
 from raftkv.core.keyspace import header, is_live, kind_of, pack
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 WRONGTYPE: Final = b"WRONGTYPE Operation against a key holding the wrong kind of value"
 _MASK64: Final = (1 << 64) - 1
-EVENT_CLASSES: Final = {Kind.HASH: "h", Kind.LIST: "l", Kind.SET: "s", Kind.ZSET: "z"}
+EVENT_CLASSES: Final = {Kind.HASH: "h", Kind.LIST: "l", Kind.SET: "s", Kind.ZSET: "z",
+                        Kind.STREAM: "t"}
 
 
 class OpError(Exception):
@@ -109,7 +110,7 @@ class Ctx:
         """The Kind the key holds now, None when absent or expired."""
         if key in self._fresh:
             fresh = self._fresh[key]
-            return None if fresh is None or not len(fresh) else fresh.KIND
+            return fresh.KIND if fresh is not None and kept(fresh) else None
         raw = self.keyspace.raw(key)
         if raw is None or not is_live(raw, self.now_ms):
             return None
@@ -141,7 +142,7 @@ class Ctx:
             raise OpError(WRONGTYPE)
         if key in self._fresh:
             fresh = self._fresh[key]
-            if fresh is not None and len(fresh):
+            if fresh is not None and kept(fresh):
                 return fresh
         elif found is not None:
             self._touch(key)
@@ -185,7 +186,7 @@ class Ctx:
         for key, replaced in self._changed.items():
             raw, old_nbytes = self._before[key]
             container = self._fresh[key] if key in self._fresh else keyspace.container(key)
-            if container is None or not len(container):
+            if not kept(container):
                 now = keyspace.raw(key)
                 if now is not None:
                     if container is not None and kind_of(now):
@@ -195,6 +196,7 @@ class Ctx:
                     self._remove(key, index, DELETE)
                     self.events.append((b"del", key, "g"))
                 continue
+            assert container is not None
             if raw is None:
                 version, create, deadline = 1, index, 0
             else:

@@ -8,6 +8,7 @@ remembers for retried requests.
     NIL_ARRAY       a nil array            Map     RESP3 map (RESP2: a flat array)
     Pairs           RESP3 array of pairs (WITHSCORES; RESP2: a flat array)
     Members         RESP3 set (RESP2: an array)
+    KeyedMap        RESP3 map (RESP2: an array of [key, value] arrays: XREAD)
     ErrorReply      an error inside an array (a script's reply can hold one)
 """
 
@@ -70,14 +71,19 @@ class Members(list):  # type: ignore[type-arg]
     """The members of a set."""
 
 
+class KeyedMap(list):  # type: ignore[type-arg]
+    """Alternating keys and values, a pair per key in RESP2 (XREAD's streams)."""
+
+
 OK: Final = Status(b"OK")
 NIL_ARRAY: Final = NilArray()
 Reply: TypeAlias = "int | bytes | float | list[Any] | Status | ErrorReply | NilArray | None"
 
 _I64: Final = struct.Struct("<q")
 _F64: Final = struct.Struct("<d")
-_LISTS: Final[dict[type, int]] = {list: 4, Map: 7, Pairs: 8, Members: 9}
-_LIST_TYPES: Final[dict[int, type[list[Any]]]] = {4: list, 7: Map, 8: Pairs, 9: Members}
+_LISTS: Final[dict[type, int]] = {list: 4, Map: 7, Pairs: 8, Members: 9, KeyedMap: 11}
+_LIST_TYPES: Final[dict[int, type[list[Any]]]] = {4: list, 7: Map, 8: Pairs, 9: Members,
+                                                  11: KeyedMap}
 
 
 def encode_reply(reply: Reply, out: bytearray) -> None:

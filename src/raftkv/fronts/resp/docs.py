@@ -145,6 +145,20 @@ unsubscribe|pubsub|2.0.0|Stops listening to channels.|[channel [channel ...]]
 unwatch|transactions|2.2.0|Forgets every watched key.|
 wait|generic|3.0.0|How many replicas hold this connection's writes.|numreplicas timeout
 watch|transactions|2.2.0|Makes the next transaction depend on keys staying unchanged.|key [key ...]
+xack|stream|5.0.0|Acknowledges entries of a consumer group.|key group id [id ...]
+xadd|stream|5.0.0|Appends an entry to a stream, creating it if absent.|key [NOMKSTREAM] [MAXLEN | MINID [= | ~] threshold [LIMIT count]] id field value [field value ...]
+xautoclaim|stream|6.2.0|Claims the pending entries idle long enough.|key group consumer min-idle-time start [COUNT count] [JUSTID]
+xclaim|stream|5.0.0|Changes the owner of pending entries.|key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-milliseconds] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]
+xdel|stream|5.0.0|Deletes entries from a stream.|key id [id ...]
+xgroup|stream|5.0.0|Manages consumer groups (CREATE, SETID, DESTROY, CREATECONSUMER, DELCONSUMER).|
+xinfo|stream|5.0.0|About streams, their groups and consumers (STREAM, GROUPS, CONSUMERS).|
+xlen|stream|5.0.0|The number of entries in a stream.|key
+xpending|stream|5.0.0|The pending entries of a consumer group.|key group [[IDLE min-idle-time] start end count [consumer]]
+xrange|stream|5.0.0|The entries of a stream within a range of IDs.|key start end [COUNT count]
+xread|stream|5.0.0|Reads entries from streams after the given IDs, waiting for them with BLOCK.|[COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]
+xreadgroup|stream|5.0.0|Reads entries from streams for a consumer of a group.|GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]
+xrevrange|stream|5.0.0|The entries of a stream within a range of IDs, newest first.|key end start [COUNT count]
+xtrim|stream|5.0.0|Deletes the oldest entries of a stream.|key MAXLEN | MINID [= | ~] threshold [LIMIT count]
 zadd|sorted-set|1.2.0|Adds members to a sorted set or updates their scores.|key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]
 zcard|sorted-set|1.2.0|The number of members of a sorted set.|key
 zcount|sorted-set|2.0.0|The number of members with scores within a range.|key min max

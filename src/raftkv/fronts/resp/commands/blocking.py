@@ -1,5 +1,5 @@
-"""The blocking pops: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX,
-BZMPOP; and CLIENT UNBLOCK's side of them.
+"""The blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX,
+BZMPOP, XREAD and XREADGROUP with BLOCK; and CLIENT UNBLOCK's side of them.
 
 Each is the plain pop it blocks on - LMPOP, LMOVE, RPOPLPUSH or ZMPOP, a row of
 ``core/typed`` - handed to the service with its keys and timeout
@@ -8,22 +8,33 @@ until there is). The arguments are checked here first, as Redis checks them befo
 it blocks; the reply is the plain pop's, reshaped to the blocking command's (BLPOP's
 ``[key, value]``, BZPOPMIN's ``[key, member, score]``), or a nil at the timeout.
 Inside MULTI nothing blocks: the plain pop runs, as in Redis.
+
+XREAD BLOCK reads once, linearizably; if that finds nothing it waits with each ``$``
+replaced by the stream's last ID at that point, reading again (on this node) when a
+stream changes. XREADGROUP BLOCK with ``>`` is a write (it moves the group on): it
+runs once, then waits like a pop until a stream has entries the group has not read.
 """
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
 from raftkv.core.commands import Result, TypedResult
 from raftkv.core.containers import Kind
 from raftkv.core.numbers import parse_int64, parse_long_double
+from raftkv.core.typed.context import OpError
+from raftkv.core.typed.streams import keys_of_read as streams_keys
+from raftkv.core.typed.streams import read_options
+from raftkv.deferred import Deferred
 from raftkv.errors import Unblocked
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.commands.typed import encode, reply_of
 from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, later, spec
-from raftkv.service.blocking import popped
+from raftkv.service.blocking import Waiter, popped
 
 _LLONG: Final = Decimal(2**63)
 
@@ -163,6 +174,83 @@ def _mpop_keys(args: list[bytes]) -> list[bytes]:
     return args[3 : 3 + count] if count > 0 else []
 
 
+def xread(client: Client, args: list[bytes]) -> Reply:
+    return _read_stream(client, args, group=False)
+
+
+def xreadgroup(client: Client, args: list[bytes]) -> Reply:
+    return _read_stream(client, args, group=True)
+
+
+def _read_stream(client: Client, args: list[bytes], group: bool) -> Reply:
+    try:
+        _, block_ms, _, keys, ids = read_options(args, group)
+        if group and args[1].upper() != b"GROUP":
+            raise CommandError(SYNTAX)
+    except OpError as refused:
+        raise CommandError.of(refused) from None
+    line = [args[0].lower(), *args[1:]]
+    enc, service = client.enc, client.service
+    if block_ms is None or client.transaction is not None or (group and b">" not in ids):
+        return later(service.typed(line, client.consistency), partial(reply_of, enc))
+    timeout = block_ms / 1000.0
+    outer: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
+
+    def after_first(result: Result) -> None:
+        if outer.done():
+            return
+        if not result.ok or popped(result):
+            outer.set_result(result)
+            return
+        again = line
+        if not group:  # wait for what comes after the streams' last IDs now
+            at = len(line) - len(ids)
+            again = line[:at] + [i if i != b"$" else last for i, last in
+                                 zip(ids, service.stream_last_ids(keys), strict=True)]
+        waiter = service.blocking(again, keys, Kind.STREAM, timeout,
+                                  group=args[2] if group else None, read=not group)
+        client.blocked = waiter
+        waiter.future.add_done_callback(partial(_relay, client, waiter, outer))
+
+    first = service.typed(line, client.consistency)
+    _settled(first, after_first, outer)
+    return later(outer, lambda r: enc.NIL_ARRAY if r is None else reply_of(enc, r))
+
+
+def _relay(client: Client, waiter: Waiter, outer: asyncio.Future[Any],
+           done: asyncio.Future[Any]) -> None:
+    if client.blocked is waiter:
+        client.blocked = None
+    if outer.done():
+        return
+    if done.exception() is not None:
+        outer.set_exception(done.exception())  # type: ignore[arg-type]
+    else:
+        outer.set_result(done.result())
+
+
+def _settled(value: Any, then: Any, outer: asyncio.Future[Any]) -> None:
+    """``then(result)`` once ``value`` (a result, a future or a Deferred) has one; its
+    failure fails ``outer``."""
+    if isinstance(value, Deferred):
+        future, finish = value.future, value.finish
+    elif isinstance(value, asyncio.Future):
+        future, finish = value, None
+    else:
+        then(value)
+        return
+
+    def done(f: asyncio.Future[Any]) -> None:
+        try:
+            result = finish(f) if finish is not None else f.result()
+        except BaseException as failed:
+            if not outer.done():
+                outer.set_exception(failed)
+            return
+        then(result)
+    future.add_done_callback(done)
+
+
 def client_unblock(client: Client, args: list[bytes]) -> bytes:
     """CLIENT UNBLOCK id [TIMEOUT | ERROR]: 1 when that client was blocked."""
     error: BaseException | None = None
@@ -190,4 +278,6 @@ COMMANDS: Final = [
     spec("bzpopmin", -3, "write blocking fast", bzpopmin, 1, -2),
     spec("bzpopmax", -3, "write blocking fast", bzpopmax, 1, -2),
     spec("bzmpop", -5, "write blocking movablekeys", bzmpop, find_keys=_mpop_keys),
+    spec("xread", -4, "readonly blocking movablekeys", xread, find_keys=streams_keys),
+    spec("xreadgroup", -7, "write blocking movablekeys", xreadgroup, find_keys=streams_keys),
 ]

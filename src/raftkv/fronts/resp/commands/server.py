@@ -60,7 +60,8 @@ def command_(client: Client, args: list[bytes]) -> Reply:
 
 # Commands whose subcommands say where their keys are (OBJECT ENCODING key...): Redis
 # reports no key positions for the container itself.
-CONTAINERS: Final = frozenset({"object", "client", "config", "command", "script"})
+CONTAINERS: Final = frozenset({"object", "client", "config", "command", "script", "xgroup",
+                                "xinfo"})
 
 
 def _doc_reply(doc: Doc, enc: p.Encoder) -> bytes:

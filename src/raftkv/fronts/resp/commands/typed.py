@@ -14,7 +14,15 @@ from typing import Any, Final
 from raftkv.core.commands import Result, TypedResult
 from raftkv.core.typed import COMMANDS as TYPED_COMMANDS
 from raftkv.core.typed.args import double_text
-from raftkv.core.typed.replies import ErrorReply, Map, Members, NilArray, Pairs, Status
+from raftkv.core.typed.replies import (
+    ErrorReply,
+    KeyedMap,
+    Map,
+    Members,
+    NilArray,
+    Pairs,
+    Status,
+)
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.spec import Reply, Spec, later, spec
@@ -54,9 +62,12 @@ def encode(reply: Any, enc: p.Encoder) -> bytes:
         return enc.NIL_ARRAY
     if isinstance(reply, ErrorReply):
         return b"-%s\r\n" % reply.text
+    if isinstance(reply, KeyedMap) and enc.version != 3:
+        return p.raw_array([p.raw_array([encode(reply[i], enc), encode(reply[i + 1], enc)])
+                            for i in range(0, len(reply), 2)])
     if isinstance(reply, list):
         if enc.version == 3:
-            if isinstance(reply, Map):
+            if isinstance(reply, Map | KeyedMap):
                 return b"%%%d\r\n%s" % (len(reply) // 2,
                                         b"".join(encode(item, enc) for item in reply))
             if isinstance(reply, Pairs):
