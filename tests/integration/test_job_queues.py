@@ -1,9 +1,14 @@
-"""Job queues on raftkv as their users run them: a real Celery worker (``--pool
-solo``) with raftkv as its broker (kombu's Redis transport: LPUSH, BRPOP, the unacked
-hash and sorted set, pub/sub) and its result backend (SETEX, PUBLISH), against one
-node and through a follower of a three-node cluster whose leader is killed mid-run.
-Every task records each run of itself, so the run counts jobs enqueued, done, lost
-(0 for every acknowledged enqueue) and run twice."""
+"""Job queues on raftkv as their users run them, against one node and through a
+follower of a three-node cluster whose leader is killed mid-run:
+
+- a real Celery worker (``--pool solo``) with raftkv as its broker (kombu's Redis
+  transport: LPUSH, BRPOP, the unacked hash and sorted set, pub/sub) and its result
+  backend (SETEX, PUBLISH);
+- a real RQ worker (BLMOVE or BLPOP to fetch, sorted-set registries, Lua, results in
+  streams: XADD, and XREAD BLOCK to wait for them).
+
+Every job records each run of itself, so a run counts jobs enqueued, done, lost (0
+for every acknowledged enqueue) and run twice (0)."""
 
 from __future__ import annotations
 
@@ -53,6 +58,62 @@ def queue_node(request: pytest.FixtureRequest, start_server, tmp_path: Path
         yield cluster.nodes[follower].resp_port, cluster
     finally:
         cluster.stop()
+
+
+RQ_JOBS = textwrap.dedent("""
+    import os
+    import redis
+
+    store = redis.Redis.from_url(os.environ["BROKER_URL"], socket_timeout=10)
+
+    def square(n):
+        store.incr(f"ran:{n}")  # every run of this job, counted
+        return n * n
+""")
+
+
+def test_an_rq_worker_runs_every_job_once(queue_node, tmp_path: Path) -> None:
+    from rq import Queue
+
+    port, cluster = queue_node
+    url = f"redis://127.0.0.1:{port}/0"
+    workdir = tmp_path / "rqapp"
+    workdir.mkdir()
+    (workdir / "rqjobs.py").write_text(RQ_JOBS)
+    log = open(workdir / "worker.log", "wb")  # noqa: SIM115 - closed at the end
+    env = {**os.environ, "BROKER_URL": url, "PYTHONPATH": str(workdir)}
+    worker = subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--url", url,
+                               "--with-scheduler"], cwd=workdir, stdout=log,
+                              stderr=subprocess.STDOUT, env=env)
+    connection = redis.Redis(port=port, socket_timeout=20)
+    try:
+        queue = Queue(connection=connection)
+        jobs = [queue.enqueue("rqjobs.square", n) for n in range(20)]
+        done = {}
+        for n, job in enumerate(jobs):
+            result = job.latest_result(timeout=60)  # XREAD BLOCK on the job's results
+            assert result is not None, f"job {n} gave no result ({_tail(workdir)})"
+            done[n] = result.return_value
+            if n == 7 and cluster is not None:  # kill the leader mid-run
+                leader = cluster.leader()
+                cluster.nodes[leader].kill()
+                cluster.leader(exclude=leader)
+        assert done == {n: n * n for n in range(20)}  # enqueued 20, done 20, lost 0
+        runs = [int(connection.get(f"ran:{n}") or 0) for n in range(20)]
+        assert runs == [1] * 20, runs  # none run twice
+    finally:
+        connection.close()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(5)
+        log.close()
+
+
+def _tail(workdir: Path) -> str:
+    return (workdir / "worker.log").read_text(errors="replace")[-2000:]
 
 
 def start_worker(workdir: Path, url: str, log: IO[bytes]) -> subprocess.Popen[bytes]:

@@ -154,3 +154,38 @@ def test_a_pop_blocked_on_a_follower_survives_a_leader_kill(tmp_path: Path):
         pusher.close()
     finally:
         cluster.stop()
+
+
+def test_stream_reads_block_until_an_entry_comes_as_in_redis(start_server, real_redis):
+    node = start_server(resp=True)
+    their_port = real_redis.connection_pool.connection_kwargs["port"]
+    for port in (node.resp_port, their_port):
+        reader = redis.Redis(port=port, protocol=2)
+        writer = redis.Redis(port=port, protocol=2)
+        writer.xadd("events", {"n": "0"}, id="1-1")
+        writer.xgroup_create("events", "g", "$")
+        got: list[object] = []
+
+        def read(command: tuple, got: list[object] = got, reader: redis.Redis = reader) -> None:
+            got.append(reader.execute_command(*command))
+        waiting = [threading.Thread(target=read, args=(("XREAD", "BLOCK", "0", "STREAMS",
+                                                         "events", "$"),)),
+                   threading.Thread(target=read, args=(("XREADGROUP", "GROUP", "g", "c",
+                                                         "BLOCK", "0", "STREAMS", "events",
+                                                         ">"),))]
+        for thread in waiting:
+            thread.start()
+            time.sleep(0.2)
+        assert not got
+        writer.xadd("events", {"n": "1"}, id="2-1")
+        for thread in waiting:
+            thread.join(5)
+        entry = [b"events", [(b"2-1", {b"n": b"1"})]]
+        assert [list(g) if isinstance(g, tuple) else g for g in got] == [[entry], [entry]], port
+        assert writer.xpending("events", "g")["pending"] == 1  # XREADGROUP's delivery
+        started = time.monotonic()
+        assert reader.xread({"events": "$"}, block=150) == []  # a timeout: nil
+        assert 0.1 < time.monotonic() - started < 2
+        writer.delete("events")
+        reader.close()
+        writer.close()

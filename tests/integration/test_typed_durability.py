@@ -41,6 +41,9 @@ def dump(r: redis.Redis) -> dict[bytes, object]:
             content = sorted(r.smembers(key))
         elif kind == b"zset":
             content = r.zrange(key, 0, -1, withscores=True)
+        elif kind == b"stream":
+            content = (r.xrange(key), r.execute_command("XINFO", "GROUPS", key),
+                       r.xpending(key, "workers") if r.exists(key) else None)
         else:
             content = r.get(key)
         out[key] = (kind, content, r.ttl(key) > 0)
@@ -62,9 +65,16 @@ def write_mix(r: redis.Redis, seed: int, count: int) -> None:
     and scripts among them."""
     rng = random.Random(seed)
     sha = r.script_load(SCRIPT % seed)
+    r.xgroup_create("events", "workers", "0", mkstream=True) if not r.exists("events") \
+        else None
     for i in range(count):
         if i % 40 == 0:
             r.evalsha(sha, 2, "h0", f"l{rng.randrange(12) // 4 * 4 + 1}", i)
+        if i % 10 == 0:  # a stream with a consumer group reading and acknowledging
+            r.xadd("events", {"n": i}, maxlen=30, approximate=False)
+            got = r.xreadgroup("workers", f"w{i % 3}", {"events": ">"}, count=2)
+            if got and i % 20 == 0:
+                r.xack("events", "workers", got[0][1][0][0])
         n = rng.randrange(12)
         family = n % 4
         if family == 0:

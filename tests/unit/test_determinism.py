@@ -1,6 +1,7 @@
 """Determinism (DATA-MODEL.md section 7, TESTING.md): seeded random streams of commands
 of every type - SPOP's randomness, expiry, MULTI-style batches, scripts using
-``math.random``, ``TIME`` and every type (by body and by SHA1) included - applied to
+``math.random``, ``TIME`` and every type (by body and by SHA1), streams with automatic
+IDs and consumer groups included - applied to
 two state machines, and to a third restored from a snapshot of the first taken midway;
 all three end with the same digest. The negative controls seed SPOP from the
 process's own randomness instead of the entry's index, and give scripts the wall
@@ -17,7 +18,7 @@ import pytest
 
 from raftkv.core import image
 from raftkv.core.commands import Command, DeleteExpired, Expire, Put, Txn, TypedOp
-from raftkv.core.containers import Hash, List, Set, ZSet
+from raftkv.core.containers import Hash, List, Set, Stream, ZSet
 from raftkv.core.scripts.lua import sha1hex
 from raftkv.core.state_machine import StateMachine
 from tests.support.node import ROOT
@@ -50,6 +51,11 @@ def stream(seed: int, length: int) -> list[Command]:
             (b"zunionstore", key, b"2", other, rng.choice(KEYS)), (b"lmove", key, other,
                                                                    b"LEFT", b"RIGHT"),
             (b"eval", SCRIPT, b"2", key, other), (b"evalsha", sha1hex(SCRIPT), b"2", key, other),
+            (b"xadd", key + b":x", b"MAXLEN", b"5", b"*", b"f", items[0]),
+            (b"xgroup", b"CREATE", key + b":x", b"g", b"0", b"MKSTREAM"),
+            (b"xreadgroup", b"GROUP", b"g", items[1], b"COUNT", b"2", b"STREAMS",
+             key + b":x", b">"),
+            (b"xautoclaim", key + b":x", b"g", items[2], b"0", b"0"),
         ]
         roll = rng.random()
         if roll < 0.05:
@@ -70,7 +76,8 @@ def digest(sm: StateMachine) -> str:
     h = hashlib.sha256()
     keyspace = sm.keyspace
     h.update(repr(sorted(sm.scripts.items())).encode())
-    keys = [b"%s%s" % (k, suffix) for k in KEYS for suffix in (b"", b":meta", b":log", b":s", b":z")]
+    keys = [b"%s%s" % (k, suffix) for k in KEYS
+            for suffix in (b"", b":meta", b":log", b":s", b":z", b":x")]
     for key in sorted(k for k in keys if keyspace.raw(k) is not None):
         h.update(key + keyspace.raw(key))  # type: ignore[operator]
         container = keyspace.container(key)
@@ -82,6 +89,11 @@ def digest(sm: StateMachine) -> str:
             h.update(repr(list(container)).encode())
         elif isinstance(container, ZSet):
             h.update(repr(list(container.order)).encode())
+        elif isinstance(container, Stream):
+            h.update(repr([(i, container.entries[i]) for i in container.ids]).encode())
+            h.update(repr([(name, g.last_id, g.entries_read, sorted(
+                (i, p.consumer, p.delivered_ms, p.count) for i, p in g.pending.items()),
+                list(g.consumers)) for name, g in container.groups.items()]).encode())
     return h.hexdigest()
 
 
