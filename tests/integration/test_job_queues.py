@@ -161,3 +161,49 @@ def test_a_celery_worker_runs_every_job_once(queue_node, tmp_path: Path) -> None
             worker.kill()
             worker.wait(5)
         log.close()
+
+
+def test_a_bullmq_queue_and_worker_run_every_job_once(queue_node) -> None:
+    """BullMQ's Python port: its 50-odd Lua scripts (cjson, cmsgpack), BZPOPMIN to
+    wait for work, streams for its events."""
+    import asyncio
+
+    from bullmq import Queue, Worker
+
+    port, cluster = queue_node
+    opts = {"connection": f"redis://127.0.0.1:{port}"}
+    runs: dict[int, int] = {}
+
+    async def scenario() -> dict[int, int]:
+        queue = Queue("jobs", opts)
+        results: dict[int, int] = {}
+        all_done = asyncio.Event()
+
+        async def process(job, token):  # noqa: ARG001 (BullMQ's signature)
+            n = job.data["n"]
+            runs[n] = runs.get(n, 0) + 1
+            return n * n
+
+        def completed(job, result):
+            results[job.data["n"]] = result
+            if len(results) == 20:
+                all_done.set()
+
+        worker = Worker("jobs", process, opts)
+        worker.on("completed", completed)
+        try:
+            for n in range(20):
+                await queue.add("square", {"n": n})
+                if n == 8 and cluster is not None:  # kill the leader mid-run
+                    leader = cluster.leader()
+                    cluster.nodes[leader].kill()
+                    await asyncio.to_thread(cluster.leader, 15.0, leader)
+            await asyncio.wait_for(all_done.wait(), 60)
+        finally:
+            await worker.close()
+            await queue.close()
+        return results
+
+    results = asyncio.run(scenario())
+    assert results == {n: n * n for n in range(20)}  # enqueued 20, done 20, lost 0
+    assert runs == dict.fromkeys(range(20), 1), runs  # none run twice
