@@ -179,7 +179,7 @@ def test_a_bullmq_queue_and_worker_run_every_job_once(queue_node) -> None:
         results: dict[int, int] = {}
         all_done = asyncio.Event()
 
-        async def process(job, token):  # noqa: ARG001 (BullMQ's signature)
+        async def process(job, token):
             n = job.data["n"]
             runs[n] = runs.get(n, 0) + 1
             return n * n
