@@ -29,6 +29,7 @@ from benchmarks import (
     http_bench,
     knee_bench,
     ops_bench,
+    queues_bench,
     raft_bench,
     resp_bench,
     scripts_bench,
@@ -43,6 +44,7 @@ SUITES = {"engine": (engine, lambda b: 6, 2), "raft": (raft_bench, lambda b: 1, 
           "resp": (resp_bench, lambda b: 2 * (1 + b), 0),
           "types": (types_bench, lambda b: 2 * (1 + b), 0),
           "scripts": (scripts_bench, lambda b: 2 * (1 + b), 0),
+          "queues": (queues_bench, lambda b: 2 * (1 + b), 0),
           "cluster": (cluster_bench, lambda b: 3 + b, 1)}
 
 

@@ -5,6 +5,7 @@ through a follower, woken by a write through another node, and across a leader k
 
 from __future__ import annotations
 
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -79,13 +80,14 @@ def test_a_waiting_client_is_served_and_a_timeout_is_a_nil(start_server, real_re
         pusher.close()
 
 
-def test_waiting_clients_are_served_in_arrival_order_and_unblocked(start_server):
-    node = start_server(resp=True)
-    pusher = redis.Redis(port=node.resp_port)
-    clients = [redis.Redis(port=node.resp_port) for _ in range(4)]
+def served(port: int) -> dict[int, object]:
+    """Three clients block on one list, one after another; what each gets from the
+    pushes that follow."""
+    pusher = redis.Redis(port=port)
+    clients = [redis.Redis(port=port) for _ in range(3)]
     got: dict[int, object] = {}
     threads = []
-    for i, c in enumerate(clients[:3]):
+    for i, c in enumerate(clients):
         thread = threading.Thread(target=lambda i=i, c=c: got.__setitem__(
             i, c.execute_command("BRPOP", "line", "0")))
         thread.start()
@@ -96,7 +98,19 @@ def test_waiting_clients_are_served_in_arrival_order_and_unblocked(start_server)
     pusher.rpush("line", "second", "third")
     for thread in threads:
         thread.join(5)
-    assert got == {0: (b"line", b"first"), 1: (b"line", b"third"), 2: (b"line", b"second")}
+    for c in [pusher, *clients]:
+        c.close()
+    return got
+
+
+IN_ORDER = {0: (b"line", b"first"), 1: (b"line", b"third"), 2: (b"line", b"second")}
+
+
+def test_waiting_clients_are_served_in_arrival_order_and_unblocked(start_server):
+    node = start_server(resp=True)
+    assert served(node.resp_port) == IN_ORDER
+    pusher = redis.Redis(port=node.resp_port)
+    clients = [redis.Redis(port=node.resp_port) for _ in range(4)]
     # CLIENT UNBLOCK: TIMEOUT answers a nil, ERROR an UNBLOCKED error
     blocked = clients[3]
     blocked_id = blocked.client_id()
@@ -129,6 +143,32 @@ def test_waiting_clients_are_served_in_arrival_order_and_unblocked(start_server)
         assert pipe.execute() == [None, 1, (b"nothing", b"n")]
     for c in [pusher, *clients]:
         c.close()
+
+
+PLANTED = textwrap.dedent("""
+    import raftkv.service.blocking as blocking
+
+    def _wake_first(self, keys):  # planted: the newest waiter is served first
+        for key in keys:
+            queue = self._by_key.get(key)
+            if not queue:
+                continue
+            waiter = queue[-1]
+            if waiter.in_flight:
+                waiter.dirty = True
+            elif not waiter.stopping and any(self._ready(waiter, k) for k in waiter.keys):
+                self._attempt(waiter)
+
+    blocking.Waiters._wake_first = _wake_first
+""")
+
+
+def test_negative_control_the_order_check_catches_newest_first(start_server, tmp_path: Path):
+    plant = tmp_path / "plant"
+    plant.mkdir()
+    (plant / "sitecustomize.py").write_text(PLANTED)
+    node = start_server(resp=True, env={"PYTHONPATH": str(plant)})
+    assert served(node.resp_port) != IN_ORDER
 
 
 def test_a_pop_blocked_on_a_follower_survives_a_leader_kill(tmp_path: Path):

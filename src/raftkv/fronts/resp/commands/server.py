@@ -92,8 +92,10 @@ def _arguments_reply(arguments: list[dict[str, Any]], enc: p.Encoder) -> bytes:
 def _command_info(row: Spec) -> bytes:
     """Redis 7's ten fields: name, arity, flags, first/last key, step, ACL categories,
     tips, key specs, subcommands (the last three empty here)."""
-    movable = row.find_keys is not None  # keys after a count: Redis says movablekeys, 0 0 0
-    names = sorted(row.flags - {"noauth"}) + (["movablekeys"] if movable else [])
+    # keys after a count: Redis says movablekeys, 0 0 0 (a container says 0 0 0 alone:
+    # its subcommands know their keys)
+    movable = row.find_keys is not None and row.name not in CONTAINERS
+    names = sorted(row.flags - {"noauth", "movablekeys"}) + (["movablekeys"] if movable else [])
     movable = movable or row.name in CONTAINERS
     flags = p.raw_array([p.simple(f) for f in names])
     categories = ["@write" if "write" in row.flags else "@read" if "readonly" in row.flags
