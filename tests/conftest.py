@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support.cluster import Cluster
 from tests.support.node import ROOT, ServerProcess, free_port
 
 
@@ -45,6 +46,37 @@ def start_server(tmp_path: Path) -> Iterator:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def start_planted(start_server, tmp_path: Path):
+    """``start_planted(source)`` runs a real node whose interpreter first runs
+    ``source`` (a planted bug, as sitecustomize: the negative controls); ``ROOT`` in it
+    names the repository."""
+    def start(source: str) -> ServerProcess:
+        plant = tmp_path / "plant"
+        plant.mkdir(exist_ok=True)
+        (plant / "sitecustomize.py").write_text(source.replace("ROOT", repr(str(ROOT))))
+        return start_server(resp=True, env={"PYTHONPATH": str(plant)})
+    return start
+
+
+@pytest.fixture(params=["single-node", "cluster-follower"])
+def resp_endpoint(request: pytest.FixtureRequest, start_server, tmp_path: Path
+                  ) -> Iterator[tuple[int, Cluster | None]]:
+    """The RESP port clients use: a node of its own, or a follower of a three-node
+    cluster (then the cluster too, for tests that kill its leader)."""
+    if request.param == "single-node":
+        yield start_server(resp=True).resp_port, None
+        return
+    cluster = Cluster(tmp_path, 3, resp=True)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        follower = next(n for n in cluster.nodes if n != leader)
+        yield cluster.nodes[follower].resp_port, cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

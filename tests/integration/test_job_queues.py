@@ -17,14 +17,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-import pytest
 import redis
-
-from tests.support.cluster import Cluster
 
 TASKS = textwrap.dedent("""
     import os
@@ -44,22 +40,6 @@ TASKS = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(params=["single-node", "cluster-follower"])
-def queue_node(request: pytest.FixtureRequest, start_server, tmp_path: Path
-               ) -> Iterator[tuple[int, Cluster | None]]:
-    if request.param == "single-node":
-        yield start_server(resp=True).resp_port, None
-        return
-    cluster = Cluster(tmp_path, 3, resp=True)
-    try:
-        cluster.start()
-        leader = cluster.leader()
-        follower = next(n for n in cluster.nodes if n != leader)
-        yield cluster.nodes[follower].resp_port, cluster
-    finally:
-        cluster.stop()
-
-
 RQ_JOBS = textwrap.dedent("""
     import os
     import redis
@@ -72,10 +52,10 @@ RQ_JOBS = textwrap.dedent("""
 """)
 
 
-def test_an_rq_worker_runs_every_job_once(queue_node, tmp_path: Path) -> None:
+def test_an_rq_worker_runs_every_job_once(resp_endpoint, tmp_path: Path) -> None:
     from rq import Queue
 
-    port, cluster = queue_node
+    port, cluster = resp_endpoint
     url = f"redis://127.0.0.1:{port}/0"
     workdir = tmp_path / "rqapp"
     workdir.mkdir()
@@ -125,8 +105,8 @@ def start_worker(workdir: Path, url: str, log: IO[bytes]) -> subprocess.Popen[by
         env={**os.environ, "BROKER_URL": url, "PYTHONPATH": str(workdir)})
 
 
-def test_a_celery_worker_runs_every_job_once(queue_node, tmp_path: Path) -> None:
-    port, cluster = queue_node
+def test_a_celery_worker_runs_every_job_once(resp_endpoint, tmp_path: Path) -> None:
+    port, cluster = resp_endpoint
     url = f"redis://127.0.0.1:{port}/0"
     workdir = tmp_path / "app"
     workdir.mkdir()
@@ -163,14 +143,14 @@ def test_a_celery_worker_runs_every_job_once(queue_node, tmp_path: Path) -> None
         log.close()
 
 
-def test_a_bullmq_queue_and_worker_run_every_job_once(queue_node) -> None:
+def test_a_bullmq_queue_and_worker_run_every_job_once(resp_endpoint) -> None:
     """BullMQ's Python port: its 50-odd Lua scripts (cjson, cmsgpack), BZPOPMIN to
     wait for work, streams for its events."""
     import asyncio
 
     from bullmq import Queue, Worker
 
-    port, cluster = queue_node
+    port, cluster = resp_endpoint
     opts = {"connection": f"redis://127.0.0.1:{port}"}
     runs: dict[int, int] = {}
 

@@ -163,12 +163,8 @@ PLANTED = textwrap.dedent("""
 """)
 
 
-def test_negative_control_the_order_check_catches_newest_first(start_server, tmp_path: Path):
-    plant = tmp_path / "plant"
-    plant.mkdir()
-    (plant / "sitecustomize.py").write_text(PLANTED)
-    node = start_server(resp=True, env={"PYTHONPATH": str(plant)})
-    assert served(node.resp_port) != IN_ORDER
+def test_negative_control_the_order_check_catches_newest_first(start_planted):
+    assert served(start_planted(PLANTED).resp_port) != IN_ORDER
 
 
 def test_a_pop_blocked_on_a_follower_survives_a_leader_kill(tmp_path: Path):

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import random
 import textwrap
-from pathlib import Path
 
 import pytest
 import redis
-
-from tests.support.node import ROOT
 
 
 def ask(client: redis.Redis, command: tuple[str, ...]) -> object:
@@ -305,11 +302,8 @@ PLANTED = textwrap.dedent("""
 
 
 def test_negative_control_the_random_streams_catch_a_planted_off_by_one(
-        start_server, real_redis, tmp_path: Path):
-    plant = tmp_path / "plant"
-    plant.mkdir()
-    (plant / "sitecustomize.py").write_text(PLANTED.replace("ROOT", repr(str(ROOT))))
-    node = start_server(resp=True, env={"PYTHONPATH": str(plant)})
+        start_planted, real_redis):
+    node = start_planted(PLANTED)
     ours = redis.Redis(port=node.resp_port, protocol=2)
     try:
         mismatches = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,19 +20,9 @@ from redis.exceptions import LockError, LockNotOwnedError
 from tests.support.cluster import Cluster
 
 
-@pytest.fixture(params=["single-node", "cluster-follower"])
-def resp_port(request: pytest.FixtureRequest, start_server, tmp_path: Path) -> Iterator[int]:
-    if request.param == "single-node":
-        yield start_server(resp=True).resp_port
-        return
-    cluster = Cluster(tmp_path, 3, resp=True)
-    try:
-        cluster.start()
-        leader = cluster.leader()
-        follower = next(n for n in cluster.nodes if n != leader)
-        yield cluster.nodes[follower].resp_port
-    finally:
-        cluster.stop()
+@pytest.fixture
+def resp_port(resp_endpoint: tuple[int, Cluster | None]) -> int:
+    return resp_endpoint[0]
 
 
 def test_redis_py_lock_acquires_extends_and_releases(resp_port: int) -> None:

@@ -13,8 +13,9 @@ A write still unanswered when the leader changes (killed, deposed, or it said
 NOT_APPLIED) follows the leadership: the follower sends it again, same request id,
 to the new leader - or proposes it itself if it is now the leader - so it applies
 once wherever it lands, and a client of a follower sees a failover as a slower
-write, not an error. Only a write unanswered for the whole commit timeout fails,
-with its outcome unknown.
+write, not an error. A write that finds no leader waits for one the same way. Only a
+write unanswered for the whole commit timeout fails: not applied if no leader ever
+saw it, else with its outcome unknown.
 """
 
 from __future__ import annotations
@@ -43,26 +44,27 @@ class Forwarding:
         self.state_machine = node.state_machine
         self._calls: dict[int, tuple[bytes, asyncio.Future[Result]]] = {}
         self._sent: dict[int, tuple[str | None, Command]] = {}  # call -> (sent to, what)
+        self._never_sent: set[int] = set()  # calls no leader has seen yet: not applied
 
 
     def forward(self, command: Command, future: asyncio.Future[Result] | None = None
                 ) -> asyncio.Future[Result]:
         """Send ``command`` to the leader; the future (``future``, when given) resolves
-        with its result once this node has applied it too."""
+        with its result once this node has applied it too. With no leader known or
+        reachable it waits for one (``_follow_leader``), up to the commit timeout."""
         network, leader = self.network, self.node.core.leader
-        if leader is None:
-            raise Unavailable("no leader is known; the write was not applied")
         if not command.request_id:  # so a duplicate delivery applies once
             command = command.replace(request_id=os.urandom(12))
         call = network.next_call_id()
-        if not network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
-            raise Unavailable(f"the leader {leader} is not reachable from this node; "
-                              f"the write was not applied")
+        sent = leader is not None and network.send_frame(
+            leader, FORWARD, _CALL.pack(call) + encode(command))
         loop = asyncio.get_running_loop()
         if future is None:
             future = loop.create_future()
         self._calls[call] = (command.request_id, future)
-        self._sent[call] = (leader, command)
+        self._sent[call] = (leader if sent else None, command)
+        if not sent:
+            self._never_sent.add(call)
         loop.call_later(self.node.commit_timeout_s, self._expire_call, call)
         loop.call_later(FOLLOW_LEADER_S, self._follow_leader, call)
         return future
@@ -79,6 +81,7 @@ class Forwarding:
         if leader is not None and leader != sent_to:
             if leader == self.node.core.id:  # this node leads now: propose it here
                 del self._calls[call], self._sent[call]
+                self._never_sent.discard(call)
                 try:
                     self.node.propose(command, entry[1])
                 except (NotLeader, StorageError) as exc:
@@ -86,11 +89,18 @@ class Forwarding:
                 return
             if self.network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
                 self._sent[call] = (leader, command)
+                self._never_sent.discard(call)
         asyncio.get_running_loop().call_later(FOLLOW_LEADER_S, self._follow_leader, call)
 
     def _expire_call(self, call: int) -> None:
         self._sent.pop(call, None)
         entry = self._calls.pop(call, None)
+        if call in self._never_sent:
+            self._never_sent.discard(call)
+            if entry is not None and not entry[1].done():
+                entry[1].set_exception(Unavailable("no leader could be reached in time; the "
+                                                   "write was not applied"))
+            return
         if entry is not None and not entry[1].done():
             entry[1].set_exception(CommitTimeout("the leader did not answer in time; the "
                                                  "outcome is unknown"))
