@@ -2,9 +2,9 @@
 against a real node and through a follower of a three-node cluster: redis-py's
 ``Lock`` (acquire with SET NX PX; extend, reacquire and release are EVALSHA, with
 SCRIPT LOAD on NOSCRIPT) and the ``limits`` package under Flask-Limiter and SlowAPI
-(every strategy is a script). Then the lock again, under contention, with the
-cluster's leader killed mid-run: no two holders ever overlap, and the lock keeps
-being handed out once a new leader is elected."""
+(every strategy is a script). Then both with the cluster's leader killed mid-run:
+no two holders of the lock ever overlap, and it keeps being handed out once a new
+leader is elected; a limit counts the hits on both sides of the kill, once each."""
 
 from __future__ import annotations
 
@@ -152,5 +152,32 @@ def test_lock_holders_never_overlap_while_the_leader_is_killed(tmp_path: Path) -
         ordered = sorted(sections)
         for (_, end, first), (start, _, second) in itertools.pairwise(ordered):
             assert start >= end, f"{first} and {second} held the lock at once"
+    finally:
+        cluster.stop()
+
+
+def test_a_limit_holds_across_a_leader_kill(tmp_path: Path) -> None:
+    """The fixed-window counter through a follower: hits before and after the leader
+    dies count in the same window (none lost, none twice)."""
+    from limits import parse
+    from limits.storage import RedisStorage
+    from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+    cluster = Cluster(tmp_path, 3, resp=True)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        follower = next(n for n in cluster.nodes if n != leader)
+        storage = RedisStorage(f"redis://127.0.0.1:{cluster.nodes[follower].resp_port}")
+        item = parse("5/minute")
+        limiters = [FixedWindowRateLimiter(storage), MovingWindowRateLimiter(storage)]
+        before = [[limiter.hit(item, f"user{i}") for _ in range(3)]
+                  for i, limiter in enumerate(limiters)]
+        cluster.nodes[leader].kill()
+        cluster.leader(exclude=leader)
+        after = [[limiter.hit(item, f"user{i}") for _ in range(3)]
+                 for i, limiter in enumerate(limiters)]
+        for first, then in zip(before, after, strict=True):
+            assert first + then == [True] * 5 + [False]
     finally:
         cluster.stop()
