@@ -15,9 +15,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from raftkv.core import image
 from raftkv.core.commands import TypedOp
-from raftkv.core.containers import Hash, List, Set, ZSet
+from raftkv.core.containers import Hash, List, Set, Stream, ZSet
 from raftkv.core.state_machine import StateMachine
 from raftkv.core.typed import Ctx, run
+from raftkv.core.typed.replies import NIL_ARRAY
 
 ITEMS = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"ff"])
 INDEX = st.integers(-7, 7)
@@ -261,11 +262,112 @@ class ZSetModel(TypedModel):
             assert self.read(b"zrank", KEY, member) == rank
 
 
+class StreamModel(TypedModel):
+    """Entries by ID (automatic IDs at the fixed entry time 1000, so they count up in
+    the sequence), and a consumer group's last ID and pending entries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: list[tuple[bytes, list[bytes]]] = []
+        self.last = (0, 0)
+        self.group: tuple[tuple[int, int], dict[bytes, bytes]] | None = None
+
+    def snapshot_model(self) -> object:
+        return [(i, list(f)) for i, f in self.model], self.group_model()
+
+    def group_model(self) -> object:
+        if self.group is None:
+            return None
+        return self.group[0], dict(self.group[1])
+
+    def container_model(self, container: object) -> object:
+        if container is None:
+            return [], None
+        assert isinstance(container, Stream)
+        group = container.groups.get(b"g")
+        held = None if group is None else (group.last_id, {
+            b"%d-%d" % i: p.consumer for i, p in group.pending.items()})
+        return [(b"%d-%d" % i, list(container.entries[i])) for i in container.ids], held
+
+    @rule(value=ITEMS, cap=st.none() | st.integers(0, 4))
+    def xadd(self, value: bytes, cap: int | None) -> None:
+        trim = (b"MAXLEN", b"%d" % cap) if cap is not None else ()
+        reply = self.write(b"xadd", KEY, *trim, b"*", b"f", value)
+        self.last = (1000, self.last[1] + 1) if self.last[0] == 1000 else (1000, 0)
+        assert reply == b"%d-%d" % self.last
+        self.model.append((reply, [b"f", value]))
+        if cap is not None:
+            self.model = self.model[max(0, len(self.model) - cap):]
+
+    @rule(data=st.data())
+    def xdel(self, data: st.DataObject) -> None:
+        if not self.model:
+            return
+        entry_id = data.draw(st.sampled_from([i for i, _ in self.model] + [b"1-1"]))
+        removed = self.write(b"xdel", KEY, entry_id)
+        assert removed == (1 if any(i == entry_id for i, _ in self.model) else 0)
+        self.model = [(i, f) for i, f in self.model if i != entry_id]
+
+    @rule()
+    def group_create(self) -> None:
+        if self.group is not None:
+            return
+        self.write(b"xgroup", b"CREATE", KEY, b"g", b"0", b"MKSTREAM")
+        self.group = ((0, 0), {})
+
+    @rule(count=st.integers(1, 3), consumer=st.sampled_from([b"a", b"b"]))
+    def xreadgroup(self, count: int, consumer: bytes) -> None:
+        if self.group is None:
+            return
+        last, pending = self.group
+        fresh = [(i, f) for i, f in self.model if _id(i) > last][:count]
+        reply = self.write(b"xreadgroup", b"GROUP", b"g", consumer, b"COUNT", b"%d" % count,
+                           b"STREAMS", KEY, b">")
+        if not fresh:
+            assert reply == NIL_ARRAY
+            return
+        assert reply == [KEY, [[i, f] for i, f in fresh]]
+        pending.update({i: consumer for i, _ in fresh})
+        self.group = (_id(fresh[-1][0]), pending)
+
+    @rule(data=st.data())
+    def xack(self, data: st.DataObject) -> None:
+        if self.group is None or not self.group[1]:
+            return
+        entry_id = data.draw(st.sampled_from(sorted(self.group[1])))
+        assert self.write(b"xack", KEY, b"g", entry_id) == 1
+        del self.group[1][entry_id]
+
+    @invariant()
+    def memory_is_accounted(self) -> None:  # (an empty stream stays, as in Redis)
+        keyspace = self.sm.keyspace
+        container = keyspace.container(KEY)
+        expected = (len(KEY) + container.nbytes) if container is not None else 0
+        assert keyspace.data_bytes == expected
+
+    @invariant()
+    def same(self) -> None:
+        assert self.container_model(self.sm.keyspace.container(KEY)) == (
+            self.model, self.group_model()) or (not self.model and self.group is None)
+        entries = self.read(b"xrange", KEY, b"-", b"+")
+        assert entries == [[i, f] for i, f in self.model]
+        assert self.read(b"xlen", KEY) == len(self.model)
+        if self.group is not None:
+            summary = self.read(b"xpending", KEY, b"g")
+            assert summary[0] == len(self.group[1])
+
+
+def _id(text: bytes) -> tuple[int, int]:
+    ms, seq = text.split(b"-")
+    return int(ms), int(seq)
+
+
 SETTINGS = settings(max_examples=60, stateful_step_count=40, deadline=None)
 TestHashModel = HashModel.TestCase
 TestListModel = ListModel.TestCase
 TestSetModel = SetModel.TestCase
 TestZSetModel = ZSetModel.TestCase
-for _case in (TestHashModel, TestListModel, TestSetModel, TestZSetModel):
+TestStreamModel = StreamModel.TestCase
+for _case in (TestHashModel, TestListModel, TestSetModel, TestZSetModel, TestStreamModel):
     _case.settings = SETTINGS
 del _case
