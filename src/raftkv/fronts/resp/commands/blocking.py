@@ -56,18 +56,24 @@ def _block(client: Client, line: list[bytes], keys: list[bytes], kind: Kind, tim
     if client.transaction is not None:  # in MULTI: the plain pop, no waiting
         return later(client.service.typed(line), lambda r: _render(enc, r, shape, nil))
     waiter = client.service.blocking(line, keys, kind, timeout)
-    client.blocked = waiter
-
-    def unblocked(_: object) -> None:
-        if client.blocked is waiter:
-            client.blocked = None
-    waiter.future.add_done_callback(unblocked)
+    _hold(client, waiter)
 
     def render(result: Result | None) -> bytes:
         if result is None:
             return nil  # the timeout passed (or CLIENT UNBLOCK ... TIMEOUT)
         return _render(enc, result, shape, nil)
     return later(waiter.future, render)  # (CLIENT UNBLOCK ... ERROR: its error reply)
+
+
+def _hold(client: Client, waiter: Waiter) -> None:
+    """The client is blocked on ``waiter`` until it ends (CLIENT UNBLOCK and a hang-up
+    find it there)."""
+    client.blocked = waiter
+
+    def unblocked(_: object) -> None:
+        if client.blocked is waiter:
+            client.blocked = None
+    waiter.future.add_done_callback(unblocked)
 
 
 def _render(enc: p.Encoder, result: Result, shape: Any, nil: bytes) -> bytes:
@@ -209,18 +215,15 @@ def _read_stream(client: Client, args: list[bytes], group: bool) -> Reply:
                                  zip(ids, service.stream_last_ids(keys), strict=True)]
         waiter = service.blocking(again, keys, Kind.STREAM, timeout,
                                   group=args[2] if group else None, read=not group)
-        client.blocked = waiter
-        waiter.future.add_done_callback(partial(_relay, client, waiter, outer))
+        _hold(client, waiter)
+        waiter.future.add_done_callback(partial(_relay, outer))
 
     first = service.typed(line, client.consistency)
     _settled(first, after_first, outer)
     return later(outer, lambda r: enc.NIL_ARRAY if r is None else reply_of(enc, r))
 
 
-def _relay(client: Client, waiter: Waiter, outer: asyncio.Future[Any],
-           done: asyncio.Future[Any]) -> None:
-    if client.blocked is waiter:
-        client.blocked = None
+def _relay(outer: asyncio.Future[Any], done: asyncio.Future[Any]) -> None:
     if outer.done():
         return
     if done.exception() is not None:
