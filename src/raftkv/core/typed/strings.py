@@ -241,14 +241,19 @@ def persist(ctx: Ctx, args: list[bytes]) -> Reply:
     return _set_deadline(ctx, args[1], None, ExpireWhen.ALWAYS)
 
 
-def _ttl(ctx: Ctx, key: bytes, divisor: int) -> Reply:
-    entry = _entry(ctx, key)
+def time_to_live(entry: Entry | None, now_ms: int, divisor: int) -> int:
+    """TTL (``divisor`` 1000) or PTTL (1): -2 when absent, -1 without a deadline, else
+    what is left, rounded as Redis rounds it (the RESP front answers with it too)."""
     if entry is None:
         return -2
     if entry.expires_at_ms is None:
         return -1
-    left = max(0, entry.expires_at_ms - ctx.now_ms)
-    return (left + divisor // 2) // divisor  # Redis rounds TTL
+    left = max(0, entry.expires_at_ms - now_ms)
+    return (left + divisor // 2) // divisor
+
+
+def _ttl(ctx: Ctx, key: bytes, divisor: int) -> Reply:
+    return time_to_live(_entry(ctx, key), ctx.now_ms, divisor)
 
 
 def ttl(ctx: Ctx, args: list[bytes]) -> Reply:

@@ -11,6 +11,7 @@ from raftkv.core.containers import KIND_NAMES, Kind
 from raftkv.core.numbers import parse_int64
 from raftkv.core.typed.args import expire_options
 from raftkv.core.typed.context import OpError
+from raftkv.core.typed.strings import time_to_live
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, later, spec, to_int
@@ -71,12 +72,7 @@ def persist(client: Client, args: list[bytes]) -> Reply:
 
 def _ttl(client: Client, key: bytes, divisor: int) -> Reply:
     def render(entry: Entry | None) -> bytes:
-        if entry is None:
-            return p.integer(-2)
-        if entry.expires_at_ms is None:
-            return p.integer(-1)
-        left = max(0, entry.expires_at_ms - client.service.clock.now_ms())
-        return p.integer((left + divisor // 2) // divisor)  # Redis rounds TTL
+        return p.integer(time_to_live(entry, client.service.clock.now_ms(), divisor))
     return later(client.service.peek(key, client.consistency), render)  # (not an access)
 
 
