@@ -83,13 +83,18 @@ def test_an_rq_worker_runs_every_job_once(resp_endpoint, tmp_path: Path) -> None
         assert runs == [1] * 20, runs  # none run twice
     finally:
         connection.close()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(5)
-        log.close()
+        stop(worker, log)
+
+
+def stop(worker: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+    """Stop a worker by its PID (SIGTERM, then SIGKILL), and close its log."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(5)
+    log.close()
 
 
 def _tail(workdir: Path) -> str:
@@ -134,13 +139,7 @@ def test_a_celery_worker_runs_every_job_once(resp_endpoint, tmp_path: Path) -> N
         sys.path.remove(str(workdir))
         sys.modules.pop("tasks", None)
         os.environ.pop("BROKER_URL", None)
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(5)
-        log.close()
+        stop(worker, log)
 
 
 def test_a_bullmq_queue_and_worker_run_every_job_once(resp_endpoint) -> None:
