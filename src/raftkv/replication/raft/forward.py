@@ -31,7 +31,8 @@ from raftkv.replication.raft.transport import FORWARD, FORWARD_REPLY, PeerLink, 
 
 _CALL = struct.Struct("<Q")
 _APPLIED, _NOT_APPLIED, _UNKNOWN = 0, 1, 2  # outcomes of a forwarded write
-FOLLOW_LEADER_S = 0.05  # how often an unanswered write checks who leads now
+FOLLOW_LEADER_S = 0.25  # how often an unanswered write checks who leads now (besides
+# at every change of leader: ``follow_leadership``)
 
 
 class Forwarding:
@@ -69,13 +70,25 @@ class Forwarding:
         loop.call_later(FOLLOW_LEADER_S, self._follow_leader, call)
         return future
 
+    def follow_leadership(self) -> None:
+        """The leader changed (or became known): send every unanswered write to it now."""
+        for call in list(self._sent):
+            self._resend(call)
+
     def _follow_leader(self, call: int) -> None:
-        """Send an unanswered write again if the leadership moved since it was sent."""
+        """Send an unanswered write again if the leadership moved since it was sent (a
+        fallback: a change of leader does it at once)."""
+        if self._resend(call):
+            asyncio.get_running_loop().call_later(FOLLOW_LEADER_S, self._follow_leader, call)
+
+    def _resend(self, call: int) -> bool:
+        """Send the write to the current leader if it has not been yet (or propose it
+        here, if this node leads now); False once it no longer waits here."""
         sent = self._sent.get(call)
         entry = self._calls.get(call)
         if sent is None or entry is None or entry[1].done():
             self._sent.pop(call, None)
-            return
+            return False
         sent_to, command = sent
         leader = self.node.core.leader
         if leader is not None and leader != sent_to:
@@ -86,11 +99,11 @@ class Forwarding:
                     self.node.propose(command, entry[1])
                 except (NotLeader, StorageError) as exc:
                     entry[1].set_exception(Unavailable(str(exc)))
-                return
+                return False
             if self.network.send_frame(leader, FORWARD, _CALL.pack(call) + encode(command)):
                 self._sent[call] = (leader, command)
                 self._never_sent.discard(call)
-        asyncio.get_running_loop().call_later(FOLLOW_LEADER_S, self._follow_leader, call)
+        return True
 
     def _expire_call(self, call: int) -> None:
         self._sent.pop(call, None)
@@ -129,7 +142,10 @@ class Forwarding:
             self.node.wait_applied(index).add_done_callback(answer)
             return
         if outcome == _NOT_APPLIED and call in self._sent:  # send it to the next leader
-            self._sent[call] = (None, self._sent[call][1])
+            answered_by, command = self._sent[call]
+            self._sent[call] = (None, command)
+            if self.node.core.leader not in (None, answered_by):
+                self._resend(call)  # (else at the next change of leader)
             return
         self._calls.pop(call, None)
         self._sent.pop(call, None)

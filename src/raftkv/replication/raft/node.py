@@ -70,6 +70,7 @@ class RaftNode:
         self._read_ids = (b"%d" % n for n in itertools.count(1))
         self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-io")
         self.heartbeat_at: float | None = None  # monotonic time we last heard the leader
+        self.on_leadership: Callable[[], None] | None = None  # after the leader changes
         self.failed: BaseException | None = None  # the log could not be persisted: stop
         self.on_config = on_config  # voters/learners changed
         self._snapshot_waiters: list[asyncio.Future[SnapshotStats | None]] = []
@@ -220,6 +221,8 @@ class RaftNode:
                     self._fail_unconfirmed_reads()
                 self._apply(rd)
                 self.core.advance(rd)
+                if rd.soft_state is not None and self.on_leadership is not None:
+                    self.on_leadership()
                 self._drain()  # what arrived during the fsync
             if (self.core.voters, self.core.learners) != conf:
                 conf = (self.core.voters, self.core.learners)

@@ -48,6 +48,8 @@ class RaftReplicator:
         self.accept_peer: AcceptPeer | None = network.accept if network is not None else None
         self._on_start = on_start  # run once beside the loops (founding or joining)
         self._forwarding = Forwarding(node, network) if network is not None else None
+        if self._forwarding is not None:
+            node.on_leadership = self._forwarding.follow_leadership
 
     async def run(self) -> None:
         """The node's Ready loop and ticker, the peer links, learner promotion and
