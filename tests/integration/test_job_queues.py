@@ -119,6 +119,7 @@ def test_a_celery_worker_runs_every_job_once(resp_endpoint, tmp_path: Path) -> N
     worker = start_worker(workdir, url, log)
     sys.path.insert(0, str(workdir))
     os.environ["BROKER_URL"] = url
+    results = []
     try:
         import tasks  # the app module the worker runs, as the producer imports it
 
@@ -136,6 +137,9 @@ def test_a_celery_worker_runs_every_job_once(resp_endpoint, tmp_path: Path) -> N
         assert runs == [1] * 30, runs  # none run twice
         store.close()
     finally:
+        for result in results:  # (now, not in a later test's garbage collection)
+            result.backend.remove_pending_result(result)
+            result.backend = None
         sys.path.remove(str(workdir))
         sys.modules.pop("tasks", None)
         os.environ.pop("BROKER_URL", None)

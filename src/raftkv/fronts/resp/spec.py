@@ -164,7 +164,7 @@ def error_text(exc: RaftKVError) -> str:
         return f"READONLY You can't write against a read only replica. (leader: " \
                f"{exc.leader_id or 'unknown'})"
     if isinstance(exc, errors.Unavailable):
-        return "TRYAGAIN no leader is available; the write was not applied"
+        return f"TRYAGAIN {exc}"  # (not applied: a retry is safe)
     if isinstance(exc, errors.CommitTimeout):
         return "TIMEOUT the write's outcome is unknown (commit timed out)"
     if isinstance(exc, errors.WrongType):

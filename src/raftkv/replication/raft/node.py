@@ -65,6 +65,7 @@ class RaftNode:
         self.observe_save = observe_save  # (fsync seconds, entries) per persisted Ready
         self._proposals: dict[int, tuple[int, asyncio.Future[Any]]] = {}  # index -> term
         self._read_batch: list[asyncio.Future[None]] = []  # waiting for the next round
+        self._reads_parked: list[asyncio.Future[None]] = []  # waiting for a known leader
         self._reads: dict[bytes, list[asyncio.Future[None]]] = {}  # context -> its reads
         self._read_waits: list[tuple[int, asyncio.Future[None]]] = []  # (index, future)
         self._read_ids = (b"%d" % n for n in itertools.count(1))
@@ -122,7 +123,7 @@ class RaftNode:
         future: asyncio.Future[None] = loop.create_future()
         self._read_batch.append(future)
         self._wakeup.set()
-        loop.call_later(self.commit_timeout_s, self._expire, future)
+        loop.call_later(self.commit_timeout_s, self._expire_read, future)
         return future
 
     def propose_conf_change(self, change: str, node_id: str) -> asyncio.Future[Any]:
@@ -172,6 +173,11 @@ class RaftNode:
         if not future.done():
             future.set_exception(CommitTimeout("not confirmed in time; the outcome is unknown"))
 
+    @staticmethod
+    def _expire_read(future: asyncio.Future[Any]) -> None:
+        if not future.done():
+            future.set_exception(Unavailable("no leader confirmed the read in time"))
+
     def _push(self, action: Callable[[], None]) -> None:
         self._inbox.append(action)
         self._wakeup.set()
@@ -218,7 +224,7 @@ class RaftNode:
                 for m in rd.messages:
                     self.transport.send(m)
                 if rd.soft_state is not None:
-                    self._fail_unconfirmed_reads()
+                    self._retry_unconfirmed_reads()
                 self._apply(rd)
                 self.core.advance(rd)
                 if rd.soft_state is not None and self.on_leadership is not None:
@@ -254,10 +260,8 @@ class RaftNode:
         context = next(self._read_ids)
         try:
             self.core.read_index(context)
-        except NotLeaderError:
-            for future in reads:
-                if not future.done():
-                    future.set_exception(Unavailable("no leader is known to confirm the read"))
+        except NotLeaderError:  # no leader known: the reads wait for one (or their timeout)
+            self._reads_parked += reads
             return
         self._reads[context] = reads
 
@@ -299,14 +303,17 @@ class RaftNode:
                 still.append((index, read))
         self._read_waits = still
 
-    def _fail_unconfirmed_reads(self) -> None:
+    def _retry_unconfirmed_reads(self) -> None:
         """Leadership moved: reads waiting for a confirmation will not get one from this
-        term. A read changes nothing, so failing it (503) is always safe."""
+        term; they, and the reads parked for want of a leader, go into the next round
+        (a read changes nothing, so asking again is always safe). Each still fails at
+        its timeout, with a 503."""
         rounds, self._reads = self._reads, {}
-        for future in itertools.chain.from_iterable(rounds.values()):
-            if not future.done():
-                future.set_exception(Unavailable("leadership changed before the read was "
-                                                 "confirmed; retry"))
+        again = [f for f in itertools.chain.from_iterable(rounds.values()) if not f.done()]
+        if self.core.leader is not None:
+            again += [f for f in self._reads_parked if not f.done()]
+            self._reads_parked = []
+        self._read_batch += again
 
     async def _maybe_compact(self) -> None:
         if (self._snapshot_waiters or self._bytes_since_snapshot >= self.snapshot_bytes
