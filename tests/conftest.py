@@ -49,6 +49,16 @@ def start_server(tmp_path: Path) -> Iterator:
 
 
 @pytest.fixture
+def pair(start_server, real_redis) -> Iterator[tuple[redis.Redis, redis.Redis]]:
+    """A raftkv node and the reference redis-server, both as RESP2 clients (the
+    differential tests send each command to both)."""
+    node = start_server(resp=True)
+    ours = redis.Redis(port=node.resp_port, protocol=2)
+    yield ours, real_redis
+    ours.close()
+
+
+@pytest.fixture
 def start_planted(start_server, tmp_path: Path):
     """``start_planted(source)`` runs a real node whose interpreter first runs
     ``source`` (a planted bug, as sitecustomize: the negative controls); ``ROOT`` in it

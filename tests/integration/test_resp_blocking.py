@@ -23,13 +23,6 @@ def answer(client: redis.Redis, *command: object) -> object:
         return ("error", str(exc))
 
 
-@pytest.fixture
-def pair(start_server, real_redis):
-    node = start_server(resp=True)
-    ours = redis.Redis(port=node.resp_port)
-    yield ours, real_redis
-    ours.close()
-
 
 SCRIPT = [
     ("BLPOP", "q", "abc"), ("BLPOP", "q", "-1"), ("BLPOP", "q", "1e400"), ("BLPOP", "q", "nan"),

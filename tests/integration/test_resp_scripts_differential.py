@@ -36,13 +36,6 @@ def ask(client: redis.Redis, command: tuple) -> object:
         return ("error", str(exc))
 
 
-@pytest.fixture
-def pair(start_server, real_redis):
-    node = start_server(resp=True)
-    ours = redis.Redis(port=node.resp_port, protocol=2)
-    yield ours, real_redis
-    ours.close()
-
 
 def EVAL(body: str, *keys_and_args: str, keys: int = 0) -> tuple:
     return ("EVAL", textwrap.dedent(body).strip(), keys, *keys_and_args)

@@ -25,13 +25,6 @@ def both(ours: redis.Redis, theirs: redis.Redis, *command: object) -> tuple[obje
     return replies[0], replies[1]
 
 
-@pytest.fixture
-def pair(start_server, real_redis):
-    node = start_server(resp=True)
-    ours = redis.Redis(port=node.resp_port, protocol=2)
-    yield ours, real_redis
-    ours.close()
-
 
 EXPIRE_SCRIPT = [
     ("EXPIRE", "k", "10", "NX", "XX"), ("EXPIRE", "k", "10", "GT", "LT"),

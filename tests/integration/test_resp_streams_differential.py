@@ -19,17 +19,15 @@ import textwrap
 import pytest
 import redis
 
+from tests.support.resp import raw_reply
+
 
 def ask(client: redis.Redis, command: tuple) -> object:
     """The reply as sent (redis-py's own parsing of X replies is left out)."""
-    connection = client.connection_pool.get_connection()
     try:
-        connection.send_command(*command)
-        reply = connection.read_response()
+        reply = raw_reply(client, *command)
     except redis.ResponseError as exc:
         return ("error", str(exc))
-    finally:
-        client.connection_pool.release(connection)
     if command[0] == "XPENDING" and len(command) > 3 and isinstance(reply, list):
         return [[entry[0], entry[1], entry[3]] for entry in reply]  # (not the idle time)
     if command[:2] == ("XINFO", "STREAM") and isinstance(reply, dict):
@@ -43,13 +41,6 @@ def ask(client: redis.Redis, command: tuple) -> object:
                       for i, item in enumerate(group)] for group in reply]
     return reply
 
-
-@pytest.fixture
-def pair(start_server, real_redis):
-    node = start_server(resp=True)
-    ours = redis.Redis(port=node.resp_port, protocol=2)
-    yield ours, real_redis
-    ours.close()
 
 
 SCRIPT = [

@@ -14,6 +14,8 @@ import textwrap
 import pytest
 import redis
 
+from tests.support.resp import raw_reply
+
 
 def ask(client: redis.Redis, command: tuple[str, ...]) -> object:
     """The reply as redis-py gives it, or the error; replies whose order Redis leaves
@@ -165,13 +167,6 @@ ZSETS = [
 ]
 
 
-@pytest.fixture
-def pair(start_server, real_redis):
-    node = start_server(resp=True)
-    ours = redis.Redis(port=node.resp_port, protocol=2)
-    yield ours, real_redis
-    ours.close()
-
 
 @pytest.mark.parametrize("script", [HASHES, LISTS, SETS, ZSETS],
                          ids=["hashes", "lists", "sets", "sorted-sets"])
@@ -321,31 +316,21 @@ def _as_map(flat: list) -> dict:
                                                                          strict=True)}
 
 
-def _raw(client: redis.Redis, *command: str | bytes) -> list:
-    """The reply as sent, without redis-py's parsing of COMMAND."""
-    connection = client.connection_pool.get_connection()
-    try:
-        connection.send_command(*command)
-        return connection.read_response()
-    finally:
-        client.connection_pool.release(connection)
-
-
 def test_command_info_and_docs_describe_every_command_as_redis_does(pair):
     ours, theirs = pair
-    names = [row[0] for row in _raw(ours, "COMMAND")]
+    names = [row[0] for row in raw_reply(ours, "COMMAND")]
     assert len(names) >= 140
     for name in names:
-        mine = _raw(ours, "COMMAND", "INFO", name)[0]
-        reference = _raw(theirs, "COMMAND", "INFO", name)[0]
+        mine = raw_reply(ours, "COMMAND", "INFO", name)[0]
+        reference = raw_reply(theirs, "COMMAND", "INFO", name)[0]
         # name, arity, movable keys or the key positions
         assert mine[:2] == reference[:2], name
         movable = b"movablekeys" in reference[2]
         assert (b"movablekeys" in mine[2]) == movable, name
         if not movable:
             assert mine[3:6] == reference[3:6], name
-        doc = _as_map(_as_map(_raw(ours, "COMMAND", "DOCS", name))[name.decode()])
-        reference_doc = _as_map(_as_map(_raw(theirs, "COMMAND", "DOCS", name))[name.decode()])
+        doc = _as_map(_as_map(raw_reply(ours, "COMMAND", "DOCS", name))[name.decode()])
+        reference_doc = _as_map(_as_map(raw_reply(theirs, "COMMAND", "DOCS", name))[name.decode()])
         assert doc["group"] == reference_doc["group"], name
         assert doc["summary"], name
         assert ("arguments" in doc) == ("arguments" in reference_doc), name

@@ -596,13 +596,12 @@ class KVService:
             return self.recording.add(TypedOp(tuple(args), b"", self.clock.now_ms()))
 
         def read(_: object = None) -> Result:
-            sm, now_ms = self.replicator.state_machine, self.clock.now_ms()
-            outcome, reply = attempt(Ctx(sm.keyspace, now_ms, seed=self._rng.getrandbits(64),
-                                         machine=sm), args)
-            if outcome is Outcome.OK and self._tracking:
+            result = self._read_here(args)
+            if result.ok and self._tracking:
+                now_ms = self.clock.now_ms()
                 for key in spec.keys(args):
                     self.tracker.touch(key, now_ms)
-            return TypedResult(outcome, sm.applied_index, reply)
+            return result
 
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)

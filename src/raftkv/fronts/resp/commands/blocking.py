@@ -103,17 +103,20 @@ def _direction(raw: bytes, words: tuple[bytes, bytes]) -> bytes:
 
 
 def blpop(client: Client, args: list[bytes]) -> Reply:
-    return _pop_first(client, args, b"LEFT")
+    return _first_of(client, args, b"lmpop", b"LEFT", Kind.LIST, _key_and_value)
 
 
 def brpop(client: Client, args: list[bytes]) -> Reply:
-    return _pop_first(client, args, b"RIGHT")
+    return _first_of(client, args, b"lmpop", b"RIGHT", Kind.LIST, _key_and_value)
 
 
-def _pop_first(client: Client, args: list[bytes], end: bytes) -> Reply:
+def _first_of(client: Client, args: list[bytes], plain: bytes, end: bytes, kind: Kind,
+              shape: Any) -> Reply:
+    """``key [key ...] timeout``: one element from the first key that has any, as the
+    plain LMPOP / ZMPOP of one takes it."""
     keys, timeout = args[1:-1], timeout_s(args[-1])
-    line = [b"lmpop", b"%d" % len(keys), *keys, end]
-    return _block(client, line, keys, Kind.LIST, timeout, _key_and_value, client.enc.NIL_ARRAY)
+    line = [plain, b"%d" % len(keys), *keys, end]
+    return _block(client, line, keys, kind, timeout, shape, client.enc.NIL_ARRAY)
 
 
 def blmove(client: Client, args: list[bytes]) -> Reply:
@@ -130,18 +133,11 @@ def brpoplpush(client: Client, args: list[bytes]) -> Reply:
 
 
 def bzpopmin(client: Client, args: list[bytes]) -> Reply:
-    return _zpop_first(client, args, b"MIN")
+    return _first_of(client, args, b"zmpop", b"MIN", Kind.ZSET, _key_member_score)
 
 
 def bzpopmax(client: Client, args: list[bytes]) -> Reply:
-    return _zpop_first(client, args, b"MAX")
-
-
-def _zpop_first(client: Client, args: list[bytes], end: bytes) -> Reply:
-    keys, timeout = args[1:-1], timeout_s(args[-1])
-    line = [b"zmpop", b"%d" % len(keys), *keys, end]
-    return _block(client, line, keys, Kind.ZSET, timeout, _key_member_score,
-                  client.enc.NIL_ARRAY)
+    return _first_of(client, args, b"zmpop", b"MAX", Kind.ZSET, _key_member_score)
 
 
 def blmpop(client: Client, args: list[bytes]) -> Reply:
