@@ -272,11 +272,11 @@ class Engine:
         """Drop every compiled function (SCRIPT FLUSH)."""
         self._compiled.clear()
 
-    def run(self, sha: bytes, body: bytes, keys: list[bytes], argv: list[bytes], call: Call,
+    def run(self, sha: bytes, keys: list[bytes], argv: list[bytes], call: Call,
             random: Random) -> Reply:
-        """Run the script; its reply, or ScriptError. ``call`` runs each ``redis.call``;
-        ``math.random`` draws from ``random``."""
-        self.compile(sha, body)
+        """Run the script compiled under ``sha`` (``compile`` it first); its reply, or
+        ScriptError. ``call`` runs each ``redis.call``; ``math.random`` draws from
+        ``random``."""
         self._call, self._random, self._over_budget = call, random, False
         try:
             ok, reply = self._run_fn(self._compiled[sha], MAX_INSTRUCTIONS, len(keys), *keys,

@@ -122,7 +122,7 @@ def _eval(ctx: Ctx, args: list[bytes], sha: bytes, body: bytes, read_only: bool)
     def call(line: list[bytes]) -> Reply:
         return _call(ctx, line, read_only)
     try:
-        reply = engine.run(sha, _code(body), keys, argv, call, ctx)
+        reply = engine.run(sha, keys, argv, call, ctx)
     except lua.ScriptError as failed:
         raise OpError(failed.text) from None
     if isinstance(reply, ErrorReply):
