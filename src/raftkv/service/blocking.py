@@ -65,7 +65,7 @@ class Waiter:
         self._timer: asyncio.TimerHandle | None = None
         self.in_flight = False
         self.dirty = False  # a key was touched while an attempt was in flight
-        self.stopping: BaseException | bool | None = False  # timed out / unblocked
+        self.stopping: BaseException | bool = False  # True: timed out; an error: unblocked
         self.done = False
 
     def request_id(self) -> bytes:
