@@ -46,6 +46,7 @@ from raftkv.fronts.http.middleware import (
 from raftkv.fronts.http.router import Router
 from raftkv.fronts.http.routes import HttpApi
 from raftkv.fronts.http.server import HttpServer
+from raftkv.fronts.http.watch import WatchApi
 from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.fronts.resp.server import RespServer
 from raftkv.metrics import Metrics
@@ -250,6 +251,7 @@ def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg:
     """The HTTP front: the middleware chain, in order, around the router."""
     router = Router()
     HttpApi(service, readiness, openapi.document_bytes, metrics.exposition).register(router)
+    router.add("GET", "/v1/watch", WatchApi(service, cfg.http.watch_buffer_bytes).handle)
     rl = cfg.rate_limit
     layers: list[Middleware] = [RequestId()]
     if cfg.access_log or cfg.request_metrics:

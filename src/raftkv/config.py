@@ -40,6 +40,7 @@ class HttpLimits:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     idle_timeout_s: float = 10.0
+    watch_buffer_bytes: int = 1024 * 1024  # unread by a watch's client: over it, cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +288,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, Callable[[Any], Any]]]] = {
         "max_uri_bytes": _int_range(256, 1024 * 1024),
         "max_body_bytes": _int_range(1024, 1024 * 1024 * 1024),
         "header_timeout_s": _seconds, "body_timeout_s": _seconds, "idle_timeout_s": _seconds,
+        "watch_buffer_bytes": _int_range(4096, 1024 * 1024 * 1024),
     }),
     "resp": (RespLimits, {
         "max_clients": _int_range(1, 1_000_000),

@@ -66,6 +66,7 @@ from raftkv.service.ports import (
     SnapshotStats,
 )
 from raftkv.service.transaction import Recording
+from raftkv.service.watch import Consumer, Watch, Watches
 
 log = logging.getLogger("raftkv.service")
 
@@ -138,6 +139,9 @@ class KVService:
         self.recording: Recording | None = None  # set by a front around a MULTI command
         self.waiters = Waiters(self.submit, self._kind_at, self.clock.now_ms)  # BLPOP...
         self.add_observer(self.waiters.observe)
+        machine = replicator.state_machine
+        self.watches = Watches(lambda: machine.history, lambda: machine.applied_index)
+        self.add_observer(self.watches.observe)
 
     def configure_eviction(self, eviction: Limits) -> None:
         """Set the eviction policy and limits (at start-up, and by CONFIG SET). Access
@@ -761,6 +765,28 @@ class KVService:
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)
 
+    # --- watches (GET /v1/watch) --------------------------------------------------------
+
+    def watch_start(self, from_revision: int | None) -> MaybeDeferred[int]:
+        """The revision a new watch starts after: ``from_revision - 1``, or with none
+        given, what this node has applied once a linearizable read barrier passed (so
+        the watch misses no change that completed before it was asked for)."""
+        if from_revision is not None:
+            return from_revision - 1
+        sm = self.replicator.state_machine
+
+        def applied(_: object = None) -> int:
+            return sm.applied_index
+
+        barrier = self.replicator.read_barrier(Consistency.LINEARIZABLE)
+        return applied() if barrier is None else when(barrier, applied)
+
+    def watch_changes(self, key_or_prefix: bytes, exact: bool, after: int, consumer: Consumer,
+                      progress_s: float) -> Watch | None:
+        """Deliver the changes to a key (``exact``) or a prefix after revision ``after``
+        to ``consumer``, as they are applied (``service/watch.py``)."""
+        return self.watches.start(key_or_prefix, exact, after, consumer, progress_s)
+
     def execute(self, recording: Recording, watched: tuple[tuple[bytes, int, int], ...] = ()
                 ) -> asyncio.Future[Result]:
         """Submit what a transaction recorded as one ``Txn`` (every op stamped with this
@@ -795,9 +821,11 @@ class KVService:
         """The expiry cycle, until cancelled: propose deletes for keys past their deadline
         (only where this node orders writes). Every replica deletes the same keys at the
         same index."""
-        while True:
-            await asyncio.sleep(EXPIRY_CYCLE_S)
-            await self.expire_due()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.watches.run())
+            while True:
+                await asyncio.sleep(EXPIRY_CYCLE_S)
+                await self.expire_due()
 
     async def expire_due(self) -> int:
         if not self.replicator.can_propose():

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
@@ -71,6 +72,34 @@ class Response:
         self.headers = headers if headers is not None else []
 
 
+class Sink(Protocol):
+    """Where a streamed body goes: the connection that sent the request."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` as the next part of the body."""
+
+    def buffered_bytes(self) -> int:
+        """How much written data the client has not yet taken (bounded by the caller)."""
+
+    def end(self) -> None:
+        """End the body (the connection closes)."""
+
+
+class Stream(Response):
+    """A response whose body follows as it is produced (Server-Sent Events), sent
+    chunked. Once its head is on the wire the connection calls ``start(sink)``, which
+    returns how to stop the producer; that is called once, when the client goes away
+    or the server shuts down, unless the producer ended the body first."""
+
+    __slots__ = ("start",)
+
+    def __init__(self, start: Callable[[Sink], Callable[[], None]],
+                 content_type: bytes = b"text/event-stream",
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(200, b"", content_type, headers)
+        self.start = start
+
+
 # A handler's answer: the response now, or once what it waits on is done.
 Reply = Response | Deferred[Response]
 
@@ -92,6 +121,18 @@ def encode_response(response: Response, keep_alive: bool, head: bool, date: byte
     body = response.body
     return b"%sDate: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
         status_line, date, response.content_type, len(body), lines, b"" if head else body)
+
+
+def encode_stream_head(response: Response, date: bytes) -> bytes:
+    """A streamed response's status line and headers (its body follows in chunks)."""
+    lines = b"".join([b"%s: %s\r\n" % (name, value) for name, value in response.headers])
+    return b"%sDate: %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n%s\r\n" % (
+        STATUS_LINES[response.status], date, response.content_type, lines)
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (empty ``data``: the last one)."""
+    return b"%x\r\n%s\r\n" % (len(data), data) if data else b"0\r\n\r\n"
 
 
 def text_field(data: bytes, field: str, out: dict[str, Any]) -> None:

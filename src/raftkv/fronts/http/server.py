@@ -25,6 +25,7 @@ import asyncio
 import email.utils
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Final, cast
 
 import httptools
@@ -32,7 +33,15 @@ import orjson
 
 from raftkv.config import HttpLimits
 from raftkv.deferred import Deferred
-from raftkv.fronts.http.messages import Reply, Request, Response, encode_response
+from raftkv.fronts.http.messages import (
+    Reply,
+    Request,
+    Response,
+    Stream,
+    encode_chunk,
+    encode_response,
+    encode_stream_head,
+)
 from raftkv.fronts.http.middleware import Pipeline
 from raftkv.fronts.ordering import InOrder
 from raftkv.service.ports import AcceptPeer
@@ -133,8 +142,8 @@ class HttpServer:
 class HttpConnection(asyncio.Protocol):
     __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_header_bytes",
                  "_headers", "_over_capacity",
-                 "_phase", "_queue", "_request", "_upgrading", "_url", "client", "parser",
-                 "server", "transport")
+                 "_phase", "_queue", "_request", "_stop_stream", "_upgrading", "_url", "client",
+                 "parser", "server", "transport")
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
@@ -154,6 +163,7 @@ class HttpConnection(asyncio.Protocol):
         self._deadline = 0.0
         self._closing = False
         self._upgrading: Request | None = None
+        self._stop_stream: Callable[[], None] | None = None  # while a Stream's body is sent
 
     # --- asyncio.Protocol ----------------------------------------------------------
 
@@ -172,6 +182,7 @@ class HttpConnection(asyncio.Protocol):
         self._closing = True
         self.server.connections.discard(self)
         self.server.in_flight -= self._queue.clear()
+        self._stop_streaming()
 
     def pause_writing(self) -> None:
         if self.transport is not None:
@@ -182,8 +193,8 @@ class HttpConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        if self._closing:
-            return
+        if self._closing or self._stop_stream is not None:
+            return  # (nothing more is read while a body streams: it ends the connection)
         if self._over_capacity:  # answered once the request arrived, so the client reads it
             self._fail(_Reject(503, "too many connections; try again later", "unavailable"))
             return
@@ -347,9 +358,12 @@ class HttpConnection(asyncio.Protocol):
 
     def _send(self, request: Request, response: Response) -> None:
         transport = self.transport
-        if transport is None or self._closing:
+        if transport is None or self._closing or self._stop_stream is not None:
             return
         server = self.server
+        if isinstance(response, Stream) and request.method != b"HEAD":
+            self._stream(response)
+            return
         keep = request.keep_alive and not server.draining
         transport.write(encode_response(response, keep, request.method == b"HEAD", server.date))
         if not keep:
@@ -358,6 +372,36 @@ class HttpConnection(asyncio.Protocol):
         elif not self._queue and self._phase == _BUSY:
             self._phase = _IDLE
             self._deadline = server.now + server.idle_timeout_s
+
+    def _stream(self, response: Stream) -> None:
+        """Send a Stream's head, then its body as its producer writes it; the connection
+        stays busy (no idle timeout) until the body ends, and then closes."""
+        assert self.transport is not None
+        response.headers.append((b"Connection", b"close"))
+        self.transport.write(encode_stream_head(response, self.server.date))
+        self._stop_stream = response.start(self)
+
+    # --- a Stream's sink ---------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.write(encode_chunk(data))
+
+    def buffered_bytes(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+    def end(self) -> None:
+        """The producer ended the body: the last chunk, then close."""
+        self._stop_stream = None
+        if self.transport is not None and not self._closing:
+            self._closing = True
+            self.transport.write(encode_chunk(b""))
+            self.transport.close()
+
+    def _stop_streaming(self) -> None:
+        stop, self._stop_stream = self._stop_stream, None
+        if stop is not None:
+            stop()
 
     def _fail(self, reject: _Reject) -> None:
         """Answer a request we will not serve, then close: the stream cannot be trusted."""
@@ -381,7 +425,10 @@ class HttpConnection(asyncio.Protocol):
             self._fail(_Reject(408, "the request body took too long", "request_timeout"))
 
     def close_if_idle(self) -> None:
-        if self._phase == _IDLE and not self._queue:
+        if self._stop_stream is not None:  # a stream ends when the server drains
+            self._stop_streaming()
+            self.end()
+        elif self._phase == _IDLE and not self._queue:
             self.abort()
 
     def abort(self) -> None:
