@@ -81,6 +81,7 @@ async def _drive(case: str, rounds: int) -> None:
     from raftkv.replication.local import LocalReplicator
     from raftkv.replication.replay import recover
     from raftkv.service.auth import Authenticator
+    from raftkv.service.coordination import Coordinator
     from raftkv.service.service import KVService, ServiceLimits
     from raftkv.storage.fs import OsFileSystem
     from raftkv.storage.wal import FsyncPolicy
@@ -101,7 +102,7 @@ async def _drive(case: str, rounds: int) -> None:
     connect: Callable[[], asyncio.Protocol]
     if front == "http":
         metrics = Metrics(lambda: recovered.state_machine, replicator.status, lambda: 0)
-        app = http_app(service, lambda: (True, "ready"), config,
+        app = http_app(service, Coordinator(service), lambda: (True, "ready"), config,
                        AccessLog("json", io.TextIOWrapper(io.BytesIO())),
                        Authenticator(False, ()), metrics,
                        lambda: 0)

@@ -32,6 +32,7 @@ from raftkv.core.eviction import Limits
 from raftkv.fronts import udp
 from raftkv.fronts.http import openapi
 from raftkv.fronts.http.access_log import AccessLog
+from raftkv.fronts.http.coordination import CoordinationApi
 from raftkv.fronts.http.middleware import (
     AccessLogger,
     Auth,
@@ -54,6 +55,7 @@ from raftkv.replication.local import LocalReplicator
 from raftkv.replication.raft.cluster import open_cluster
 from raftkv.replication.replay import recover
 from raftkv.service.auth import Authenticator
+from raftkv.service.coordination import Coordinator
 from raftkv.service.ports import Replicator, SnapshotStats
 from raftkv.service.ratelimit import TokenBuckets
 from raftkv.service.service import KVService, ServiceLimits
@@ -75,6 +77,7 @@ class Parts:
 
     replicator: Replicator
     service: KVService
+    coordinator: Coordinator
     http: HttpServer
     resp: RespServer | None
     udp: asyncio.DatagramTransport | None
@@ -84,8 +87,8 @@ class Parts:
     @property
     def runners(self) -> list[Runnable]:
         """The parts with a ``run()``, in start order."""
-        return [part for part in (self.replicator, self.service, self.http, self.resp)
-                if part is not None]
+        return [part for part in (self.replicator, self.service, self.coordinator, self.http,
+                                  self.resp) if part is not None]
 
 
 class Node:
@@ -114,10 +117,11 @@ class Node:
         limits = ServiceLimits(cfg.max_value_bytes, eviction, cfg.txn.max_ops,
                                cfg.txn.max_bytes)
         service = KVService(replicator, self.clock, limits, random.Random())
+        coordinator = Coordinator(service)
         access_log = AccessLog(cfg.log_format)
         authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
-        http = HttpServer(http_app(service, self.readiness, cfg, access_log, authenticator,
-                                   metrics, lambda: http.in_flight),
+        http = HttpServer(http_app(service, coordinator, self.readiness, cfg, access_log,
+                                   authenticator, metrics, lambda: http.in_flight),
                           cfg.http, upgrade=replicator.accept_peer)
         ports = {"http": await http.listen(cfg.host, cfg.port)}
         resp = None
@@ -128,7 +132,7 @@ class Node:
         if cfg.udp_port:
             udp_transport = await udp.listen(cfg.host, cfg.udp_port, service.status)
             ports["udp"] = cfg.udp_port
-        parts = self.parts = Parts(replicator, service, http, resp, udp_transport, access_log,
+        parts = self.parts = Parts(replicator, service, coordinator, http, resp, udp_transport, access_log,
                                    ports)
         log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **ports})
         return parts
@@ -245,13 +249,15 @@ def _built(part: T | None) -> T:
     return part
 
 
-def http_app(service: KVService, readiness: Callable[[], tuple[bool, str]], cfg: Config,
+def http_app(service: KVService, coordinator: Coordinator,
+             readiness: Callable[[], tuple[bool, str]], cfg: Config,
              access_log: AccessLog, authenticator: Authenticator, metrics: Metrics,
              in_flight: Callable[[], int]) -> Pipeline:
     """The HTTP front: the middleware chain, in order, around the router."""
     router = Router()
     HttpApi(service, readiness, openapi.document_bytes, metrics.exposition).register(router)
     router.add("GET", "/v1/watch", WatchApi(service, cfg.http.watch_buffer_bytes).handle)
+    CoordinationApi(coordinator).register(router)
     rl = cfg.rate_limit
     layers: list[Middleware] = [RequestId()]
     if cfg.access_log or cfg.request_metrics:

@@ -16,7 +16,9 @@ user errors: it returns a result so every replica takes the same path.
     │   ├── TooLarge                      value, body or transaction too big   413
     │   ├── MembershipRefused             add a member twice, remove the last  409
     │   ├── WrongType                     a string read of a hash, list, set... 409
-    │   └── TxnFailed                     an op of an atomic transaction failed 409
+    │   ├── TxnFailed                     an op of an atomic transaction failed 409
+    │   ├── NotFound                      no such lease (a key is None instead) 404
+    │   └── WaitTimedOut                  a lock or campaign waited its limit  408
     ├── ClusterError                      try again, maybe elsewhere
     │   ├── NotLeader                     this node cannot order writes        (forwarded)
     │   └── Unavailable                   no leader / shutting down, not applied 503
@@ -110,6 +112,20 @@ class TxnFailed(RequestError):
     def __init__(self, message: str, failed_op: int) -> None:
         super().__init__(message)
         self.failed_op = failed_op
+
+
+class NotFound(RequestError):
+    """Raised when a lease named by the request does not exist (or ran out). A missing
+    key is not an error: it is None."""
+
+    code = "not_found"
+
+
+class WaitTimedOut(RequestError):
+    """Raised when a lock acquisition or an election campaign waited as long as it was
+    allowed to; it holds nothing."""
+
+    code = "wait_timed_out"
 
 
 class ClusterError(RaftKVError):

@@ -18,6 +18,7 @@ from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
 from raftkv.replication.replay import recover
 from raftkv.service.auth import Authenticator
+from raftkv.service.coordination import Coordinator
 from raftkv.service.service import KVService, ServiceLimits
 from raftkv.storage.wal import FsyncPolicy
 from tests.support.crashfs import CrashFS
@@ -33,7 +34,7 @@ class InProcessApi:
         self.replicator = LocalReplicator(recovered, fsync)
         self.service = KVService(self.replicator, self.clock, ServiceLimits())
         metrics = Metrics(lambda: recovered.state_machine, self.replicator.status, lambda: 0)
-        self.app = http_app(self.service, lambda: (True, "ready"), config,
+        self.app = http_app(self.service, Coordinator(self.service), lambda: (True, "ready"), config,
                             AccessLog("json", self.log), Authenticator(False, ()), metrics,
                             lambda: 0)
 

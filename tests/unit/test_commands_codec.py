@@ -26,6 +26,14 @@ any_command = st.one_of(
     st.builds(c.Rename, keys, keys, st.booleans(), rids, i64),
     st.builds(c.Copy, keys, keys, st.booleans(), rids, i64),
     st.builds(c.Read, keys, rids, i64),
+    st.builds(c.Put, keys, values, opt_ms, st.booleans(), st.sampled_from(c.Cond), i64, rids, i64,
+              st.booleans(), st.integers(min_value=1, max_value=2**63 - 1)),
+    st.builds(c.LeaseGrant, st.integers(min_value=0, max_value=2**63 - 1),
+              st.integers(min_value=1, max_value=2**62), rids, i64),
+    st.builds(c.LeaseKeepAlive, st.integers(min_value=1, max_value=2**63 - 1), rids, i64),
+    st.builds(c.LeaseRevoke, st.integers(min_value=1, max_value=2**63 - 1), rids, i64),
+    st.builds(c.LeaseExpire, st.lists(st.integers(min_value=1, max_value=2**63 - 1),
+                                      max_size=5).map(tuple), rids, i64),
 )
 watched = st.lists(st.tuples(keys, st.integers(min_value=0, max_value=2**62),
                              st.integers(min_value=0, max_value=2**62)), max_size=3)
@@ -40,6 +48,14 @@ def test_an_expire_as_earlier_versions_wrote_it_still_decodes():
                         "0700000000000000")
     assert c.decode(old) == c.Expire(b"k", 5000, b"", 7)
     assert c.encode(c.Expire(b"k", 5000, b"", 7)) == old  # unconditional: the old form
+
+
+def test_a_put_without_a_lease_keeps_the_bytes_earlier_versions_wrote():
+    plain = c.Put(b"k", b"v", None, False, c.Cond.NONE, 0, b"r", 9)
+    leased = plain.replace(lease=7)
+    assert c.encode(plain)[1] == 1 and c.encode(leased)[1] == 22
+    assert c.encode(leased)[:-8][2:] == c.encode(plain)[2:]  # the same fields, then the lease
+    assert c.decode(c.encode(leased)) == leased
 
 
 @given(any_command)

@@ -382,3 +382,60 @@ def test_an_atomic_transaction_whose_op_fails_changes_nothing():
     assert list(sm.keyspace.iter_keys()) == [b"a", b"word"]  # the ordered index too
     ok = sm.apply(4, Txn((Put(b"a", b"2"), IncrBy(b"n", 1)), atomic=True))
     assert ok.ok and ok.failed_at == -1 and sm.keyspace.get(b"a", 0).value == b"2"
+
+
+def test_a_lease_holds_its_keys_until_it_runs_out_and_a_keep_alive_moves_its_deadline():
+    from raftkv.core.commands import LeaseExpire, LeaseGrant, LeaseKeepAlive, LeaseRevoke
+
+    sm = StateMachine()
+    granted = sm.apply(1, LeaseGrant(0, 1000, b"", 5_000))
+    assert granted.ok and granted.affected == 1  # the id: the entry's index
+    assert sm.leases.by_id[1].deadline_ms == 6_000
+    assert sm.apply(2, LeaseGrant(1, 50, b"", 5_000)).outcome is Outcome.CONDITION_FAILED
+    assert sm.apply(3, LeaseGrant(0, 50, b"", 5_000)).affected == 3
+    assert sm.apply(4, Put(b"a", b"1", lease=1, now_ms=5_000)).ok
+    assert sm.apply(5, Put(b"b", b"1", lease=1, now_ms=5_000)).ok
+    refused = sm.apply(6, Put(b"c", b"1", lease=99, now_ms=5_000))
+    assert refused.outcome is Outcome.NOT_FOUND and sm.keyspace.raw(b"c") is None
+    assert sm.apply(7, Put(b"b", b"2", now_ms=5_000)).ok  # a put without it detaches
+    assert sm.leases.by_id[1].keys == {b"a"} and sm.leases.of_key == {b"a": 1}
+    assert sm.apply(8, LeaseKeepAlive(1, b"", 5_900)).affected == 1000
+    assert sm.leases.by_id[1].deadline_ms == 6_900
+    # the leader's expiry entry checks the deadline again: lease 1 was kept alive
+    assert sm.apply(9, LeaseExpire((1, 3), b"", 6_000)).ok
+    assert 1 in sm.leases.by_id and 3 not in sm.leases.by_id
+    assert sm.keyspace.raw(b"a") is not None
+    assert sm.apply(10, LeaseKeepAlive(1, b"", 6_900)).outcome is Outcome.NOT_FOUND  # ran out
+    assert sm.apply(11, LeaseExpire((1,), b"", 6_900)).affected == 1
+    assert sm.keyspace.raw(b"a") is None and sm.keyspace.raw(b"b") is not None
+    assert list(sm.history.after(10, 11)) == [(11, b"a", 2, None)]
+    assert sm.apply(12, LeaseRevoke(1)).outcome is Outcome.NOT_FOUND
+
+
+def test_a_revoked_lease_deletes_its_keys_and_deleted_keys_leave_their_lease():
+    from raftkv.core.commands import Delete, LeaseGrant, LeaseRevoke
+
+    sm = StateMachine()
+    sm.apply(1, LeaseGrant(7, 10_000))
+    for index, key in enumerate((b"x", b"y", b"z"), start=2):
+        sm.apply(index, Put(key, b"v", lease=7))
+    sm.apply(5, Delete(b"y"))
+    assert sm.leases.by_id[7].keys == {b"x", b"z"}
+    assert sm.apply(6, LeaseRevoke(7)).affected == 2
+    assert len(sm.keyspace) == 0 and not sm.leases.by_id and not sm.leases.of_key
+
+
+def test_leases_are_in_the_image_and_an_undone_transaction_keeps_the_key_on_its_lease():
+    from raftkv.core.commands import IncrBy, LeaseGrant, Txn
+    from raftkv.core.image import decode, encode
+
+    sm = StateMachine()
+    sm.apply(1, LeaseGrant(3, 10_000, b"", 100))
+    sm.apply(2, Put(b"held", b"v", lease=3))
+    sm.apply(3, Put(b"text", b"abc"))
+    failed = sm.apply(4, Txn((Put(b"held", b"w"), IncrBy(b"text", 1)), atomic=True))
+    assert failed.outcome is Outcome.TXN_FAILED and sm.leases.of_key == {b"held": 3}
+    twin = StateMachine()
+    decode(encode(sm.snapshot()), "test").restore(twin)
+    assert twin.leases.by_id == sm.leases.by_id and twin.leases.of_key == {b"held": 3}
+    assert twin.leases.by_id[3].deadline_ms == 10_100

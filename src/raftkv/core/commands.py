@@ -98,14 +98,15 @@ class Put(Value):
     """Store ``value`` under ``key``. ``expires_at_ms`` is absolute; None means no TTL
     (unless ``keep_ttl``, which keeps the key's current deadline, Redis SET KEEPTTL)."""
 
-    __slots__ = ("cond", "expected_mod_revision", "expires_at_ms", "keep_ttl", "key",
+    __slots__ = ("cond", "expected_mod_revision", "expires_at_ms", "keep_ttl", "key", "lease",
                  "now_ms", "request_id", "string_only", "value")
     FIELDS = ("key", "value", "expires_at_ms", "keep_ttl", "cond", "expected_mod_revision",
-              "request_id", "now_ms", "string_only")
+              "request_id", "now_ms", "string_only", "lease")
 
     def __init__(self, key: bytes, value: bytes, expires_at_ms: int | None = None,
                  keep_ttl: bool = False, cond: Cond = Cond.NONE, expected_mod_revision: int = 0,
-                 request_id: bytes = b"", now_ms: int = 0, string_only: bool = False) -> None:
+                 request_id: bytes = b"", now_ms: int = 0, string_only: bool = False,
+                 lease: int = 0) -> None:
         self.key: Final[bytes] = key
         self.value: Final[bytes] = value
         self.expires_at_ms: Final[int | None] = expires_at_ms
@@ -116,6 +117,9 @@ class Put(Value):
         self.now_ms: Final[int] = now_ms
         # refuse (WRONG_TYPE) a key holding a hash, list...: Redis's SET GET and GETSET
         self.string_only: Final[bool] = string_only
+        # the lease the key goes on (0: none; a put without one takes the key off its
+        # lease); an unknown lease refuses the put (NOT_FOUND)
+        self.lease: Final[int] = lease
 
 
 class Delete(Value):
@@ -330,6 +334,62 @@ class TypedOp(Value):
         self.now_ms: Final[int] = now_ms
 
 
+class LeaseGrant(Value):
+    """Start lease ``lease_id`` (0: the entry's index, or the next id after it not in
+    use), running out ``ttl_ms`` after ``now_ms``. The result's ``affected`` is the id;
+    CONDITION_FAILED when the id asked for is in use."""
+
+    __slots__ = ("lease_id", "now_ms", "request_id", "ttl_ms")
+    FIELDS = ("lease_id", "ttl_ms", "request_id", "now_ms")
+
+    def __init__(self, lease_id: int, ttl_ms: int, request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.lease_id: Final[int] = lease_id
+        self.ttl_ms: Final[int] = ttl_ms
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
+class LeaseKeepAlive(Value):
+    """Move the lease's deadline to ``now_ms`` plus its TTL (NOT_FOUND: no such lease,
+    or it ran out: a keep-alive never brings a lease back)."""
+
+    __slots__ = ("lease_id", "now_ms", "request_id")
+    FIELDS = ("lease_id", "request_id", "now_ms")
+
+    def __init__(self, lease_id: int, request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.lease_id: Final[int] = lease_id
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
+class LeaseRevoke(Value):
+    """End the lease and delete its keys (``affected``: how many; NOT_FOUND: no such
+    lease)."""
+
+    __slots__ = ("lease_id", "now_ms", "request_id")
+    FIELDS = ("lease_id", "request_id", "now_ms")
+
+    def __init__(self, lease_id: int, request_id: bytes = b"", now_ms: int = 0) -> None:
+        self.lease_id: Final[int] = lease_id
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
+class LeaseExpire(Value):
+    """Revoke those of ``lease_ids`` whose deadline is not after ``now_ms``: proposed
+    by the leader only, checked again here (a lease kept alive since stays)."""
+
+    __slots__ = ("lease_ids", "now_ms", "request_id")
+    FIELDS = ("lease_ids", "request_id", "now_ms")
+
+    def __init__(self, lease_ids: tuple[int, ...], request_id: bytes = b"", now_ms: int = 0
+                 ) -> None:
+        self.lease_ids: Final[tuple[int, ...]] = lease_ids
+        self.request_id: Final[bytes] = request_id
+        self.now_ms: Final[int] = now_ms
+
+
 class Target(enum.IntEnum):
     """What a transaction's compare looks at (etcd's compare targets)."""
 
@@ -397,7 +457,8 @@ class Txn(Value):
 Op = (Put | Delete | Expire | IncrBy | Append | MultiPut | Flush | SetRange | IncrByFloat
       | Rename | Copy | Read | TypedOp)
 Command = (Noop | Put | Delete | Expire | IncrBy | Append | MultiPut | DeleteExpired | Evict
-           | Flush | SetRange | IncrByFloat | Rename | Copy | Read | Txn | TypedOp)
+           | Flush | SetRange | IncrByFloat | Rename | Copy | Read | Txn | TypedOp
+           | LeaseGrant | LeaseKeepAlive | LeaseRevoke | LeaseExpire)
 OP_TYPES: Final = (Put, Delete, Expire, IncrBy, Append, MultiPut, Flush, SetRange, IncrByFloat,
                    Rename, Copy, Read, TypedOp)
 
@@ -519,6 +580,11 @@ _TAGS: Final[dict[type, int]] = {
     Read: 15,
     Txn: 16,
     TypedOp: 17,
+    LeaseGrant: 18,
+    LeaseKeepAlive: 19,
+    LeaseRevoke: 20,
+    LeaseExpire: 21,
+    # 22: a Put with a lease (the tag 1 form has none, as version 1 wrote it)
 }
 _I64: Final = struct.Struct("<q")
 _HEAD: Final = struct.Struct("<BB")
@@ -542,7 +608,7 @@ _pack_u32: Final = U32.pack  # (compiled: a C static, no method lookup per call)
 
 def encode(cmd: Command) -> bytes:
     """Encode a command to its versioned binary form."""
-    if type(cmd) is Put:  # the hot path, flattened: same bytes as the general branch
+    if type(cmd) is Put and not cmd.lease:  # the hot path, flattened: the general bytes
         rid, key, value, exp = cmd.request_id, cmd.key, cmd.value, cmd.expires_at_ms
         return b"".join((
             _PUT_HEAD, _pack_u32(len(rid)), rid, _pack_u32(len(key)), key,
@@ -567,6 +633,9 @@ def encode(cmd: Command) -> bytes:
             exp is not None, exp or 0, cmd.keep_ttl | cmd.string_only << 1, cmd.cond,
             cmd.expected_mod_revision, cmd.now_ms
         )
+        if cmd.lease:
+            out[1] = _LEASED_PUT_TAG
+            out += _I64.pack(cmd.lease)
     elif isinstance(cmd, Delete):
         _b(out, cmd.key)
         out += _BQQ.pack(cmd.cond | cmd.string_only << 7, cmd.expected_mod_revision, cmd.now_ms)
@@ -621,6 +690,14 @@ def encode(cmd: Command) -> bytes:
         out += _IQ.pack(len(cmd.args), cmd.now_ms)
         for arg in cmd.args:
             _b(out, arg)
+    elif isinstance(cmd, LeaseGrant):
+        out += _QQQ.pack(cmd.lease_id, cmd.ttl_ms, cmd.now_ms)
+    elif isinstance(cmd, LeaseKeepAlive | LeaseRevoke):
+        out += _QQ.pack(cmd.lease_id, cmd.now_ms)
+    elif isinstance(cmd, LeaseExpire):
+        out += _IQ.pack(len(cmd.lease_ids), cmd.now_ms)
+        for lease_id in cmd.lease_ids:
+            out += _I64.pack(lease_id)
     elif isinstance(cmd, DeleteExpired | Evict):
         out += struct.pack("<Iq", len(cmd.keys), cmd.now_ms)
         for key in cmd.keys:
@@ -631,6 +708,8 @@ def encode(cmd: Command) -> bytes:
 
 
 _EXPIRE_WHEN_TAG: Final = 9
+_LEASED_PUT_TAG: Final = 22
+_QQQ: Final = struct.Struct("<qqq")
 _BQQ: Final = struct.Struct("<Bqq")
 _QQ: Final = struct.Struct("<qq")
 _IBQ: Final = struct.Struct("<IBq")
@@ -651,11 +730,12 @@ def decode(data: bytes) -> Command:
         raise CodecError(f"unknown command codec version {version}")
     rid = r.blob()
     cmd: Command
-    if tag == 1:
+    if tag == 1 or tag == _LEASED_PUT_TAG:
         key, value = r.blob(), r.blob()
         has_ttl, exp, keep, cond, expected, now = r.fixed(_PUT_FIXED)
+        lease = r.fixed(_I64)[0] if tag == _LEASED_PUT_TAG else 0
         cmd = Put(key, value, exp if has_ttl else None, bool(keep & 1), Cond(cond), expected, rid,
-                  now, bool(keep & 2))
+                  now, bool(keep & 2), lease)
     elif tag == 2:
         key = r.blob()
         cond, expected, now = r.fixed(_BQQ)
@@ -729,6 +809,15 @@ def decode(data: bytes) -> Command:
         if n < 1:
             raise CodecError("a typed op without a command name")
         cmd = TypedOp(tuple(r.blob() for _ in range(n)), rid, now)
+    elif tag == 18:
+        lease_id, ttl_ms, now = r.fixed(_QQQ)
+        cmd = LeaseGrant(lease_id, ttl_ms, rid, now)
+    elif tag in (19, 20):
+        lease_id, now = r.fixed(_QQ)
+        cmd = LeaseKeepAlive(lease_id, rid, now) if tag == 19 else LeaseRevoke(lease_id, rid, now)
+    elif tag == 21:
+        n, now = r.fixed(_IQ)
+        cmd = LeaseExpire(tuple(r.fixed(_I64)[0] for _ in range(n)), rid, now)
     elif tag in (0, 10):
         (now,) = r.fixed(_I64)
         cmd = Noop(rid, now) if tag == 0 else Flush(rid, now)

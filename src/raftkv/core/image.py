@@ -4,16 +4,19 @@ Storage wraps an image in a snapshot file (``storage/snapshots.py``) and Raft se
 it to a follower in InstallSnapshot chunks; neither looks inside. Version 2 (all
 integers little-endian)::
 
-    magic "RKVIMAG3" | index u64 | term u64 | entries u64 | requests u32
+    magic "RKVIMAG4" | index u64 | term u64 | entries u64 | requests u32
     lengths   u32 * (2 * entries)            key length, packed-entry length, ...
     blob      key | packed entry | ...       in key order
     requests  (u32 id length | id | u32 result length | result) * requests
     containers u64, then (u32 key length | key | u32 length | container) * containers
     scripts   u32, then (u32 length | body) * scripts      the script cache, by body
+    leases    u32, then (id i64 | ttl i64 | deadline i64 | u32 keys | (u32 length | key)
+              * keys) * leases               in id order, keys sorted
     crc32 u32                                over everything before it
 
 A container is encoded by ``containers.py`` (type-tagged). Older versions still
-load: version 2 ("RKVIMAG2") is version 3 without the scripts, version 1
+load: version 3 ("RKVIMAG3") is version 4 without the leases, version 2
+("RKVIMAG2") version 3 without the scripts, version 1
 ("RKVSNAP1") version 2 without the containers.
 
 ``index`` is the last entry the image covers; ``term`` is kept for images written
@@ -35,18 +38,21 @@ from raftkv.core.binary import BinaryReader
 from raftkv.core.commands import Entry, Outcome, Result, TxnResult, TypedResult
 from raftkv.core.containers import Container, decode_container, encode_container
 from raftkv.core.keyspace import pack, unpack
+from raftkv.core.leases import Lease
 from raftkv.core.scripts.lua import sha1hex
 from raftkv.core.state_machine import Snapshot, StateMachine
 from raftkv.core.typed.replies import Reply, decode_reply, encode_reply
 from raftkv.errors import CorruptionError
 
-MAGIC: Final = b"RKVIMAG3"
+MAGIC: Final = b"RKVIMAG4"
+MAGIC_3: Final = b"RKVIMAG3"  # written before leases
 MAGIC_2: Final = b"RKVIMAG2"  # written before scripts: no script cache
 MAGIC_1: Final = b"RKVSNAP1"  # written before typed values: no containers
 _U64: Final = struct.Struct("<Q")
 _HEAD: Final = struct.Struct("<8sQQQI")
 _U32: Final = struct.Struct("<I")
 _RESULT: Final = struct.Struct("<BQIBB")
+_LEASE: Final = struct.Struct("<qqqI")
 
 
 def _encode_entry(entry: Entry | None) -> bytes:
@@ -141,8 +147,16 @@ def encode(snapshot: Snapshot) -> bytes:
         b"".join(containers),
         _U32.pack(len(snapshot.scripts)),
         b"".join(_U32.pack(len(body)) + body for body in sorted(snapshot.scripts.values())),
+        _U32.pack(len(snapshot.leases)),
+        b"".join(_encode_lease(lease) for _, lease in sorted(snapshot.leases.items())),
     ])
     return body + _U32.pack(zlib.crc32(body))
+
+
+def _encode_lease(lease: Lease) -> bytes:
+    keys = sorted(lease.keys)
+    return _LEASE.pack(lease.lease_id, lease.ttl_ms, lease.deadline_ms, len(keys)) + \
+        b"".join(_U32.pack(len(key)) + key for key in keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +166,16 @@ class Image:
     requests: dict[bytes, Result]
     containers: dict[bytes, Container]
     scripts: dict[bytes, bytes]  # SHA1 -> body
+    leases: dict[int, Lease]
 
     def restore(self, state_machine: StateMachine) -> None:
         state_machine.restore_parts(self.index, self.items, self.requests, self.containers,
-                                    self.scripts)
+                                    self.scripts, self.leases)
 
 
 def decode(data: bytes, where: str) -> Image:
     """Parse and verify an image; CorruptionError names ``where`` on any damage."""
-    if len(data) < _HEAD.size + 4 or data[:8] not in (MAGIC, MAGIC_2, MAGIC_1):
+    if len(data) < _HEAD.size + 4 or data[:8] not in (MAGIC, MAGIC_3, MAGIC_2, MAGIC_1):
         raise CorruptionError(f"{where}: not a raftkv state-machine image (bad magic or "
                               f"too short)")
     (crc,) = _U32.unpack_from(data, len(data) - 4)
@@ -190,6 +205,7 @@ def decode(data: bytes, where: str) -> Image:
             pos += 4 + elen
         containers: dict[bytes, Container] = {}
         scripts: dict[bytes, bytes] = {}
+        leases: dict[int, Lease] = {}
         if data[:8] != MAGIC_1:
             (count,) = _U64.unpack_from(data, pos)
             r = BinaryReader(data[: len(data) - 4], ValueError)
@@ -200,14 +216,20 @@ def decode(data: bytes, where: str) -> Image:
                 containers[key] = decode_container(inner, 0)
                 if not inner.at_end:
                     raise ValueError("trailing bytes after a container")
-            if data[:8] == MAGIC:
+            if data[:8] in (MAGIC, MAGIC_3):
                 (count,) = r.fixed(_U32)
                 for _ in range(count):
                     body = r.blob()
                     scripts[sha1hex(body)] = body
+            if data[:8] == MAGIC:
+                (count,) = r.fixed(_U32)
+                for _ in range(count):
+                    lease_id, ttl_ms, deadline_ms, nkeys = r.fixed(_LEASE)
+                    leases[lease_id] = Lease(lease_id, ttl_ms, deadline_ms,
+                                             {r.blob() for _ in range(nkeys)})
             pos = r.pos
     except (struct.error, ValueError) as exc:
         raise CorruptionError(f"{where}: malformed image ({exc})") from exc
     if pos != len(data) - 4:
         raise CorruptionError(f"{where}: malformed image (length mismatch)")
-    return Image(index, items, requests, containers, scripts)
+    return Image(index, items, requests, containers, scripts, leases)

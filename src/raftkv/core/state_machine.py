@@ -36,6 +36,10 @@ from raftkv.core.commands import (
     Flush,
     IncrBy,
     IncrByFloat,
+    LeaseExpire,
+    LeaseGrant,
+    LeaseKeepAlive,
+    LeaseRevoke,
     MultiPut,
     Noop,
     Op,
@@ -72,6 +76,7 @@ from raftkv.core.keyspace import (
     pack,
     unpack,
 )
+from raftkv.core.leases import Lease, Leases
 from raftkv.core.numbers import (
     INT64_MAX,
     INT64_MIN,
@@ -98,14 +103,15 @@ class Snapshot:
     requests: dict[bytes, Result]
     containers: dict[bytes, Container]  # of the typed keys (never changed after this)
     scripts: dict[bytes, bytes]  # the script cache: SHA1 -> body
+    leases: dict[int, Lease]
 
 
 class StateMachine:
     """The keyspace plus the bookkeeping that makes ``apply`` exactly-once."""
 
-    __slots__ = ("_engine", "_handlers", "_max_requests", "_raw",
+    __slots__ = ("_engine", "_handlers", "_leased", "_max_requests", "_raw",
                  "_request_order", "_requests", "_store", "applied_index", "evicted_total",
-                 "expired_total", "history", "keyspace", "scripts")
+                 "expired_total", "history", "keyspace", "leases", "scripts")
 
     def __init__(self, max_tracked_requests: int = DEFAULT_MAX_TRACKED_REQUESTS,
                  history_events: int = DEFAULT_MAX_EVENTS,
@@ -122,6 +128,8 @@ class StateMachine:
         self.history = History(history_events, history_bytes)
         self.scripts: dict[bytes, bytes] = {}  # EVAL's and SCRIPT LOAD's, by SHA1
         self._engine: Engine | None = None  # made at the first script
+        self.leases = Leases()
+        self._leased = self.leases.of_key  # key -> lease: empty unless leases hold keys
         self._handlers: dict[type, Callable[[int, Command], Result]] = {
             Put: self._put,  # type: ignore[dict-item]
             Delete: self._delete,  # type: ignore[dict-item]
@@ -140,6 +148,10 @@ class StateMachine:
             Read: self._read,  # type: ignore[dict-item]
             Txn: self._txn,  # type: ignore[dict-item]
             TypedOp: self._typed,  # type: ignore[dict-item]
+            LeaseGrant: self._lease_grant,  # type: ignore[dict-item]
+            LeaseKeepAlive: self._lease_keep_alive,  # type: ignore[dict-item]
+            LeaseRevoke: self._lease_revoke,  # type: ignore[dict-item]
+            LeaseExpire: self._lease_expire,  # type: ignore[dict-item]
         }
 
     def apply(self, index: int, command: Command) -> Result:
@@ -181,16 +193,17 @@ class StateMachine:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.applied_index, self.keyspace.copy_entries(), self._requests.copy(),
-                        self.keyspace.copy_containers(), dict(self.scripts))
+                        self.keyspace.copy_containers(), dict(self.scripts), self.leases.copy())
 
     def restore(self, snapshot: Snapshot) -> None:
         self.restore_parts(snapshot.index, sorted(snapshot.entries.items()), snapshot.requests,
-                           snapshot.containers, snapshot.scripts)
+                           snapshot.containers, snapshot.scripts, snapshot.leases)
 
     def restore_parts(self, index: int, sorted_entries: list[tuple[bytes, bytes]],
                       requests: dict[bytes, Result],
                       containers: dict[bytes, Container] | None = None,
-                      scripts: dict[bytes, bytes] | None = None) -> None:
+                      scripts: dict[bytes, bytes] | None = None,
+                      leases: dict[int, Lease] | None = None) -> None:
         """Restore from a snapshot file's contents, already in key order (the
         containers are the state machine's from now on: the caller lets go of them)."""
         self.keyspace.epoch += 1
@@ -200,6 +213,8 @@ class StateMachine:
         self.applied_index = index
         self.history.reset(index)  # a snapshot keeps no history: it starts again here
         self.scripts = dict(scripts or {})
+        self.leases.load(leases or {})
+        self._leased = self.leases.of_key
         if self._engine is not None:
             self._engine.forget()
 
@@ -210,6 +225,8 @@ class StateMachine:
         old = self.keyspace.remove(key)
         if old is not None:
             self.history.record(index, key, kind)
+            if self._leased:
+                self.leases.detach(key)
         return old
 
     def changed_since(self, key: bytes, mod_revision: int, since: int, now_ms: int) -> bool:
@@ -277,6 +294,11 @@ class StateMachine:
             return Result(Outcome.WRONG_TYPE, index, current, current)
         if c.cond and not self._condition_holds(c.cond, c.expected_mod_revision, current):
             return Result(Outcome.CONDITION_FAILED, index, current, current)
+        lease = c.lease
+        if lease or self._leased:
+            if lease and lease not in self.leases.by_id:
+                return Result(Outcome.NOT_FOUND, index, current, current)
+            self.leases.attach(key, lease)
         if current is None:
             version, create = 1, index
             expires = c.expires_at_ms
@@ -385,6 +407,8 @@ class StateMachine:
         if c.source == c.target:
             return Result(OUTCOME_OK, index, source, source)
         moved = self.keyspace.container(c.source) if source.kind else None
+        if self._leased:
+            self.leases.detach(c.target)
         entry = self._write(index, c.target, source.value, source.expires_at_ms, target_raw,
                             target, moved)
         self._remove(c.source, index)
@@ -397,6 +421,8 @@ class StateMachine:
                 or c.source == c.target:
             return Result(Outcome.CONDITION_FAILED, index, target, source)
         original = self.keyspace.container(c.source) if source.kind else None
+        if self._leased:
+            self.leases.detach(c.target)
         entry = self._write(index, c.target, source.value, source.expires_at_ms, target_raw,
                             target, original.copy(self.keyspace.epoch) if original else None)
         return Result(OUTCOME_OK, index, entry, source, 1)
@@ -430,20 +456,24 @@ class StateMachine:
             return TxnResult(index, results, sum(1 for r in results if r.ok), succeeded)
         # (key, packed entry and container before), in order; a new epoch makes every
         # write to a container copy it first, so the ones held here stay as they were
-        undo: list[tuple[bytes, bytes | None, Container | None]] = []
+        undo: list[tuple[bytes, bytes | None, Container | None, int]] = []
         keyspace = self.keyspace
+        leased = self._leased
         mark = self.history.mark()
         if any(isinstance(op, TypedOp) for op in ops):
             keyspace.epoch += 1
         done: list[Result] = []
         for position, op in enumerate(ops):
             for key in _keys_of(op):
-                undo.append((key, keyspace.raw(key), keyspace.container(key)))
+                undo.append((key, keyspace.raw(key), keyspace.container(key),
+                             leased.get(key, 0)))
             result = handlers[type(op)](index, op)
             done.append(result)
             if result.outcome in _FAILURES:
-                for key, before, container in reversed(undo):
+                for key, before, container, lease in reversed(undo):
                     self._put_back(key, before, container)
+                    if lease in self.leases.by_id or not lease:
+                        self.leases.attach(key, lease)
                 self.history.undo(mark)
                 return TxnResult(index, tuple(done), 0, succeeded, failed_at=position)
         return TxnResult(index, tuple(done), sum(1 for r in done if r.ok), succeeded)
@@ -493,6 +523,9 @@ class StateMachine:
         # A live key keeps its create revision and gains a version; every key loses
         # its TTL (Redis MSET, and a RESP pipeline's plain SETs).
         self.keyspace.store_plain(c.items, index, c.now_ms)
+        if self._leased:
+            for key, _ in c.items:
+                self.leases.detach(key)
         record = self.history.record
         for key, value in c.items:
             record(index, key, PUT, value)
@@ -517,11 +550,52 @@ class StateMachine:
     def _flush(self, index: int, c: Flush) -> Result:
         removed = len(self.keyspace)
         self.keyspace.clear()
+        self.leases.detach_all()
         self.history.record(index, b"", FLUSH)
         return Result(OUTCOME_OK, index, affected=removed)
 
     def _noop(self, index: int, c: Noop) -> Result:
         return Result(OUTCOME_OK, index)
+
+    # --- leases (core/leases.py) -----------------------------------------------------
+
+    def _lease_grant(self, index: int, c: LeaseGrant) -> Result:
+        by_id = self.leases.by_id
+        lease_id = c.lease_id
+        if lease_id in by_id:
+            return Result(Outcome.CONDITION_FAILED, index)
+        if not lease_id:
+            lease_id = index
+            while lease_id in by_id:
+                lease_id += 1
+        self.leases.grant(lease_id, c.ttl_ms, c.now_ms + c.ttl_ms)
+        return Result(OUTCOME_OK, index, affected=lease_id)
+
+    def _lease_keep_alive(self, index: int, c: LeaseKeepAlive) -> Result:
+        lease = self.leases.by_id.get(c.lease_id)
+        if lease is None or lease.deadline_ms <= c.now_ms:
+            return Result(Outcome.NOT_FOUND, index)
+        lease.deadline_ms = c.now_ms + lease.ttl_ms
+        return Result(OUTCOME_OK, index, affected=lease.ttl_ms)
+
+    def _lease_revoke(self, index: int, c: LeaseRevoke) -> Result:
+        if c.lease_id not in self.leases.by_id:
+            return Result(Outcome.NOT_FOUND, index)
+        return Result(OUTCOME_OK, index, affected=self._revoke(index, c.lease_id, DELETE))
+
+    def _lease_expire(self, index: int, c: LeaseExpire) -> Result:
+        by_id = self.leases.by_id
+        removed = 0
+        for lease_id in c.lease_ids:
+            lease = by_id.get(lease_id)
+            if lease is not None and lease.deadline_ms <= c.now_ms:
+                removed += self._revoke(index, lease_id, DELETE)
+        return Result(OUTCOME_OK, index, affected=removed)
+
+    def _revoke(self, index: int, lease_id: int, kind: int) -> int:
+        """End a lease and delete its keys at ``index``; how many were deleted."""
+        keys = self.leases.revoke(lease_id)
+        return sum(1 for key in keys if self._remove(key, index, kind) is not None)
 
 
 def _expire_allowed(when: ExpireWhen, current_ms: int | None, new_ms: int | None) -> bool:

@@ -421,15 +421,16 @@ class KVService:
 
     def put(self, key: bytes, value: bytes, *, ttl_ms: int | None = None,
             expires_at_ms: int | None = None, keep_ttl: bool = False, cond: Cond = Cond.NONE,
-            expected_mod_revision: int = 0, request_id: bytes = b"", string_only: bool = False
-            ) -> asyncio.Future[Result]:
-        """Store ``value`` (``string_only``: unless the key holds a hash, list...)."""
+            expected_mod_revision: int = 0, request_id: bytes = b"", string_only: bool = False,
+            lease: int = 0) -> asyncio.Future[Result]:
+        """Store ``value`` (``string_only``: unless the key holds a hash, list...; on
+        ``lease``: NOT_FOUND when there is no such lease)."""
         validate_key(key)
         self._check_value(value)
         if ttl_ms is not None:
             expires_at_ms = self.deadline(ttl_ms)
         return self.submit(Put(key, value, expires_at_ms, keep_ttl, cond, expected_mod_revision,
-                               request_id, self.clock.now_ms(), string_only),
+                               request_id, self.clock.now_ms(), string_only, lease),
                            len(key) + len(value))
 
     def delete(self, key: bytes, *, cond: Cond = Cond.NONE, expected_mod_revision: int = 0,

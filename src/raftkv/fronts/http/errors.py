@@ -20,6 +20,8 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.RaftKVError], int], ...] = (
     (errors.MembershipRefused, 409),
     (errors.TxnFailed, 409),
     (errors.WrongType, 409),
+    (errors.NotFound, 404),
+    (errors.WaitTimedOut, 408),
     (errors.RequestError, 400),
     (errors.CommitTimeout, 504),
     (errors.ClusterError, 503),

@@ -16,7 +16,7 @@ import orjson
 
 from raftkv.core.commands import Entry, Outcome, Result
 from raftkv.deferred import Deferred, when
-from raftkv.errors import ConditionFailed, InvalidArgument, StorageError
+from raftkv.errors import ConditionFailed, InvalidArgument, NotFound, StorageError
 from raftkv.fronts.http import validation as v
 from raftkv.fronts.http.errors import HttpError
 from raftkv.fronts.http.messages import (
@@ -44,6 +44,7 @@ _ID: Final = frozenset({"id"})
 _TO: Final = frozenset({"to"})
 MAX_PAGE: Final = 1000
 _STALE: Final = Consistency.STALE
+_NOT_FOUND: Final = Outcome.NOT_FOUND
 _Future: Final = asyncio.Future
 _dumps: Final = orjson.dumps
 
@@ -135,12 +136,15 @@ class HttpApi:
             value = v.value_bytes(v.string_field(data, "value"), data.get("encoding"))
             ttl_ms = v.optional_int(data.get("ttlMs"), "ttlMs")
         cond, expected = v.condition(request)
+        lease = v.query_int(request, "lease", 0, 1, 2**63 - 1) if request.query_string else 0
         future = self.service.put(key, value, ttl_ms=ttl_ms, cond=cond,
                                   expected_mod_revision=expected,
-                                  request_id=self._idempotency_key(request))
+                                  request_id=self._idempotency_key(request), lease=lease)
 
         def render(result: Result) -> Response:
-            if not result.ok:  # a put either stores or fails its condition
+            if not result.ok:  # a put stores, fails its condition, or finds no lease
+                if result.outcome is _NOT_FOUND:
+                    raise NotFound(f"lease {lease} does not exist")
                 raise _condition_failed(result)
             assert result.entry is not None
             status = 201 if result.previous is None else 200
