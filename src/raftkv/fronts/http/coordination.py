@@ -85,10 +85,10 @@ class CoordinationApi:
         add("POST", "/v1/locks/{name}", self.lock)
         add("GET", "/v1/locks/{name}", self.lock_holder)
         add("DELETE", "/v1/locks/{name}", self.unlock)
-        add("POST", "/v1/elections/{name}", self.campaign)
+        add("POST", "/v1/elections/{name...}", self.campaign)
         add("GET", "/v1/elections/{name...}", self.leader)
-        add("PUT", "/v1/elections/{name}", self.proclaim)
-        add("DELETE", "/v1/elections/{name}", self.resign)
+        add("PUT", "/v1/elections/{name...}", self.proclaim)
+        add("DELETE", "/v1/elections/{name...}", self.resign)
 
     # --- leases ------------------------------------------------------------------
 
