@@ -19,6 +19,8 @@ overwritten by a new leader) and one that skipped a revision on resume.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import random
 import threading
@@ -29,7 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from raftkv.core.commands import LeaseGrant, Put, Read, Relation, Target, Compare, Txn
+from raftkv.core.commands import Compare, LeaseGrant, Put, Read, Relation, Target, Txn
 from raftkv.core.state_machine import StateMachine
 from tests.faults.test_cluster_linearizability import nemesis
 from tests.support.cluster import Cluster, proxied_cluster
@@ -169,7 +171,7 @@ def watch_problems(acked: dict[int, str], seen: list[tuple[int, str]], since: in
     return {
         "gaps": sorted(set(expected) - set(got)),
         "repeats": sorted({r for r in revisions if revisions.count(r) > 1}),
-        "out of order": [b for a, b in zip(revisions, revisions[1:], strict=False) if b < a],
+        "out of order": [b for a, b in itertools.pairwise(revisions) if b < a],
         "wrong value": sorted(r for r in expected if r in got and got[r] != expected[r]),
         "strangers": sorted(r for r in got if r not in acked and r <= until),
     }
@@ -220,10 +222,8 @@ class Watcher(threading.Thread):
                 time.sleep(0.05)
                 continue
             url = self.cluster.url(self.rng.choice(list(self.cluster.nodes)))
-            try:
+            with contextlib.suppress(OSError, TimeoutError):
                 self.follow(url)
-            except (OSError, TimeoutError):
-                pass
             self.resumes += 1
             time.sleep(0.05)
 
