@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from raftkv import __version__
+from raftkv.client import cli as client_commands
 from raftkv.config import ConfigError, load, masked
 
 EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
@@ -54,25 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--insecure", action="store_const", const=True, default=None,
                        help="allow a non-loopback --host without auth")
 
-    def client(name: str, text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--url", default=os.environ.get("RAFTKV_URL", "http://127.0.0.1:8080"))
-        p.add_argument("--token", default=os.environ.get("RAFTKV_TOKEN"))
-        return p
-
-    client("get", "read a key").add_argument("key")
-    put = client("put", "write a key")
-    put.add_argument("key")
-    put.add_argument("value")
-    put.add_argument("--ttl", type=float, help="seconds until the key expires")
-    client("delete", "delete a key").add_argument("key")
-    listing = client("list", "list keys")
-    listing.add_argument("--prefix", default="")
-    listing.add_argument("--limit", type=int, default=1000)
-    client("health", "show a node's health")
-    client("txn", "run an atomic transaction: a JSON body of POST /v1/txn from FILE "
-           "('-' for stdin); exit 1 when the failure ops ran").add_argument("file")
-    bench = client("bench", "load-test a node's HTTP API")
+    client_commands.add_commands(sub)
+    bench = sub.add_parser("bench", help="load-test a node's HTTP API")
+    bench.add_argument("--url", default=os.environ.get("RAFTKV_URL", "http://127.0.0.1:8080"))
+    bench.add_argument("--token", default=os.environ.get("RAFTKV_TOKEN"))
     bench.add_argument("--workload", choices=["get", "put", "mixed", "cas"], default="get")
     bench.add_argument("--keys", type=int, default=1000)
     bench.add_argument("--value-bytes", type=int, default=100)
@@ -126,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words, run = client_commands.split_command(list(sys.argv[1:] if argv is None else argv))
+    args = _parser().parse_args(words)
+    args.run = run
     command = args.command
     if command == "serve":
         return _serve(args)
@@ -140,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _bench(args)
     if command == "cluster":
         return _cluster(args)
-    return _client(args)
+    return client_commands.run(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -299,60 +287,4 @@ def _cluster(args: argparse.Namespace) -> int:
         print(f"removed {body['id']}")
     else:
         print(f"asked the leader to hand over to {body['to']}")
-    return EXIT_OK
-
-
-def _client(args: argparse.Namespace) -> int:
-    command = args.command
-    key_path = "/v1/keys/" + urllib.parse.quote(getattr(args, "key", ""), safe="")
-    try:
-        if command == "get":
-            status, body = _request(args, "GET", key_path)
-            if status == 200:
-                print(body["value"])
-        elif command == "put":
-            payload: dict[str, Any] = {"value": args.value}
-            if args.ttl is not None:
-                if args.ttl <= 0:
-                    print("raftkv: --ttl must be more than 0 seconds", file=sys.stderr)
-                    return EXIT_USAGE
-                payload["ttlMs"] = max(1, round(args.ttl * 1000))
-            status, body = _request(args, "PUT", key_path, payload)
-            if status in (200, 201):
-                print(f"{'created' if status == 201 else 'replaced'} {args.key} "
-                      f"(modRevision {body['modRevision']})")
-        elif command == "delete":
-            status, body = _request(args, "DELETE", key_path)
-            if status == 204:
-                print(f"deleted {args.key}")
-        elif command == "list":
-            query = urllib.parse.urlencode({"prefix": args.prefix, "limit": min(args.limit, 1000)})
-            status, body = _request(args, "GET", f"/v1/keys?{query}")
-            if status == 200:
-                for item in body["items"]:
-                    print(f"{item['key']}\t{item['value']}")
-        elif command == "txn":
-            try:
-                text = sys.stdin.read() if args.file == "-" else open(args.file).read()  # noqa: SIM115
-                payload = json.loads(text)
-            except (OSError, ValueError) as exc:
-                print(f"raftkv: cannot read the transaction from {args.file}: {exc}",
-                      file=sys.stderr)
-                return EXIT_USAGE
-            status, body = _request(args, "POST", "/v1/txn", payload)
-            if status == 200:
-                print(json.dumps(body, indent=2))
-                if not body["succeeded"]:
-                    return EXIT_NO
-        else:
-            status, body = _request(args, "GET", "/health")
-            if status == 200:
-                print(json.dumps(body, indent=2))
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"raftkv: cannot reach {args.url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
-        return EXIT_NO
-    if status >= 300:
-        message = (body or {}).get("message", f"HTTP {status}")
-        print(f"raftkv: {message}", file=sys.stderr)
-        return EXIT_NO
     return EXIT_OK

@@ -97,7 +97,7 @@ class CoordinationApi:
         body = v.json_object(request.body or b"{}", _GRANT, frozenset({"ttlMs"}))
         ttl_ms = _int_field(body, "ttlMs")
         wanted = _int_field(body, "id") if "id" in body else 0
-        future = self.coordinator.grant(ttl_ms, wanted)
+        future = self.coordinator.grant(ttl_ms, wanted, v.idempotency_key(request))
 
         def render(result: Result) -> Response:
             if result.outcome is Outcome.CONDITION_FAILED:
@@ -148,7 +148,7 @@ class CoordinationApi:
                 raise _no_lease(lease_id)
             return Response(204)
 
-        return when(self.coordinator.revoke(lease_id), render)
+        return when(self.coordinator.revoke(lease_id, v.idempotency_key(request)), render)
 
     # --- locks and elections -------------------------------------------------------
 

@@ -139,7 +139,7 @@ class HttpApi:
         lease = v.query_int(request, "lease", 0, 1, 2**63 - 1) if request.query_string else 0
         future = self.service.put(key, value, ttl_ms=ttl_ms, cond=cond,
                                   expected_mod_revision=expected,
-                                  request_id=self._idempotency_key(request), lease=lease)
+                                  request_id=v.idempotency_key(request), lease=lease)
 
         def render(result: Result) -> Response:
             if not result.ok:  # a put stores, fails its condition, or finds no lease
@@ -159,7 +159,7 @@ class HttpApi:
         if cond not in (cond.NONE, cond.MOD_REVISION, cond.EXISTS):
             raise InvalidArgument("DELETE honours If-Match only")
         future = self.service.delete(key, cond=cond, expected_mod_revision=expected,
-                                     request_id=self._idempotency_key(request))
+                                     request_id=v.idempotency_key(request))
 
         def render(result: Result) -> Response:
             if result.ok:
@@ -192,13 +192,6 @@ class HttpApi:
         page_or_future = self.service.list_entries(prefix, after, limit + 1,
                                                    v.consistency(request))
         return when(page_or_future, render)
-
-    @staticmethod
-    def _idempotency_key(request: Request) -> bytes:
-        key = request.headers.get(b"idempotency-key", b"")
-        if len(key) > 128:
-            raise InvalidArgument("Idempotency-Key is limited to 128 bytes")
-        return key
 
     # --- the seeds' APIs ---------------------------------------------------------------
 

@@ -69,7 +69,8 @@ class TxnApi:
                    for i, item in enumerate(_list(body, "success"))]
         failure = [self._op(request, item, f"failure[{i}]")
                    for i, item in enumerate(_list(body, "failure"))]
-        future = self.service.transaction(compares, success, failure)
+        future = self.service.transaction(compares, success, failure,
+                                           v.idempotency_key(request))
 
         def render(result: Result) -> Response:
             assert isinstance(result, TxnResult)

@@ -140,6 +140,14 @@ _LINEARIZABLE: Final = Consistency.LINEARIZABLE  # (Final: see routes.py)
 _UNCONDITIONAL: Final = (Cond.NONE, 0)
 
 
+def idempotency_key(request: Request) -> bytes:
+    """The client's ``Idempotency-Key``: a write retried with it applies once."""
+    key = request.headers.get(b"idempotency-key", b"")
+    if len(key) > 128:
+        raise InvalidArgument("Idempotency-Key is limited to 128 bytes")
+    return key
+
+
 def consistency(request: Request) -> Consistency:
     if not request.query_string:
         return _LINEARIZABLE
