@@ -79,16 +79,17 @@ class CoordinationApi:
         add = router.add
         add("POST", "/v1/leases", self.grant)
         add("GET", "/v1/leases", self.list_leases)
-        add("GET", "/v1/leases/{id...}", self.lease)
-        add("POST", "/v1/leases/{id...}", self.keep_alive)
-        add("DELETE", "/v1/leases/{id...}", self.revoke)
+        add("GET", "/v1/leases/{id}", self.lease)
+        add("POST", "/v1/leases/{id}/keepalive", self.keep_alive)
+        add("DELETE", "/v1/leases/{id}", self.revoke)
         add("POST", "/v1/locks/{name}", self.lock)
         add("GET", "/v1/locks/{name}", self.lock_holder)
         add("DELETE", "/v1/locks/{name}", self.unlock)
-        add("POST", "/v1/elections/{name...}", self.campaign)
-        add("GET", "/v1/elections/{name...}", self.leader)
-        add("PUT", "/v1/elections/{name...}", self.proclaim)
-        add("DELETE", "/v1/elections/{name...}", self.resign)
+        add("POST", "/v1/elections/{name}", self.campaign)
+        add("GET", "/v1/elections/{name}", self.leader)
+        add("PUT", "/v1/elections/{name}", self.proclaim)
+        add("DELETE", "/v1/elections/{name}", self.resign)
+        add("GET", "/v1/elections/{name}/observe", self.observe)
 
     # --- leases ------------------------------------------------------------------
 
@@ -96,7 +97,7 @@ class CoordinationApi:
         may_write(request, LEASE_SPACE)
         body = v.json_object(request.body or b"{}", _GRANT, frozenset({"ttlMs"}))
         ttl_ms = _int_field(body, "ttlMs")
-        wanted = _int_field(body, "id") if "id" in body else 0
+        wanted = _int_field(body, "id", 1) if "id" in body else 0
         future = self.coordinator.grant(ttl_ms, wanted, v.idempotency_key(request))
 
         def render(result: Result) -> Response:
@@ -129,7 +130,7 @@ class CoordinationApi:
         return when(self.coordinator.lease(lease_id, v.consistency(request)), render)
 
     def keep_alive(self, request: Request) -> Reply:
-        lease_id = _lease_in_path(request, b"/keepalive")
+        lease_id = _lease_in_path(request)
         may_write(request, LEASE_SPACE)
 
         def render(result: Result) -> Response:
@@ -166,7 +167,7 @@ class CoordinationApi:
         may_write(request, ELECTIONS + name)
         body = v.json_object(request.body, _CAMPAIGN, frozenset({"value"}))
         value = v.value_bytes(v.string_field(body, "value"), body.get("encoding"))
-        lease_id = _int_field(body, "lease") if "lease" in body else 0
+        lease_id = _int_field(body, "lease", 1) if "lease" in body else 0
         ttl_ms = _int_field(body, "ttlMs") if "ttlMs" in body else DEFAULT_TTL_MS
         wait = _int_field(body, "waitMs") if "waitMs" in body else -1
         return self._hold(ELECTIONS, name, value, lease_id, ttl_ms, wait)
@@ -203,12 +204,8 @@ class CoordinationApi:
                     _render_holder)
 
     def leader(self, request: Request) -> Reply:
-        raw = request.params["name"]
-        observe = raw.endswith(b"/observe")
-        name = _name(request, raw.removesuffix(b"/observe") if observe else raw)
+        name = _name(request)
         may_read(request, ELECTIONS + name)
-        if observe:
-            return self._observe(request, name)
         return when(self.coordinator.holder(ELECTIONS, name, v.consistency(request)),
                     _render_holder)
 
@@ -239,8 +236,10 @@ class CoordinationApi:
         return _answer(future, lambda result: json_response(
             200, {"ok": True, "released": _succeeded(result)}))
 
-    def _observe(self, request: Request, name: bytes) -> Reply:
+    def observe(self, request: Request) -> Reply:
         """The election's leader now, then each time it (or its value) changes."""
+        name = _name(request)
+        may_read(request, ELECTIONS + name)
         coordinator = self.coordinator
         service = coordinator.service
         start = service.watch_start(None)
@@ -319,28 +318,25 @@ def _render_holder(holder: Holder | None) -> Response:
     return json_response(200, _holder_json(holder))
 
 
-def _name(request: Request, raw: bytes | None = None) -> bytes:
-    text = v.text_from_path(request.params["name"] if raw is None else raw, "name")
+def _name(request: Request) -> bytes:
+    text = v.text_from_path(request.params["name"], "name")
     if not text or "/" in text or len(text.encode()) > 512:
         raise InvalidArgument("a lock or election name is 1 to 512 bytes without '/'")
     return text.encode()
 
 
-def _lease_in_path(request: Request, suffix: bytes = b"") -> int:
+def _lease_in_path(request: Request) -> int:
     raw = request.params["id"]
-    if suffix:
-        if not raw.endswith(suffix):
-            raise HttpError(404, "no such route", "not_found")
-        raw = raw[: -len(suffix)]
     if not raw.isdigit() or not 0 < int(raw) < 2**63:
         raise HttpError(404, "no such route (a lease id is a positive integer)", "not_found")
     return int(raw)
 
 
-def _int_field(body: dict[str, Any], name: str) -> int:
+def _int_field(body: dict[str, Any], name: str, minimum: int = 0) -> int:
     value = v.optional_int(body.get(name), name)
-    if value is None or value < 0:
-        raise InvalidArgument(f"the field {name!r} must be a non-negative integer")
+    if value is None or not minimum <= value < 2**63:
+        raise InvalidArgument(f"the field {name!r} must be an integer from {minimum} to "
+                              f"2^63 - 1")
     return value
 
 

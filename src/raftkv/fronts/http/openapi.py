@@ -80,6 +80,147 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_LEASE_ID = {"name": "id", "in": "path", "required": True,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+_NAME = {"name": "name", "in": "path", "required": True,
+         "description": "1-512 bytes without '/'",
+         "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}}
+_HOLD = {"type": "object", "required": ["ok", "name", "token", "lease", "key", "value"],
+         "properties": {"ok": {"const": True}, "name": {"type": "string"},
+                        "token": {"type": "integer", "description": "the fencing token: the "
+                                  "hold's key's create revision"},
+                        "lease": {"type": "integer"}, "key": {"type": "string"},
+                        "value": {"type": "string"}, "encoding": {"enum": ["base64"]},
+                        "ttlMs": {"type": "integer"}}}
+_RELEASE = [{"name": "lease", "in": "query", "required": True,
+             "schema": {"type": "integer", "minimum": 1}},
+            {"name": "token", "in": "query", "required": True,
+             "schema": {"type": "integer", "minimum": 1}}]
+_SSE = {"description": "Server-Sent Events (see the route's description)",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+_WAIT = {"name": "waitMs", "in": "query",
+         "description": "give up after this long (408); without it, wait for ever",
+         "schema": {"type": "integer", "minimum": 0, "maximum": 86_400_000}}
+
+
+def _coordination() -> dict[str, Any]:
+    """Watch, leases, locks and elections (fronts/http/watch.py, coordination.py)."""
+    released = _json({"type": "object", "required": ["ok", "released"],
+                      "properties": {"ok": {"const": True}, "released": {"type": "boolean"}}})
+    lease_info = {"type": "object", "required": ["ok", "id", "ttlMs", "remainingMs", "keys"],
+                  "properties": {"ok": {"const": True}, "id": {"type": "integer"},
+                                 "ttlMs": {"type": "integer"},
+                                 "remainingMs": {"type": "integer"},
+                                 "keys": {"type": "array", "items": {"type": "string"}}}}
+    campaign = {"type": "object", "additionalProperties": False, "required": ["value"],
+                "properties": {"value": {"type": "string"}, "encoding": {"enum": ["utf-8",
+                                                                                  "base64"]},
+                               "lease": {"type": "integer", "minimum": 1},
+                               "ttlMs": {"type": "integer", "minimum": 1},
+                               "waitMs": {"type": "integer", "minimum": 0}}}
+    return {
+        "/v1/watch": {"get": {
+            "operationId": "watch",
+            "summary": "Every change to a key or under a prefix, as Server-Sent Events",
+            "description": "Each change is an event whose id is its revision and whose name "
+                           "is its kind (put, delete, expire, evict, typed, flush); progress "
+                           "events name the revision reached; the stream ends with a "
+                           "compacted event (the history is gone) or a cut event (the "
+                           "client read too slowly; resumeAfter says where to resume). "
+                           "Last-Event-ID resumes after that revision.",
+            "parameters": [
+                {"name": "key", "in": "query", "schema": {"type": "string", "minLength": 1}},
+                {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                {"name": "fromRevision", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1}},
+                {"name": "progressMs", "in": "query",
+                 "schema": {"type": "integer", "minimum": 100}},
+                {"name": "Last-Event-ID", "in": "header",
+                 "schema": {"type": "string", "pattern": "^[0-9]+$"}}],
+            "responses": {"200": _SSE, "400": _err("Not exactly one of key and prefix, or "
+                                                   "a bad revision"),
+                          "403": _err("Outside the token's prefixes"),
+                          "503": _err("No leader to start at a linearizable point")}}},
+        "/v1/leases": {
+            "post": {"summary": "Grant a lease (its id is the grant's revision unless given)",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"type": "object", "additionalProperties": False,
+                                    "required": ["ttlMs"],
+                                    "properties": {"ttlMs": {"type": "integer", "minimum": 1},
+                                                   "id": {"type": "integer", "minimum": 1}}}}}},
+                     "responses": {"201": _json({"type": "object",
+                                                 "required": ["ok", "id", "ttlMs"],
+                                                 "properties": {"ok": {"const": True},
+                                                                "id": {"type": "integer"},
+                                                                "ttlMs": {"type": "integer"}}},
+                                                "Granted"),
+                                   "412": _err("The id asked for is in use"),
+                                   **_COMMON_ERRORS}},
+            "get": {"summary": "The ids of every lease",
+                    "responses": {"200": _json({"type": "object", "required": ["ok", "leases"],
+                                                "properties": {"ok": {"const": True},
+                                                               "leases": {"type": "array"}}})}},
+        },
+        "/v1/leases/{id}": {
+            "get": {"summary": "A lease's TTL, time left and keys",
+                    "parameters": [_LEASE_ID, _CONSISTENCY],
+                    "responses": {"200": _json(lease_info), "404": _err("No such lease"),
+                                  **_COMMON_ERRORS}},
+            "delete": {"summary": "Revoke a lease: its keys are deleted",
+                       "parameters": [_LEASE_ID],
+                       "responses": {"204": {"description": "Revoked"},
+                                     "404": _err("No such lease"), **_COMMON_ERRORS}}},
+        "/v1/leases/{id}/keepalive": {"post": {
+            "summary": "Move the lease's deadline a TTL from now",
+            "parameters": [_LEASE_ID],
+            "responses": {"200": _json({"type": "object"}),
+                          "404": _err("No such lease, or it ran out"), **_COMMON_ERRORS}}},
+        "/v1/locks/{name}": {
+            "post": {"operationId": "acquireLock",
+                     "summary": "Acquire a lock (waits); the token fences writes",
+                     "parameters": [_NAME, _WAIT,
+                                    {"name": "lease", "in": "query",
+                                     "schema": {"type": "integer", "minimum": 1}},
+                                    {"name": "ttlMs", "in": "query",
+                                     "schema": {"type": "integer", "minimum": 1}}],
+                     "responses": {"200": _json(_HOLD), "404": _err("No such lease"),
+                                   "408": _err("Still held after waitMs; nothing is held"),
+                                   **_COMMON_ERRORS}},
+            "get": {"summary": "Who holds the lock", "parameters": [_NAME, _CONSISTENCY],
+                    "responses": {"200": _json(_HOLD), "404": _err("Nobody holds it"),
+                                  **_COMMON_ERRORS}},
+            "delete": {"summary": "Release the hold with this token (idempotent)",
+                       "parameters": [_NAME, *_RELEASE],
+                       "responses": {"200": released, **_COMMON_ERRORS}}},
+        "/v1/elections/{name}": {
+            "post": {"operationId": "campaign", "summary": "Campaign (waits until leading)",
+                     "parameters": [_NAME],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": campaign}}},
+                     "responses": {"200": _json(_HOLD), "404": _err("No such lease"),
+                                   "408": _err("Not leading after waitMs"), **_COMMON_ERRORS}},
+            "get": {"summary": "The leader and its value", "parameters": [_NAME, _CONSISTENCY],
+                    "responses": {"200": _json(_HOLD), "404": _err("Nobody leads"),
+                                  **_COMMON_ERRORS}},
+            "put": {"summary": "Proclaim a new value, if still leading",
+                    "parameters": [_NAME],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"type": "object", "required": ["value", "lease", "token"],
+                                   "properties": {"value": {"type": "string"},
+                                                  "lease": {"type": "integer"},
+                                                  "token": {"type": "integer"}}}}}},
+                    "responses": {"200": _json({"type": "object"}), **_COMMON_ERRORS}},
+            "delete": {"summary": "Resign the leadership with this token (idempotent)",
+                       "parameters": [_NAME, *_RELEASE],
+                       "responses": {"200": released, **_COMMON_ERRORS}}},
+        "/v1/elections/{name}/observe": {"get": {
+            "operationId": "observeElection",
+            "summary": "The leader now and at every change, as Server-Sent Events (leader "
+                       "events: {\"leader\": hold or null})",
+            "parameters": [_NAME], "responses": {"200": _SSE, **_COMMON_ERRORS}}},
+    }
+
+
 def document() -> dict[str, Any]:
     entry = {"$ref": "#/components/schemas/Entry"}
     meta = {"$ref": "#/components/schemas/EntryMeta"}
@@ -105,13 +246,17 @@ def document() -> dict[str, Any]:
                 "put": {"summary": "Create or replace a key",
                         "parameters": [_KEY_PARAM, _IF_MATCH, _IF_NONE_MATCH,
                                        {"name": "ttlMs", "in": "query", "schema": {
-                                           "type": "integer", "minimum": 1}}],
+                                           "type": "integer", "minimum": 1}},
+                                       {"name": "lease", "in": "query", "schema": {
+                                           "type": "integer", "minimum": 1},
+                                        "description": "put the key on this lease"}],
                         "requestBody": {"required": True, "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/Put"}},
                             "application/octet-stream": {"schema": {"type": "string",
                                                                     "format": "binary"}}}},
                         "responses": {"200": _json(meta, "Replaced"),
                                       "201": _json(meta, "Created"),
+                                      "404": _err("No such lease"),
                                       "412": _err("Precondition failed"), **_COMMON_ERRORS}},
                 "delete": {"summary": "Delete a key", "parameters": [_KEY_PARAM, _IF_MATCH],
                            "responses": {"204": {"description": "Deleted"},
@@ -220,6 +365,7 @@ def document() -> dict[str, Any]:
             "/readyz": {"get": {"summary": "Recovered, leader known, caught up",
                                 "responses": {"200": _json({"type": "object"}),
                                               "503": _err("Not ready")}}},
+            **_coordination(),
         },
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["ok", "message", "code", "requestId"],

@@ -1,7 +1,8 @@
 """The router: static paths by dict lookup, then templated ones by prefix.
 
 Templates: ``/kv/{key}`` captures one segment; ``/v1/keys/{key...}`` captures the
-rest of the path, slashes included. Captures stay raw (percent-encoded) bytes; the
+rest of the path, slashes included; ``/v1/leases/{id}/keepalive`` one segment before
+a fixed ending (tried before ``/v1/leases/{id}``). Captures stay raw (percent-encoded) bytes; the
 handler decodes them. A path that matches no route is 404; a route without the
 method is 405 with ``Allow``; OPTIONS answers 204 with ``Allow``.
 """
@@ -24,6 +25,7 @@ class Route:
     prefix: bytes = b""
     param: str = ""
     greedy: bool = False
+    suffix: bytes = b""  # the fixed ending after a one-segment capture
 
     def allow(self) -> bytes:
         methods = set(self.handlers) | {b"OPTIONS"}
@@ -49,11 +51,13 @@ class Router:
         route = Route(template)
         if "{" in template:
             prefix, _, rest = template.partition("{")
+            param, _, suffix = rest.partition("}")
             route.prefix = prefix.encode()
-            route.greedy = rest.endswith("...}")
-            route.param = rest.rstrip("}").removesuffix("...")
+            route.greedy = param.endswith("...")
+            route.param = param.removesuffix("...")
+            route.suffix = suffix.encode()
             self._templated.append(route)
-            self._templated.sort(key=lambda r: -len(r.prefix))
+            self._templated.sort(key=lambda r: (-len(r.prefix), -len(r.suffix)))
         else:
             self._static[template.encode()] = route
         self.routes.append(route)
@@ -69,7 +73,12 @@ class Router:
                 prefix = route.prefix
                 if path[:len(prefix)] == prefix:  # half the cost of startswith on 3.11
                     captured = path[len(prefix):]
-                    if route.greedy or b"/" not in captured:
+                    suffix = route.suffix
+                    if suffix:
+                        if not captured.endswith(suffix):
+                            continue
+                        captured = captured[:-len(suffix)]
+                    if captured and (route.greedy or b"/" not in captured):
                         request.params = {route.param: captured}
                         break
             else:
