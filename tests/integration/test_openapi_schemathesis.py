@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-
 WAITING_OR_STREAMING = ("watch", "observeElection", "acquireLock", "campaign")
 
 

@@ -91,7 +91,7 @@ def test_a_watch_older_than_the_history_gets_an_explicit_compacted_event(start_s
     with EventStream(f"{url}/v1/watch?prefix=k&fromRevision={event.data['revision']}"
                      ) as again:
         assert again.take(1)[0].data == {"revision": 60, "kind": "put", "key": "k59",
-                                         "value": "v"}
+                                         "value": "v", "createRevision": 60, "version": 1}
 
 
 def test_a_client_that_does_not_read_is_cut_with_where_to_resume(start_server, tmp_path):

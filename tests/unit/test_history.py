@@ -42,19 +42,20 @@ def test_every_kind_of_change_is_an_event_in_revision_order():
     sm.apply(11, Expire(b"z", 5000, now_ms=20))
     sm.apply(12, Flush())
     sm.apply(13, Delete(b"nothing"))  # changes nothing: no event
+    # (a put and a typed op carry the create revision and the version after them)
     assert sm.history.after(0, 13) == [
-        (1, b"a", EventKind.PUT, b"1"), (2, b"b", EventKind.PUT, b"2"),
-        (2, b"c", EventKind.PUT, b"3"), (3, b"a", EventKind.PUT, b"6"),
-        (4, b"l", EventKind.TYPED, b"rpush"), (5, b"l", EventKind.DELETE, None),
-        (6, b"b", EventKind.DELETE, None), (7, b"t", EventKind.PUT, b"v"),
-        (8, b"t", EventKind.EXPIRE, None), (9, b"c", EventKind.EVICT, None),
-        (10, b"z", EventKind.PUT, b"6"), (10, b"a", EventKind.DELETE, None),
-        (11, b"z", EventKind.PUT, b"6"), (12, b"", EventKind.FLUSH, None),
+        (1, b"a", EventKind.PUT, b"1", 1, 1), (2, b"b", EventKind.PUT, b"2", 2, 1),
+        (2, b"c", EventKind.PUT, b"3", 2, 1), (3, b"a", EventKind.PUT, b"6", 1, 2),
+        (4, b"l", EventKind.TYPED, b"rpush", 4, 1), (5, b"l", EventKind.DELETE, None, 0, 0),
+        (6, b"b", EventKind.DELETE, None, 0, 0), (7, b"t", EventKind.PUT, b"v", 7, 1),
+        (8, b"t", EventKind.EXPIRE, None, 0, 0), (9, b"c", EventKind.EVICT, None, 0, 0),
+        (10, b"z", EventKind.PUT, b"6", 10, 1), (10, b"a", EventKind.DELETE, None, 0, 0),
+        (11, b"z", EventKind.PUT, b"6", 10, 2), (12, b"", EventKind.FLUSH, None, 0, 0),
     ]
     assert [e[0] for e in sm.history.after(9, 13)] == [10, 10, 11, 12]
     assert sm.history.after(3, 13, prefix=b"t") == [
-        (7, b"t", EventKind.PUT, b"v"), (8, b"t", EventKind.EXPIRE, None),
-        (12, b"", EventKind.FLUSH, None)]  # a flush concerns every prefix
+        (7, b"t", EventKind.PUT, b"v", 7, 1), (8, b"t", EventKind.EXPIRE, None, 0, 0),
+        (12, b"", EventKind.FLUSH, None, 0, 0)]  # a flush concerns every prefix
 
 
 def test_the_history_is_bounded_and_says_where_it_was_compacted():
@@ -106,4 +107,4 @@ def test_a_restored_state_machine_starts_compacted_at_its_snapshot():
         twin.history.after(4, 5)
     assert twin.history.after(5, 5) == []
     twin.apply(6, Put(b"k", b"6"))
-    assert twin.history.after(5, 6) == [(6, b"k", EventKind.PUT, b"6")]
+    assert twin.history.after(5, 6) == [(6, b"k", EventKind.PUT, b"6", 1, 6)]

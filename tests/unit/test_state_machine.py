@@ -408,7 +408,7 @@ def test_a_lease_holds_its_keys_until_it_runs_out_and_a_keep_alive_moves_its_dea
     assert sm.apply(10, LeaseKeepAlive(1, b"", 6_900)).outcome is Outcome.NOT_FOUND  # ran out
     assert sm.apply(11, LeaseExpire((1,), b"", 6_900)).affected == 1
     assert sm.keyspace.raw(b"a") is None and sm.keyspace.raw(b"b") is not None
-    assert list(sm.history.after(10, 11)) == [(11, b"a", 2, None)]
+    assert list(sm.history.after(10, 11)) == [(11, b"a", 2, None, 0, 0)]
     assert sm.apply(12, LeaseRevoke(1)).outcome is Outcome.NOT_FOUND
 
 

@@ -1,10 +1,11 @@
 """The change history: the most recent changes to the keyspace, in revision order
 (DATA-MODEL.md section 3).
 
-Every change to a key is an event ``(revision, key, kind, value)``: a put (the new
-value; None for a hash, list, set or sorted set), a typed op (``value`` is Redis's
-event name, ``lpush``...), a delete, an expiry, an eviction, or a flush of every key
-(key ``b""``). The state machine records them as it applies entries, so the history is
+Every change to a key is an event ``(revision, key, kind, value, create_revision,
+version)``: a put (the new value; None for a hash, list, set or sorted set), a typed
+op (``value`` is Redis's event name, ``lpush``...), a delete, an expiry, an eviction,
+or a flush of every key (key ``b""``). A put and a typed op carry the key's create
+revision and version after it (etcd's watch events show them); a removal carries 0s. The state machine records them as it applies entries, so the history is
 derived from the log: a replica replaying the log rebuilds it, and a snapshot does not
 carry it - a state machine restored from one starts with an empty history compacted
 at the snapshot's index.
@@ -48,7 +49,8 @@ EXPIRE: Final = 3
 EVICT: Final = 4
 FLUSH: Final = 5
 
-Event = tuple[int, bytes, int, "bytes | None"]  # revision, key, kind, value
+# revision, key, kind, value, create revision, version
+Event = tuple[int, bytes, int, "bytes | None", int, int]
 
 
 class Compacted(Exception):
@@ -80,11 +82,11 @@ class History:
     def __len__(self) -> int:
         return len(self._events)
 
-    def record(self, revision: int, key: bytes, kind: int, value: bytes | None = None
-               ) -> None:
+    def record(self, revision: int, key: bytes, kind: int, value: bytes | None = None,
+               create_revision: int = 0, version: int = 0) -> None:
         """Add an event (``kind``: one of the ints above). Runs for every write."""
         events = self._events
-        events.append((revision, key, kind, value))
+        events.append((revision, key, kind, value, create_revision, version))
         self._bytes += len(key) + (len(value) if value is not None else 0) + \
             EVENT_OVERHEAD_BYTES
         if kind >= DELETE:
@@ -98,7 +100,7 @@ class History:
                 self._drop()
 
     def _drop(self) -> None:
-        revision, key, kind, value = self._events.popleft()
+        revision, key, kind, value, _, _ = self._events.popleft()
         self._bytes -= _size(key, value)
         self.compacted = revision
         if DELETE <= kind <= EVICT and self._removed.get(key) == revision:
@@ -113,7 +115,7 @@ class History:
         Removals forgotten this way may leave ``removed_after`` saying "changed": the
         safe side."""
         while len(self._events) > mark:
-            _, key, _, value = self._events.pop()
+            _, key, _, value, _, _ = self._events.pop()
             self._bytes -= _size(key, value)
 
     def reset(self, revision: int) -> None:

@@ -269,9 +269,9 @@ class StateMachine:
         if container is None:
             self.keyspace.store(key, pack(value, index, create, expires_at_ms, version), raw,
                                 deadline_of(raw) if raw is not None else 0, expires_at_ms or 0)
-            self.history.record(index, key, PUT, value)
+            self.history.record(index, key, PUT, value, create, version)
             return Entry(key, value, version, create, index, expires_at_ms)
-        self.history.record(index, key, PUT)
+        self.history.record(index, key, PUT, None, create, version)
         old = self.keyspace.container(key) if raw is not None else None
         self.keyspace.store_container(
             key, pack(b"", index, create, expires_at_ms, version, container.KIND), raw,
@@ -308,7 +308,7 @@ class StateMachine:
         value = c.value
         self._store(key, pack(value, index, create, expires, version), raw, old_deadline,
                     expires or 0)
-        self.history.record(index, key, PUT, value)
+        self.history.record(index, key, PUT, value, create, version)
         entry = Entry(key, value, version, create, index, expires)
         return Result(OUTCOME_OK, index, entry, current, 0)
 
@@ -526,9 +526,10 @@ class StateMachine:
         if self._leased:
             for key, _ in c.items:
                 self.leases.detach(key)
-        record = self.history.record
+        record, raw_of = self.history.record, self._raw
         for key, value in c.items:
-            record(index, key, PUT, value)
+            _, create, _, version, _ = header(raw_of(key))  # type: ignore[arg-type]
+            record(index, key, PUT, value, create, version)
         return Result(OUTCOME_OK, index, affected=len(c.items))
 
     def _delete_expired(self, index: int, c: DeleteExpired) -> Result:

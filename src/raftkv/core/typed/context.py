@@ -212,4 +212,4 @@ class Ctx:
                 for event, changed_key, _ in self.events:  # (the key's last event names it)
                     if changed_key == key:
                         name = event
-                self._history.record(index, key, TYPED, name)
+                self._history.record(index, key, TYPED, name, create, version)

@@ -11,7 +11,7 @@ or stream changed, ``op`` names how - and ``flush``), with a JSON ``data`` line:
 
     id: 58
     event: put
-    data: {"revision":58,"kind":"put","key":"app/x","value":"1"}
+    data: {"revision":58,"kind":"put","key":"app/x","value":"1","createRevision":42,"version":3}
 
 The changes of one revision are sent together, so ``Last-Event-ID`` (what browsers'
 EventSource sends when it reconnects) resumes without a gap or a repeat. The stream
@@ -138,10 +138,13 @@ def _event(revision: int, name: str, data: dict[str, Any]) -> bytes:
 
 
 def _change(event: Event) -> dict[str, Any]:
-    revision, key, kind, value = event
+    revision, key, kind, value, create_revision, version = event
     out: dict[str, Any] = {"revision": revision, "kind": _KIND_NAMES[kind]}
     if kind != EventKind.FLUSH:
         text_field(key, "key", out)
     if value is not None:
         text_field(value, "op" if kind == EventKind.TYPED else "value", out)
+    if version:
+        out["createRevision"] = create_revision
+        out["version"] = version
     return out
