@@ -150,7 +150,13 @@ class Coordinator:
         ``lease_id``: queue, then wait (at most ``wait_s``; None: for ever) until every
         older contender is gone. WaitTimedOut leaves the queue; NotFound: the lease is
         gone (or ran out while waiting)."""
-        queue = _queue_prefix(space, name)
+        return await self.acquire_in(_queue_prefix(space, name), name, lease_id, value,
+                                     wait_s)
+
+    async def acquire_in(self, queue: bytes, name: bytes, lease_id: int, value: bytes = b"",
+                         wait_s: float | None = None) -> Holder:
+        """``acquire`` with the queue's key prefix given (etcd's gateway names its locks
+        ``<name>/<lease id in hex>``, as etcd does)."""
         key = queue + b"%x" % _lease_id(lease_id)
         now_ms = self._now_ms()
         put = Put(key, value, now_ms=now_ms, lease=lease_id)
@@ -187,7 +193,7 @@ class Coordinator:
                     await changes.wait(None if deadline is None else
                                        deadline - asyncio.get_running_loop().time())
                 except TimeoutError:
-                    await self.release(space, name, lease_id, mine.create_revision)
+                    await self.release_key(key, mine.create_revision)
                     raise WaitTimedOut(f"{name.decode(errors='replace')!r} is still held "
                                        f"after {wait_s:g} s; gave up waiting") from None
         finally:
@@ -205,7 +211,11 @@ class Coordinator:
                 ) -> asyncio.Future[Result]:
         """Leave lock (or election) ``name`` if the hold with ``token`` is still there
         (the result's ``succeeded`` says whether it was)."""
-        key = _queue_prefix(space, name) + b"%x" % _lease_id(lease_id)
+        return self.release_key(_queue_prefix(space, name) + b"%x" % _lease_id(lease_id),
+                                token)
+
+    def release_key(self, key: bytes, token: int) -> asyncio.Future[Result]:
+        """Delete a hold's ``key`` if its create revision is still ``token``."""
         return self.service.transaction(
             [Compare(key, Target.CREATE_REVISION, Relation.EQUAL, token)],
             [Delete(key, now_ms=self._now_ms())], [])
@@ -214,14 +224,19 @@ class Coordinator:
                consistency: Consistency = Consistency.LINEARIZABLE
                ) -> MaybeDeferred[Holder | None]:
         """Who holds the lock (leads the election) now; None: nobody."""
-        queue = _queue_prefix(space, name)
+        return self.holder_in(_queue_prefix(space, name), name, consistency)
+
+    def holder_in(self, queue: bytes, name: bytes,
+                  consistency: Consistency = Consistency.LINEARIZABLE
+                  ) -> MaybeDeferred[Holder | None]:
+        """``holder`` with the queue's key prefix given."""
 
         def oldest(entries: list[Entry]) -> Holder | None:
             if not entries:
                 return None
             first = min(entries, key=lambda entry: entry.create_revision)
-            return Holder(name, first.key, int(first.key[len(queue):], 16),
-                          first.create_revision, first.value)
+            lease_id = self._machine.leases.of_key.get(first.key, 0)
+            return Holder(name, first.key, lease_id, first.create_revision, first.value)
 
         return when(self.service.list_entries(queue, None, MAX_CONTENDERS, consistency), oldest)
 

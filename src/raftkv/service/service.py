@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import random
 from collections.abc import Callable
@@ -241,6 +242,37 @@ class KVService:
         barrier = self.replicator.read_barrier(consistency)
         return read() if barrier is None else when(barrier, read)
 
+    def range_entries(self, start: bytes, end: bytes | None, limit: int,
+                      consistency: Consistency = Consistency.LINEARIZABLE
+                      ) -> MaybeDeferred[tuple[list[Entry], int, int]]:
+        """etcd's range: the live entries from ``start`` up to (not including) ``end``
+        in key order (``end`` None: ``start`` alone; ``b"\\0"``: every key from
+        ``start`` on), the first ``limit`` of them (0: all), how many there are, and the
+        revision they were read at."""
+
+        def read(_: object = None) -> tuple[list[Entry], int, int]:
+            sm, now_ms = self.replicator.state_machine, self.clock.now_ms()
+            keyspace = sm.keyspace
+            if end is None:
+                found = keyspace.get(start, now_ms)
+                return ([found] if found is not None else []), int(found is not None), \
+                    sm.applied_index
+            prefix = b"" if end == b"\0" else _common_prefix(start, end)
+            out: list[Entry] = []
+            count = 0
+            for key in itertools.chain((start,), keyspace.iter_keys(prefix, start)):
+                if end != b"\0" and key >= end:
+                    break
+                entry = keyspace.get(key, now_ms)
+                if entry is not None:
+                    count += 1
+                    if not limit or len(out) < limit:
+                        out.append(entry)
+            return out, count, sm.applied_index
+
+        barrier = self.replicator.read_barrier(consistency)
+        return read() if barrier is None else when(barrier, read)
+
     def exists(self, keys: list[bytes], consistency: Consistency = Consistency.LINEARIZABLE
                ) -> MaybeDeferred[int]:
         """How many of ``keys`` are live (a key named twice counts twice). Like Redis's
@@ -387,7 +419,7 @@ class KVService:
         if self.membership is None:  # a single node: itself, the only voter
             s = self.status()
             return [{"id": s.node_id, "role": "voter", "isLeader": True, "reachable": True,
-                     "matchIndex": s.commit_index}]
+                     "matchIndex": s.commit_index, "url": None}]
         return self.membership.members()
 
     def change_membership(self, change: str, node_id: str) -> asyncio.Future[Any]:
@@ -901,6 +933,15 @@ def _values_of(results: list[Result]) -> list[bytes | None]:
 
 def _live_count(results: list[Result]) -> int:
     return sum(1 for r in results if r.entry is not None)
+
+
+def _common_prefix(a: bytes, b: bytes) -> bytes:
+    size = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        size += 1
+    return a[:size]
 
 
 def _op_bytes(op: Op) -> int:

@@ -410,7 +410,11 @@ def document() -> dict[str, Any]:
                                     "role": {"enum": ["voter", "learner"]},
                                     "isLeader": {"type": "boolean"},
                                     "reachable": {"type": "boolean"},
-                                    "matchIndex": {"type": ["integer", "null"]}}}}}},
+                                    "matchIndex": {"type": ["integer", "null"]},
+                                    "url": {"type": ["string", "null"],
+                                            "description": "how this node reaches it "
+                                                           "(null: itself, or not yet "
+                                                           "known)"}}}}}},
             "Health": {"type": "object",
                        "required": ["ok", "id", "state", "leaderId", "term", "commitIndex",
                                     "appliedIndex", "lastHeartbeatAgoMs"],

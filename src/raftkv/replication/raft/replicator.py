@@ -153,6 +153,8 @@ class RaftReplicator:
             "reachable": node_id == core.id or (self.network is not None
                                                 and self.network.reachable(node_id)),
             "matchIndex": core.last_index if node_id == core.id else core.match.get(node_id),
+            "url": None if node_id == core.id or self.network is None
+            else self.network.url_of(node_id),  # (this node's: the caller knows it)
         } for node_id in sorted({*core.voters, *core.learners})]
 
     def change_membership(self, change: str, node_id: str) -> asyncio.Future[Any]:

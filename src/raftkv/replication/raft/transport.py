@@ -321,6 +321,13 @@ class PeerNetwork:
         self._inbox: deque[tuple[int, object, object, object]] = deque()
         self._arrived = asyncio.Event()
 
+    def url_of(self, node_id: str) -> str | None:
+        """The configured URL whose node said it is ``node_id`` (None: not yet known)."""
+        for url, answer in self.answers.items():
+            if isinstance(answer, Hello) and answer.node_id == node_id:
+                return url
+        return None
+
     async def run(self, handler: PeerHandler) -> None:
         """Dial every peer (again, whenever a link drops) and hand ``handler`` what
         arrives, until cancelled."""
