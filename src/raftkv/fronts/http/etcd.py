@@ -592,10 +592,7 @@ class EtcdGateway:
         filters = create.get("filters") or []
         progress_s = 10.0 if create.get("progress_notify") else 86_400.0
         exact = end is None
-        if end is None:
-            prefix = key
-        else:
-            prefix = b"" if end == _ALL else _common(key, end)
+        prefix = key if end is None else b"" if end == _ALL else _common(key, end)
         begin = self.service.watch_start(start if start > 0 else None)
 
         def open_stream(after: int) -> Response:
