@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEV    := $(VENV)/.installed-dev
 RUNTIME:= $(VENV)/.installed
-DEBIAN_TEST_TOOLS := redis-server:redis-server redis-tools:redis-cli
+DEBIAN_TEST_TOOLS := redis-server:redis-server redis-tools:redis-cli \
+	postgresql:/usr/lib/postgresql/15/bin/postgres python3-venv:/usr/lib/python3.11/ensurepip/__init__.py
 DEBIAN_BENCH_TOOLS := $(DEBIAN_TEST_TOOLS) etcd-server:etcd wrk:wrk
 PYTEST_ARGS ?=
 
@@ -38,6 +39,16 @@ $(NATIVE): compiled-modules.txt $(COMPILED) | $(RUNTIME)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
+# Patroni (tests/integration/test_patroni.py) runs as the postgres user, since PostgreSQL
+# refuses root, and that user cannot reach the interpreter of .venv (under /root): it
+# gets a virtualenv of its own, on Debian's Python.
+PATRONI := .venv-patroni/.installed
+$(PATRONI): Makefile | debian-test-tools
+	rm -rf .venv-patroni
+	/usr/bin/python3 -m venv .venv-patroni
+	.venv-patroni/bin/pip install -q "patroni[etcd3,psycopg3]==4.1.5" "psycopg[binary]>=3.1"
+	touch $@
+
 ## Start one node on 127.0.0.1:8080 with its data in ./data
 run: $(RUNTIME) $(NATIVE)
 	$(VENV)/bin/raftkv serve --data-dir ./data
@@ -49,7 +60,7 @@ debian-bench-tools:
 	scripts/ensure-debian.sh $(DEBIAN_BENCH_TOOLS)
 
 ## The whole suite: lint, types, unit, property, integration and fault tests
-test: $(DEV) $(NATIVE) debian-test-tools lint typecheck
+test: $(DEV) $(NATIVE) debian-test-tools $(PATRONI) lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV)
@@ -74,7 +85,7 @@ instructions: $(BENCH_DEPS) $(NATIVE)
 	$(PY) -m benchmarks.instructions
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf $(VENV) .venv-patroni .pytest_cache .mypy_cache .ruff_cache build
 	find src -name '*.so' -delete
 
 ## More Raft simulator seeds than `make test` runs: make sim SEEDS=20000
