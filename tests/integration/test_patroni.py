@@ -170,7 +170,7 @@ def test_patronis_dcs_module_keeps_its_leader_key_across_a_raftkv_leader_kill(tm
         cluster.start()
         hosts = [f"127.0.0.1:{cluster.ports[n]}" for n in cluster.nodes]
 
-        def dcs(name: str):  # noqa: ANN202 - Patroni's own type
+        def dcs(name: str):
             return get_dcs({"scope": "demo", "name": name, "ttl": 20, "loop_wait": 1,
                             "retry_timeout": 10, "etcd3": {"hosts": hosts}})
 
