@@ -25,6 +25,7 @@ from pathlib import Path
 
 from benchmarks import (
     cluster_bench,
+    coordination_bench,
     engine,
     http_bench,
     knee_bench,
@@ -45,6 +46,7 @@ SUITES = {"engine": (engine, lambda b: 6, 2), "raft": (raft_bench, lambda b: 1, 
           "types": (types_bench, lambda b: 2 * (1 + b), 0),
           "scripts": (scripts_bench, lambda b: 2 * (1 + b), 0),
           "queues": (queues_bench, lambda b: 2 * (1 + b), 0),
+          "coordination": (coordination_bench, lambda b: 3, 0),
           "cluster": (cluster_bench, lambda b: 3 + b, 1)}
 
 
