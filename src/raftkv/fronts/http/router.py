@@ -75,10 +75,10 @@ class Router:
                     captured = path[len(prefix):]
                     suffix = route.suffix
                     if suffix:
-                        if not captured.endswith(suffix):
+                        if len(captured) <= len(suffix) or not captured.endswith(suffix):
                             continue
                         captured = captured[:-len(suffix)]
-                    if captured and (route.greedy or b"/" not in captured):
+                    if route.greedy or b"/" not in captured:
                         request.params = {route.param: captured}
                         break
             else:
