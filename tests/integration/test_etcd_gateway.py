@@ -19,6 +19,10 @@ from tests.support import etcd_cases
 from tests.support.node import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "etcd-gateway" / "etcd-3.4.json"
+# Where raftkv answers differently on purpose: etcd answers "election: no leader" with
+# gRPC's Unknown, a 500; raftkv answers no 500 for a question it understood.
+DIFFERENCES = {"election no leader": (404, {"code": 5, "error": "election: no leader",
+                                            "message": "election: no leader"})}
 
 
 def recorded() -> dict:
@@ -32,8 +36,9 @@ def test_every_call_answers_as_etcd_does(start_server):
     assert ours["version"]["etcdserver"].startswith("3.")
     assert [c["name"] for c in ours["cases"]] == [c["name"] for c in theirs["cases"]]
     for mine, etcd in zip(ours["cases"], theirs["cases"], strict=True):
+        expected = DIFFERENCES.get(mine["name"], (etcd["status"], etcd["body"]))
         assert (mine["status"], etcd_cases.normalized(mine["body"])) == \
-            (etcd["status"], etcd_cases.normalized(etcd["body"])), mine["name"]
+            (expected[0], etcd_cases.normalized(expected[1])), mine["name"]
     assert etcd_cases.normalized(ours["watch"]) == etcd_cases.normalized(theirs["watch"])
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-WAITING_OR_STREAMING = ("watch", "observeElection", "acquireLock", "campaign")
+WAITING_OR_STREAMING = ("watch", "observeElection", "acquireLock", "campaign", "etcdLock",
+                        "etcdCampaign", "etcdWatch")
 
 
 def schemathesis_command() -> list[str]:

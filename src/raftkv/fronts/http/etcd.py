@@ -15,7 +15,7 @@ Where raftkv differs, it says so with an error rather than an answer that is wro
 there is one version of each key, so ``revision`` in a range must be the current one
 (older: "compacted"); ``kv/compaction`` changes nothing (the change history is
 bounded by itself); ranges inside a transaction, the LEASE compare target, and
-election ``observe`` are not served. Every call maps onto the service: a lock here is
+election ``observe`` are not served; "election: no leader" is a 404 (etcd: a 500). Every call maps onto the service: a lock here is
 etcd's recipe (``<name>/<lease id in hex>``) on raftkv's locks.
 """
 
@@ -56,9 +56,8 @@ T = TypeVar("T")
 
 PREFIXES: Final = ("/v3", "/v3beta", "/v3alpha")
 ETCD_VERSION: Final = "3.4.0"  # the gateway API raftkv speaks
-# gRPC codes as etcd's gateway answers them (2, Unknown, is what "election: no leader"
-# carries there: a 500, kept so etcd's clients see what they expect)
-_STATUS: Final = {2: 500, 3: 400, 4: 504, 5: 404, 7: 403, 9: 412, 11: 400, 14: 503, 16: 401}
+# gRPC codes as etcd's gateway answers them with HTTP statuses
+_STATUS: Final = {3: 400, 4: 504, 5: 404, 7: 403, 9: 412, 11: 400, 14: 503, 16: 401}
 _BASE64: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 _RELATIONS: Final = {"EQUAL": Relation.EQUAL, "NOT_EQUAL": Relation.NOT_EQUAL,
                      "LESS": Relation.LESS, "GREATER": Relation.GREATER}
@@ -522,11 +521,13 @@ class EtcdGateway:
 
     def leader(self, body: dict[str, Any]) -> Reply:
         name = _bytes(body, "name")
+        if not name:
+            raise EtcdError(3, "election: name is not provided")
         found = self.coordinator.holder_in(name + b"/", name)
 
         def render(held: Holder | None) -> Response:
-            if held is None:
-                raise EtcdError(2, "election: no leader")
+            if held is None:  # (etcd: code 2, a 500; raftkv answers no 500 for this)
+                raise EtcdError(5, "election: no leader")
             entry = Entry(held.key, held.value, 1, held.token, held.token, None)
             current = self.service.range_entries(held.key, None, 0, Consistency.STALE)
             if isinstance(current, tuple) and current[0]:
@@ -546,6 +547,12 @@ class EtcdGateway:
         """Every member, with the URL this node reaches it at (its own: the one the
         client used) as both its peer and its client URL: raftkv serves both on one
         port."""
+        try:
+            body = orjson.loads(request.body or b"{}")
+        except orjson.JSONDecodeError as exc:
+            return _error_response(3, f"invalid JSON: {exc}")
+        if not isinstance(body, dict):
+            return _error_response(3, "json: cannot unmarshal into the request message")
         own = "http://" + request.headers.get(b"host", b"127.0.0.1").decode("latin-1")
         members = []
         for member in self.service.members():

@@ -221,6 +221,46 @@ def _coordination() -> dict[str, Any]:
     }
 
 
+_ETCD_ROUTES = {  # etcd's v3 JSON gateway (fronts/http/etcd.py): path -> summary
+    "kv/range": "etcd: read a key or a range", "kv/put": "etcd: write a key",
+    "kv/deleterange": "etcd: delete a key or a range", "kv/txn": "etcd: a transaction",
+    "kv/compaction": "etcd: compaction (changes nothing: one version per key)",
+    "lease/grant": "etcd: grant a lease", "lease/revoke": "etcd: revoke a lease",
+    "lease/keepalive": "etcd: keep a lease alive", "lease/timetolive": "etcd: a lease's TTL",
+    "lease/leases": "etcd: every lease", "lock/lock": "etcd: acquire a lock (waits)",
+    "lock/unlock": "etcd: release a lock", "election/campaign": "etcd: campaign (waits)",
+    "election/proclaim": "etcd: proclaim a value", "election/leader": "etcd: the leader",
+    "election/resign": "etcd: resign", "cluster/member/list": "etcd: the members",
+    "maintenance/status": "etcd: this member's status",
+    "auth/authenticate": "etcd: authenticate (answers: not enabled)",
+    "watch": "etcd: a watch stream (JSON lines)",
+}
+_ETCD_WAITING_OR_STREAMING = {"lock/lock": "etcdLock", "election/campaign": "etcdCampaign",
+                              "watch": "etcdWatch"}
+
+
+def _etcd_paths() -> dict[str, Any]:
+    """The gateway as etcd 3.4 documents it: request and answer shapes are etcd's
+    (base64 keys, int64 as strings); errors carry gRPC's code."""
+    error = _json({"$ref": "#/components/schemas/EtcdError"}, "etcd's error shape")
+    paths: dict[str, Any] = {"/version": {"get": {
+        "summary": "etcd: the server and cluster versions (etcd clients pick their API "
+                   "path from it)", "responses": {"200": _json({
+                       "type": "object", "required": ["etcdserver", "etcdcluster"]})}}}}
+    for route, summary in _ETCD_ROUTES.items():
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": {"type": "object"}}}},
+            "responses": {"200": _json({"type": "object"}), "400": error, "401": error,
+                          "403": error, "404": error, "408": error, "412": error,
+                          "503": error, "504": error}}
+        if route in _ETCD_WAITING_OR_STREAMING:
+            operation["operationId"] = _ETCD_WAITING_OR_STREAMING[route]
+        paths[f"/v3/{route}"] = {"post": operation}
+    return paths
+
+
 def document() -> dict[str, Any]:
     entry = {"$ref": "#/components/schemas/Entry"}
     meta = {"$ref": "#/components/schemas/EntryMeta"}
@@ -366,8 +406,13 @@ def document() -> dict[str, Any]:
                                 "responses": {"200": _json({"type": "object"}),
                                               "503": _err("Not ready")}}},
             **_coordination(),
+            **_etcd_paths(),
         },
         "components": {"schemas": {
+            "EtcdError": {"type": "object", "required": ["error", "message", "code"],
+                          "properties": {"error": {"type": "string"},
+                                         "message": {"type": "string"},
+                                         "code": {"type": "integer"}}},
             "Error": {"type": "object", "required": ["ok", "message", "code", "requestId"],
                       "properties": {"ok": {"const": False}, "message": {"type": "string"},
                                      "code": {"type": "string"},
