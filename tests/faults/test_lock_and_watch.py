@@ -37,7 +37,7 @@ from tests.faults.test_cluster_linearizability import nemesis
 from tests.support.cluster import Cluster, proxied_cluster
 from tests.support.sse import EventStream
 
-RUN_S = float(os.environ.get("RAFTKV_JEPSEN_S", "12"))
+RUN_S = float(os.environ.get("RAFTKV_JEPSEN_S", "8"))
 
 
 @pytest.fixture

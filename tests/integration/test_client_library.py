@@ -31,9 +31,9 @@ def test_keys_txn_and_a_lease_kept_alive_in_the_background(start_server):
                         [{"op": "put", "key": "app/a", "value": "2"}])
         assert result.succeeded and kv.get("app/a").value == b"2"
         assert kv.delete("app/a") and not kv.delete("app/a")
-        with kv.lease(600) as lease:
+        with kv.lease(1000) as lease:
             kv.put("session", "alive", lease=lease.id)
-            time.sleep(1.5)  # well past its TTL: kept alive
+            time.sleep(2.5)  # well past its TTL: kept alive
             assert kv.get("session") is not None and not lease.lost.is_set()
         assert kv.get("session") is None  # revoked on close
         with pytest.raises(NotFound):
@@ -111,8 +111,8 @@ def test_the_asyncio_client_does_the_same(start_server):
 
             task = asyncio.create_task(follow())
             await kv.put("a/y", "2")
-            async with kv.lock("job", ttl_ms=600) as hold:
-                await asyncio.sleep(1.2)  # past the TTL: the keep-alive task holds it
+            async with kv.lock("job", ttl_ms=1000) as hold:
+                await asyncio.sleep(2.0)  # past the TTL: the keep-alive task holds it
                 assert (await kv.lock_holder("job")).token == hold.token
             await kv.put("a/z", "3")
             await asyncio.wait_for(task, 10)

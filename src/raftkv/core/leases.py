@@ -17,6 +17,9 @@ from __future__ import annotations
 from typing import Final
 
 MAX_TTL_MS: Final = 10 * 365 * 24 * 3600 * 1000
+# A shorter lease could not be kept alive across a keep-alive's round trip and a
+# leader change (etcd raises such TTLs to its own minimum; raftkv refuses them).
+MIN_TTL_MS: Final = 1000
 
 
 class Lease:

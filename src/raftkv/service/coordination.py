@@ -44,7 +44,7 @@ from raftkv.core.commands import (
     TxnResult,
 )
 from raftkv.core.history import DELETE, EVICT, EXPIRE, FLUSH, Event
-from raftkv.core.leases import MAX_TTL_MS
+from raftkv.core.leases import MAX_TTL_MS, MIN_TTL_MS
 from raftkv.deferred import MaybeDeferred, when
 from raftkv.errors import InvalidArgument, NotFound, WaitTimedOut
 from raftkv.service.ports import Consistency
@@ -91,8 +91,9 @@ class Coordinator:
               ) -> asyncio.Future[Result]:
         """A new lease (``affected`` of the result is its id; CONDITION_FAILED: the id
         asked for is in use)."""
-        if not 1 <= ttl_ms <= MAX_TTL_MS:
-            raise InvalidArgument(f"ttlMs must be between 1 and {MAX_TTL_MS}")
+        if not MIN_TTL_MS <= ttl_ms <= MAX_TTL_MS:
+            raise InvalidArgument(f"a lease's ttlMs must be between {MIN_TTL_MS} and "
+                                  f"{MAX_TTL_MS}")
         if not 0 <= lease_id < 2**63:
             raise InvalidArgument("a lease id is a positive 64-bit integer")
         return self.service.submit(LeaseGrant(lease_id, ttl_ms, request_id, self._now_ms()))

@@ -37,6 +37,7 @@ import orjson
 
 from raftkv.core.commands import Outcome, Result, TxnResult
 from raftkv.core.history import Event
+from raftkv.core.leases import MAX_TTL_MS, MIN_TTL_MS
 from raftkv.deferred import Deferred, when
 from raftkv.errors import ConditionFailed, InvalidArgument, NotFound
 from raftkv.fronts.http import validation as v
@@ -158,7 +159,7 @@ class CoordinationApi:
         may_write(request, LOCKS + name)
         query = request.query
         lease_id = v.query_int(request, "lease", 0, 1, 2**63 - 1)
-        ttl_ms = v.query_int(request, "ttlMs", DEFAULT_TTL_MS, 1, 10 * 365 * 86_400_000)
+        ttl_ms = v.query_int(request, "ttlMs", DEFAULT_TTL_MS, MIN_TTL_MS, MAX_TTL_MS)
         wait = v.query_int(request, "waitMs", -1, 0, MAX_WAIT_MS) if "waitMs" in query else -1
         return self._hold(LOCKS, name, b"", lease_id, ttl_ms, wait)
 

@@ -116,7 +116,7 @@ def _coordination() -> dict[str, Any]:
                 "properties": {"value": {"type": "string"}, "encoding": {"enum": ["utf-8",
                                                                                   "base64"]},
                                "lease": {"type": "integer", "minimum": 1},
-                               "ttlMs": {"type": "integer", "minimum": 1},
+                               "ttlMs": {"type": "integer", "minimum": 1000},
                                "waitMs": {"type": "integer", "minimum": 0}}}
     return {
         "/v1/watch": {"get": {
@@ -146,7 +146,8 @@ def _coordination() -> dict[str, Any]:
                      "requestBody": {"required": True, "content": {"application/json": {
                          "schema": {"type": "object", "additionalProperties": False,
                                     "required": ["ttlMs"],
-                                    "properties": {"ttlMs": {"type": "integer", "minimum": 1},
+                                    "properties": {"ttlMs": {"type": "integer",
+                                                             "minimum": 1000},
                                                    "id": {"type": "integer", "minimum": 1}}}}}},
                      "responses": {"201": _json({"type": "object",
                                                  "required": ["ok", "id", "ttlMs"],
@@ -182,7 +183,7 @@ def _coordination() -> dict[str, Any]:
                                     {"name": "lease", "in": "query",
                                      "schema": {"type": "integer", "minimum": 1}},
                                     {"name": "ttlMs", "in": "query",
-                                     "schema": {"type": "integer", "minimum": 1}}],
+                                     "schema": {"type": "integer", "minimum": 1000}}],
                      "responses": {"200": _json(_HOLD), "404": _err("No such lease"),
                                    "408": _err("Still held after waitMs; nothing is held"),
                                    **_COMMON_ERRORS}},
