@@ -17,7 +17,7 @@ server adds one done callback to ``future`` and calls ``result()`` when it fires
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, TypeAlias, TypeVar
 
 T = TypeVar("T")
@@ -62,3 +62,10 @@ def when(value: T | Deferred[T] | asyncio.Future[T], fn: Callable[[T], U]) -> U 
     if isinstance(value, asyncio.Future):
         return Deferred(value, lambda done: fn(done.result()))
     return fn(value)
+
+
+def after(work: Awaitable[T], fn: Callable[[T], U]) -> Deferred[U]:
+    """``fn`` of what ``work`` gives - a future, or a coroutine then run as a task -
+    deferred (a handler whose answer needs several awaited steps)."""
+    future: asyncio.Future[T] = asyncio.ensure_future(work)
+    return Deferred(future, lambda done: fn(done.result()))

@@ -257,7 +257,7 @@ class KVService:
                 found = keyspace.get(start, now_ms)
                 return ([found] if found is not None else []), int(found is not None), \
                     sm.applied_index
-            prefix = b"" if end == b"\0" else _common_prefix(start, end)
+            prefix = b"" if end == b"\0" else common_prefix(start, end)
             out: list[Entry] = []
             count = 0
             for key in itertools.chain((start,), keyspace.iter_keys(prefix, start)):
@@ -935,7 +935,8 @@ def _live_count(results: list[Result]) -> int:
     return sum(1 for r in results if r.entry is not None)
 
 
-def _common_prefix(a: bytes, b: bytes) -> bytes:
+def common_prefix(a: bytes, b: bytes) -> bytes:
+    """The longest prefix ``a`` and ``b`` share."""
     size = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

@@ -29,8 +29,7 @@ be allowed to write there.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -38,7 +37,7 @@ import orjson
 from raftkv.core.commands import Outcome, Result, TxnResult
 from raftkv.core.history import Event
 from raftkv.core.leases import MAX_TTL_MS, MIN_TTL_MS
-from raftkv.deferred import Deferred, when
+from raftkv.deferred import Deferred, after, when
 from raftkv.errors import ConditionFailed, InvalidArgument, NotFound
 from raftkv.fronts.http import validation as v
 from raftkv.fronts.http.errors import HttpError
@@ -196,7 +195,7 @@ class CoordinationApi:
                 out["ttlMs"] = ttl_ms
             return json_response(200, out)
 
-        return _run(hold(), render)
+        return after(hold(), render)
 
     def lock_holder(self, request: Request) -> Reply:
         name = _name(request)
@@ -217,7 +216,7 @@ class CoordinationApi:
         value = v.value_bytes(v.string_field(body, "value"), body.get("encoding"))
         future = self.coordinator.proclaim(name, _int_field(body, "lease"),
                                            _int_field(body, "token"), value)
-        return _answer(future, lambda result: json_response(
+        return after(future, lambda result: json_response(
             200, {"ok": True, "proclaimed": _succeeded(result)}))
 
     def unlock(self, request: Request) -> Reply:
@@ -234,7 +233,7 @@ class CoordinationApi:
         lease_id = v.query_int(request, "lease", 0, 1, 2**63 - 1)
         token = v.query_int(request, "token", 0, 1, 2**63 - 1)
         future = self.coordinator.release(space, name, lease_id, token)
-        return _answer(future, lambda result: json_response(
+        return after(future, lambda result: json_response(
             200, {"ok": True, "released": _succeeded(result)}))
 
     def observe(self, request: Request) -> Reply:
@@ -288,14 +287,6 @@ class _Observer:
         self.sink.end()  # (the client observes again)
 
 
-def _run(work: Awaitable[T], render: Callable[[T], Response]) -> Deferred[Response]:
-    future = asyncio.ensure_future(work)
-    return Deferred(future, lambda done: render(done.result()))
-
-
-def _answer(future: asyncio.Future[Result], render: Callable[[Result], Response]
-            ) -> Deferred[Response]:
-    return Deferred(future, lambda done: render(done.result()))
 
 
 def _nothing() -> None:

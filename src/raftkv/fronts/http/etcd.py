@@ -25,7 +25,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 import orjson
@@ -45,12 +45,12 @@ from raftkv.core.commands import (
     TxnResult,
 )
 from raftkv.core.history import DELETE, EVICT, EXPIRE, FLUSH, PUT, TYPED, Event
-from raftkv.deferred import Deferred
+from raftkv.deferred import Deferred, after
 from raftkv.fronts.http.messages import JSON, Reply, Request, Response, Sink, Stream
 from raftkv.fronts.http.router import Router
 from raftkv.service.coordination import Coordinator, Holder
 from raftkv.service.ports import Consistency
-from raftkv.service.service import KVService
+from raftkv.service.service import KVService, common_prefix
 
 T = TypeVar("T")
 
@@ -174,14 +174,6 @@ def _member_id(node_id: str) -> int:
     return int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:8], "big")
 
 
-def _run(work: Awaitable[T], render: Callable[[T], Response]) -> Deferred[Response]:
-    future = asyncio.ensure_future(work)
-    return Deferred(future, lambda done: render(done.result()))
-
-
-def _after(future: asyncio.Future[Result], render: Callable[[Result], Response]
-           ) -> Deferred[Response]:
-    return Deferred(future, lambda done: render(done.result()))
 
 
 class EtcdGateway:
@@ -292,7 +284,7 @@ class EtcdGateway:
                 out["prev_kv"] = self.kv(result.previous)
             return _ok(out)
 
-        return _after(future, render)
+        return after(future, render)
 
     def delete_range(self, body: dict[str, Any]) -> Reply:
         key, end = self._range_of(body)
@@ -317,7 +309,7 @@ class EtcdGateway:
                 out["prev_kvs"] = [self.kv(e) for e in gone]
             return _ok(out)
 
-        return _run(delete(), render)
+        return after(delete(), render)
 
     def txn(self, body: dict[str, Any]) -> Reply:
         compares = [self._compare(item) for item in _list(body, "compare")]
@@ -343,7 +335,7 @@ class EtcdGateway:
                 out["responses"] = responses
             return _ok(out)
 
-        return _after(future, render)
+        return after(future, render)
 
     def _compare(self, item: Any) -> Compare:
         if not isinstance(item, dict):
@@ -420,7 +412,7 @@ class EtcdGateway:
             return _ok({"header": self.header(result.revision), "ID": str(result.affected),
                         "TTL": str(ttl_s)})
 
-        return _after(future, render)
+        return after(future, render)
 
     def lease_revoke(self, body: dict[str, Any]) -> Reply:
         def render(result: Result) -> Response:
@@ -428,7 +420,7 @@ class EtcdGateway:
                 raise EtcdError(5, "etcdserver: requested lease not found")
             return _ok({"header": self.header(result.revision)})
 
-        return _after(self.coordinator.revoke(_int(body, "ID")), render)
+        return after(self.coordinator.revoke(_int(body, "ID")), render)
 
     def lease_keep_alive(self, body: dict[str, Any]) -> Reply:
         lease_id = _int(body, "ID")
@@ -439,7 +431,7 @@ class EtcdGateway:
                 out["TTL"] = str(result.affected // 1000)
             return _ok({"result": out})
 
-        return _after(self.coordinator.keep_alive(lease_id), render)
+        return after(self.coordinator.keep_alive(lease_id), render)
 
     def lease_time_to_live(self, body: dict[str, Any]) -> Reply:
         lease_id = _int(body, "ID")
@@ -476,14 +468,14 @@ class EtcdGateway:
         if not name:
             raise EtcdError(3, "lock: name is not provided")
         lease = _int(body, "lease")
-        return _run(self.coordinator.acquire_in(name + b"/", name, lease),
+        return after(self.coordinator.acquire_in(name + b"/", name, lease),
                     lambda held: _ok({"header": self.header(held.token),
                                       "key": _b64(held.key)}))
 
     def unlock(self, body: dict[str, Any]) -> Reply:
         key = _bytes(body, "key")
         future = self.service.delete(key)
-        return _after(future, lambda result: _ok({"header": self.header(result.revision)}))
+        return after(future, lambda result: _ok({"header": self.header(result.revision)}))
 
     def campaign(self, body: dict[str, Any]) -> Reply:
         name = _bytes(body, "name")
@@ -491,7 +483,7 @@ class EtcdGateway:
             raise EtcdError(3, "election: name is not provided")
         work = self.coordinator.acquire_in(name + b"/", name, _int(body, "lease"),
                                            _bytes(body, "value"))
-        return _run(work, lambda held: _ok({"header": self.header(held.token),
+        return after(work, lambda held: _ok({"header": self.header(held.token),
                                             "leader": self._leader_key(held)}))
 
     def _leader_key(self, held: Holder) -> dict[str, str]:
@@ -517,7 +509,7 @@ class EtcdGateway:
                 raise EtcdError(9, "election: not leader")
             return _ok({"header": self.header(result.revision)})
 
-        return _after(future, render)
+        return after(future, render)
 
     def leader(self, body: dict[str, Any]) -> Reply:
         name = _bytes(body, "name")
@@ -538,7 +530,7 @@ class EtcdGateway:
 
     def resign(self, body: dict[str, Any]) -> Reply:
         key, rev = self._held(body)
-        return _after(self.coordinator.release_key(key, rev),
+        return after(self.coordinator.release_key(key, rev),
                       lambda result: _ok({"header": self.header(result.revision)}))
 
     # --- cluster, maintenance, auth ----------------------------------------------------
@@ -599,7 +591,7 @@ class EtcdGateway:
         filters = create.get("filters") or []
         progress_s = 10.0 if create.get("progress_notify") else 86_400.0
         exact = end is None
-        prefix = key if end is None else b"" if end == _ALL else _common(key, end)
+        prefix = key if end is None else b"" if end == _ALL else common_prefix(key, end)
         begin = self.service.watch_start(start if start > 0 else None)
 
         def open_stream(after: int) -> Response:
@@ -711,15 +703,6 @@ def _sorted(body: dict[str, Any], entries: list[Entry]) -> list[Entry]:
     if order == "NONE" and target == "key":
         return entries
     return sorted(entries, key=lambda e: getattr(e, target), reverse=order == "DESCEND")
-
-
-def _common(a: bytes, b: bytes) -> bytes:
-    size = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        size += 1
-    return a[:size]
 
 
 def _nothing() -> None:
