@@ -47,11 +47,14 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 def run_with_nemesis(cluster: Cluster, threads: list[threading.Thread],
-                     stop: threading.Event, seed: int) -> list[str]:
+                     stop: threading.Event, seed: int,
+                     followers: tuple[threading.Thread, ...] = ()) -> list[str]:
+    """Run ``threads`` (which end at ``stop``) and ``followers`` (which go on after it)
+    under the nemesis for RUN_S, then heal the cluster."""
     faults: list[str] = []
     chaos = threading.Thread(target=nemesis, args=(cluster, stop, random.Random(seed), faults),
                              daemon=True)
-    for thread in (*threads, chaos):
+    for thread in (*threads, *followers, chaos):
         thread.start()
     time.sleep(RUN_S)
     stop.set()
@@ -257,14 +260,16 @@ def test_every_acknowledged_write_is_seen_once_in_order_across_resumes(
     unknown: set[str] = set()
     writers = [Writer(i, cluster, stop, acked, unknown) for i in range(3)]
     watchers = [Watcher(i, cluster, stop) for i in range(3)]
-    faults = run_with_nemesis(cluster, [*writers, *watchers], stop, seed=13)
+    faults = run_with_nemesis(cluster, list(writers), stop, seed=13, followers=tuple(watchers))
     leader = cluster.leader(timeout_s=20)
     final = httpx.post(f"{cluster.url(leader)}/v1/txn", json={"success": []},
                        timeout=10).json()["revision"]
+    caught_up = time.monotonic()
     for watcher in watchers:
         watcher.target = final
     for watcher in watchers:
         watcher.join(60)
+    caught_up_s = time.monotonic() - caught_up
     totals = {"gaps": 0, "repeats": 0, "out of order": 0, "wrong value": 0, "strangers": 0}
     for watcher in watchers:
         assert watcher.last >= final, f"watcher {watcher.number} stopped at {watcher.last}"
@@ -278,7 +283,8 @@ def test_every_acknowledged_write_is_seen_once_in_order_across_resumes(
     with capsys.disabled():
         print(f"\nwatch: {len(acked)} writes acknowledged (+{len(unknown)} unknown), "
               f"{len(watchers)} watchers, {sum(w.resumes for w in watchers)} resumes, "
-              f"events seen {sum(len(w.seen) for w in watchers)}, problems {totals}; "
+              f"events seen {sum(len(w.seen) for w in watchers)}, problems {totals}, caught "
+              f"up in {caught_up_s:.1f} s; "
               f"nemesis: {', '.join(faults)}")
     assert len(acked) >= 100
     assert len(faults) >= 3, faults
