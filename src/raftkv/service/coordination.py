@@ -118,6 +118,10 @@ class Coordinator:
 
         return self._read(read, consistency)
 
+    def lease_of(self, key: bytes) -> int:
+        """The lease ``key`` is on in this node's applied state (0: none)."""
+        return self._machine.leases.of_key.get(key, 0)
+
     def leases(self, consistency: Consistency = Consistency.LINEARIZABLE
                ) -> MaybeDeferred[list[int]]:
         return self._read(lambda _: sorted(self._machine.leases.by_id), consistency)

@@ -180,7 +180,6 @@ class EtcdGateway:
     def __init__(self, service: KVService, coordinator: Coordinator) -> None:
         self.service = service
         self.coordinator = coordinator
-        self.leases = service.replicator.state_machine.leases
 
     def register(self, router: Router) -> None:
         router.add("GET", "/version", self.version)
@@ -219,7 +218,7 @@ class EtcdGateway:
                                "version": str(entry.version)}
         if entry.value and not keys_only:
             out["value"] = _b64(entry.value)
-        lease = self.leases.of_key.get(entry.key)
+        lease = self.coordinator.lease_of(entry.key)
         if lease:
             out["lease"] = str(lease)
         return out
@@ -498,7 +497,7 @@ class EtcdGateway:
 
     def proclaim(self, body: dict[str, Any]) -> Reply:
         key, rev = self._held(body)
-        lease = self.leases.of_key.get(key, 0)
+        lease = self.coordinator.lease_of(key)
         future = self.service.transaction(
             [Compare(key, Target.CREATE_REVISION, Relation.EQUAL, rev)],
             [Put(key, _bytes(body, "value"), now_ms=self.service.clock.now_ms(), lease=lease)],
@@ -613,7 +612,7 @@ class EtcdGateway:
                                   "mod_revision": str(revision), "version": str(version)}
             if kind == PUT and value:
                 kv["value"] = _b64(value)
-            lease = self.leases.of_key.get(key)
+            lease = self.coordinator.lease_of(key)
             if lease:
                 kv["lease"] = str(lease)
             return {"kv": kv}
