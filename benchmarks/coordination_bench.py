@@ -119,7 +119,7 @@ def fan_out(url: str, watchers: int, rate: int, seconds: float) -> dict[str, flo
     """The fan-out load generator as its own process, pinned to the client core."""
     out = subprocess.run(pinned(CLIENT_CPU, [
         sys.executable, "-m", "benchmarks.coordination_bench", "fan-out", url, str(watchers),
-        str(rate), str(seconds)]), capture_output=True, text=True, check=True, timeout=300)
+        str(rate), str(seconds)]), capture_output=True, text=True, check=True, timeout=900)
     return json.loads(out.stdout)
 
 
@@ -185,7 +185,7 @@ def keepalive_script(lease: int) -> str:
 
 def run(quick: bool, rounds: int, progress) -> list[Row]:
     rows: list[Row] = []
-    watchers, rate, seconds = (200, 500, 3.0) if quick else (1000, 2000, 5.0)
+    watchers, rate, seconds = (200, 500, 3.0) if quick else (1000, 2000, 2.0)
     burst_s = 2 if quick else 4
     for r in range(rounds):
         progress.step(f"coordination: starting raftkv (fsync always, no) and etcd, round {r + 1}")

@@ -396,7 +396,7 @@ def test_a_lease_holds_its_keys_until_it_runs_out_and_a_keep_alive_moves_its_dea
     assert sm.apply(4, Put(b"a", b"1", lease=1, now_ms=5_000)).ok
     assert sm.apply(5, Put(b"b", b"1", lease=1, now_ms=5_000)).ok
     refused = sm.apply(6, Put(b"c", b"1", lease=99, now_ms=5_000))
-    assert refused.outcome is Outcome.NOT_FOUND and sm.keyspace.raw(b"c") is None
+    assert refused.outcome is Outcome.NO_LEASE and sm.keyspace.raw(b"c") is None
     assert sm.apply(7, Put(b"b", b"2", now_ms=5_000)).ok  # a put without it detaches
     assert sm.leases.by_id[1].keys == {b"a"} and sm.leases.of_key == {b"a": 1}
     assert sm.apply(8, LeaseKeepAlive(1, b"", 5_900)).affected == 1000
@@ -439,3 +439,15 @@ def test_leases_are_in_the_image_and_an_undone_transaction_keeps_the_key_on_its_
     decode(encode(sm.snapshot()), "test").restore(twin)
     assert twin.leases.by_id == sm.leases.by_id and twin.leases.of_key == {b"held": 3}
     assert twin.leases.by_id[3].deadline_ms == 10_100
+
+
+def test_a_put_on_a_missing_lease_undoes_its_atomic_transaction():
+    from raftkv.core.commands import LeaseGrant, Txn
+
+    sm = StateMachine()
+    sm.apply(1, LeaseGrant(5, 10_000))
+    result = sm.apply(2, Txn((Put(b"a", b"1"), Put(b"b", b"2", lease=99)), atomic=True))
+    assert result.outcome is Outcome.TXN_FAILED and result.failed_at == 1
+    assert result.results[1].outcome is Outcome.NO_LEASE and sm.keyspace.raw(b"a") is None
+    assert sm.apply(3, Txn((Put(b"a", b"1"), Put(b"b", b"2", lease=5)), atomic=True)).ok
+    assert sm.leases.of_key == {b"b": 5}

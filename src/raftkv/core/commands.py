@@ -118,7 +118,7 @@ class Put(Value):
         # refuse (WRONG_TYPE) a key holding a hash, list...: Redis's SET GET and GETSET
         self.string_only: Final[bool] = string_only
         # the lease the key goes on (0: none; a put without one takes the key off its
-        # lease); an unknown lease refuses the put (NOT_FOUND)
+        # lease); an unknown lease refuses the put (NO_LEASE)
         self.lease: Final[int] = lease
 
 
@@ -475,6 +475,7 @@ class Outcome(enum.IntEnum):
     TXN_FAILED = 6  # an atomic transaction's op failed: nothing of it applied
     WRONG_TYPE = 7  # a string op on a hash, list...; a typed op on another type
     ERROR = 8  # a typed op refused its arguments (the reply is Redis's error text)
+    NO_LEASE = 9  # a put named a lease that does not exist (or ran out)
 
 
 # For the per-request paths: on Python 3.11 reading a member off its enum class

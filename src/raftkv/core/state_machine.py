@@ -297,7 +297,7 @@ class StateMachine:
         lease = c.lease
         if lease or self._leased:
             if lease and lease not in self.leases.by_id:
-                return Result(Outcome.NOT_FOUND, index, current, current)
+                return Result(Outcome.NO_LEASE, index, current, current)
             self.leases.attach(key, lease)
         if current is None:
             version, create = 1, index
@@ -615,7 +615,7 @@ def _expire_allowed(when: ExpireWhen, current_ms: int | None, new_ms: int | None
 # What makes an op of an atomic transaction fail, undoing the transaction (a delete of
 # an absent key, as in etcd, is not a failure: its result says it found nothing).
 _FAILURES: Final = frozenset({Outcome.NOT_INTEGER, Outcome.OVERFLOW, Outcome.NOT_FLOAT,
-                              Outcome.WRONG_TYPE, Outcome.ERROR})
+                              Outcome.WRONG_TYPE, Outcome.ERROR, Outcome.NO_LEASE})
 
 
 def _keys_of(op: Op) -> tuple[bytes, ...]:

@@ -35,7 +35,6 @@ from raftkv.core.commands import (
     LeaseGrant,
     LeaseKeepAlive,
     LeaseRevoke,
-    Outcome,
     Put,
     Read,
     Relation,
@@ -170,9 +169,9 @@ class Coordinator:
             [Compare(key, Target.CREATE_REVISION, Relation.EQUAL, 0)], [put],
             [Read(key, b"", now_ms)])
         assert isinstance(result, TxnResult)
-        step = result.results[0]
-        if step.outcome is Outcome.NOT_FOUND:
+        if result.failed_at >= 0:  # (the put's lease is gone)
             raise NotFound(f"lease {lease_id} does not exist")
+        step = result.results[0]
         mine = step.entry
         assert mine is not None
         changes = _Deletions()

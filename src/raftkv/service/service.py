@@ -456,7 +456,7 @@ class KVService:
             expected_mod_revision: int = 0, request_id: bytes = b"", string_only: bool = False,
             lease: int = 0) -> asyncio.Future[Result]:
         """Store ``value`` (``string_only``: unless the key holds a hash, list...; on
-        ``lease``: NOT_FOUND when there is no such lease)."""
+        ``lease``: NO_LEASE when there is no such lease)."""
         validate_key(key)
         self._check_value(value)
         if ttl_ms is not None:

@@ -276,7 +276,7 @@ class EtcdGateway:
         future = self.service.put(key, value, lease=lease)
 
         def render(result: Result) -> Response:
-            if result.outcome is Outcome.NOT_FOUND:
+            if result.outcome is Outcome.NO_LEASE:
                 raise EtcdError(5, "etcdserver: requested lease not found")
             out: dict[str, Any] = {"header": self.header(result.revision)}
             if body.get("prev_kv") and result.previous is not None:
@@ -320,11 +320,12 @@ class EtcdGateway:
         def render(result: Result) -> Response:
             assert isinstance(result, TxnResult)
             ran = success if result.succeeded else failure
-            if result.failed_at >= 0 or any(r.outcome is Outcome.NOT_FOUND and
-                                            isinstance(op, Put)
-                                            for (op, _), r in zip(ran, result.results,
-                                                                  strict=True)):
-                raise EtcdError(5, "etcdserver: requested lease not found")
+            if result.failed_at >= 0:  # an op failed: nothing of the transaction applied
+                outcome = result.results[result.failed_at].outcome
+                if outcome is Outcome.NO_LEASE:
+                    raise EtcdError(5, "etcdserver: requested lease not found")
+                raise EtcdError(9, f"raftkv: op {result.failed_at} failed "
+                                   f"({outcome.name.lower()}); nothing was applied")
             out: dict[str, Any] = {"header": self.header(result.revision)}
             if result.succeeded:
                 out["succeeded"] = True

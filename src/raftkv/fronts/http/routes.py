@@ -44,7 +44,7 @@ _ID: Final = frozenset({"id"})
 _TO: Final = frozenset({"to"})
 MAX_PAGE: Final = 1000
 _STALE: Final = Consistency.STALE
-_NOT_FOUND: Final = Outcome.NOT_FOUND
+_NO_LEASE: Final = Outcome.NO_LEASE
 _Future: Final = asyncio.Future
 _dumps: Final = orjson.dumps
 
@@ -143,7 +143,7 @@ class HttpApi:
 
         def render(result: Result) -> Response:
             if not result.ok:  # a put stores, fails its condition, or finds no lease
-                if result.outcome is _NOT_FOUND:
+                if result.outcome is _NO_LEASE:
                     raise NotFound(f"lease {lease} does not exist")
                 raise _condition_failed(result)
             assert result.entry is not None
