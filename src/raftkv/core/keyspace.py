@@ -33,6 +33,7 @@ from sortedcontainers import SortedList
 
 from raftkv.core.commands import Entry
 from raftkv.core.containers import Container
+from raftkv.core.history import PUT, History
 from raftkv.core.table import DEADLINE_AT, TYPED, Table
 
 # Two layouts of the header, told apart by the first byte. Most keys have no TTL,
@@ -253,11 +254,12 @@ class Keyspace:
                 self._deadlines.add((new_deadline, key))
 
     def store_plain(self, items: Iterable[tuple[bytes, bytes]], revision: int,
-                    now_ms: int) -> None:
+                    now_ms: int, history: History) -> None:
         """Store each value without a TTL at ``revision``, in order: a live key keeps its
         create revision and gains a version, an absent or expired one starts over (a
-        batch of Redis ``SET key value``). ``store`` and ``pack`` inlined: this is the
-        write path of pipelined SETs."""
+        batch of Redis ``SET key value``); each is a put event in ``history``. ``store``
+        and ``pack`` inlined: this is the write path of pipelined SETs."""
+        record = history.record
         entries, pending, deadlines = self._entries, self._pending, self._deadlines
         get, put, compact, full = entries.get, entries.put, COMPACT.pack, FULL.pack
         grown = 0
@@ -288,6 +290,7 @@ class Keyspace:
             else:
                 put(key, full(1, revision, create, NO_DEADLINE, version) + value)
             grown += len(value)
+            record(revision, key, PUT, value, create, version)
         self._data_bytes += grown
 
     def writable(self, key: bytes) -> Container:

@@ -522,14 +522,10 @@ class StateMachine:
             return Result(Outcome.CONDITION_FAILED, index)
         # A live key keeps its create revision and gains a version; every key loses
         # its TTL (Redis MSET, and a RESP pipeline's plain SETs).
-        self.keyspace.store_plain(c.items, index, c.now_ms)
+        self.keyspace.store_plain(c.items, index, c.now_ms, self.history)
         if self._leased:
             for key, _ in c.items:
                 self.leases.detach(key)
-        record, raw_of = self.history.record, self._raw
-        for key, value in c.items:
-            _, create, _, version, _ = header(raw_of(key))  # type: ignore[arg-type]
-            record(index, key, PUT, value, create, version)
         return Result(OUTCOME_OK, index, affected=len(c.items))
 
     def _delete_expired(self, index: int, c: DeleteExpired) -> Result:
