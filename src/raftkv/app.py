@@ -259,7 +259,7 @@ def http_app(service: KVService, coordinator: Coordinator,
     HttpApi(service, readiness, openapi.document_bytes, metrics.exposition).register(router)
     router.add("GET", "/v1/watch", WatchApi(service, cfg.http.watch_buffer_bytes).handle)
     CoordinationApi(coordinator).register(router)
-    EtcdGateway(service, coordinator).register(router)
+    EtcdGateway(service, coordinator, cfg.http.watch_buffer_bytes).register(router)
     rl = cfg.rate_limit
     layers: list[Middleware] = [RequestId()]
     if cfg.access_log or cfg.request_metrics:

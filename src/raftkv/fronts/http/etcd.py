@@ -177,9 +177,11 @@ def _member_id(node_id: str) -> int:
 
 
 class EtcdGateway:
-    def __init__(self, service: KVService, coordinator: Coordinator) -> None:
+    def __init__(self, service: KVService, coordinator: Coordinator,
+                 watch_buffer_bytes: int) -> None:
         self.service = service
         self.coordinator = coordinator
+        self.watch_buffer_bytes = watch_buffer_bytes  # unread by a watch's client: cancel
 
     def register(self, router: Router) -> None:
         router.add("GET", "/version", self.version)
@@ -645,7 +647,7 @@ class _EtcdWatch:
         if any(event[2] == FLUSH for event in events):
             self._cancel("raftkv: every key was deleted (FLUSHDB); read again and watch anew")
             return False
-        if self.sink.buffered_bytes() > 1 << 20:
+        if self.sink.buffered_bytes() > self.gateway.watch_buffer_bytes:
             self._cancel("raftkv: the client read too slowly; read again and watch anew")
             return False
         shown = []
