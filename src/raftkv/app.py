@@ -55,12 +55,13 @@ from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
 from raftkv.replication.raft.cluster import open_cluster
 from raftkv.replication.replay import recover
-from raftkv.service.auth import Authenticator
+from raftkv.service.auth import Authenticator, Identify, Principal
 from raftkv.service.coordination import Coordinator
 from raftkv.service.ports import Replicator, SnapshotStats
 from raftkv.service.ratelimit import TokenBuckets
 from raftkv.service.service import KVService, ServiceLimits
 from raftkv.storage.fs import FileSystem, OsFileSystem
+from raftkv.tls import Tls, certificate_names
 
 log = logging.getLogger("raftkv")
 T = TypeVar("T")
@@ -83,13 +84,15 @@ class Parts:
     resp: RespServer | None
     udp: asyncio.DatagramTransport | None
     access_log: AccessLog
+    tls: Tls
     ports: dict[str, int]
 
     @property
     def runners(self) -> list[Runnable]:
         """The parts with a ``run()``, in start order."""
         return [part for part in (self.replicator, self.service, self.coordinator, self.http,
-                                  self.resp) if part is not None]
+                                  self.resp, self.tls if self.tls.api else None)
+                if part is not None]
 
 
 class Node:
@@ -112,7 +115,8 @@ class Node:
         metrics = Metrics(lambda: _built(replicator).state_machine,
                           lambda: _built(replicator).status(),
                           lambda: self.parts.http.in_flight if self.parts is not None else 0)
-        replicator = await self._open_replicator(metrics)
+        tls = Tls(cfg, metrics.observe_tls)
+        replicator = await self._open_replicator(metrics, tls)
         eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
                           cfg.eviction.max_memory_bytes)
         limits = ServiceLimits(cfg.max_value_bytes, eviction, cfg.txn.max_ops,
@@ -121,29 +125,38 @@ class Node:
         coordinator = Coordinator(service)
         access_log = AccessLog(cfg.log_format)
         authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
+        identify = _identify(authenticator) if cfg.tls_client_ca else None
         http = HttpServer(http_app(service, coordinator, self.readiness, cfg, access_log,
                                    authenticator, metrics, lambda: http.in_flight),
-                          cfg.http, upgrade=replicator.accept_peer)
+                          cfg.http, upgrade=replicator.accept_peer, tls=tls.listen_context,
+                          identify=identify)
         ports = {"http": await http.listen(cfg.host, cfg.port)}
         resp = None
         if cfg.resp_port:
-            resp = RespServer(service, cfg, authenticator, PubSub())
+            resp = RespServer(service, cfg, authenticator, PubSub(), tls.listen_context,
+                              identify)
             ports["resp"] = await resp.listen(cfg.host, cfg.resp_port)
         udp_transport = None
         if cfg.udp_port:
             udp_transport = await udp.listen(cfg.host, cfg.udp_port, service.status)
             ports["udp"] = cfg.udp_port
-        parts = self.parts = Parts(replicator, service, coordinator, http, resp, udp_transport, access_log,
-                                   ports)
-        log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host, **ports})
+        parts = self.parts = Parts(replicator, service, coordinator, http, resp, udp_transport,
+                                   access_log, tls, ports)
+        log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host,
+                                     "tls": tls.api, "peerTls": tls.peers, **ports})
+        if tls.api and udp_transport is not None:
+            log.info("the UDP ping stays plain (no TLS): it answers status only, no data")
+        if not tls.api and not cfg.loopback:
+            log.warning("SERVING WITHOUT TLS on %s: tokens, AUTH passwords and values cross "
+                        "the network in clear text; give --tls-cert and --tls-key", cfg.host)
         return parts
 
-    async def _open_replicator(self, metrics: Metrics) -> Replicator:
+    async def _open_replicator(self, metrics: Metrics, tls: Tls) -> Replicator:
         cfg = self.config
         loop = asyncio.get_running_loop()
         if cfg.cluster:
             return await loop.run_in_executor(
-                None, lambda: open_cluster(cfg, self.fs, metrics.observe_wal_batch))
+                None, lambda: open_cluster(cfg, self.fs, metrics.observe_wal_batch, tls))
         recovered = await loop.run_in_executor(None, recover, self.fs, cfg.data_dir,
                                                cfg.history)
         for warning in recovered.warnings:
@@ -178,6 +191,11 @@ class Node:
             return False, "applying committed entries"
         return True, "ready"
 
+    def reload(self) -> None:
+        """SIGHUP: reload the TLS files (and reopen the audit log)."""
+        if self.parts is not None:
+            self.parts.tls.reload()
+
     def request_stop(self) -> None:
         self._signals += 1
         if self._signals > 1:
@@ -192,6 +210,7 @@ class Node:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         status = 0
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -243,6 +262,14 @@ def _first_leaf(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
+
+
+def _identify(authenticator: Authenticator) -> Identify:
+    """Who a TLS connection's verified client certificate names in ``[auth]``."""
+    def identify(transport: asyncio.BaseTransport) -> Principal | None:
+        return authenticator.for_certificate(certificate_names(
+            transport.get_extra_info("peercert")))
+    return identify
 
 
 def _built(part: T | None) -> T:

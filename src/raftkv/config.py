@@ -60,6 +60,7 @@ class TokenSpec:
     sha256: str
     role: str  # "read" | "write" | "admin"
     prefixes: tuple[str, ...] = ("",)
+    certificate: str = ""  # a client certificate's CN or DNS name that stands for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,24 @@ class HistoryLimits:
     max_bytes: int = DEFAULT_MAX_BYTES  # keys and values of the events held
 
 
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Where the audit log goes (off without a path) and when it is fsynced."""
+
+    path: str = ""
+    fsync: FsyncPolicy = FsyncPolicy.EVERYSEC
+
+
+@dataclass(frozen=True, slots=True)
+class BackupConfig:
+    """Scheduled backups (off without a directory): every ``interval_s``, the newest
+    ``retain`` files kept."""
+
+    dir: str = ""
+    interval_s: float = 3600.0
+    retain: int = 24
+
+
 DEFAULT_PORT = 8080
 
 
@@ -124,7 +143,13 @@ class Config:
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
     node_id: str = "n1"
     peers: tuple[Peer, ...] = ()
-    cluster_secret: str = ""  # HMAC key for peer traffic; required off loopback
+    cluster_secret: str = ""  # HMAC key for peer traffic; off loopback, it or peer TLS
+    tls_cert: str | None = None  # PEM files; with a cert, HTTP and RESP speak TLS only
+    tls_key: str | None = None
+    tls_client_ca: str | None = None  # clients must present a certificate it signed
+    peer_tls_cert: str | None = None  # peer links over mutual TLS (needs tls_cert)
+    peer_tls_key: str | None = None
+    peer_tls_ca: str | None = None
     raft_tick_ms: int = 100  # election timeout is 10-20 ticks, heartbeats every 2
     max_value_bytes: int = 1024 * 1024
     shutdown_timeout_s: float = 10.0
@@ -143,11 +168,18 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     txn: TxnLimits = field(default_factory=TxnLimits)
     history: HistoryLimits = field(default_factory=HistoryLimits)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
     config_file: str | None = None
 
     @property
     def cluster(self) -> bool:
         return bool(self.peers)
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the listeners are reachable from this machine only."""
+        return self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
 
 
 # --- parsers: raw string or TOML value -> typed value, ValueError with a reason -------
@@ -224,8 +256,8 @@ def _peers(raw: Any) -> tuple[Peer, ...]:
         if not sep:
             node_id, url = "", item
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname or parts.port is None:
-            raise ValueError(f"{item!r} is not an http://host:port URL")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port is None:
+            raise ValueError(f"{item!r} is not an http(s)://host:port URL")
         if parts.path not in ("", "/") or parts.query:
             raise ValueError(f"{item!r} must be a base URL without a path")
         peers.append(Peer(_node_id(node_id) if node_id else None, url.rstrip("/")))
@@ -240,6 +272,13 @@ def _secret(raw: Any) -> str:
     if secret and len(secret) < 16:
         raise ValueError("must be at least 16 characters")
     return secret
+
+
+def _path(raw: Any) -> str:
+    value = str(raw).strip()
+    if not value:
+        raise ValueError("must be a file path")
+    return value
 
 
 def _origins(raw: Any) -> tuple[str, ...]:
@@ -267,6 +306,12 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("node_id", "--node-id", ("RAFTKV_NODE_ID", "NODE_ID"), _node_id),
     _Setting("peers", "--peers", ("RAFTKV_PEERS", "PEERS"), _peers),
     _Setting("cluster_secret", "--cluster-secret", ("RAFTKV_CLUSTER_SECRET",), _secret),
+    _Setting("tls_cert", "--tls-cert", ("RAFTKV_TLS_CERT",), _path),
+    _Setting("tls_key", "--tls-key", ("RAFTKV_TLS_KEY",), _path),
+    _Setting("tls_client_ca", "--tls-client-ca", ("RAFTKV_TLS_CLIENT_CA",), _path),
+    _Setting("peer_tls_cert", "--peer-tls-cert", ("RAFTKV_PEER_TLS_CERT",), _path),
+    _Setting("peer_tls_key", "--peer-tls-key", ("RAFTKV_PEER_TLS_KEY",), _path),
+    _Setting("peer_tls_ca", "--peer-tls-ca", ("RAFTKV_PEER_TLS_CA",), _path),
     _Setting("raft_tick_ms", "--raft-tick-ms", ("RAFTKV_RAFT_TICK_MS",), _int_range(10, 10_000)),
     _Setting("max_value_bytes", "--max-value-bytes", ("RAFTKV_MAX_VALUE_BYTES",),
              _int_range(1, 512 * 1024 * 1024)),
@@ -322,6 +367,15 @@ _SECTIONS: dict[str, tuple[type, dict[str, Callable[[Any], Any]]]] = {
         "max_events": _int_range(1, 100_000_000),
         "max_bytes": _int_range(1024, 2**40),
     }),
+    "audit": (AuditConfig, {
+        "path": _path,
+        "fsync": lambda raw: FsyncPolicy(_choice("always", "everysec", "no")(raw)),
+    }),
+    "backup": (BackupConfig, {
+        "dir": _path,
+        "interval_s": lambda raw: float(_int_range(1, 7 * 86_400)(raw)),
+        "retain": _int_range(1, 100_000),
+    }),
 }
 
 
@@ -333,12 +387,15 @@ def _parse_tokens(raw: Any) -> tuple[TokenSpec, ...]:
         where = f"auth.tokens[{i}]"
         if not isinstance(item, dict):
             raise ConfigError(f"invalid setting {where}: must be a table")
-        unknown = set(item) - {"name", "sha256", "role", "prefixes"}
+        unknown = set(item) - {"name", "sha256", "role", "prefixes", "certificate"}
         if unknown:
             raise ConfigError(f"invalid setting {where}.{sorted(unknown)[0]}: unknown key")
         name = str(item.get("name", f"token{i}"))
         digest = str(item.get("sha256", "")).lower()
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        certificate = str(item.get("certificate", ""))
+        if certificate and "sha256" not in item:
+            digest = ""
+        elif len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ConfigError(f"invalid setting {where}.sha256: must be 64 hex digits "
                               f"(the SHA-256 of the token; `raftkv token new` prints one)")
         try:
@@ -348,7 +405,7 @@ def _parse_tokens(raw: Any) -> tuple[TokenSpec, ...]:
         prefixes = item.get("prefixes", [""])
         if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
             raise ConfigError(f"invalid setting {where}.prefixes: must be a list of strings")
-        tokens.append(TokenSpec(name, digest, role, tuple(prefixes)))
+        tokens.append(TokenSpec(name, digest, role, tuple(prefixes), certificate))
     return tuple(tokens)
 
 
@@ -442,13 +499,15 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
 def _check_combinations(config: Config) -> None:
     if config.resp_port and config.resp_port == config.port:
         raise ConfigError(f"invalid setting --resp-port: {config.resp_port} is already --port")
-    loopback = config.host == "localhost" or ipaddress.ip_address(config.host).is_loopback
+    loopback = config.loopback
     if not loopback and not config.auth.enabled and not config.insecure:
         raise ConfigError(f"invalid setting --host: binding {config.host} without auth exposes "
                           f"the data; define [[auth.tokens]] or pass --insecure")
-    if config.peers and not loopback and not config.cluster_secret:
+    if config.peers and not loopback and not (config.cluster_secret or config.peer_tls_cert):
         raise ConfigError(f"invalid setting --cluster-secret: binding {config.host} in a cluster "
-                          f"needs a shared secret so peers can authenticate each other")
+                          f"needs a shared secret (or --peer-tls-cert) so peers can "
+                          f"authenticate each other")
+    _check_tls(config)
     if config.resp.query_buffer_limit_bytes <= config.max_value_bytes:
         raise ConfigError(f"invalid setting resp.query_buffer_limit_bytes: "
                           f"{config.resp.query_buffer_limit_bytes} leaves no room for a value of "
@@ -456,6 +515,26 @@ def _check_combinations(config: Config) -> None:
     if config.max_value_bytes > config.http.max_body_bytes:
         raise ConfigError("invalid setting --max-value-bytes: larger than http.max_body_bytes "
                           f"({config.http.max_body_bytes})")
+
+
+def _check_tls(config: Config) -> None:
+    for a, b in (("tls_cert", "tls_key"), ("peer_tls_cert", "peer_tls_key"),
+                 ("peer_tls_cert", "peer_tls_ca")):
+        for given, missing in ((a, b), (b, a)):
+            if getattr(config, given) and not getattr(config, missing):
+                raise ConfigError(f"invalid setting --{given.replace('_', '-')}: needs "
+                                  f"--{missing.replace('_', '-')} too")
+    if config.tls_client_ca and not config.tls_cert:
+        raise ConfigError("invalid setting --tls-client-ca: needs --tls-cert (client "
+                          "certificates are verified over TLS)")
+    if config.peer_tls_cert and not config.tls_cert:
+        raise ConfigError("invalid setting --peer-tls-cert: needs --tls-cert too (peers dial "
+                          "the HTTP port, which then speaks TLS)")
+    scheme = "https" if config.peer_tls_cert else "http"
+    for peer in config.peers:
+        if not peer.url.startswith(scheme + "://"):
+            raise ConfigError(f"invalid setting --peers: {peer.url} must be {scheme}:// "
+                              f"{'with' if config.peer_tls_cert else 'without'} --peer-tls-cert")
 
 
 def masked(config: Config) -> dict[str, Any]:
@@ -467,4 +546,5 @@ def masked(config: Config) -> dict[str, Any]:
         token["sha256"] = token["sha256"][:8] + "…"
     data["fsync"] = str(config.fsync)
     data["eviction"]["policy"] = str(config.eviction.policy)
+    data["audit"]["fsync"] = str(config.audit.fsync)
     return data

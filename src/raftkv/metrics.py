@@ -5,7 +5,7 @@ gauges that mirror state (keys, Raft indexes) are read at scrape time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from raftkv.core.state_machine import StateMachine
 from raftkv.fronts.http.request_metrics import LATENCY_BUCKETS_S, RequestMetrics
 from raftkv.service.ports import ReplicaStatus
+from raftkv.tls import Certificate
 
 
 class Metrics:
@@ -40,7 +41,18 @@ class Metrics:
                                     registry=r)
         self.resp_commands = Counter("raftkv_resp_commands_total", "RESP commands processed",
                                      registry=r)
+        self.tls_expiry = Gauge("raftkv_tls_certificate_expiry_timestamp_seconds",
+                                "when the certificate in use expires (Unix time)",
+                                ["role"], registry=r)
+        self.tls_reloads = Counter("raftkv_tls_reloads", "TLS file loads, by outcome",
+                                   ["outcome"], registry=r)
         r.register(_StateCollector(state_machine, status))
+
+    def observe_tls(self, certificates: Sequence[Certificate], ok: bool) -> None:
+        """The TLS files were (re)loaded (``ok``), or a reload failed."""
+        self.tls_reloads.labels("ok" if ok else "failed").inc()
+        for cert in certificates:
+            self.tls_expiry.labels(cert.role).set(cert.not_after_s)
 
     def observe_wal_batch(self, fsync_seconds: float | None, records: int) -> None:
         """A WAL batch was written (and fsynced, when ``fsync_seconds`` is given). Called

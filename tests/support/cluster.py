@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +19,10 @@ from tests.support.node import ServerProcess, free_port
 
 class Cluster:
     def __init__(self, root: Path, size: int = 3, *args: str, resp: bool = False,
-                 env: dict[str, str] | None = None, proxies: ProxyNet | None = None) -> None:
+                 env: dict[str, str] | None = None, proxies: ProxyNet | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.root = root
+        self.tls = tls  # the nodes serve TLS (peers dial https://): how to verify them
         self.args = args
         self.resp = resp
         self.env = env or {}
@@ -42,11 +45,13 @@ class Cluster:
             self.nodes[node_id] = self._process(node_id, [n for n in ids if n != node_id])
 
     def _process(self, node_id: str, peers: list[str]) -> ServerProcess:
-        urls = ",".join(self.peer_urls.get(f"{node_id}->{p}", f"http://127.0.0.1:{self.ports[p]}")
+        scheme = "https" if self.tls else "http"
+        urls = ",".join(self.peer_urls.get(f"{node_id}->{p}",
+                                           f"{scheme}://127.0.0.1:{self.ports[p]}")
                         for p in peers)
         env = {"NODE_ID": node_id, "PEERS": urls, "RAFTKV_RAFT_TICK_MS": "50", **self.env}
         return ServerProcess(self.root / node_id, *self.args, env=env, port=self.ports[node_id],
-                             resp=self.resp)
+                             resp=self.resp, tls=self.tls)
 
     def add_process(self, node_id: str, peers: list[str]) -> ServerProcess:
         """A new node (not yet a member) whose PEERS name ``peers``."""
@@ -74,7 +79,8 @@ class Cluster:
         out = {}
         for node_id, node in self.running().items():
             try:
-                out[node_id] = httpx.get(node.url + "/health", timeout=1).json()
+                out[node_id] = httpx.get(node.url + "/health", timeout=1,
+                                         verify=self.tls or True).json()
             except httpx.HTTPError:
                 continue
         return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,8 +33,10 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None,
-                 port: int | None = None, resp: bool = False) -> None:
+                 port: int | None = None, resp: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.data_dir = data_dir
+        self.tls = tls  # the node serves TLS: how to verify it (readiness, ``client``)
         self.args = list(args)
         self.env = env or {}
         self.port = port or free_port()
@@ -45,7 +48,11 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        """An httpx client for this node (verifying its certificate when TLS is on)."""
+        return httpx.Client(base_url=self.url, verify=self.tls or True, **kwargs)  # type: ignore[arg-type]
 
     def start(self, wait: bool = True) -> ServerProcess:
         env = dict(os.environ, **self.env)
@@ -67,7 +74,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"raftkv exited with {self.proc.returncode}:\n{self.logs()}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=0.5).status_code == 200:
+                if httpx.get(self.url + "/readyz", timeout=0.5,
+                             verify=self.tls or True).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

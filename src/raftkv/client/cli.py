@@ -30,6 +30,7 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--url", default=os.environ.get("RAFTKV_URL", "http://127.0.0.1:8080"),
                        help="one node or several, comma-separated")
         p.add_argument("--token", default=os.environ.get("RAFTKV_TOKEN"))
+        add_tls_flags(p)
         return p
 
     client("get", "read a key").add_argument("key")
@@ -46,9 +47,10 @@ def add_commands(sub: Any) -> None:
     client("txn", "run an atomic transaction: a JSON body of POST /v1/txn from FILE "
            "('-' for stdin); exit 1 when the failure ops ran").add_argument("file")
 
-    watch = client("watch", "print every change under a prefix (or to --key) as it happens")
+    watch = client("watch", "print every change under a prefix (or to --exact KEY) as it "
+                   "happens")
     watch.add_argument("prefix", nargs="?")
-    watch.add_argument("--key")
+    watch.add_argument("--exact", metavar="KEY", help="watch this one key")
     watch.add_argument("--from-revision", type=int)
     watch.add_argument("--count", type=int, help="stop after this many changes")
 
@@ -73,12 +75,24 @@ def add_commands(sub: Any) -> None:
     elect.add_argument("--wait", type=float, help="give up after this many seconds")
 
 
+def add_tls_flags(p: argparse.ArgumentParser) -> None:
+    """--cacert/--cert/--key: how a client command verifies an https:// node and
+    proves who it is."""
+    p.add_argument("--cacert", default=os.environ.get("RAFTKV_CACERT"),
+                   help="PEM CA file to verify the node's certificate (https URLs)")
+    p.add_argument("--cert", default=os.environ.get("RAFTKV_CERT"),
+                   help="PEM client certificate, when the node asks for one")
+    p.add_argument("--key", dest="tls_key", default=os.environ.get("RAFTKV_KEY"),
+                   help="the client certificate's PEM private key")
+
+
 NAMES = ("get", "put", "delete", "list", "health", "txn", "watch", "lease", "lock", "elect")
 
 
 def run(args: argparse.Namespace) -> int:
     urls = [url.strip() for url in args.url.split(",") if url.strip()]
-    with Client(urls, token=args.token, timeout_s=30) as kv:
+    with Client(urls, token=args.token, timeout_s=30, cacert=args.cacert, cert=args.cert,
+                key=args.tls_key) as kv:
         try:
             return _HANDLERS[args.command](kv, args)
         except Unavailable as exc:
@@ -150,9 +164,9 @@ def _txn(kv: Client, args: argparse.Namespace) -> int:
 
 
 def _watch(kv: Client, args: argparse.Namespace) -> int:
-    if (args.prefix is None) == (args.key is None):
-        return _fail("give a PREFIX or --key", EXIT_USAGE)
-    events = kv.watch(key=args.key, prefix=args.prefix, from_revision=args.from_revision)
+    if (args.prefix is None) == (args.exact is None):
+        return _fail("give a PREFIX or --exact KEY", EXIT_USAGE)
+    events = kv.watch(key=args.exact, prefix=args.prefix, from_revision=args.from_revision)
     for seen, event in enumerate(events, start=1):
         value = "" if event.value is None else event.value.decode("utf-8", "replace")
         print(f"{event.revision}\t{event.kind}\t{event.key}\t{value}", flush=True)

@@ -4,7 +4,9 @@ asyncio client each probe ``/health`` their own way and report here."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
+from typing import Any
 
 
 class Endpoints:
@@ -36,3 +38,14 @@ class Endpoints:
             if state is not None:
                 self._index = index
                 return
+
+
+def tls_verify(verify: Any, cacert: str | None, cert: str | None, key: str | None) -> Any:
+    """httpx's ``verify`` for a node: ``verify`` as given (True: the system's CAs), or a
+    context trusting ``cacert`` and presenting the client certificate ``cert``/``key``."""
+    if cacert is None and cert is None:
+        return verify
+    ctx = ssl.create_default_context(cafile=cacert)
+    if cert is not None:
+        ctx.load_cert_chain(cert, key)
+    return ctx

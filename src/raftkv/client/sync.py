@@ -24,7 +24,7 @@ from httpx._client import UseClientDefault
 from httpx._types import TimeoutTypes
 
 from raftkv.client import protocol as p
-from raftkv.client.endpoints import Endpoints
+from raftkv.client.endpoints import Endpoints, tls_verify
 from raftkv.client.errors import (
     ClientError,
     Compacted,
@@ -45,11 +45,13 @@ class Client:
 
     def __init__(self, urls: str | Sequence[str] = "http://127.0.0.1:8080", *,
                  token: str | None = None, timeout_s: float = 10.0, retries: int = 3,
-                 verify: Any = True, cert: Any = None) -> None:
+                 verify: Any = True, cacert: str | None = None, cert: str | None = None,
+                 key: str | None = None) -> None:
         self.endpoints = Endpoints(urls)
         self.retries = retries
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(headers=headers, timeout=timeout_s, verify=verify, cert=cert)
+        self._http = httpx.Client(headers=headers, timeout=timeout_s,
+                                 verify=tls_verify(verify, cacert, cert, key))
 
     def close(self) -> None:
         self._http.close()

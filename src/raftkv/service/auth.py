@@ -3,7 +3,9 @@
 Tokens live in the config as SHA-256 hashes only. A presented token is hashed and
 compared with ``hmac.compare_digest`` against *every* configured hash, so a known
 and an unknown token cost the same work. Each token has a role (read < write <
-admin) and key prefixes it may touch, like etcd's roles on key ranges.
+admin) and key prefixes it may touch, like etcd's roles on key ranges. A token may
+instead (or also) name a client certificate: a connection whose verified certificate
+carries that name is that principal without sending a token (``for_certificate``).
 
 The verdict for a token seen recently - principal or refusal alike - is kept in a
 bounded table, so a client sending the same token on every request pays for one
@@ -13,11 +15,13 @@ hashed and compared the first time, both are a table lookup after that.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from raftkv.config import TokenSpec
 
@@ -55,6 +59,9 @@ class Principal:
         return b"" in self.prefixes
 
 
+# Who a TLS connection's verified client certificate says it is (None: no one known).
+Identify: TypeAlias = "Callable[[asyncio.BaseTransport], Principal | None]"
+
 OPEN = Principal("anonymous", Role.ADMIN, (b"",))  # what everyone is when auth is off
 
 
@@ -63,11 +70,12 @@ class Authenticator:
 
     def __init__(self, enabled: bool, tokens: Sequence[TokenSpec]) -> None:
         self.enabled = enabled
-        self._tokens = [
-            (bytes.fromhex(t.sha256), Principal(t.name, Role[t.role.upper()],
-                                                tuple(p.encode() for p in t.prefixes)))
-            for t in tokens
-        ]
+        principals = [(t, Principal(t.name, Role[t.role.upper()],
+                                    tuple(p.encode() for p in t.prefixes))) for t in tokens]
+        self._tokens = [(bytes.fromhex(t.sha256), principal)
+                        for t, principal in principals if t.sha256]
+        self._certificates = {t.certificate: principal
+                              for t, principal in principals if t.certificate}
         self._verdicts: dict[bytes, Principal | None] = {}
 
     def authenticate(self, token: bytes) -> Principal | None:
@@ -81,6 +89,15 @@ class Authenticator:
             self._verdicts.clear()  # a flood of fresh guesses: start over, stay bounded
         self._verdicts[token] = found
         return found
+
+    def for_certificate(self, names: Sequence[str]) -> Principal | None:
+        """The principal a verified client certificate stands for: the first of its
+        ``names`` (``tls.certificate_names``) that a token names as ``certificate``."""
+        for name in names:
+            principal = self._certificates.get(name)
+            if principal is not None:
+                return principal
+        return None
 
     def _verify(self, token: bytes) -> Principal | None:
         digest = hashlib.sha256(token).digest()

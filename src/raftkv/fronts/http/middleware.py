@@ -250,7 +250,9 @@ _OPEN: Final = OPEN  # (compiled, a Final is a C static; an imported name is a d
 
 
 class Auth(Middleware):
-    """Bearer tokens on every route but the probes; per-prefix key permissions.
+    """Bearer tokens on every route but the probes; per-prefix key permissions. A
+    request without a token is who its TLS client certificate says (``[auth]``'s
+    ``certificate``), if anyone.
 
     Missing, malformed, unknown and wrong tokens all get the same 401 body; failed
     attempts also draw from a tight per-address bucket (brute force -> 429)."""
@@ -271,7 +273,8 @@ class Auth(Middleware):
         scheme, _, token = header.partition(b" ")
         token = token.strip()
         principal = (self.authenticator.authenticate(token)
-                     if token and scheme.lower() == b"bearer" else None)
+                     if token and scheme.lower() == b"bearer"
+                     else request.principal)  # the client certificate's, if any
         if principal is None:
             wait = self.failures.take(request.client)
             if wait:

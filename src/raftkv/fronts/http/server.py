@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, Final, cast
@@ -44,6 +45,7 @@ from raftkv.fronts.http.messages import (
 )
 from raftkv.fronts.http.middleware import Pipeline
 from raftkv.fronts.ordering import InOrder
+from raftkv.service.auth import Identify
 from raftkv.service.ports import AcceptPeer
 
 log = logging.getLogger("raftkv.http")
@@ -76,8 +78,8 @@ def _plain_error(status: int, message: str, code: str) -> Response:
 class HttpServer:
     """Listeners, connections, the timeout sweep, and graceful draining."""
 
-    def __init__(self, app: Pipeline, limits: HttpLimits, upgrade: AcceptPeer | None = None
-                 ) -> None:
+    def __init__(self, app: Pipeline, limits: HttpLimits, upgrade: AcceptPeer | None = None,
+                 tls: ssl.SSLContext | None = None, identify: Identify | None = None) -> None:
         self.app = app
         # the limits, as fields of this compiled class: read on every request, they cost
         # a C load each rather than an attribute lookup on the (interpreted) dataclass
@@ -95,11 +97,13 @@ class HttpServer:
         self._servers: list[asyncio.AbstractServer] = []
         self.in_flight = 0  # requests dispatched and not yet answered
         self.upgrade = upgrade  # a cluster node's peer links arrive as upgrades
+        self.tls = tls  # the listening context (tls.py): the port speaks TLS only
+        self.identify = identify  # a TLS client's certificate -> its principal
 
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: HttpConnection(self), host, port,
-                                          backlog=2048, reuse_address=True)
+                                          backlog=2048, reuse_address=True, ssl=self.tls)
         self._servers.append(server)
         port_bound: int = cast(Any, server).sockets[0].getsockname()[1]  # (a list on uvloop)
         return port_bound
@@ -142,7 +146,8 @@ class HttpServer:
 class HttpConnection(asyncio.Protocol):
     __slots__ = ("_body", "_body_bytes", "_closing", "_deadline", "_header_bytes",
                  "_headers", "_over_capacity",
-                 "_phase", "_queue", "_request", "_stop_stream", "_upgrading", "_url", "client",
+                 "_phase", "_principal", "_queue", "_request", "_stop_stream", "_upgrading", "_url",
+                 "client",
                  "parser", "server", "transport")
 
     def __init__(self, server: HttpServer) -> None:
@@ -164,6 +169,7 @@ class HttpConnection(asyncio.Protocol):
         self._closing = False
         self._upgrading: Request | None = None
         self._stop_stream: Callable[[], None] | None = None  # while a Stream's body is sent
+        self._principal: Any = None  # who the client's TLS certificate says it is
 
     # --- asyncio.Protocol ----------------------------------------------------------
 
@@ -172,6 +178,8 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
         server = self.server
+        if server.identify is not None:
+            self._principal = server.identify(transport)
         server.connections.add(self)
         self._over_capacity = (len(server.connections) > server.max_connections
                                or server.draining)
@@ -254,7 +262,10 @@ class HttpConnection(asyncio.Protocol):
             parsed = _parse_url(url) if path != b"*" else None
             path = (parsed.path or b"/") if parsed else b"*"
             query = (parsed.query or b"") if parsed else b""
-        self._request = Request(self.parser.get_method(), path, query, headers, b"", self.client)
+        self._request = request = Request(self.parser.get_method(), path, query, headers, b"",
+                                          self.client)
+        if self._principal is not None:
+            request.principal = self._principal
         self._phase = _BODY
         server = self.server
         self._deadline = server.now + server.body_timeout_s

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import time
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from raftkv.fronts.resp.pipeline import batch_run
 from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.fronts.resp.reader import ProtocolError, QueryBufferFull, RequestReader
 from raftkv.fronts.resp.spec import Reply
-from raftkv.service.auth import Authenticator
+from raftkv.service.auth import Authenticator, Identify
 from raftkv.service.service import KVService
 
 log = logging.getLogger("raftkv.resp")
@@ -41,8 +42,11 @@ def _is_write(args: list[bytes]) -> bool:
 
 class RespServer:
     def __init__(self, service: KVService, config: Config, authenticator: Authenticator,
-                 pubsub: PubSub) -> None:
+                 pubsub: PubSub, tls: ssl.SSLContext | None = None,
+                 identify: Identify | None = None) -> None:
         self.state = ServerState(service, config, authenticator, pubsub, TABLE, REDIS_VERSION)
+        self.tls = tls  # the listening context (tls.py): the port speaks TLS only
+        self.identify = identify  # a TLS client's certificate -> its principal
         self._ids = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._waiting: dict[asyncio.Future[Any], list[Connection]] = {}
@@ -50,7 +54,8 @@ class RespServer:
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Connection(self), host, port,
-                                                backlog=2048, reuse_address=True)
+                                                backlog=2048, reuse_address=True,
+                                                ssl=self.tls)
         port = cast(Any, self._server).sockets[0].getsockname()[1]  # (a list on uvloop)
         self.state.port = port
         return port
@@ -138,6 +143,12 @@ class Connection(asyncio.Protocol):
             self._closed = True
             return
         state.clients.add(client)
+        identify = self.server.identify
+        if identify is not None and state.authenticator.enabled:
+            principal = identify(transport)
+            if principal is not None:  # its certificate authenticates it: no AUTH needed
+                client.principal = principal
+                self.reader.limited = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True

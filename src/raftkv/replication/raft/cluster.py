@@ -41,6 +41,7 @@ from raftkv.replication.raft.replicator import RaftReplicator
 from raftkv.replication.raft.transport import Hello, PeerNetwork, Refused
 from raftkv.replication.replay import rebuild
 from raftkv.storage.fs import FileSystem
+from raftkv.tls import Tls
 
 log = logging.getLogger("raftkv.cluster")
 
@@ -121,7 +122,8 @@ class KnownPeers:
 
 
 def open_cluster(cfg: Config, fs: FileSystem,
-                 observe_save: Callable[[float, int], None] | None = None) -> RaftReplicator:
+                 observe_save: Callable[[float, int], None] | None = None,
+                 tls: Tls | None = None) -> RaftReplicator:
     """Recover this node's Raft state and build its replicator (its ``run`` founds or
     joins the cluster once the links are up)."""
     identity = load_identity(fs, cfg.data_dir, cfg.node_id)
@@ -142,7 +144,7 @@ def open_cluster(cfg: Config, fs: FileSystem,
     fresh = not (stored.hard_state.term or stored.entries or stored.snapshot)
     network = PeerNetwork(cfg.peers, cfg.cluster_secret,
                           lambda: Hello(identity.node_id, identity.incarnation, _fresh(core)),
-                          known.admit)
+                          known.admit, tls if tls is not None and tls.peers else None)
 
     def config_changed() -> None:
         status = core.status()

@@ -24,6 +24,11 @@ The session key is derived from the secret and both nonces, so a frame cannot be
 replayed on another connection or in another position. Without a secret (loopback
 only; config.py refuses otherwise) there is no mac.
 
+With peer TLS (``tls.py``) a node dials over TLS, naming ``PEER_SERVER_NAME`` and
+presenting its peer certificate, and accepts a link only over a connection whose
+certificate the peer CA signed: the peer CA is the authentication, with or without a
+secret on top.
+
 Sending never blocks: Raft tolerates loss, so a message for a peer with no link, or
 whose socket buffer is over ``MAX_BUFFERED_BYTES``, is dropped and counted.
 
@@ -53,6 +58,7 @@ import orjson
 from raftkv.config import Peer
 from raftkv.replication.raft.codec import MessageCodecError, decode_message, encode_message
 from raftkv.replication.raft.messages import Message
+from raftkv.tls import PEER_SERVER_NAME, Tls
 
 log = logging.getLogger("raftkv.peers")
 
@@ -309,8 +315,10 @@ class PeerNetwork:
     """Every link of this node, the dialers that keep them up, and frame dispatch."""
 
     def __init__(self, peers: tuple[Peer, ...], secret: str,
-                 hello: Callable[[], Hello], admit: Callable[[Hello], str | None]) -> None:
+                 hello: Callable[[], Hello], admit: Callable[[Hello], str | None],
+                 tls: Tls | None = None) -> None:
         self.peers = peers
+        self.tls = tls  # peer links over mutual TLS
         self.secret = secret.encode()
         self.hello = hello
         self.admit = admit  # None to accept the peer, else the reason it may not join
@@ -396,10 +404,13 @@ class PeerNetwork:
 
     async def _dial(self, peer: Peer) -> PeerLink:
         parts = urlsplit(peer.url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        host, port = parts.hostname or "127.0.0.1", parts.port or 443
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-            _, link = await loop.create_connection(lambda: PeerLink(self, True), host, port)
+            tls = self.tls.dial_context() if self.tls is not None else None
+            _, link = await loop.create_connection(
+                lambda: PeerLink(self, True), host, port, ssl=tls,
+                server_hostname=PEER_SERVER_NAME if tls is not None else None)
             link.dial(parts.netloc)
             try:
                 hello = await link.handshake
@@ -424,6 +435,8 @@ class PeerNetwork:
         written); else (status, reason) for the HTTP server to answer with."""
         if headers.get(b"upgrade", b"").lower() != PROTOCOL:
             return 400, "unknown upgrade protocol"
+        if self.tls is not None and not self.tls.is_peer(transport):
+            return 401, "unauthenticated: a peer must present a certificate the peer CA signed"
         link = PeerLink(self, False)
         try:
             response = link.accept(headers)
