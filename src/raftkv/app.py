@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from raftkv.clock import Clock, SystemClock
-from raftkv.config import Config
+from raftkv.config import Config, ConfigError
 from raftkv.core.eviction import Limits
 from raftkv.fronts import udp
 from raftkv.fronts.http import openapi
@@ -36,6 +36,7 @@ from raftkv.fronts.http.coordination import CoordinationApi
 from raftkv.fronts.http.etcd import EtcdGateway
 from raftkv.fronts.http.middleware import (
     AccessLogger,
+    Audit,
     Auth,
     Cors,
     Middleware,
@@ -55,6 +56,7 @@ from raftkv.metrics import Metrics
 from raftkv.replication.local import LocalReplicator
 from raftkv.replication.raft.cluster import open_cluster
 from raftkv.replication.replay import recover
+from raftkv.service.audit import AuditLog
 from raftkv.service.auth import Authenticator, Identify, Principal
 from raftkv.service.coordination import Coordinator
 from raftkv.service.ports import Replicator, SnapshotStats
@@ -85,13 +87,14 @@ class Parts:
     udp: asyncio.DatagramTransport | None
     access_log: AccessLog
     tls: Tls
+    audit: AuditLog | None
     ports: dict[str, int]
 
     @property
     def runners(self) -> list[Runnable]:
         """The parts with a ``run()``, in start order."""
         return [part for part in (self.replicator, self.service, self.coordinator, self.http,
-                                  self.resp, self.tls if self.tls.api else None)
+                                  self.resp, self.tls if self.tls.api else None, self.audit)
                 if part is not None]
 
 
@@ -124,24 +127,25 @@ class Node:
         service = KVService(replicator, self.clock, limits, random.Random())
         coordinator = Coordinator(service)
         access_log = AccessLog(cfg.log_format)
+        audit = _open_audit(cfg)
         authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
         identify = _identify(authenticator) if cfg.tls_client_ca else None
         http = HttpServer(http_app(service, coordinator, self.readiness, cfg, access_log,
-                                   authenticator, metrics, lambda: http.in_flight),
+                                   authenticator, metrics, lambda: http.in_flight, audit),
                           cfg.http, upgrade=replicator.accept_peer, tls=tls.listen_context,
                           identify=identify)
         ports = {"http": await http.listen(cfg.host, cfg.port)}
         resp = None
         if cfg.resp_port:
             resp = RespServer(service, cfg, authenticator, PubSub(), tls.listen_context,
-                              identify)
+                              identify, audit)
             ports["resp"] = await resp.listen(cfg.host, cfg.resp_port)
         udp_transport = None
         if cfg.udp_port:
             udp_transport = await udp.listen(cfg.host, cfg.udp_port, service.status)
             ports["udp"] = cfg.udp_port
         parts = self.parts = Parts(replicator, service, coordinator, http, resp, udp_transport,
-                                   access_log, tls, ports)
+                                   access_log, tls, audit, ports)
         log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host,
                                      "tls": tls.api, "peerTls": tls.peers, **ports})
         if tls.api and udp_transport is not None:
@@ -195,6 +199,8 @@ class Node:
         """SIGHUP: reload the TLS files (and reopen the audit log)."""
         if self.parts is not None:
             self.parts.tls.reload()
+            if self.parts.audit is not None:
+                self.parts.audit.reopen()
 
     def request_stop(self) -> None:
         self._signals += 1
@@ -242,6 +248,8 @@ class Node:
             await self._stop_fronts(parts)
         await parts.replicator.close()
         parts.access_log.flush()
+        if parts.audit is not None:
+            parts.audit.close()
         log.info("stopped")
 
     async def _drain(self, http: HttpServer, timeout_s: float) -> bool:
@@ -264,6 +272,16 @@ def _first_leaf(error: BaseException) -> BaseException:
     return error
 
 
+def _open_audit(cfg: Config) -> AuditLog | None:
+    if not cfg.audit.path:
+        return None
+    try:
+        return AuditLog(cfg.audit.path, cfg.audit.fsync)
+    except OSError as exc:
+        raise ConfigError(f"invalid setting audit.path: cannot open {cfg.audit.path}: "
+                          f"{exc.strerror}") from None
+
+
 def _identify(authenticator: Authenticator) -> Identify:
     """Who a TLS connection's verified client certificate names in ``[auth]``."""
     def identify(transport: asyncio.BaseTransport) -> Principal | None:
@@ -280,7 +298,7 @@ def _built(part: T | None) -> T:
 def http_app(service: KVService, coordinator: Coordinator,
              readiness: Callable[[], tuple[bool, str]], cfg: Config,
              access_log: AccessLog, authenticator: Authenticator, metrics: Metrics,
-             in_flight: Callable[[], int]) -> Pipeline:
+             in_flight: Callable[[], int], audit: AuditLog | None = None) -> Pipeline:
     """The HTTP front: the middleware chain, in order, around the router."""
     router = Router()
     HttpApi(service, readiness, openapi.document_bytes, metrics.exposition).register(router)
@@ -292,6 +310,8 @@ def http_app(service: KVService, coordinator: Coordinator,
     if cfg.access_log or cfg.request_metrics:
         layers.append(AccessLogger(access_log if cfg.access_log else None,
                                    metrics.requests if cfg.request_metrics else None))
+    if audit is not None:
+        layers.append(Audit(audit))
     layers += [SecurityHeaders(), Recovery()]
     if cfg.cors_origins:
         layers.append(Cors(cfg.cors_origins))

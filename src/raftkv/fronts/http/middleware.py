@@ -1,10 +1,10 @@
 """The middleware pipeline, built from one ordered list (outermost first):
 
-    request id -> access log -> security headers -> recovery -> CORS -> rate limit
-    -> auth -> router
+    request id -> access log -> audit -> security headers -> recovery -> CORS
+    -> rate limit -> auth -> router
 
-(the access log, CORS and rate limit layers are left out when configured off, so
-they cost nothing then).
+(the access log, audit, CORS and rate limit layers are left out when configured off,
+so they cost nothing then).
 
 A middleware overrides ``before(request)`` (return a Response to answer early, or None
 to go on) and/or ``after(request, response) -> response`` of :class:`Middleware`. The
@@ -38,6 +38,7 @@ from raftkv.fronts.http.errors import error_body, error_response
 from raftkv.fronts.http.messages import Reply, Request, Response
 from raftkv.fronts.http.request_metrics import RequestMetrics
 from raftkv.fronts.http.router import Router
+from raftkv.service.audit import DENIED, FAILED, OK, AuditLog
 from raftkv.service.auth import OPEN, Authenticator, Principal
 from raftkv.service.ratelimit import TokenBuckets
 
@@ -166,6 +167,38 @@ class AccessLogger(Middleware):
                               request.request_id, request.client)
         if self.metrics is not None:
             self.metrics.observe(request.route, request.method, response.status, elapsed_s)
+        return response
+
+
+class Audit(Middleware):
+    """An audit line (``service/audit.py``) per write, admin call (``/v1/admin/``, reads
+    such as a backup included) and refused request. Other reads are left out, the etcd
+    gateway's included, which arrive as POSTs."""
+
+    READ_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+    POSTED_READS = ("/kv/range", "/watch", "/lease/timetolive", "/lease/leases",
+                    "/cluster/member/list", "/maintenance/status", "/election/leader",
+                    "/auth/authenticate")
+    KEY_PARAMS = ("key", "name", "id")
+
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+
+    def after(self, request: Request, response: Response) -> Response:
+        status = response.status
+        denied = status in (401, 403)
+        if not denied and not request.path.startswith(b"/v1/admin/") and (
+                request.method in self.READ_METHODS
+                or request.route.endswith(self.POSTED_READS)):
+            return response
+        principal = request.principal
+        self.audit.record(
+            "http", request.request_id.decode(errors="replace"),
+            principal.name if principal is not None else "", request.client,
+            f"{request.method.decode()} {request.route or request.path.decode(errors='replace')}",
+            [request.params[name].decode(errors="backslashreplace")
+             for name in self.KEY_PARAMS if name in request.params],
+            DENIED if denied else OK if status < 400 else FAILED, status)
         return response
 
 

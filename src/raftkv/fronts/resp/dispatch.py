@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Final
 
+from raftkv.deferred import Deferred
 from raftkv.errors import RaftKVError
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
@@ -26,6 +27,7 @@ from raftkv.fronts.resp.commands import (
     typed,
 )
 from raftkv.fronts.resp.spec import NOPERM, CommandError, Reply, Spec, error_text
+from raftkv.service.audit import DENIED, FAILED, OK, AuditLog
 from raftkv.service.auth import Role
 
 log = logging.getLogger("raftkv.resp")
@@ -103,6 +105,39 @@ def _queue(client: Client, row: Spec, args: list[bytes]) -> Reply:
     queued.replies.append(reply)
     client.writing = False
     return p.QUEUED
+
+
+_DENIED: Final = (b"-NOAUTH", b"-NOPERM", b"-WRONGPASS")
+
+
+def audit(log: AuditLog, client: Client, args: list[bytes], reply: Reply) -> Reply:
+    """Write an audit line for a write, an admin command or a refusal once its reply is
+    known (a command inside MULTI: when queued; EXEC has its own line)."""
+    row = TABLE.get(args[0].lower())
+    if row is None:
+        return reply
+    audited = "write" in row.flags or "admin" in row.flags or row.name == "exec"
+    if isinstance(reply, Deferred):
+        return reply.then(lambda done: _audit_line(log, client, row, args, done)) \
+            if audited else reply
+    if audited or reply.startswith(_DENIED):
+        _audit_line(log, client, row, args, reply)
+    return reply
+
+
+def _audit_line(log: AuditLog, client: Client, row: Spec, args: list[bytes],
+                reply: bytes) -> bytes:
+    if reply[:1] == b"-":
+        word = reply[1:].split(b" ", 1)[0].decode(errors="replace")
+        outcome, status = (DENIED if reply.startswith(_DENIED) else FAILED), word
+    else:
+        outcome, status = OK, "QUEUED" if reply == p.QUEUED else "OK"
+    principal = client.principal
+    keys = row.keys(args) if row.name not in ("auth", "hello") else []
+    log.record("resp", f"client-{client.id}", principal.name if principal is not None else "",
+               client.addr.rsplit(":", 1)[0], row.name.upper(),
+               [key.decode(errors="backslashreplace") for key in keys], outcome, status)
+    return reply
 
 
 def refusal(client: Client, row: Spec, args: list[bytes]) -> str | None:

@@ -24,11 +24,12 @@ from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client, ServerState
 from raftkv.fronts.resp.commands.pubsub import leave_all
 from raftkv.fronts.resp.commands.server import REDIS_VERSION
-from raftkv.fronts.resp.dispatch import TABLE, dispatch
+from raftkv.fronts.resp.dispatch import TABLE, audit, dispatch
 from raftkv.fronts.resp.pipeline import batch_run
 from raftkv.fronts.resp.pubsub import PubSub
 from raftkv.fronts.resp.reader import ProtocolError, QueryBufferFull, RequestReader
 from raftkv.fronts.resp.spec import Reply
+from raftkv.service.audit import AuditLog
 from raftkv.service.auth import Authenticator, Identify
 from raftkv.service.service import KVService
 
@@ -43,10 +44,11 @@ def _is_write(args: list[bytes]) -> bool:
 class RespServer:
     def __init__(self, service: KVService, config: Config, authenticator: Authenticator,
                  pubsub: PubSub, tls: ssl.SSLContext | None = None,
-                 identify: Identify | None = None) -> None:
+                 identify: Identify | None = None, audit: AuditLog | None = None) -> None:
         self.state = ServerState(service, config, authenticator, pubsub, TABLE, REDIS_VERSION)
         self.tls = tls  # the listening context (tls.py): the port speaks TLS only
         self.identify = identify  # a TLS client's certificate -> its principal
+        self.audit = audit  # with an audit log, commands run one by one (no batches)
         self._ids = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._waiting: dict[asyncio.Future[Any], list[Connection]] = {}
@@ -200,7 +202,8 @@ class Connection(asyncio.Protocol):
         (``pipeline.py``)."""
         queue, client = self._queue, self.client
         out: list[bytes] = []
-        batching = len(commands) > 1
+        audit_log = self.server.audit
+        batching = len(commands) > 1 and audit_log is None
         i, count = 0, len(commands)
         while i < count and not client.close_after_reply:
             args = commands[i]
@@ -213,6 +216,8 @@ class Connection(asyncio.Protocol):
                 reply, i = batch
             else:
                 reply = dispatch(client, args)
+                if audit_log is not None:
+                    reply = audit(audit_log, client, args, reply)
                 i += 1
             if not queue and type(reply) is bytes:
                 out.append(reply)  # the common case: nothing before it is waiting
@@ -227,7 +232,9 @@ class Connection(asyncio.Protocol):
         self._after_replies()
 
     def _run_in_turn(self, args: list[bytes]) -> Reply:
-        return dispatch(self.client, args)
+        reply = dispatch(self.client, args)
+        audit_log = self.server.audit
+        return reply if audit_log is None else audit(audit_log, self.client, args, reply)
 
     def _watch(self, reply: Deferred[bytes]) -> None:
         self.server.wake_when_done(reply.future, self)
