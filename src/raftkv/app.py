@@ -57,6 +57,7 @@ from raftkv.replication.local import LocalReplicator
 from raftkv.replication.raft.cluster import open_cluster
 from raftkv.replication.replay import recover
 from raftkv.service.audit import AuditLog
+from raftkv.service.backup import Schedule
 from raftkv.service.auth import Authenticator, Identify, Principal
 from raftkv.service.coordination import Coordinator
 from raftkv.service.ports import Replicator, SnapshotStats
@@ -88,13 +89,15 @@ class Parts:
     access_log: AccessLog
     tls: Tls
     audit: AuditLog | None
+    backups: Schedule | None
     ports: dict[str, int]
 
     @property
     def runners(self) -> list[Runnable]:
         """The parts with a ``run()``, in start order."""
         return [part for part in (self.replicator, self.service, self.coordinator, self.http,
-                                  self.resp, self.tls if self.tls.api else None, self.audit)
+                                  self.resp, self.tls if self.tls.api else None, self.audit,
+                                  self.backups)
                 if part is not None]
 
 
@@ -145,7 +148,9 @@ class Node:
             udp_transport = await udp.listen(cfg.host, cfg.udp_port, service.status)
             ports["udp"] = cfg.udp_port
         parts = self.parts = Parts(replicator, service, coordinator, http, resp, udp_transport,
-                                   access_log, tls, audit, ports)
+                                   access_log, tls, audit,
+                                   Schedule(service, cfg.backup, self.fs) if cfg.backup.dir else None,
+                                   ports)
         log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host,
                                      "tls": tls.api, "peerTls": tls.peers, **ports})
         if tls.api and udp_transport is not None:

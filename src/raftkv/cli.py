@@ -1,5 +1,5 @@
-"""The ``raftkv`` command: ``serve``, client commands, ``config``, ``token`` and
-``upgrade``.
+"""The ``raftkv`` command: ``serve``, client commands, ``backup``, ``restore``,
+``config``, ``token`` and ``upgrade``.
 
 Exit status: 0 success; 1 the key is missing or the server said no; 2 usage or
 configuration errors (one line on stderr naming the setting).
@@ -104,6 +104,19 @@ def _parser() -> argparse.ArgumentParser:
     show = config_sub.add_parser("show", help="print the effective config, secrets masked")
     show.add_argument("--config")
 
+    backup = sub.add_parser("backup", help="save a consistent backup of a live node or "
+                            "cluster into FILE (admin)")
+    backup.add_argument("file")
+    backup.add_argument("--url", default=os.environ.get("RAFTKV_URL", "http://127.0.0.1:8080"),
+                        help="a node (any member of a cluster)")
+    backup.add_argument("--token", default=os.environ.get("RAFTKV_TOKEN"))
+    client_commands.add_tls_flags(backup)
+    restore = sub.add_parser("restore", help="seed a new data directory from a backup FILE")
+    restore.add_argument("file")
+    restore.add_argument("--data-dir", required=True, help="a new (empty) data directory")
+    restore.add_argument("--node-id", default="n1",
+                         help="the node that will serve it (a new cluster's first member)")
+
     upgrade = sub.add_parser("upgrade", help="convert a data directory written by an "
                              "earlier raftkv (format 1) to this one's (stop the node first)")
     upgrade.add_argument("--data-dir", required=True)
@@ -128,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config(args)
     if command == "upgrade":
         return _upgrade(args)
+    if command == "backup":
+        return _backup(args)
+    if command == "restore":
+        return _restore(args)
     if command == "token":
         return _token_new(args)
     if command == "bench":
@@ -181,6 +198,101 @@ def _upgrade(args: argparse.Namespace) -> int:
     print(f"{args.data_dir}: a {done.kind}, now format 2 (snapshot at {done.snapshot_index}, "
           f"{done.entries} entries after it); the old files are in {done.kept_in}")
     return EXIT_OK
+
+
+def _backup(args: argparse.Namespace) -> int:
+    """Stream the node's backup to FILE.part, check it, then rename it to FILE."""
+    import httpx
+
+    from raftkv.client.endpoints import tls_verify
+    from raftkv.errors import CorruptionError
+    from raftkv.progress import ProgressBar
+    from raftkv.service.backup import check
+
+    url = args.url.split(",")[0].strip().rstrip("/") + "/v1/admin/backup"
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    part = args.file + ".part"
+    digest = hashlib.sha256()
+    try:
+        with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(30, read=600),
+                          verify=tls_verify(True, args.cacert, args.cert, args.tls_key)) as r:
+            if r.status_code != 200:
+                r.read()
+                print(f"raftkv: {url}: {_message(r.content, r.status_code)}", file=sys.stderr)
+                return EXIT_NO
+            bar = ProgressBar(f"backup {args.file}", int(r.headers.get("content-length", 0)))
+            with open(part, "wb") as f:
+                for chunk in r.iter_bytes(1 << 20):
+                    f.write(chunk)
+                    digest.update(chunk)
+                    bar.advance(len(chunk))
+                f.flush()
+                os.fsync(f.fileno())
+            bar.finish()
+            expected = r.headers.get("x-raftkv-backup-sha256", "")
+    except (httpx.HTTPError, OSError) as exc:
+        print(f"raftkv: backup from {url} failed: {exc}", file=sys.stderr)
+        return EXIT_NO
+    try:
+        if digest.hexdigest() != expected:
+            raise CorruptionError(f"sha256 {digest.hexdigest()} is not the node's {expected}")
+        with open(part, "rb") as f:
+            snapshot = check(f.read(), args.file)
+    except CorruptionError as exc:
+        print(f"raftkv: the backup arrived damaged, not saved: {exc}", file=sys.stderr)
+        os.remove(part)
+        return EXIT_NO
+    os.replace(part, args.file)
+    _sync_dir(os.path.dirname(os.path.abspath(args.file)))
+    print(f"{args.file}: {os.path.getsize(args.file)} bytes, index {snapshot.index}, "
+          f"sha256 {digest.hexdigest()}")
+    return EXIT_OK
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from raftkv.errors import CorruptionError
+    from raftkv.progress import ProgressBar
+    from raftkv.service.backup import check, restore
+    from raftkv.storage.fs import OsFileSystem
+
+    try:
+        bar = ProgressBar(f"restore {args.file}", os.path.getsize(args.file))
+        chunks = []
+        with open(args.file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                chunks.append(chunk)
+                bar.advance(len(chunk))
+        bar.finish()
+        snapshot = check(b"".join(chunks), args.file)
+        restore(OsFileSystem(), args.data_dir, snapshot, args.node_id)
+    except CorruptionError as exc:
+        print(f"raftkv: refusing {args.file}: it is damaged or truncated ({exc})",
+              file=sys.stderr)
+        return EXIT_NO
+    except FileExistsError as exc:
+        print(f"raftkv: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"raftkv: cannot restore {args.file}: {exc}", file=sys.stderr)
+        return EXIT_NO
+    print(f"{args.data_dir}: restored from {args.file} (index {snapshot.index}); start it with "
+          f"`raftkv serve --data-dir {args.data_dir}`")
+    return EXIT_OK
+
+
+def _message(raw: bytes, status: int) -> str:
+    try:
+        return str(json.loads(raw).get("message", f"HTTP {status}"))
+    except (ValueError, AttributeError):
+        return f"HTTP {status}"
+
+
+def _sync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _config(args: argparse.Namespace) -> int:

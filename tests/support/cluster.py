@@ -22,6 +22,7 @@ class Cluster:
                  env: dict[str, str] | None = None, proxies: ProxyNet | None = None,
                  tls: ssl.SSLContext | None = None) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.tls = tls  # the nodes serve TLS (peers dial https://): how to verify them
         self.args = args
         self.resp = resp

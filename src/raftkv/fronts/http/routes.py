@@ -15,7 +15,7 @@ from typing import Any, Final
 import orjson
 
 from raftkv.core.commands import Entry, Outcome, Result
-from raftkv.deferred import Deferred, when
+from raftkv.deferred import Deferred, after, when
 from raftkv.errors import ConditionFailed, InvalidArgument, NotFound, StorageError
 from raftkv.fronts.http import validation as v
 from raftkv.fronts.http.errors import HttpError
@@ -31,6 +31,7 @@ from raftkv.fronts.http.messages import (
 from raftkv.fronts.http.middleware import may_read, may_write, principal_of
 from raftkv.fronts.http.router import Router
 from raftkv.fronts.http.txn import TxnApi
+from raftkv.service import backup
 from raftkv.service.ports import Consistency, SnapshotStats
 from raftkv.service.service import KVService
 
@@ -97,6 +98,7 @@ class HttpApi:
         add("GET", "/openapi.json", self.openapi_json)
         add("GET", "/metrics", self.metrics_text)
         add("POST", "/v1/admin/snapshot", self.take_snapshot)
+        add("GET", "/v1/admin/backup", self.backup)
         add("GET", "/v1/cluster/members", self.list_members)
         add("POST", "/v1/cluster/members", self.add_member)
         add("DELETE", "/v1/cluster/members/{id}", self.remove_member)
@@ -301,6 +303,17 @@ class HttpApi:
                                        "durationMs": round(stats.duration_s * 1000, 3)})
 
         return when(future, render)
+
+    def backup(self, request: Request) -> Reply:
+        """Admin: a consistent point-in-time backup of the data (``service/backup.py``)."""
+        def render(taken: backup.Backup) -> Response:
+            name = f"raftkv-{taken.index}{backup.SUFFIX}"
+            return Response(200, taken.data, OCTET, [
+                (b"X-Raftkv-Backup-Index", str(taken.index).encode()),
+                (b"X-Raftkv-Backup-Sha256", taken.sha256.encode()),
+                (b"Content-Disposition", f'attachment; filename="{name}"'.encode())])
+
+        return after(backup.take(self.service), render)
 
     # --- cluster membership (admin) ---------------------------------------------------
 
