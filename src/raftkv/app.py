@@ -57,8 +57,8 @@ from raftkv.replication.local import LocalReplicator
 from raftkv.replication.raft.cluster import open_cluster
 from raftkv.replication.replay import recover
 from raftkv.service.audit import AuditLog
-from raftkv.service.backup import Schedule
 from raftkv.service.auth import Authenticator, Identify, Principal
+from raftkv.service.backup import Schedule
 from raftkv.service.coordination import Coordinator
 from raftkv.service.ports import Replicator, SnapshotStats
 from raftkv.service.ratelimit import TokenBuckets
