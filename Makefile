@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 DEV    := $(VENV)/.installed-dev
 RUNTIME:= $(VENV)/.installed
 DEBIAN_TEST_TOOLS := redis-server:redis-server redis-tools:redis-cli \
-	postgresql:/usr/lib/postgresql/15/bin/postgres python3-venv:/usr/lib/python3.11/ensurepip/__init__.py
+	postgresql:/usr/lib/postgresql/15/bin/postgres python3-venv:/usr/lib/python3.11/ensurepip/__init__.py \
+	chromium:chromium
 DEBIAN_BENCH_TOOLS := $(DEBIAN_TEST_TOOLS) etcd-server:etcd wrk:wrk
 PYTEST_ARGS ?=
 

@@ -33,6 +33,7 @@ from raftkv.fronts import udp
 from raftkv.fronts.http import openapi
 from raftkv.fronts.http.access_log import AccessLog
 from raftkv.fronts.http.coordination import CoordinationApi
+from raftkv.fronts.http.docs import DocsApi
 from raftkv.fronts.http.etcd import EtcdGateway
 from raftkv.fronts.http.middleware import (
     AccessLogger,
@@ -309,6 +310,7 @@ def http_app(service: KVService, coordinator: Coordinator,
     HttpApi(service, readiness, openapi.document_bytes, metrics.exposition).register(router)
     router.add("GET", "/v1/watch", WatchApi(service, cfg.http.watch_buffer_bytes).handle)
     CoordinationApi(coordinator).register(router)
+    DocsApi().register(router)
     EtcdGateway(service, coordinator, cfg.http.watch_buffer_bytes).register(router)
     rl = cfg.rate_limit
     layers: list[Middleware] = [RequestId()]

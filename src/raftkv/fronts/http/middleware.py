@@ -33,6 +33,7 @@ from typing import Final
 
 from raftkv.deferred import Deferred
 from raftkv.errors import Forbidden, RaftKVError, RateLimited, Unauthenticated, Unavailable
+from raftkv.fronts.http import docs
 from raftkv.fronts.http.access_log import AccessLog
 from raftkv.fronts.http.errors import error_body, error_response
 from raftkv.fronts.http.messages import Reply, Request, Response
@@ -277,7 +278,7 @@ class RateLimit(Middleware):
 
 # The one body every authentication failure gets, whatever went wrong.
 UNAUTHENTICATED = "authentication required: send a valid bearer token"
-_PUBLIC: Final = frozenset({b"/livez", b"/readyz", b"/health", b"/openapi.json"})
+_PUBLIC: Final = frozenset({b"/livez", b"/readyz", b"/health", b"/openapi.json", *docs.PATHS})
 _ADMIN: Final = (b"/metrics", b"/v1/cluster", b"/v1/admin")
 _OPEN: Final = OPEN  # (compiled, a Final is a C static; an imported name is a dict lookup)
 

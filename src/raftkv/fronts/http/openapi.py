@@ -338,6 +338,24 @@ def document() -> dict[str, Any]:
                               "401": _err("Missing or wrong token"),
                               "403": _err("Not an admin token"),
                               "500": _err("The snapshot could not be written")}}},
+            "/v1/admin/backup": {"get": {
+                "summary": "A consistent point-in-time backup of the data (admin); "
+                           "`raftkv restore` seeds a new data directory from it",
+                "responses": {"200": {
+                    "description": "The backup file (every write acknowledged before the "
+                                   "request is in it)",
+                    "headers": {"X-Raftkv-Backup-Index": {"schema": {"type": "integer"}},
+                                "X-Raftkv-Backup-Sha256": {"schema": {"type": "string"}}},
+                    "content": {"application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"}}}},
+                              "401": _err("Missing or wrong token"),
+                              "403": _err("Not an admin token"),
+                              "503": _err("No leader to confirm the backup is current")}}},
+            "/docs": {"get": {
+                "summary": "This API's interactive documentation (Swagger UI, served by "
+                           "the node)",
+                "responses": {"200": {"description": "The page",
+                                      "content": {"text/html": {"schema": {"type": "string"}}}}}}},
             "/v1/cluster/members": {
                 "get": {"summary": "The members and who leads (admin)",
                         "responses": {"200": _json({"$ref": "#/components/schemas/Members"}),
