@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import functools
 import signal
+import ssl
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -83,8 +85,14 @@ class _Members:
 
 
 class RaftkvCluster(_Members):
-    def __init__(self, work: Path, resp: bool = False) -> None:
+    def __init__(self, work: Path, resp: bool = False,
+                 args: Callable[[str], list[str]] = lambda node: [],
+                 tls: ssl.SSLContext | None = None) -> None:
+        """``args``: a node's extra ``serve`` flags; ``tls``: the nodes serve https,
+        verified with this context."""
         self.work = work
+        self.args = args
+        self.tls = tls
         self.ids = [f"n{i + 1}" for i in range(NODES)]
         self.ports = {n: free_port() for n in self.ids}
         self.resp_ports = {n: free_port() for n in self.ids} if resp else {}
@@ -95,14 +103,14 @@ class RaftkvCluster(_Members):
             self.wait_ready(node)
 
     def url(self, node: str) -> str:
-        return f"http://127.0.0.1:{self.ports[node]}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.ports[node]}"
 
     def start(self, node: str, peers: list[str] | None = None) -> None:
         peers = peers if peers is not None else [n for n in self.ids if n != node]
         env = {"NODE_ID": node, "PEERS": ",".join(self.url(p) for p in peers)}
         cmd = [sys.executable, "-m", "raftkv", "serve", "--data-dir", str(self.work / node),
                "--port", str(self.ports[node]), "--log-format", "json",
-               "--resp-port", str(self.resp_ports.get(node, 0))]
+               "--resp-port", str(self.resp_ports.get(node, 0)), *self.args(node)]
         self.procs[node] = Proc(pinned(SERVER_CPU, cmd), env=env,
                                 log=self.work / f"{node}.log")
 
@@ -111,7 +119,8 @@ class RaftkvCluster(_Members):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url(node) + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url(node) + "/readyz", timeout=1,
+                             verify=self.tls or True).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -122,7 +131,8 @@ class RaftkvCluster(_Members):
         while True:
             for node in self.procs:
                 try:
-                    leader = httpx.get(self.url(node) + "/health", timeout=1).json()["leaderId"]
+                    leader = httpx.get(self.url(node) + "/health", timeout=1,
+                                       verify=self.tls or True).json()["leaderId"]
                 except httpx.HTTPError:
                     continue
                 if leader in self.procs:

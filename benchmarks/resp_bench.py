@@ -12,7 +12,7 @@ import contextlib
 import csv
 import io
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks.common import (
@@ -31,10 +31,10 @@ from benchmarks.common import (
 
 
 def redis_benchmark(port: int, pipeline: int, requests: int,
-                    tests: str = "set,get") -> dict[str, float]:
+                    tests: str = "set,get", extra: Sequence[str] = ()) -> dict[str, float]:
     out = subprocess.run(pinned(CLIENT_CPU, [
         "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
-        "-t", tests, "-r", "100000", "--csv"]), capture_output=True, text=True,
+        "-t", tests, "-r", "100000", "--csv", *extra]), capture_output=True, text=True,
         check=True).stdout
     rows = list(csv.reader(io.StringIO(out)))
     header, body = rows[0], rows[1:]

@@ -34,6 +34,7 @@ from benchmarks import (
     raft_bench,
     resp_bench,
     scripts_bench,
+    security_bench,
     types_bench,
 )
 from benchmarks.common import Progress, Row, bursts
@@ -47,6 +48,7 @@ SUITES = {"engine": (engine, lambda b: 6, 2), "raft": (raft_bench, lambda b: 1, 
           "scripts": (scripts_bench, lambda b: 2 * (1 + b), 0),
           "queues": (queues_bench, lambda b: 2 * (1 + b), 0),
           "coordination": (coordination_bench, lambda b: 3, 0),
+          "security": (security_bench, lambda b: 3, 12),
           "cluster": (cluster_bench, lambda b: 3 + b, 1)}
 
 

@@ -530,11 +530,11 @@ def _check_tls(config: Config) -> None:
     if config.peer_tls_cert and not config.tls_cert:
         raise ConfigError("invalid setting --peer-tls-cert: needs --tls-cert too (peers dial "
                           "the HTTP port, which then speaks TLS)")
-    scheme = "https" if config.peer_tls_cert else "http"
+    scheme = "https" if config.tls_cert else "http"  # peers dial the HTTP port
     for peer in config.peers:
         if not peer.url.startswith(scheme + "://"):
             raise ConfigError(f"invalid setting --peers: {peer.url} must be {scheme}:// "
-                              f"{'with' if config.peer_tls_cert else 'without'} --peer-tls-cert")
+                              f"{'with' if config.tls_cert else 'without'} --tls-cert")
 
 
 def masked(config: Config) -> dict[str, Any]:

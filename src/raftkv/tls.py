@@ -16,6 +16,8 @@ connection whose certificate the peer context verified (``is_peer``). The dialin
 side verifies the acceptor against the same peer CA and presents its own peer
 certificate: a node with a certificate from another CA can neither join nor be
 joined. Nodes are not told apart by certificate names; the handshake's node id is.
+Without peer TLS, a cluster whose API port speaks TLS still links over TLS, for
+privacy only: the cluster secret's HMAC authenticates the peers then.
 
 Reload: on SIGHUP (``app.py``) and when a file's size or modification time changes
 (``run`` looks every ``WATCH_INTERVAL_S``), every context is built anew from the
@@ -159,7 +161,8 @@ class Tls:
     # --- what the listeners and the dialer use ----------------------------------------
 
     def dial_context(self) -> ssl.SSLContext | None:
-        """The context to dial peers with (None: peers are dialed in plain TCP)."""
+        """The context to dial peers with (None: peers are dialed in plain TCP, as their
+        API ports speak it)."""
         return self._current.peer_dial
 
     def _pick(self, ssl_object: Any, server_name: str | None, _: ssl.SSLContext) -> None:
@@ -241,6 +244,10 @@ class Tls:
             _load_chain(peer_dial, files["peer_cert"], files["peer_key"])
             _load_ca(peer_dial, files["peer_ca"])
             certificates.append(_describe("peer", files["peer_cert"]))
+        elif self.api:  # the peers' API ports speak TLS; the secret authenticates them
+            peer_dial = _restrict(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+            peer_dial.check_hostname = False
+            peer_dial.verify_mode = ssl.CERT_NONE
         return _Contexts(client, peer_server, peer_dial, tuple(certificates))
 
 

@@ -264,3 +264,22 @@ def test_a_cluster_over_peer_mtls_refuses_a_node_from_another_ca(tmp_path, ca):
             assert r.status_code == 401 and "peer CA" in r.json()["message"]
     finally:
         cluster.stop()
+
+
+def test_a_cluster_with_tls_on_its_api_port_links_over_tls_authenticated_by_the_secret(
+        tmp_path, ca):
+    cluster = Cluster(tmp_path, 3, tls=ca.client_context())
+    for node_id, node in cluster.nodes.items():
+        node.args += [*tls_args(ca, node_id), "--cluster-secret", "a-secret-of-16-chars-or-more"]
+    try:
+        cluster.start()
+        with cluster.nodes[cluster.leader()].client() as http:
+            assert http.put("/v1/keys/k", json={"value": "v"}).status_code == 201
+        for node in cluster.nodes.values():
+            with node.client() as http:
+                deadline = time.monotonic() + 10
+                while http.get("/v1/keys/k?consistency=stale").status_code != 200:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+    finally:
+        cluster.stop()

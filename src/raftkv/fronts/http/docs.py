@@ -56,7 +56,7 @@ def _static_dir() -> str:
     spec = importlib.util.find_spec("swagger_ui")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the swagger-ui-py package is missing (a dependency of raftkv)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "static")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "static")
 
 
 class DocsApi:

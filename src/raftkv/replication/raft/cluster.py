@@ -144,7 +144,7 @@ def open_cluster(cfg: Config, fs: FileSystem,
     fresh = not (stored.hard_state.term or stored.entries or stored.snapshot)
     network = PeerNetwork(cfg.peers, cfg.cluster_secret,
                           lambda: Hello(identity.node_id, identity.incarnation, _fresh(core)),
-                          known.admit, tls if tls is not None and tls.peers else None)
+                          known.admit, tls if tls is not None and tls.api else None)
 
     def config_changed() -> None:
         status = core.status()

@@ -27,7 +27,8 @@ only; config.py refuses otherwise) there is no mac.
 With peer TLS (``tls.py``) a node dials over TLS, naming ``PEER_SERVER_NAME`` and
 presenting its peer certificate, and accepts a link only over a connection whose
 certificate the peer CA signed: the peer CA is the authentication, with or without a
-secret on top.
+secret on top. With TLS on the API port only, links are TLS for privacy and the
+secret authenticates them.
 
 Sending never blocks: Raft tolerates loss, so a message for a peer with no link, or
 whose socket buffer is over ``MAX_BUFFERED_BYTES``, is dropped and counted.
@@ -404,13 +405,15 @@ class PeerNetwork:
 
     async def _dial(self, peer: Peer) -> PeerLink:
         parts = urlsplit(peer.url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 443
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
         loop = asyncio.get_running_loop()
+        tls, name = None, None
+        if self.tls is not None:
+            tls = self.tls.dial_context()
+            name = PEER_SERVER_NAME if self.tls.peers else host
         async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-            tls = self.tls.dial_context() if self.tls is not None else None
-            _, link = await loop.create_connection(
-                lambda: PeerLink(self, True), host, port, ssl=tls,
-                server_hostname=PEER_SERVER_NAME if tls is not None else None)
+            _, link = await loop.create_connection(lambda: PeerLink(self, True), host, port,
+                                                   ssl=tls, server_hostname=name)
             link.dial(parts.netloc)
             try:
                 hello = await link.handshake
@@ -435,7 +438,7 @@ class PeerNetwork:
         written); else (status, reason) for the HTTP server to answer with."""
         if headers.get(b"upgrade", b"").lower() != PROTOCOL:
             return 400, "unknown upgrade protocol"
-        if self.tls is not None and not self.tls.is_peer(transport):
+        if self.tls is not None and self.tls.peers and not self.tls.is_peer(transport):
             return 401, "unauthenticated: a peer must present a certificate the peer CA signed"
         link = PeerLink(self, False)
         try:
