@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--url", default=os.environ.get("RAFTKV_URL", "http://127.0.0.1:8080"),
                        help="one node or several, comma-separated (the leader is found)")
         p.add_argument("--token", default=os.environ.get("RAFTKV_TOKEN"))
+        client_commands.add_tls_flags(p)
         return p
 
     cluster_command("members", "list the members and who leads")
@@ -355,8 +356,12 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Any = None
     request.add_header("Content-Type", "application/json")
     if args.token:
         request.add_header("Authorization", f"Bearer {args.token}")
+    context = None
+    if getattr(args, "cacert", None) or getattr(args, "cert", None):
+        from raftkv.client.endpoints import tls_verify
+        context = tls_verify(True, args.cacert, args.cert, args.tls_key)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             raw = response.read()
             return response.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as err:
@@ -381,8 +386,8 @@ def _cluster(args: argparse.Namespace) -> int:
     status, body, url = 0, None, args.url
     for url in (u.strip() for u in args.url.split(",") if u.strip()):
         try:
-            status, body = _request(argparse.Namespace(url=url, token=args.token), method, path,
-                                    payload)
+            status, body = _request(argparse.Namespace(**{**vars(args), "url": url}), method,
+                                    path, payload)
         except (urllib.error.URLError, OSError) as exc:
             print(f"raftkv: cannot reach {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
             continue

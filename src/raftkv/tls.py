@@ -144,19 +144,14 @@ class Tls:
         self._files = _files(config)
         self.api = config.tls_cert is not None
         self.peers = config.peer_tls_cert is not None
-        self._client_ca = config.tls_client_ca is not None
         self._observe = observe
         self._current = self._build()
         self._stamps = self._stat()
-        self.listen_context: ssl.SSLContext | None = None
-        if self.api:
-            base = self._current.client
-            assert base is not None
-            if self.peers and not self._client_ca:
-                base.verify_mode = ssl.CERT_OPTIONAL  # (a peer's certificate is asked for)
-            base.sni_callback = self._pick
-            self.listen_context = base
-        self._announce(ok=True)
+        # the first client context listens; its SNI callback hands out the current ones
+        self.listen_context = self._current.client
+        if self.listen_context is not None:
+            self.listen_context.sni_callback = self._pick
+        self._announce()
 
     # --- what the listeners and the dialer use ----------------------------------------
 
@@ -191,7 +186,7 @@ class Tls:
             if self._observe is not None:
                 self._observe(self._current.certificates, False)
             return False
-        self._announce(ok=True)
+        self._announce()
         return True
 
     async def run(self) -> None:
@@ -203,13 +198,13 @@ class Tls:
                 self._stamps = stamps
                 self.reload()
 
-    def _announce(self, ok: bool) -> None:
+    def _announce(self) -> None:
         for cert in self._current.certificates:
             log.info("TLS certificate loaded", extra={
                 "role": cert.role, "subject": cert.subject, "serial": f"{cert.serial:x}",
                 "notAfter": _iso(cert.not_after_s)})
         if self._observe is not None:
-            self._observe(self._current.certificates, ok)
+            self._observe(self._current.certificates, True)
 
     def _stat(self) -> tuple[tuple[int, int] | None, ...]:
         stamps: list[tuple[int, int] | None] = []
@@ -231,7 +226,7 @@ class Tls:
             if "client_ca" in files:
                 _load_ca(client, files["client_ca"])
                 client.verify_mode = ssl.CERT_REQUIRED
-            elif self.peers:
+            elif self.peers:  # a dialing peer's certificate is asked for (see above)
                 client.verify_mode = ssl.CERT_OPTIONAL
             certificates.append(_describe("api", files["cert"]))
         if self.peers:

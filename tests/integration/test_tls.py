@@ -275,6 +275,10 @@ def test_a_cluster_with_tls_on_its_api_port_links_over_tls_authenticated_by_the_
         cluster.start()
         with cluster.nodes[cluster.leader()].client() as http:
             assert http.put("/v1/keys/k", json={"value": "v"}).status_code == 201
+        members = subprocess.run([sys.executable, "-m", "raftkv", "cluster", "members", "--url",
+                                  cluster.nodes["n2"].url, "--cacert", str(ca.path)],
+                                 capture_output=True, text=True, timeout=30, cwd=ROOT)
+        assert members.returncode == 0 and members.stdout.count("reachable") == 3, members
         for node in cluster.nodes.values():
             with node.client() as http:
                 deadline = time.monotonic() + 10

@@ -62,7 +62,8 @@ def _static_dir() -> str:
 class DocsApi:
     def __init__(self) -> None:
         static = _static_dir()
-        self.files: dict[str, tuple[bytes, bytes]] = {"init.js": (INIT, ASSETS["swagger-ui-bundle.js"])}
+        self.files: dict[str, tuple[bytes, bytes]] = {
+            "init.js": (INIT, ASSETS["swagger-ui-bundle.js"])}
         for name, content_type in ASSETS.items():
             with open(os.path.join(static, name), "rb") as f:
                 self.files[name] = (f.read(), content_type)
