@@ -123,6 +123,7 @@ class Node:
                           lambda: _built(replicator).status(),
                           lambda: self.parts.http.in_flight if self.parts is not None else 0)
         tls = Tls(cfg, metrics.observe_tls)
+        audit = _open_outputs(cfg, self.fs)  # (before recovery: a bad path is a bad setting)
         replicator = await self._open_replicator(metrics, tls)
         eviction = Limits(cfg.eviction.policy, cfg.eviction.max_keys,
                           cfg.eviction.max_memory_bytes)
@@ -131,7 +132,6 @@ class Node:
         service = KVService(replicator, self.clock, limits, random.Random())
         coordinator = Coordinator(service)
         access_log = AccessLog(cfg.log_format)
-        audit = _open_audit(cfg)
         authenticator = Authenticator(cfg.auth.enabled, cfg.auth.tokens)
         identify = _identify(authenticator) if cfg.tls_client_ca else None
         http = HttpServer(http_app(service, coordinator, self.readiness, cfg, access_log,
@@ -150,8 +150,8 @@ class Node:
             ports["udp"] = cfg.udp_port
         parts = self.parts = Parts(replicator, service, coordinator, http, resp, udp_transport,
                                    access_log, tls, audit,
-                                   Schedule(service, cfg.backup, self.fs) if cfg.backup.dir else None,
-                                   ports)
+                                   Schedule(service, cfg.backup, self.fs) if cfg.backup.dir
+                                   else None, ports)
         log.info("listening", extra={"nodeId": cfg.node_id, "host": cfg.host,
                                      "tls": tls.api, "peerTls": tls.peers, **ports})
         if tls.api and udp_transport is not None:
@@ -278,7 +278,15 @@ def _first_leaf(error: BaseException) -> BaseException:
     return error
 
 
-def _open_audit(cfg: Config) -> AuditLog | None:
+def _open_outputs(cfg: Config, fs: FileSystem) -> AuditLog | None:
+    """What the node writes outside its data directory: the backup directory (made
+    now) and the audit log (opened). ConfigError names the setting that cannot be."""
+    if cfg.backup.dir:
+        try:
+            fs.makedirs(cfg.backup.dir)
+        except OSError as exc:
+            raise ConfigError(f"invalid setting backup.dir: cannot make {cfg.backup.dir}: "
+                              f"{exc.strerror}") from None
     if not cfg.audit.path:
         return None
     try:

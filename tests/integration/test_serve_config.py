@@ -58,6 +58,8 @@ def test_bad_settings_exit_2_with_one_line_naming_the_setting(tmp_path, args, en
     ("[resp]\nquery_buffer_limit_bytes = 1048576\n", "resp.query_buffer_limit_bytes"),
     ("[[auth.tokens]]\nsha256 = 'short'\n", "auth.tokens[0].sha256"),
     ("[history]\nmax_events = 0\n", "history.max_events"),
+    ("[audit]\nfsync = 'often'\n", "audit.fsync"),
+    ("[backup]\nretain = 0\n", "backup.retain"),
     ("this is not toml", "not valid TOML"),
 ])
 def test_bad_toml_values_exit_2_naming_the_key(tmp_path, toml, names):
@@ -109,3 +111,15 @@ def test_a_port_in_use_is_a_clear_error(start_server, tmp_path):
     result = serve("--data-dir", str(tmp_path / "other"), "--port", str(first.port),
                    "--resp-port", "0")
     assert result.returncode == 1 and "address already in use" in result.stderr.lower()
+
+
+@pytest.mark.parametrize(("toml", "names"), [
+    ("[audit]\npath = '/nonexistent-dir/audit.jsonl'\n", "audit.path"),
+    ("[backup]\ndir = '/proc/no-backups-here'\n", "backup.dir"),
+])
+def test_unusable_audit_and_backup_paths_exit_2_naming_the_key(tmp_path, toml, names):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    result = serve("--config", str(path), "--data-dir", str(tmp_path / "d"))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and names in lines[0], result.stderr

@@ -32,7 +32,7 @@ from raftkv.errors import CorruptionError
 from raftkv.service.ports import Consistency
 from raftkv.service.service import KVService
 from raftkv.storage import snapshots
-from raftkv.storage.fs import FileSystem
+from raftkv.storage.fs import FileSystem, write_atomically
 from raftkv.storage.log_store import FORMAT_FILE, LogStore
 
 log = logging.getLogger("raftkv.backup")
@@ -88,10 +88,9 @@ class Schedule:
     def __init__(self, service: KVService, config: BackupConfig, fs: FileSystem) -> None:
         self.service = service
         self.config = config
-        self.fs = fs
+        self.fs = fs  # (``dir`` exists: the node made it at start-up)
 
     async def run(self) -> None:
-        self.fs.makedirs(self.config.dir)
         while True:
             await asyncio.sleep(self.config.interval_s)
             try:
@@ -102,24 +101,17 @@ class Schedule:
     async def once(self) -> str:
         backup = await take(self.service)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = os.path.join(self.config.dir, f"raftkv-{stamp}-{backup.index}{SUFFIX}")
-        await asyncio.get_running_loop().run_in_executor(None, self._write, path, backup.data)
+        name = f"raftkv-{stamp}-{backup.index}{SUFFIX}"
+        await asyncio.get_running_loop().run_in_executor(None, self._write, name, backup.data)
+        path = os.path.join(self.config.dir, name)
         log.info("backup written", extra={"path": path, "index": backup.index,
                                           "bytes": len(backup.data), "sha256": backup.sha256})
         return path
 
-    def _write(self, path: str, data: bytes) -> None:
+    def _write(self, name: str, data: bytes) -> None:
         fs, directory = self.fs, self.config.dir
-        tmp = path + ".tmp"
-        f = fs.create(tmp)
-        try:
-            f.write(data)
-            f.sync()
-        finally:
-            f.close()
-        fs.rename(tmp, path)
-        fs.sync_dir(directory)
-        kept = sorted(name for name in fs.listdir(directory) if name.endswith(SUFFIX))
-        for name in kept[:-self.config.retain]:
-            fs.remove(os.path.join(directory, name))
+        write_atomically(fs, directory, name, data)
+        kept = sorted(entry for entry in fs.listdir(directory) if entry.endswith(SUFFIX))
+        for old in kept[:-self.config.retain]:
+            fs.remove(os.path.join(directory, old))
         fs.sync_dir(directory)

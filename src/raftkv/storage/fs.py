@@ -67,6 +67,20 @@ class FileSystem(Protocol):
     def copy(self, src: str, dst: str) -> None: ...
 
 
+def write_atomically(fs: FileSystem, directory: str, name: str, data: bytes) -> None:
+    """``directory/name`` holds ``data`` whole, or its earlier content: written to
+    ``name.tmp``, fsynced, renamed over ``name``, then the directory fsynced."""
+    final = os.path.join(directory, name)
+    f = fs.create(final + ".tmp")
+    try:
+        f.write(data)
+        f.sync()
+    finally:
+        f.close()
+    fs.rename(final + ".tmp", final)
+    fs.sync_dir(directory)
+
+
 class OsFile:
     __slots__ = ("_fd", "_size")
 

@@ -28,7 +28,7 @@ from typing import Final
 
 from raftkv.errors import CorruptionError
 from raftkv.storage import log_store, records, snapshots
-from raftkv.storage.fs import FileSystem
+from raftkv.storage.fs import FileSystem, write_atomically
 from raftkv.storage.log_store import EntryKind, HardState, LogEntry, Stored
 from raftkv.storage.snapshots import Snapshot
 from raftkv.storage.wal import list_segments
@@ -87,7 +87,7 @@ def upgrade(fs: FileSystem, data_dir: str,
         if fs.exists(os.path.join(staging, name)):
             fs.rename(os.path.join(staging, name), os.path.join(data_dir, name))
     fs.sync_dir(data_dir)
-    _write_atomically(fs, data_dir, log_store.FORMAT_FILE, log_store.FORMAT)
+    write_atomically(fs, data_dir, log_store.FORMAT_FILE, log_store.FORMAT)
     fs.remove(os.path.join(staging, STAGED))
     fs.remove_dir(staging)
     fs.sync_dir(data_dir)
@@ -120,19 +120,7 @@ def _stage(fs: FileSystem, staging: str, stored: Stored) -> None:
         f.close()
     fs.sync_dir(log_dir)
     fs.sync_dir(staging)
-    _write_atomically(fs, staging, STAGED, b"")
-
-
-def _write_atomically(fs: FileSystem, directory: str, name: str, data: bytes) -> None:
-    final = os.path.join(directory, name)
-    f = fs.create(final + ".tmp")
-    try:
-        f.write(data)
-        f.sync()
-    finally:
-        f.close()
-    fs.rename(final + ".tmp", final)
-    fs.sync_dir(directory)
+    write_atomically(fs, staging, STAGED, b"")
 
 
 def _records(fs: FileSystem, directory: str) -> list[tuple[str, records.Record]]:

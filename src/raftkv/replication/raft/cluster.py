@@ -40,7 +40,7 @@ from raftkv.replication.raft.node import RaftNode
 from raftkv.replication.raft.replicator import RaftReplicator
 from raftkv.replication.raft.transport import Hello, PeerNetwork, Refused
 from raftkv.replication.replay import rebuild
-from raftkv.storage.fs import FileSystem
+from raftkv.storage.fs import FileSystem, write_atomically
 from raftkv.tls import Tls
 
 log = logging.getLogger("raftkv.cluster")
@@ -52,15 +52,7 @@ SNAPSHOT_EVERY_ENTRIES = 1_000_000  # or snapshot_threshold_bytes of entries, if
 
 
 def _write_json(fs: FileSystem, directory: str, name: str, data: object) -> None:
-    final = os.path.join(directory, name)
-    f = fs.create(final + ".tmp")
-    try:
-        f.write(orjson.dumps(data))
-        f.sync()
-    finally:
-        f.close()
-    fs.rename(final + ".tmp", final)
-    fs.sync_dir(directory)
+    write_atomically(fs, directory, name, orjson.dumps(data))
 
 
 @dataclass(frozen=True, slots=True)
