@@ -17,7 +17,7 @@ import redis
 from tests.support.cluster import Cluster
 from tests.support.node import ROOT
 
-SEEDED = 20_000  # keys of each of four types
+SEEDED = 20_000  # keys of each of four types (make soak: 250,000 each, 1M in all)
 
 
 def raftkv(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -25,9 +25,9 @@ def raftkv(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[st
                           text=True, timeout=timeout_s, cwd=ROOT)
 
 
-def seed(r: redis.Redis) -> None:
+def seed(r: redis.Redis, per_type: int) -> None:
     pipe = r.pipeline(transaction=False)
-    for i in range(SEEDED):
+    for i in range(per_type):
         pipe.set(f"s:{i}", f"v{i}")
         pipe.hset(f"h:{i}", mapping={"a": i, "b": "x"})
         pipe.rpush(f"l:{i}", "x", str(i))
@@ -40,9 +40,18 @@ def seed(r: redis.Redis) -> None:
 
 def test_a_backup_taken_under_writes_holds_every_acknowledged_write_and_restores(
         start_server, tmp_path):
+    backup_under_writes(start_server, tmp_path, SEEDED)
+
+
+@pytest.mark.slow
+def test_a_backup_of_a_million_keys_under_writes(start_server, tmp_path):
+    backup_under_writes(start_server, tmp_path, 250_000)
+
+
+def backup_under_writes(start_server, tmp_path, per_type: int) -> None:
     node = start_server(resp=True)
     r = redis.Redis(port=node.resp_port, decode_responses=True)
-    seed(r)
+    seed(r, per_type)
     acknowledged: list[int] = []
     stop = threading.Event()
 
@@ -59,7 +68,7 @@ def test_a_backup_taken_under_writes_holds_every_acknowledged_write_and_restores
     time.sleep(0.3)
     before = len(acknowledged)  # every one of these was acknowledged before the backup began
     backup = tmp_path / "mixed.rkvbackup"
-    result = raftkv("backup", str(backup), "--url", node.url)
+    result = raftkv("backup", str(backup), "--url", node.url, timeout_s=600)
     stop.set()
     thread.join()
     assert result.returncode == 0, result.stderr
@@ -72,13 +81,13 @@ def test_a_backup_taken_under_writes_holds_every_acknowledged_write_and_restores
     copy = start_server(data_dir=restored_dir, resp=True)
     c = redis.Redis(port=copy.resp_port, decode_responses=True)
     assert all(c.exists(f"w:{i}") for i in range(before))
-    for i in (0, 1, SEEDED // 2, SEEDED - 1):
+    for i in (0, 1, per_type // 2, per_type - 1):
         assert c.get(f"s:{i}") == f"v{i}"
         assert c.hgetall(f"h:{i}") == {"a": str(i), "b": "x"}
         assert c.lrange(f"l:{i}", 0, -1) == ["x", str(i)]
         assert c.zscore(f"z:{i}", "m") == i
     assert 3000 < c.ttl("ttl-key") <= 3600
-    assert c.dbsize() >= 4 * SEEDED + 1 + before
+    assert c.dbsize() >= 4 * per_type + 1 + before
     # the restored node is an ordinary node: it takes writes and keeps them
     assert c.set("after", "1") and c.get("after") == "1"
     # restore never writes over an existing data directory

@@ -104,9 +104,12 @@ class PatroniNode:
         return None
 
     def psql(self, sql: str) -> str:
-        return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-h", "127.0.0.1",
+        done = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-h", "127.0.0.1",
                                "-p", str(self.pg), "-tAc", sql], capture_output=True, text=True,
-                              timeout=20, check=True).stdout.strip()
+                              timeout=20)
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.name}: psql {sql!r} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
 
     def kill(self) -> None:
         """Patroni and its PostgreSQL, -9: the host is gone."""
@@ -150,6 +153,10 @@ def test_patroni_elects_a_primary_and_promotes_the_replica_when_it_dies(start_se
         wait_for(lambda: replica.role() == "primary", 90, "pg2 to be promoted")
         promoted_after_s = time.monotonic() - started
         assert leader_key(raftkv.url) == "pg2"
+        # Patroni answers /primary once it holds the leader key and has asked PostgreSQL
+        # to promote; PostgreSQL takes writes once it has left recovery
+        wait_for(lambda: replica.psql("SELECT pg_is_in_recovery()") == "f", 30,
+                 "pg2 to leave recovery")
         replica.psql("INSERT INTO jobs VALUES (2)")
         assert replica.psql("SELECT count(*) FROM jobs") == "2"
         assert promoted_after_s < 60, promoted_after_s
