@@ -181,7 +181,7 @@ class Tls:
         unusable. True when the new contexts are in use."""
         try:
             self._current = self._build()
-        except ConfigError as exc:
+        except (ConfigError, OSError, ValueError) as exc:  # (a file replaced mid-read too)
             log.warning("TLS files not reloaded, still serving the previous ones: %s", exc)
             if self._observe is not None:
                 self._observe(self._current.certificates, False)

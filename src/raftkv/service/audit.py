@@ -74,7 +74,10 @@ class AuditLog:
             await asyncio.sleep(1.0)
             if self._unsynced and self.fsync is FsyncPolicy.EVERYSEC:
                 self._unsynced = False
-                os.fsync(self._fd)
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:  # the data path goes on; the gap is said out loud
+                    log.error("audit log not synced: %s: %s", self.path, exc)
 
     def reopen(self) -> None:
         self.flush()

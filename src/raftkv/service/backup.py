@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from raftkv.config import BackupConfig
 from raftkv.core import image
-from raftkv.errors import CorruptionError
+from raftkv.errors import RaftKVError
 from raftkv.service.ports import Consistency
 from raftkv.service.service import KVService
 from raftkv.storage import snapshots
@@ -95,8 +95,8 @@ class Schedule:
             await asyncio.sleep(self.config.interval_s)
             try:
                 await self.once()
-            except (OSError, CorruptionError) as exc:  # the node goes on; the next one may work
-                log.error("scheduled backup failed: %s", exc)
+            except (OSError, RaftKVError) as exc:  # (no leader, a full disk): the node goes
+                log.error("scheduled backup failed: %s", exc)  # on; the next may work
 
     async def once(self) -> str:
         backup = await take(self.service)
