@@ -84,6 +84,17 @@ def test_an_undone_atomic_transaction_leaves_no_event():
     assert not not_taken.succeeded and [e[0] for e in sm.history.after(0, 3)] == [1]
 
 
+def test_an_undone_transaction_leaves_no_event_in_a_full_history():
+    sm = StateMachine(history_events=4)
+    for i in range(1, 9):
+        sm.apply(i, Put(b"n", b"word"))
+    failed = sm.apply(9, Txn((Put(b"a", b"1"), Put(b"b", b"2"), IncrBy(b"n", 1)),
+                             atomic=True))
+    assert failed.failed_at == 2
+    held = [e[0] for e in sm.history.after(sm.history.compacted, 9)]
+    assert held == list(range(sm.history.compacted + 1, 9)) and held  # none from 9
+
+
 def test_watch_reads_removals_from_the_history_and_fails_safe_past_it():
     sm = StateMachine(history_events=3)
     sm.apply(1, Put(b"k", b"v"))

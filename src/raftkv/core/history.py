@@ -23,12 +23,12 @@ back that far (and says "changed", the safe side, once it does not).
 from __future__ import annotations
 
 import enum
-from collections import deque
 from typing import Final
 
 DEFAULT_MAX_EVENTS: Final = 10_000
 DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
 EVENT_OVERHEAD_BYTES: Final = 100  # the tuple and its slot, counted against max_bytes
+TRIM_SHARE: Final = 16  # a trim leaves this share of each bound free
 
 
 class EventKind(enum.IntEnum):
@@ -64,17 +64,23 @@ class Compacted(Exception):
 
 
 class History:
-    """Not thread-safe: the state machine's loop owns it."""
+    """Not thread-safe: the state machine's loop owns it.
 
-    __slots__ = ("_bytes", "_events", "_flushed", "_removed", "compacted", "max_bytes",
-                 "max_events")
+    The events are a plain list (append and trim are native calls in the compiled
+    module, where a deque's are method lookups): past a bound it drops the oldest in
+    one slice, down to ``TRIM_SHARE`` below the bound, so a full history pays for a
+    trim once per many events rather than per event."""
+
+    __slots__ = ("_bytes", "_events", "_flushed", "_recorded", "_removed", "compacted",
+                 "max_bytes", "max_events")
 
     def __init__(self, max_events: int = DEFAULT_MAX_EVENTS,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self._events: deque[Event] = deque()
+        self._events: list[Event] = []
         self._bytes = 0
+        self._recorded = 0  # events ever recorded (``mark`` and ``undo`` count in it)
         self._removed: dict[bytes, int] = {}  # key -> its last removal still held
         self._flushed = 0  # revision of the last flush
         self.compacted = 0  # the history holds every change after this revision
@@ -87,6 +93,7 @@ class History:
         """Add an event (``kind``: one of the ints above). Runs for every write."""
         events = self._events
         events.append((revision, key, kind, value, create_revision, version))
+        self._recorded += 1
         self._bytes += len(key) + (len(value) if value is not None else 0) + \
             EVENT_OVERHEAD_BYTES
         if kind >= DELETE:
@@ -96,27 +103,41 @@ class History:
             else:
                 self._removed[key] = revision
         if len(events) > self.max_events or self._bytes > self.max_bytes:
-            while len(events) > self.max_events or self._bytes > self.max_bytes:
-                self._drop()
+            self._trim()
 
-    def _drop(self) -> None:
-        revision, key, kind, value, _, _ = self._events.popleft()
-        self._bytes -= _size(key, value)
-        self.compacted = revision
-        if DELETE <= kind <= EVICT and self._removed.get(key) == revision:
-            del self._removed[key]
+    def _trim(self) -> None:
+        """Drop the oldest events until both bounds hold with a margin of
+        1/TRIM_SHARE of each (at least one event)."""
+        events = self._events
+        keep_events = self.max_events - self.max_events // TRIM_SHARE
+        keep_bytes = self.max_bytes - self.max_bytes // TRIM_SHARE
+        size = self._bytes
+        removed = self._removed
+        dropped = 0
+        while dropped < len(events) and (len(events) - dropped > keep_events
+                                         or size > keep_bytes):
+            revision, key, kind, value, _, _ = events[dropped]
+            size -= _size(key, value)
+            self.compacted = revision
+            if DELETE <= kind <= EVICT and removed.get(key) == revision:
+                del removed[key]
+            dropped += 1
+        del events[:dropped]
+        self._bytes = size
 
     def mark(self) -> int:
         """Where the history ends now (to ``undo`` back to)."""
-        return len(self._events)
+        return self._recorded
 
     def undo(self, mark: int) -> None:
-        """Forget the events recorded since ``mark`` (an atomic transaction undone).
-        Removals forgotten this way may leave ``removed_after`` saying "changed": the
-        safe side."""
-        while len(self._events) > mark:
-            _, key, _, value, _, _ = self._events.pop()
+        """Forget the events recorded since ``mark`` (an atomic transaction undone;
+        those a trim already dropped are gone anyway). Removals forgotten this way may
+        leave ``removed_after`` saying "changed": the safe side."""
+        events = self._events
+        for _ in range(min(self._recorded - mark, len(events))):
+            _, key, _, value, _, _ = events.pop()
             self._bytes -= _size(key, value)
+        self._recorded = mark
 
     def reset(self, revision: int) -> None:
         """Empty, complete only after ``revision`` (a snapshot was restored there)."""

@@ -259,7 +259,6 @@ class Keyspace:
         create revision and gains a version, an absent or expired one starts over (a
         batch of Redis ``SET key value``); each is a put event in ``history``. ``store``
         and ``pack`` inlined: this is the write path of pipelined SETs."""
-        record = history.record
         entries, pending, deadlines = self._entries, self._pending, self._deadlines
         get, put, compact, full = entries.get, entries.put, COMPACT.pack, FULL.pack
         grown = 0
@@ -290,7 +289,7 @@ class Keyspace:
             else:
                 put(key, full(1, revision, create, NO_DEADLINE, version) + value)
             grown += len(value)
-            record(revision, key, PUT, value, create, version)
+            history.record(revision, key, PUT, value, create, version)
         self._data_bytes += grown
 
     def writable(self, key: bytes) -> Container:
