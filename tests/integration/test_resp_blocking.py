@@ -185,6 +185,40 @@ def test_a_pop_blocked_on_a_follower_survives_a_leader_kill(tmp_path: Path):
         cluster.stop()
 
 
+def test_clients_of_every_node_are_served_in_arrival_order(tmp_path: Path):
+    """The waiters are parked on the leader, so the order is the cluster's, not a
+    node's: clients blocked one after another through a follower, the other follower
+    and the leader get the elements of one RPUSH in that order. (Waiters parked on
+    each client's own node fail it: the leader's own client, whose pop needs no hop,
+    wins the first element.)"""
+    cluster = Cluster(tmp_path, 3, resp=True)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        first, second = [n for n in cluster.nodes if n != leader]
+        order = [first, second, leader, first, leader, second]
+        clients = [redis.Redis(port=cluster.nodes[n].resp_port, socket_timeout=30)
+                   for n in order]
+        got: dict[int, object] = {}
+        threads = []
+        for i, client in enumerate(clients):
+            thread = threading.Thread(
+                target=lambda i=i, c=client: got.__setitem__(i, c.blpop(["fifo"], 0)))
+            thread.start()
+            threads.append(thread)
+            time.sleep(0.3)
+        pusher = redis.Redis(port=cluster.nodes[leader].resp_port, socket_timeout=20)
+        assert pusher.rpush("fifo", *[f"e{i}" for i in range(len(clients))]) == len(clients)
+        for thread in threads:
+            thread.join(20)
+        assert got == {i: (b"fifo", f"e{i}".encode()) for i in range(len(clients))}
+        assert pusher.llen("fifo") == 0
+        for client in [pusher, *clients]:
+            client.close()
+    finally:
+        cluster.stop()
+
+
 def test_stream_reads_block_until_an_entry_comes_as_in_redis(start_server, real_redis):
     node = start_server(resp=True)
     their_port = real_redis.connection_pool.connection_kwargs["port"]

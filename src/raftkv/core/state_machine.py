@@ -189,6 +189,16 @@ class StateMachine:
         """The result of the command applied with ``request_id``, while still tracked."""
         return self._requests.get(request_id)
 
+    def latest_request(self, prefix: bytes) -> tuple[bytes, Result] | None:
+        """The highest tracked request id starting with ``prefix``, with its result (a
+        blocked pop's attempts: ``service/blocking.py``). A scan of the table: for the
+        rare settling after a change of leader, not for a request path."""
+        latest: tuple[bytes, Result] | None = None
+        for request_id, result in self._requests.items():
+            if request_id.startswith(prefix) and (latest is None or request_id > latest[0]):
+                latest = (request_id, result)
+        return latest
+
     # --- snapshots ---------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:

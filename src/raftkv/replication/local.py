@@ -28,6 +28,7 @@ from raftkv.replication.replay import Recovered
 from raftkv.service.ports import (
     AcceptPeer,
     Consistency,
+    LeaderCalls,
     Membership,
     ReplicaStatus,
     SnapshotStats,
@@ -66,6 +67,7 @@ class LocalReplicator:
         self._observe_snapshot = observe_snapshot
         self._closing = False
         self.observers: list[Callable[[Command, Result], None]] = []
+        self._calls: LeaderCalls | None = None
         self.membership: Membership | None = None  # one node: no cluster to change
         self.accept_peer: AcceptPeer | None = None  # and no peers
 
@@ -97,6 +99,15 @@ class LocalReplicator:
 
     def can_propose(self) -> bool:
         return not self._closing and self._writer.failed is None
+
+    def serve_calls(self, calls: LeaderCalls) -> None:
+        self._calls = calls
+
+    def call_leader(self, payload: bytes) -> asyncio.Future[bytes]:
+        """The single node leads: its own ``LeaderCalls`` answers."""
+        if self._calls is None:
+            raise Unavailable("nothing serves calls to the leader yet")
+        return self._calls.serve(payload)
 
     def status(self) -> ReplicaStatus:
         applied = self.state_machine.applied_index

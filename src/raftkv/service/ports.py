@@ -73,6 +73,16 @@ class Replicator(Protocol):
     def can_propose(self) -> bool:
         """True when this node orders writes (the single node, or the Raft leader)."""
 
+    def serve_calls(self, calls: LeaderCalls) -> None:
+        """Who answers ``call_leader`` while this node leads (set once, at start)."""
+
+    def call_leader(self, payload: bytes) -> asyncio.Future[bytes]:
+        """Hand ``payload`` to the leader's ``LeaderCalls.serve`` (this node's own when
+        it leads) and resolve with its answer. Fails with Unavailable when no leader
+        answers - none is known, the link to it dropped, or the leadership moved before
+        it answered: the caller may send it again - and with CommitTimeout when the
+        leader's handler failed."""
+
     @property
     def membership(self) -> Membership | None:
         """The cluster's membership; None on a single node."""
@@ -92,6 +102,18 @@ class Replicator(Protocol):
 
     async def close(self) -> None:
         """After ``run`` ended: stop taking writes, make the log durable, release files."""
+
+
+class LeaderCalls(Protocol):
+    """What the service serves on the leader for other nodes (and for itself): the
+    blocked pops parked there (DATA-MODEL.md section 5)."""
+
+    def serve(self, payload: bytes) -> asyncio.Future[bytes]:
+        """Answer a call; fail with Unavailable to have the caller send it again."""
+
+    def step_down(self) -> None:
+        """This node no longer leads: fail what ``serve`` still works on, with
+        Unavailable, and start nothing more."""
 
 
 # Takes over an upgraded HTTP connection (headers, transport, bytes already read after

@@ -58,8 +58,16 @@ from raftkv.core.typed import BY_NAME as TYPED_BY_NAME
 from raftkv.core.typed import Ctx, attempt
 from raftkv.core.typed.streams import last_ids, stream_unread
 from raftkv.deferred import Deferred, MaybeDeferred, when
-from raftkv.errors import InvalidArgument, MembershipRefused, OutOfMemory, TooLarge, WrongType
-from raftkv.service.blocking import Waiter, Waiters
+from raftkv.errors import (
+    InvalidArgument,
+    MembershipRefused,
+    OutOfMemory,
+    RaftKVError,
+    TooLarge,
+    Unavailable,
+    WrongType,
+)
+from raftkv.service.blocking import BlockCall, Blocked, Waiters, Waiting, new_waiter_id
 from raftkv.service.ports import (
     Consistency,
     ReplicaStatus,
@@ -138,7 +146,9 @@ class KVService:
         self._typed: list[TypedOp] = []  # typed writes of this loop turn (one Txn)
         self._typed_future: asyncio.Future[Result] | None = None
         self.recording: Recording | None = None  # set by a front around a MULTI command
-        self.waiters = Waiters(self.submit, self._kind_at, self.clock.now_ms)  # BLPOP...
+        self.waiters = Waiters(self.submit, self._kind_at, self.clock.now_ms,  # BLPOP...
+                               replicator.can_propose, self._latest_attempt, self._unread)
+        replicator.serve_calls(self.waiters)  # (parked on the leader: blocking.py)
         self.add_observer(self.waiters.observe)
         machine = replicator.state_machine
         self.watches = Watches(lambda: machine.history, lambda: machine.applied_index)
@@ -644,24 +654,22 @@ class KVService:
         return read() if barrier is None else when(barrier, read)
 
     def blocking(self, line: list[bytes], keys: list[bytes], kind: int, timeout_s: float,
-                 group: bytes | None = None, read: bool = False) -> Waiter:
+                 group: bytes | None = None, read: bool = False) -> Waiting:
         """A blocking pop (BLPOP, BLMOVE, BZPOPMIN...) as the plain pop ``line`` over
         ``keys``, which hold ``kind``: served at once when there is something to pop,
-        else parked (``blocking.py``) until it pops or ``timeout_s`` passes (0: never).
-        Its ``future`` resolves with the pop's result, or None at the timeout;
-        ``unblock`` ends it early. (Inside MULTI a front sends the plain pop instead:
-        it does not block there, as in Redis.) For streams: ``read`` (XREAD: the line
-        is read again on this node whenever a key changes, the caller having read it
-        once linearizably) or ``group`` (XREADGROUP >: proposed when a stream has
-        entries that group has not read)."""
+        else parked on the leader (``blocking.py``) until it pops or ``timeout_s``
+        passes (0: never). Its ``future`` resolves with the pop's result, or None at
+        the timeout; ``unblock`` ends it early. (Inside MULTI a front sends the plain
+        pop instead: it does not block there, as in Redis.) For streams: ``read``
+        (XREAD: the line is read again on this node whenever a key changes, the caller
+        having read it once linearizably) or ``group`` (XREADGROUP >: proposed when a
+        stream has entries that group has not read)."""
         for key in keys:
             validate_key(key)
         if read:
             return self.waiters.wait(line, keys, kind, timeout_s, read=self._read_here)
-        if group is not None:
-            return self.waiters.wait(line, keys, kind, timeout_s,
-                                     ready=lambda key: self._unread(key, group))
-        return self.waiters.wait(line, keys, kind, timeout_s)
+        return Blocked(self.replicator.call_leader,
+                       BlockCall(new_waiter_id(), line, keys, kind, timeout_s, group))
 
     def _read_here(self, line: list[bytes]) -> Result:
         """A typed read of this node's state as it is (no barrier)."""
@@ -681,9 +689,36 @@ class KVService:
         sm = self.replicator.state_machine
         return last_ids(Ctx(sm.keyspace, self.clock.now_ms(), machine=sm), keys)
 
-    def unblock(self, waiter: Waiter, error: BaseException | None = None) -> bool:
+    def unblock(self, blocked: Waiting, error: BaseException | None = None) -> bool:
         """End a blocked command now: with a nil (``error`` None) or ``error``."""
-        return self.waiters.stop(waiter, error)
+        if isinstance(blocked, Blocked):
+            return blocked.stop(error)
+        return self.waiters.stop(blocked, error)
+
+    def _latest_attempt(self, waiter_id: bytes) -> asyncio.Future[tuple[int, Result] | None]:
+        """A waiter's latest attempt in the request table, once every entry the log
+        holds is applied (a read barrier): what it did is final then."""
+        future: asyncio.Future[tuple[int, Result] | None] = \
+            asyncio.get_running_loop().create_future()
+
+        def look(barrier: asyncio.Future[None] | None = None) -> None:
+            if barrier is not None and (barrier.cancelled() or barrier.exception()):
+                future.set_exception(Unavailable("the read barrier failed; try again"))
+                return
+            latest = self.replicator.state_machine.latest_request(waiter_id)
+            future.set_result(None if latest is None else (
+                int.from_bytes(latest[0][len(waiter_id):], "big"), latest[1]))
+
+        try:
+            barrier = self.replicator.read_barrier(Consistency.LINEARIZABLE)
+        except RaftKVError as exc:
+            future.set_exception(exc)
+            return future
+        if barrier is None:
+            look()
+        else:
+            barrier.add_done_callback(look)
+        return future
 
     def _kind_at(self, key: bytes) -> int | None:
         """The Kind this node's state holds at ``key``, None when absent or expired."""

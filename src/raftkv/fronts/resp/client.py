@@ -17,7 +17,7 @@ from raftkv.config import Config
 from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.pubsub import KeyspaceEvents, PubSub
 from raftkv.service.auth import OPEN, Authenticator, Principal
-from raftkv.service.blocking import Waiter
+from raftkv.service.blocking import Waiting
 from raftkv.service.ports import Consistency
 from raftkv.service.service import KVService
 from raftkv.service.transaction import Recording
@@ -120,7 +120,7 @@ class Client:
         self.writing = False  # whether the last command run was a write (pipelining)
         self.transaction: Queued | None = None  # between MULTI and EXEC / DISCARD
         self.watched: dict[bytes, tuple[bytes, int, int]] = {}  # WATCH: key -> what it saw
-        self.blocked: Waiter | None = None  # a BLPOP... waiting for something to pop
+        self.blocked: Waiting | None = None  # a BLPOP... waiting for something to pop
         self._write = write
         self._close = close
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from raftkv.core.commands import Command, Result
 from raftkv.errors import InvalidArgument, NotLeader, Unavailable
+from raftkv.replication.raft.calls import Calls
 from raftkv.replication.raft.core import Role
 from raftkv.replication.raft.forward import Forwarding
 from raftkv.replication.raft.messages import Message
@@ -25,6 +26,7 @@ from raftkv.replication.raft.transport import PeerLink, PeerNetwork
 from raftkv.service.ports import (
     AcceptPeer,
     Consistency,
+    LeaderCalls,
     Membership,
     ReplicaStatus,
     SnapshotStats,
@@ -48,8 +50,10 @@ class RaftReplicator:
         self.accept_peer: AcceptPeer | None = network.accept if network is not None else None
         self._on_start = on_start  # run once beside the loops (founding or joining)
         self._forwarding = Forwarding(node, network) if network is not None else None
+        self._calls = Calls(node, network) if network is not None else None
         if self._forwarding is not None:
-            node.on_leadership = self._forwarding.follow_leadership
+            node.on_leadership = self._follow_leadership
+        self._serving: LeaderCalls | None = None  # (a cluster of one answers here)
 
     async def run(self) -> None:
         """The node's Ready loop and ticker, the peer links, learner promotion and
@@ -69,6 +73,8 @@ class RaftReplicator:
 
     def on_peer_unreachable(self, node_id: str) -> None:
         self.node.peer_unreachable(node_id)
+        if self._calls is not None:
+            self._calls.peer_unreachable(node_id)
 
     def on_forward(self, link: PeerLink, call: int, payload: bytes) -> None:
         if self._forwarding is not None:
@@ -78,7 +84,32 @@ class RaftReplicator:
         if self._forwarding is not None:
             self._forwarding.on_reply(call, payload)
 
+    def on_call(self, link: PeerLink, call: int, payload: bytes) -> None:
+        if self._calls is not None:
+            self._calls.serve(link, call, payload)
+
+    def on_call_reply(self, call: int, payload: bytes) -> None:
+        if self._calls is not None:
+            self._calls.on_reply(call, payload)
+
+    def _follow_leadership(self) -> None:
+        assert self._forwarding is not None and self._calls is not None
+        self._forwarding.follow_leadership()
+        self._calls.follow_leadership()
+
     # --- the Replicator port ----------------------------------------------------------
+
+    def serve_calls(self, calls: LeaderCalls) -> None:
+        self._serving = calls
+        if self._calls is not None:
+            self._calls.service = calls
+
+    def call_leader(self, payload: bytes) -> asyncio.Future[bytes]:
+        if self._calls is not None:
+            return self._calls.call(payload)
+        if self._serving is None or self.node.core.role != Role.LEADER:
+            raise Unavailable("this node does not lead")
+        return self._serving.serve(payload)
 
     def submit_nowait(self, command: Command, future: asyncio.Future[Result] | None = None
                       ) -> asyncio.Future[Result]:
@@ -123,6 +154,8 @@ class RaftReplicator:
         await self.node.close()
         if self._forwarding is not None:
             self._forwarding.close()
+        if self._calls is not None:
+            self._calls.close()
 
     async def hand_over(self, wait_s: float = 2.0) -> None:
         """A leader that stops on purpose (SIGTERM) hands over to its most caught-up

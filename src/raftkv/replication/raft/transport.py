@@ -71,7 +71,7 @@ MAC_BYTES: Final = 16
 HANDSHAKE_TIMEOUT_S: Final = 2.0
 BACKOFF_S: Final = (0.05, 1.0)  # first and largest pause between dial attempts
 
-RAFT, FORWARD, FORWARD_REPLY = 1, 2, 3
+RAFT, FORWARD, FORWARD_REPLY, CALL, CALL_REPLY = 1, 2, 3, 4, 5
 _LEN: Final = struct.Struct("<I")
 _SEQ: Final = struct.Struct("<Q")
 
@@ -101,6 +101,11 @@ class PeerHandler(Protocol):
         """A follower forwarded a write (``payload``: an encoded command)."""
 
     def on_forward_reply(self, call: int, payload: bytes) -> None: ...
+
+    def on_call(self, link: PeerLink, call: int, payload: bytes) -> None:
+        """A node called the leader's service (``calls.py``)."""
+
+    def on_call_reply(self, call: int, payload: bytes) -> None: ...
 
 
 _UNREACHABLE: Final = 0  # an inbox event kind beside the frame kinds
@@ -355,6 +360,10 @@ class PeerNetwork:
                         handler.on_forward(a, b, c)  # type: ignore[arg-type]
                     elif kind == FORWARD_REPLY:
                         handler.on_forward_reply(a, b)  # type: ignore[arg-type]
+                    elif kind == CALL:
+                        handler.on_call(a, b, c)  # type: ignore[arg-type]
+                    elif kind == CALL_REPLY:
+                        handler.on_call_reply(a, b)  # type: ignore[arg-type]
                     else:
                         handler.on_peer_unreachable(a)  # type: ignore[arg-type]
 
@@ -461,12 +470,12 @@ class PeerNetwork:
             if message.frm != link.peer.node_id:
                 raise ValueError(f"{link.peer.node_id} sent a message as {message.frm}")
             self._arrive(RAFT, message)
-        elif kind == FORWARD:
+        elif kind in (FORWARD, CALL):
             (call,) = _SEQ.unpack_from(payload)
-            self._arrive(FORWARD, link, call, payload[_SEQ.size:])
-        elif kind == FORWARD_REPLY:
+            self._arrive(kind, link, call, payload[_SEQ.size:])
+        elif kind in (FORWARD_REPLY, CALL_REPLY):
             (call,) = _SEQ.unpack_from(payload)
-            self._arrive(FORWARD_REPLY, call, payload[_SEQ.size:])
+            self._arrive(kind, call, payload[_SEQ.size:])
         else:
             raise ValueError(f"unknown frame kind {kind}")
 

@@ -34,7 +34,7 @@ from raftkv.fronts.resp import protocol as p
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.commands.typed import encode, reply_of
 from raftkv.fronts.resp.spec import SYNTAX, CommandError, Reply, later, spec
-from raftkv.service.blocking import Waiter, popped
+from raftkv.service.blocking import Waiting, popped
 
 _LLONG: Final = Decimal(2**63)
 
@@ -65,7 +65,7 @@ def _block(client: Client, line: list[bytes], keys: list[bytes], kind: Kind, tim
     return later(waiter.future, render)  # (CLIENT UNBLOCK ... ERROR: its error reply)
 
 
-def _hold(client: Client, waiter: Waiter) -> None:
+def _hold(client: Client, waiter: Waiting) -> None:
     """The client is blocked on ``waiter`` until it ends (CLIENT UNBLOCK and a hang-up
     find it there)."""
     client.blocked = waiter
