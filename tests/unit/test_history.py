@@ -71,13 +71,25 @@ def test_the_history_is_bounded_and_says_where_it_was_compacted():
     for i in range(1, 11):
         by_bytes.record(i, b"key", EventKind.PUT, b"x" * 300)
     assert len(by_bytes) == 2 and by_bytes.compacted == 8
+    # an entry's plain puts are held together and count one event each
+    batches = StateMachine(history_events=5)
+    batches.apply(1, MultiPut(((b"x1", b"1"), (b"y", b"2"), (b"x2", b"3"))))
+    batches.apply(2, MultiPut(((b"x3", b"4"), (b"x1", b"5"))))
+    assert len(batches.history) == 5 and batches.history.compacted == 0
+    assert batches.history.after(0, 2, prefix=b"x") == [
+        (1, b"x1", EventKind.PUT, b"1", 1, 1), (1, b"x2", EventKind.PUT, b"3", 1, 1),
+        (2, b"x3", EventKind.PUT, b"4", 2, 1), (2, b"x1", EventKind.PUT, b"5", 1, 2)]
+    batches.apply(3, Put(b"x5", b"6"))  # a sixth event: the oldest entry's go together
+    assert len(batches.history) == 3 and batches.history.compacted == 1
 
 
 def test_an_undone_atomic_transaction_leaves_no_event():
     sm = StateMachine()
     sm.apply(1, Put(b"n", b"word"))
-    failed = sm.apply(2, Txn((Put(b"a", b"1"), IncrBy(b"n", 1)), atomic=True))
-    assert failed.failed_at == 1 and sm.keyspace.get(b"a", 0) is None
+    failed = sm.apply(2, Txn((Put(b"a", b"1"), MultiPut(((b"b", b"2"),)), IncrBy(b"n", 1)),
+                             atomic=True))
+    assert failed.failed_at == 2 and sm.keyspace.get(b"a", 0) is None
+    assert len(sm.history) == 1
     assert [e[0] for e in sm.history.after(0, 2)] == [1]
     not_taken = sm.apply(3, Txn((Put(b"a", b"1"),), compares=(
         Compare(b"n", Target.VALUE, Relation.EQUAL, value=b"other"),), atomic=True))

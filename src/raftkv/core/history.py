@@ -10,6 +10,10 @@ derived from the log: a replica replaying the log rebuilds it, and a snapshot do
 carry it - a state machine restored from one starts with an empty history compacted
 at the snapshot's index.
 
+The plain puts of one entry (a MultiPut: MSET, a pipeline's SETs) are held together,
+as the command's own items with each key's create revision and version
+(``PutBatch``): one slot for the lot, expanded into events only when they are read.
+
 It is bounded by events and by bytes (keys and values); the oldest go first. The
 **compaction revision** says how far back it is complete: every change after it is
 here. Asking for changes after an older revision is answered with ``Compacted``,
@@ -63,6 +67,27 @@ class Compacted(Exception):
         self.current = current
 
 
+class PutBatch:
+    """The plain puts one entry applied, at one revision: the command's ``items`` and,
+    per item, the key's create revision and version after it (``metas``: the two of
+    each item, in turn)."""
+
+    __slots__ = ("items", "metas", "nbytes", "revision")
+
+    def __init__(self, revision: int, items: tuple[tuple[bytes, bytes], ...],
+                 metas: list[int], nbytes: int) -> None:
+        self.revision = revision
+        self.items = items
+        self.metas = metas
+        self.nbytes = nbytes  # what it counts against max_bytes
+
+    def events(self, prefix: bytes | None) -> list[Event]:
+        revision, metas = self.revision, self.metas
+        return [(revision, key, PUT, value, metas[2 * i], metas[2 * i + 1])
+                for i, (key, value) in enumerate(self.items)
+                if prefix is None or key.startswith(prefix)]
+
+
 class History:
     """Not thread-safe: the state machine's loop owns it.
 
@@ -71,77 +96,96 @@ class History:
     one slice, down to ``TRIM_SHARE`` below the bound, so a full history pays for a
     trim once per many events rather than per event."""
 
-    __slots__ = ("_bytes", "_events", "_flushed", "_recorded", "_removed", "compacted",
-                 "max_bytes", "max_events")
+    __slots__ = ("_bytes", "_count", "_events", "_flushed", "_recorded", "_removed",
+                 "compacted", "max_bytes", "max_events")
 
     def __init__(self, max_events: int = DEFAULT_MAX_EVENTS,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self._events: list[Event] = []
+        self._events: list[Event | PutBatch] = []
+        self._count = 0  # events held (a batch counts its items)
         self._bytes = 0
-        self._recorded = 0  # events ever recorded (``mark`` and ``undo`` count in it)
+        self._recorded = 0  # slots ever filled (``mark`` and ``undo`` count in it)
         self._removed: dict[bytes, int] = {}  # key -> its last removal still held
         self._flushed = 0  # revision of the last flush
         self.compacted = 0  # the history holds every change after this revision
 
     def __len__(self) -> int:
-        return len(self._events)
+        return self._count
 
     def record(self, revision: int, key: bytes, kind: int, value: bytes | None = None,
                create_revision: int = 0, version: int = 0) -> None:
-        """Add an event (``kind``: one of the ints above). Runs for every write."""
-        events = self._events
-        events.append((revision, key, kind, value, create_revision, version))
+        """Add an event (``kind``: one of the ints above)."""
+        self._events.append((revision, key, kind, value, create_revision, version))
         self._recorded += 1
-        self._bytes += len(key) + (len(value) if value is not None else 0) + \
-            EVENT_OVERHEAD_BYTES
+        self._count += 1
+        self._bytes += _size(key, value)
         if kind >= DELETE:
             if kind == FLUSH:
                 self._flushed = revision
                 self._removed.clear()
             else:
                 self._removed[key] = revision
-        if len(events) > self.max_events or self._bytes > self.max_bytes:
+        if self._count > self.max_events or self._bytes > self.max_bytes:
+            self._trim()
+
+    def record_puts(self, batch: PutBatch) -> None:
+        """Add the plain puts of one entry (the write path of pipelined SETs)."""
+        self._events.append(batch)
+        self._recorded += 1
+        self._count += len(batch.items)
+        self._bytes += batch.nbytes
+        if self._count > self.max_events or self._bytes > self.max_bytes:
             self._trim()
 
     def _trim(self) -> None:
-        """Drop the oldest events until both bounds hold with a margin of
-        1/TRIM_SHARE of each (at least one event)."""
-        events = self._events
+        """Drop the oldest slots until both bounds hold with a margin of
+        1/TRIM_SHARE of each (at least one slot)."""
+        events, removed = self._events, self._removed
         keep_events = self.max_events - self.max_events // TRIM_SHARE
         keep_bytes = self.max_bytes - self.max_bytes // TRIM_SHARE
-        size = self._bytes
-        removed = self._removed
-        dropped = 0
-        while dropped < len(events) and (len(events) - dropped > keep_events
-                                         or size > keep_bytes):
-            revision, key, kind, value, _, _ = events[dropped]
+        count, size, dropped = self._count, self._bytes, 0
+        while dropped < len(events) and (count > keep_events or size > keep_bytes):
+            slot = events[dropped]
+            dropped += 1
+            if isinstance(slot, PutBatch):
+                count -= len(slot.items)
+                size -= slot.nbytes
+                self.compacted = slot.revision
+                continue
+            revision, key, kind, value, _, _ = slot
+            count -= 1
             size -= _size(key, value)
             self.compacted = revision
             if DELETE <= kind <= EVICT and removed.get(key) == revision:
                 del removed[key]
-            dropped += 1
         del events[:dropped]
-        self._bytes = size
+        self._count, self._bytes = count, size
 
     def mark(self) -> int:
         """Where the history ends now (to ``undo`` back to)."""
         return self._recorded
 
     def undo(self, mark: int) -> None:
-        """Forget the events recorded since ``mark`` (an atomic transaction undone;
-        those a trim already dropped are gone anyway). Removals forgotten this way may
-        leave ``removed_after`` saying "changed": the safe side."""
+        """Forget what was recorded since ``mark`` (an atomic transaction undone; what
+        a trim already dropped is gone anyway). Removals forgotten this way may leave
+        ``removed_after`` saying "changed": the safe side."""
         events = self._events
         for _ in range(min(self._recorded - mark, len(events))):
-            _, key, _, value, _, _ = events.pop()
-            self._bytes -= _size(key, value)
+            slot = events.pop()
+            if isinstance(slot, PutBatch):
+                self._count -= len(slot.items)
+                self._bytes -= slot.nbytes
+            else:
+                self._count -= 1
+                self._bytes -= _size(slot[1], slot[3])
         self._recorded = mark
 
     def reset(self, revision: int) -> None:
         """Empty, complete only after ``revision`` (a snapshot was restored there)."""
         self._events.clear()
+        self._count = 0
         self._bytes = 0
         self._removed.clear()
         self._flushed = 0
@@ -162,11 +206,16 @@ class History:
         if revision < self.compacted:
             raise Compacted(self.compacted, current)
         out: list[Event] = []
-        for event in reversed(self._events):  # (the recent end is what watchers ask for)
-            if event[0] <= revision:
+        for slot in reversed(self._events):  # (the recent end is what watchers ask for)
+            if isinstance(slot, PutBatch):
+                if slot.revision <= revision:
+                    break
+                out.extend(reversed(slot.events(prefix)))
+                continue
+            if slot[0] <= revision:
                 break
-            if prefix is None or event[1].startswith(prefix) or event[2] == FLUSH:
-                out.append(event)
+            if prefix is None or slot[1].startswith(prefix) or slot[2] == FLUSH:
+                out.append(slot)
         out.reverse()
         return out if limit is None else out[:limit]
 

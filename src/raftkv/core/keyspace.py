@@ -33,7 +33,7 @@ from sortedcontainers import SortedList
 
 from raftkv.core.commands import Entry
 from raftkv.core.containers import Container
-from raftkv.core.history import PUT, History
+from raftkv.core.history import EVENT_OVERHEAD_BYTES, History, PutBatch
 from raftkv.core.table import DEADLINE_AT, TYPED, Table
 
 # Two layouts of the header, told apart by the first byte. Most keys have no TTL,
@@ -253,15 +253,18 @@ class Keyspace:
             if new_deadline:
                 self._deadlines.add((new_deadline, key))
 
-    def store_plain(self, items: Iterable[tuple[bytes, bytes]], revision: int,
+    def store_plain(self, items: tuple[tuple[bytes, bytes], ...], revision: int,
                     now_ms: int, history: History) -> None:
         """Store each value without a TTL at ``revision``, in order: a live key keeps its
         create revision and gains a version, an absent or expired one starts over (a
-        batch of Redis ``SET key value``); each is a put event in ``history``. ``store``
-        and ``pack`` inlined: this is the write path of pipelined SETs."""
+        batch of Redis ``SET key value``); they are put events in ``history``, as one
+        batch. ``store`` and ``pack`` inlined: this is the write path of pipelined
+        SETs."""
         entries, pending, deadlines = self._entries, self._pending, self._deadlines
         get, put, compact, full = entries.get, entries.put, COMPACT.pack, FULL.pack
         grown = 0
+        metas: list[int] = []  # each key's create revision and version, for the history
+        held = len(items) * EVENT_OVERHEAD_BYTES  # what the history counts for them
         for key, value in items:
             old = get(key)
             if old is None:
@@ -289,8 +292,11 @@ class Keyspace:
             else:
                 put(key, full(1, revision, create, NO_DEADLINE, version) + value)
             grown += len(value)
-            history.record(revision, key, PUT, value, create, version)
+            held += len(key) + len(value)
+            metas.append(create)
+            metas.append(version)
         self._data_bytes += grown
+        history.record_puts(PutBatch(revision, items, metas, held))
 
     def writable(self, key: bytes) -> Container:
         """The container of ``key``, to change: copied first if a snapshot (or an
