@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from raftkv.clock import ManualClock
-from raftkv.core.commands import TypedOp, TypedResult
+from raftkv.core.commands import Result, TypedOp, TypedResult
 from raftkv.core.containers import Kind
 from raftkv.errors import Unavailable, Unblocked
 from raftkv.replication.local import LocalReplicator
@@ -31,7 +31,7 @@ async def _leader() -> tuple[KVService, LocalReplicator]:
 
 def _call(waiter_id: bytes, resumed: bool = False, stop: bool = False) -> bytes:
     call = BlockCall(waiter_id, POP, [b"q"], Kind.LIST, 0.0)
-    return (call.stopping() if stop else call).encode(0.0, resumed)
+    return (call.stopping() if stop else call).sent(0.0, resumed).encode()
 
 
 async def _list(service: KVService) -> object:
@@ -99,14 +99,14 @@ def test_a_call_sent_again_finds_its_waiter_and_a_stop_settles_it():
 def test_a_leader_that_steps_down_drops_its_waiters_and_blocked_follows_to_the_next():
     async def go():
         service, replicator = await _leader()
-        sent: list[bytes] = []
+        sent: list[BlockCall] = []
         leading = [False]
 
-        def call_leader(payload: bytes) -> asyncio.Future[bytes]:
-            sent.append(payload)
+        def call_leader(call: BlockCall) -> asyncio.Future[Result | None]:
+            sent.append(call)
             if not leading[0]:
                 raise Unavailable("no leader yet")
-            return service.waiters.serve(payload)
+            return service.waiters.take(call)
 
         blocked = Blocked(call_leader, BlockCall(new_waiter_id(), POP, [b"q"], Kind.LIST, 0))
         await asyncio.sleep(0.12)
@@ -118,7 +118,7 @@ def test_a_leader_that_steps_down_drops_its_waiters_and_blocked_follows_to_the_n
         assert len(service.waiters) == 0
         await asyncio.sleep(0.12)
         assert len(service.waiters) == 1  # ...and the Blocked sent it again
-        assert BlockCall.decode(sent[-1]).resumed and not BlockCall.decode(sent[0]).resumed
+        assert sent[-1].resumed and not sent[0].resumed
         await service.typed([b"rpush", b"q", b"x"])
         assert (await asyncio.wait_for(blocked.future, 1)).reply == [b"q", [b"x"]]
         # CLIENT UNBLOCK ... ERROR: the leader answers a nil, the client gets the error

@@ -160,20 +160,24 @@ class Waiters:
     # --- as the leader (the service port's LeaderCalls) ----------------------------
 
     def serve(self, payload: bytes) -> asyncio.Future[bytes]:
-        """A ``Blocked``'s call (``BlockCall``): park its pop, or - sent again -
-        find the waiter it already has here, or settle what its earlier attempts did
-        on another leader before parking it again. Answers ``encode_answer``."""
-        call = BlockCall.decode(payload)
+        """Another node's ``Blocked`` calls (``take``, over the wire): answers
+        ``encode_answer``."""
+        return _answer_of(self.take(BlockCall.decode(payload)))
+
+    def take(self, call: BlockCall) -> asyncio.Future[Result | None]:
+        """A ``Blocked``'s call: park its pop, or - sent again - find the waiter it
+        already has here, or settle what its earlier attempts did on another leader
+        before parking it again. Resolves with the pop's result, or None."""
         if not self._leads():
             raise Unavailable("this node does not lead")
         waiter = self._parked.get(call.base_id)
         if waiter is not None:  # its answer was lost on the way, or the client stops
             if call.stop:
                 self.stop(waiter)
-            return _answer_of(waiter.future)
+            return waiter.future
         if not call.resumed or self._latest is None:
-            return _answer_of(self._park(call, 0).future)
-        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            return self._park(call, 0).future
+        answer: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
 
         def settled(done: asyncio.Future[tuple[int, Result] | None]) -> None:
             error = done.exception() if not done.cancelled() else Unavailable("cancelled")
@@ -184,14 +188,14 @@ class Waiters:
             if latest is not None:
                 attempt, result = latest
                 if popped(result) or (attempt == 0 and not result.ok):
-                    answer.set_result(encode_answer(result))
+                    answer.set_result(result)
                     return
                 attempt += 1
             if call.stop:
-                answer.set_result(encode_answer(None))
+                answer.set_result(None)
                 return
             waiter = self._parked.get(call.base_id) or self._park(call, attempt)
-            _chain(_answer_of(waiter.future), answer)
+            _chain(waiter.future, answer)
 
         self._latest(call.base_id).add_done_callback(settled)
         return answer
@@ -333,14 +337,14 @@ class Blocked:
     leader (the module's docstring). ``future`` resolves with the pop's result, or
     None at the timeout."""
 
-    __slots__ = ("_call", "_call_leader", "_deadline", "_error", "_sends", "_stopped_at",
+    __slots__ = ("_call", "_deadline", "_error", "_send_to_leader", "_sends", "_stopped_at",
                  "future")
 
-    def __init__(self, call_leader: Callable[[bytes], asyncio.Future[bytes]],
+    def __init__(self, send: Callable[[BlockCall], asyncio.Future[Result | None]],
                  call: BlockCall) -> None:
         loop = asyncio.get_running_loop()
         self.future: asyncio.Future[Result | None] = loop.create_future()
-        self._call_leader = call_leader
+        self._send_to_leader = send  # the leader's ``Waiters.take``, here or over the wire
         self._call = call
         self._deadline = loop.time() + call.timeout_s if call.timeout_s > 0 else None
         self._error: BaseException | None = None  # CLIENT UNBLOCK ... ERROR's
@@ -371,13 +375,13 @@ class Blocked:
         self._sends += 1
         sent = self._sends
         try:
-            answer = self._call_leader(self._call.encode(timeout_s, resumed=sent > 1))
+            answer = self._send_to_leader(self._call.sent(timeout_s, resumed=sent > 1))
         except RaftKVError:
             self._again()
             return
         answer.add_done_callback(lambda done: self._answered(done, sent))
 
-    def _answered(self, done: asyncio.Future[bytes], sent: int) -> None:
+    def _answered(self, done: asyncio.Future[Result | None], sent: int) -> None:
         if self.future.done():
             return
         error = done.exception() if not done.cancelled() else Unavailable("cancelled")
@@ -388,7 +392,7 @@ class Blocked:
         if error is not None:
             self.future.set_exception(error)
             return
-        result = decode_answer(done.result())
+        result = done.result()
         if result is None and self._error is not None:
             self.future.set_exception(self._error)
         else:
@@ -427,10 +431,15 @@ class BlockCall:
         return BlockCall(self.base_id, self.line, self.keys, self.kind, self.timeout_s,
                          self.group, self.resumed, True)
 
-    def encode(self, timeout_s: float, resumed: bool) -> bytes:
+    def sent(self, timeout_s: float, resumed: bool) -> BlockCall:
+        """This call as sent now: with the time left, and whether it was sent before."""
+        return BlockCall(self.base_id, self.line, self.keys, self.kind, timeout_s,
+                         self.group, resumed, self.stop)
+
+    def encode(self) -> bytes:
         """``flags u8 | kind u8 | timeout f64 | base id | [group] | keys | line``."""
-        flags = resumed | self.stop << 1 | (self.group is not None) << 2
-        out = bytearray(_HEAD.pack(flags, self.kind, timeout_s))
+        flags = self.resumed | self.stop << 1 | (self.group is not None) << 2
+        out = bytearray(_HEAD.pack(flags, self.kind, self.timeout_s))
         for part in (self.base_id, *(() if self.group is None else (self.group,))):
             out += U32.pack(len(part)) + part
         for parts in (self.keys, self.line):
@@ -467,6 +476,23 @@ def decode_answer(answer: bytes) -> Result | None:
     return None if answer[:1] == b"\x00" else decode_result(answer[1:])
 
 
+def decoded(answer: asyncio.Future[bytes]) -> asyncio.Future[Result | None]:
+    """The result in a leader's answer (``encode_answer``), when it comes."""
+    result: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
+
+    def done(f: asyncio.Future[bytes]) -> None:
+        if result.done():
+            return
+        error = f.exception() if not f.cancelled() else Unavailable("cancelled")
+        if error is not None:
+            result.set_exception(error)
+        else:
+            result.set_result(decode_answer(f.result()))
+
+    answer.add_done_callback(done)
+    return result
+
+
 def _answer_of(future: asyncio.Future[Result | None]) -> asyncio.Future[bytes]:
     answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
@@ -483,8 +509,9 @@ def _answer_of(future: asyncio.Future[Result | None]) -> asyncio.Future[bytes]:
     return answer
 
 
-def _chain(source: asyncio.Future[bytes], target: asyncio.Future[bytes]) -> None:
-    def done(f: asyncio.Future[bytes]) -> None:
+def _chain(source: asyncio.Future[Result | None],
+           target: asyncio.Future[Result | None]) -> None:
+    def done(f: asyncio.Future[Result | None]) -> None:
         if target.done():
             return
         error = f.exception() if not f.cancelled() else Unavailable("cancelled")

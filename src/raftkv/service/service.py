@@ -67,7 +67,7 @@ from raftkv.errors import (
     Unavailable,
     WrongType,
 )
-from raftkv.service.blocking import BlockCall, Blocked, Waiters, Waiting, new_waiter_id
+from raftkv.service.blocking import BlockCall, Blocked, Waiters, Waiting, decoded, new_waiter_id
 from raftkv.service.ports import (
     Consistency,
     ReplicaStatus,
@@ -668,8 +668,15 @@ class KVService:
             validate_key(key)
         if read:
             return self.waiters.wait(line, keys, kind, timeout_s, read=self._read_here)
-        return Blocked(self.replicator.call_leader,
+        return Blocked(self._block_at_leader,
                        BlockCall(new_waiter_id(), line, keys, kind, timeout_s, group))
+
+    def _block_at_leader(self, call: BlockCall) -> asyncio.Future[Result | None]:
+        """Where a Blocked's call goes: this node's waiters while it leads, else the
+        leader's, over the wire."""
+        if self.replicator.can_propose():
+            return self.waiters.take(call)
+        return decoded(self.replicator.call_leader(call.encode()))
 
     def _read_here(self, line: list[bytes]) -> Result:
         """A typed read of this node's state as it is (no barrier)."""
