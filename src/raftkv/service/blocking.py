@@ -37,7 +37,7 @@ import os
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, TypeVar
 
 from raftkv.core.binary import U32, BinaryReader
 from raftkv.core.commands import Command, Result, Txn, TxnResult, TypedOp, TypedResult
@@ -46,6 +46,9 @@ from raftkv.core.typed.replies import NilArray
 from raftkv.errors import CommitTimeout, NotLeader, RaftKVError, Unavailable
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+T = TypeVar("T")
 
 RETRY_S: Final = 0.05  # between attempts whose outcome is unknown or not applied
 RECHECK_S: Final = 1.0
@@ -162,7 +165,7 @@ class Waiters:
     def serve(self, payload: bytes) -> asyncio.Future[bytes]:
         """Another node's ``Blocked`` calls (``take``, over the wire): answers
         ``encode_answer``."""
-        return _answer_of(self.take(BlockCall.decode(payload)))
+        return _relay(self.take(BlockCall.decode(payload)), encode_answer)
 
     def take(self, call: BlockCall) -> asyncio.Future[Result | None]:
         """A ``Blocked``'s call: park its pop, or - sent again - find the waiter it
@@ -195,7 +198,7 @@ class Waiters:
                 answer.set_result(None)
                 return
             waiter = self._parked.get(call.base_id) or self._park(call, attempt)
-            _chain(waiter.future, answer)
+            _relay(waiter.future, _same, answer)
 
         self._latest(call.base_id).add_done_callback(settled)
         return answer
@@ -478,48 +481,31 @@ def decode_answer(answer: bytes) -> Result | None:
 
 def decoded(answer: asyncio.Future[bytes]) -> asyncio.Future[Result | None]:
     """The result in a leader's answer (``encode_answer``), when it comes."""
-    result: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
+    return _relay(answer, decode_answer)
 
-    def done(f: asyncio.Future[bytes]) -> None:
-        if result.done():
+
+def _relay(source: asyncio.Future[S], transform: Callable[[S], T],
+           target: asyncio.Future[T] | None = None) -> asyncio.Future[T]:
+    """``target`` (by default a new future) resolved with ``transform`` of what
+    ``source`` resolves with, or failed with its error (Unavailable if cancelled)."""
+    out: asyncio.Future[T] = target if target is not None else \
+        asyncio.get_running_loop().create_future()
+
+    def done(f: asyncio.Future[S]) -> None:
+        if out.done():
             return
         error = f.exception() if not f.cancelled() else Unavailable("cancelled")
         if error is not None:
-            result.set_exception(error)
+            out.set_exception(error)
         else:
-            result.set_result(decode_answer(f.result()))
+            out.set_result(transform(f.result()))
 
-    answer.add_done_callback(done)
-    return result
-
-
-def _answer_of(future: asyncio.Future[Result | None]) -> asyncio.Future[bytes]:
-    answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    def done(f: asyncio.Future[Result | None]) -> None:
-        if answer.done():
-            return
-        error = f.exception() if not f.cancelled() else Unavailable("cancelled")
-        if error is not None:
-            answer.set_exception(error)
-        else:
-            answer.set_result(encode_answer(f.result()))
-
-    future.add_done_callback(done)
-    return answer
-
-
-def _chain(source: asyncio.Future[Result | None],
-           target: asyncio.Future[Result | None]) -> None:
-    def done(f: asyncio.Future[Result | None]) -> None:
-        if target.done():
-            return
-        error = f.exception() if not f.cancelled() else Unavailable("cancelled")
-        if error is not None:
-            target.set_exception(error)
-        else:
-            target.set_result(f.result())
     source.add_done_callback(done)
+    return out
+
+
+def _same(result: Result | None) -> Result | None:
+    return result
 
 
 # What a front holds while its client is blocked: a pop (Blocked) or an XREAD (Waiter).
