@@ -67,7 +67,6 @@ class LocalReplicator:
         self._observe_snapshot = observe_snapshot
         self._closing = False
         self.observers: list[Callable[[Command, Result], None]] = []
-        self._calls: LeaderCalls | None = None
         self.membership: Membership | None = None  # one node: no cluster to change
         self.accept_peer: AcceptPeer | None = None  # and no peers
 
@@ -101,13 +100,11 @@ class LocalReplicator:
         return not self._closing and self._writer.failed is None
 
     def serve_calls(self, calls: LeaderCalls) -> None:
-        self._calls = calls
+        """One node: no other node calls it."""
 
     def call_leader(self, payload: bytes) -> asyncio.Future[bytes]:
-        """The single node leads: its own ``LeaderCalls`` answers."""
-        if self._calls is None:
-            raise Unavailable("nothing serves calls to the leader yet")
-        return self._calls.serve(payload)
+        """One node: it leads, so there is no other to call."""
+        raise Unavailable("this node leads: its service serves the call itself")
 
     def status(self) -> ReplicaStatus:
         applied = self.state_machine.applied_index

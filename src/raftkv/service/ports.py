@@ -74,14 +74,15 @@ class Replicator(Protocol):
         """True when this node orders writes (the single node, or the Raft leader)."""
 
     def serve_calls(self, calls: LeaderCalls) -> None:
-        """Who answers ``call_leader`` while this node leads (set once, at start)."""
+        """Who answers other nodes' ``call_leader`` while this node leads (set once,
+        at start)."""
 
     def call_leader(self, payload: bytes) -> asyncio.Future[bytes]:
-        """Hand ``payload`` to the leader's ``LeaderCalls.serve`` (this node's own when
-        it leads) and resolve with its answer. Fails with Unavailable when no leader
-        answers - none is known, the link to it dropped, or the leadership moved before
-        it answered: the caller may send it again - and with CommitTimeout when the
-        leader's handler failed."""
+        """Send ``payload`` to the leader's ``LeaderCalls.serve`` on another node and
+        resolve with its answer. Raises, or fails with, Unavailable when no other node
+        answers - this node leads (its caller serves itself), none is known, the link
+        to it dropped, or the leadership moved before it answered: the caller may send
+        it again - and CommitTimeout when the leader's handler failed."""
 
     @property
     def membership(self) -> Membership | None:
@@ -105,8 +106,8 @@ class Replicator(Protocol):
 
 
 class LeaderCalls(Protocol):
-    """What the service serves on the leader for other nodes (and for itself): the
-    blocked pops parked there (DATA-MODEL.md section 5)."""
+    """What the service serves on the leader for other nodes: the blocked pops parked
+    there (DATA-MODEL.md section 5)."""
 
     def serve(self, payload: bytes) -> asyncio.Future[bytes]:
         """Answer a call; fail with Unavailable to have the caller send it again."""

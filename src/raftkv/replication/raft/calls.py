@@ -7,9 +7,9 @@ to the service's ``LeaderCalls.serve`` and answers CALL_REPLY (``call u64 | stat
 leads (or never did), FAILED with a reason. A call the leader never answers - the
 leadership moves, the link to the leader drops - fails with Unavailable on the caller's
 side, which sends it again to the next leader: the payload says what to do and the
-service on the leader makes a repeat harmless. When this node leads, a call goes to
-its own service without a frame; when it stops leading, the service is told
-(``step_down``) so it drops what it served as the leader.
+service on the leader makes a repeat harmless. A node that leads serves its own
+clients without a call (so one to itself fails); when it stops leading, the service
+is told (``step_down``) so it drops what it served as the leader.
 """
 
 from __future__ import annotations
@@ -41,9 +41,7 @@ class Calls:
         self._led = False  # whether this node led at the last change of leadership
 
     def call(self, payload: bytes) -> asyncio.Future[bytes]:
-        core, service = self.node.core, self.service
-        if core.role == Role.LEADER and service is not None:
-            return service.serve(payload)
+        core = self.node.core
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         leader, call = core.leader, self.network.next_call_id()
         if leader is None or leader == core.id or not self.network.send_frame(

@@ -53,7 +53,6 @@ class RaftReplicator:
         self._calls = Calls(node, network) if network is not None else None
         if self._forwarding is not None:
             node.on_leadership = self._follow_leadership
-        self._serving: LeaderCalls | None = None  # (a cluster of one answers here)
 
     async def run(self) -> None:
         """The node's Ready loop and ticker, the peer links, learner promotion and
@@ -100,16 +99,13 @@ class RaftReplicator:
     # --- the Replicator port ----------------------------------------------------------
 
     def serve_calls(self, calls: LeaderCalls) -> None:
-        self._serving = calls
         if self._calls is not None:
             self._calls.service = calls
 
     def call_leader(self, payload: bytes) -> asyncio.Future[bytes]:
-        if self._calls is not None:
-            return self._calls.call(payload)
-        if self._serving is None or self.node.core.role != Role.LEADER:
-            raise Unavailable("this node does not lead")
-        return self._serving.serve(payload)
+        if self._calls is None:
+            raise Unavailable("no peers to call")
+        return self._calls.call(payload)
 
     def submit_nowait(self, command: Command, future: asyncio.Future[Result] | None = None
                       ) -> asyncio.Future[Result]:
