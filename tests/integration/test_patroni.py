@@ -196,6 +196,12 @@ def test_patronis_dcs_module_keeps_its_leader_key_across_a_raftkv_leader_kill(tm
         assert seen.initialize == "7000000000000000001"
         assert [m.name for m in seen.members] == ["pg1"]
         assert a.delete_leader(seen.leader) and b.attempt_to_acquire_leader()
-        assert a.get_cluster().leader.name == "pg2"
+        # pg1 reads through its watch cache, which may still be resuming on another
+        # node after the kill: its view must reach pg2's key, within seconds
+        deadline = time.monotonic() + 10
+        while ((leader := a.get_cluster().leader) is None or leader.name != "pg2") \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert leader is not None and leader.name == "pg2"
     finally:
         cluster.stop()
