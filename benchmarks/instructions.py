@@ -37,6 +37,8 @@ CASES: dict[str, tuple[str, str, int, int]] = {
     "resp-set-p1": ("resp", "set", 1, 100),
     "resp-get-p16": ("resp", "get", 16, 20),
     "resp-set-p16": ("resp", "set", 16, 20),
+    "resp-lpush-p1": ("resp", "lpush", 1, 100),
+    "resp-lpush-p16": ("resp", "lpush", 16, 20),
 }
 
 
@@ -66,6 +68,8 @@ def _http_request(kind: str, key: bytes) -> bytes:
 def _resp_request(kind: str, key: bytes) -> bytes:
     if kind == "get":
         return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
+    if kind == "lpush":  # (to lists of their own: the keys above hold strings)
+        return b"*3\r\n$5\r\nLPUSH\r\n$%d\r\nl%s\r\n$3\r\nxxx\r\n" % (len(key) + 1, key)
     return b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$3\r\nxxx\r\n" % (len(key), key)
 
 

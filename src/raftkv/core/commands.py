@@ -597,7 +597,7 @@ class CodecError(ValueError):
 
 
 def _b(out: bytearray, data: bytes) -> None:
-    out += U32.pack(len(data))
+    out += _u32(len(data))
     out += data
 
 
@@ -605,6 +605,13 @@ _PUT_HEAD: Final = _HEAD.pack(CODEC_VERSION, 1)
 _MULTI_PUT_HEAD: Final = _HEAD.pack(CODEC_VERSION, 6)
 _MULTI_PUT_FIXED: Final = struct.Struct("<IBq")
 _pack_u32: Final = U32.pack  # (compiled: a C static, no method lookup per call)
+_SHORT_LENGTHS: Final = [U32.pack(n) for n in range(4096)]
+
+
+def _u32(n: int) -> bytes:
+    """A length's four bytes: a short one from a table (a list index costs a fraction of
+    a call to struct)."""
+    return _SHORT_LENGTHS[n] if n < 4096 else _pack_u32(n)
 
 
 def encode(cmd: Command) -> bytes:
@@ -612,18 +619,24 @@ def encode(cmd: Command) -> bytes:
     if type(cmd) is Put and not cmd.lease:  # the hot path, flattened: the general bytes
         rid, key, value, exp = cmd.request_id, cmd.key, cmd.value, cmd.expires_at_ms
         return b"".join((
-            _PUT_HEAD, _pack_u32(len(rid)), rid, _pack_u32(len(key)), key,
-            _pack_u32(len(value)), value,
+            _PUT_HEAD, _u32(len(rid)), rid, _u32(len(key)), key, _u32(len(value)), value,
             _PUT_FIXED.pack(exp is not None, exp or 0, cmd.keep_ttl | cmd.string_only << 1,
                             cmd.cond, cmd.expected_mod_revision, cmd.now_ms),
         ))
     if type(cmd) is MultiPut:  # a RESP pipeline's SETs: flattened the same way
-        pack_len, rid = _pack_u32, cmd.request_id
-        parts = [_MULTI_PUT_HEAD, pack_len(len(rid)), rid,
+        rid = cmd.request_id
+        parts = [_MULTI_PUT_HEAD, _u32(len(rid)), rid,
                  _MULTI_PUT_FIXED.pack(len(cmd.items), cmd.only_if_none_exist, cmd.now_ms)]
         for key, value in cmd.items:
-            parts += (pack_len(len(key)), key, pack_len(len(value)), value)
+            parts.append(_u32(len(key)))
+            parts.append(key)
+            parts.append(_u32(len(value)))
+            parts.append(value)
         return b"".join(parts)
+    if type(cmd) is TypedOp:  # a typed write (LPUSH, HSET...): flattened the same way
+        return _encode_typed(cmd)
+    if type(cmd) is Txn:
+        return _encode_txn(cmd)
     out = bytearray(_HEAD.pack(CODEC_VERSION, _TAGS[type(cmd)]))
     _b(out, cmd.request_id)
     if isinstance(cmd, Put):
@@ -670,27 +683,6 @@ def encode(cmd: Command) -> bytes:
     elif isinstance(cmd, Read):
         _b(out, cmd.key)
         out += _I64.pack(cmd.now_ms)
-    elif isinstance(cmd, Txn):
-        out += _IQ.pack(len(cmd.ops), cmd.now_ms)
-        for op in cmd.ops:
-            _b(out, encode(op))
-        out += U32.pack(len(cmd.watched))
-        for key, mod, since in cmd.watched:
-            _b(out, key)
-            out += _QQ.pack(mod, since)
-        out += U32.pack(len(cmd.compares))
-        for compare in cmd.compares:
-            _b(out, compare.key)
-            out += _COMPARE.pack(compare.target, compare.relation, compare.number)
-            _b(out, compare.value)
-        out += U32.pack(len(cmd.failure))
-        for op in cmd.failure:
-            _b(out, encode(op))
-        out.append(cmd.atomic)
-    elif isinstance(cmd, TypedOp):
-        out += _IQ.pack(len(cmd.args), cmd.now_ms)
-        for arg in cmd.args:
-            _b(out, arg)
     elif isinstance(cmd, LeaseGrant):
         out += _QQQ.pack(cmd.lease_id, cmd.ttl_ms, cmd.now_ms)
     elif isinstance(cmd, LeaseKeepAlive | LeaseRevoke):
@@ -708,6 +700,42 @@ def encode(cmd: Command) -> bytes:
     return bytes(out)
 
 
+def _encode_typed(cmd: TypedOp) -> bytes:
+    rid = cmd.request_id
+    parts = [_TYPED_HEAD, _u32(len(rid)), rid, _pack_iq(len(cmd.args), cmd.now_ms)]
+    for arg in cmd.args:
+        parts.append(_u32(len(arg)))
+        parts.append(arg)
+    return b"".join(parts)
+
+
+def _encode_txn(cmd: Txn) -> bytes:
+    rid = cmd.request_id
+    parts = [_TXN_HEAD, _u32(len(rid)), rid, _pack_iq(len(cmd.ops), cmd.now_ms)]
+    _blobs(parts, cmd.ops)
+    parts.append(_u32(len(cmd.watched)))
+    for key, mod, since in cmd.watched:
+        parts += (_u32(len(key)), key, _QQ.pack(mod, since))
+    parts.append(_u32(len(cmd.compares)))
+    for compare in cmd.compares:
+        key, value = compare.key, compare.value
+        parts += (_u32(len(key)), key,
+                  _COMPARE.pack(compare.target, compare.relation, compare.number),
+                  _u32(len(value)), value)
+    parts.append(_u32(len(cmd.failure)))
+    _blobs(parts, cmd.failure)
+    parts.append(b"\x01" if cmd.atomic else b"\x00")
+    return b"".join(parts)
+
+
+def _blobs(parts: list[bytes], ops: tuple[Op, ...]) -> None:
+    """Each op's encoding, its length first."""
+    for op in ops:
+        body = _encode_typed(op) if type(op) is TypedOp else encode(op)
+        parts.append(_u32(len(body)))
+        parts.append(body)
+
+
 _EXPIRE_WHEN_TAG: Final = 9
 _LEASED_PUT_TAG: Final = 22
 _QQQ: Final = struct.Struct("<qqq")
@@ -720,6 +748,9 @@ _COMPARE: Final = struct.Struct("<BBq")
 _TARGETS: Final = frozenset(int(t) for t in Target)
 _RELATIONS: Final = frozenset(int(r) for r in Relation)
 _BQ: Final = struct.Struct("<Bq")
+_pack_iq: Final = _IQ.pack
+_TYPED_HEAD: Final = _HEAD.pack(CODEC_VERSION, _TAGS[TypedOp])
+_TXN_HEAD: Final = _HEAD.pack(CODEC_VERSION, _TAGS[Txn])
 _EXPIRE_WHENS: Final = frozenset(int(w) for w in ExpireWhen if w)
 
 

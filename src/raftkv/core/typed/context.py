@@ -137,16 +137,22 @@ class Ctx:
         """The key's container to change, created empty when absent."""
         if not self.index:
             raise AssertionError("a read cannot change the keyspace")
-        found = self.kind(key)
-        if found is not None and found != kind:
-            raise OpError(WRONGTYPE)
         if key in self._fresh:
             fresh = self._fresh[key]
             if fresh is not None and kept(fresh):
+                if fresh.KIND != kind:
+                    raise OpError(WRONGTYPE)
                 return fresh
-        elif found is not None:
-            self._touch(key)
-            return self.keyspace.writable(key)
+        else:
+            keyspace = self.keyspace
+            raw = keyspace.raw(key)
+            if raw is not None and is_live(raw, self.now_ms):
+                if kind_of(raw) != kind:
+                    raise OpError(WRONGTYPE)
+                container = keyspace.writable(key)
+                if key not in self._before:  # (_touch, with what was read here)
+                    self._before[key] = (raw, container.nbytes)
+                return container
         created = empty(kind, self.keyspace.epoch)
         self._fresh[key] = created
         self._touch(key)
