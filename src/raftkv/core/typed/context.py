@@ -140,7 +140,7 @@ class Ctx:
         if key in self._fresh:
             fresh = self._fresh[key]
             if fresh is not None and kept(fresh):
-                if fresh.KIND != kind:
+                if kind != fresh.KIND:
                     raise OpError(WRONGTYPE)
                 return fresh
         else:
