@@ -20,7 +20,7 @@ import enum
 import struct
 from typing import ClassVar, Final, TypeVar
 
-from raftkv.core.binary import U32, BinaryReader
+from raftkv.core.binary import U32, BinaryReader, u32
 
 CODEC_VERSION: Final = 1
 
@@ -597,21 +597,13 @@ class CodecError(ValueError):
 
 
 def _b(out: bytearray, data: bytes) -> None:
-    out += _u32(len(data))
+    out += u32(len(data))
     out += data
 
 
 _PUT_HEAD: Final = _HEAD.pack(CODEC_VERSION, 1)
 _MULTI_PUT_HEAD: Final = _HEAD.pack(CODEC_VERSION, 6)
 _MULTI_PUT_FIXED: Final = struct.Struct("<IBq")
-_pack_u32: Final = U32.pack  # (compiled: a C static, no method lookup per call)
-_SHORT_LENGTHS: Final = [U32.pack(n) for n in range(4096)]
-
-
-def _u32(n: int) -> bytes:
-    """A length's four bytes: a short one from a table (a list index costs a fraction of
-    a call to struct)."""
-    return _SHORT_LENGTHS[n] if n < 4096 else _pack_u32(n)
 
 
 def encode(cmd: Command) -> bytes:
@@ -619,18 +611,18 @@ def encode(cmd: Command) -> bytes:
     if type(cmd) is Put and not cmd.lease:  # the hot path, flattened: the general bytes
         rid, key, value, exp = cmd.request_id, cmd.key, cmd.value, cmd.expires_at_ms
         return b"".join((
-            _PUT_HEAD, _u32(len(rid)), rid, _u32(len(key)), key, _u32(len(value)), value,
+            _PUT_HEAD, u32(len(rid)), rid, u32(len(key)), key, u32(len(value)), value,
             _PUT_FIXED.pack(exp is not None, exp or 0, cmd.keep_ttl | cmd.string_only << 1,
                             cmd.cond, cmd.expected_mod_revision, cmd.now_ms),
         ))
     if type(cmd) is MultiPut:  # a RESP pipeline's SETs: flattened the same way
         rid = cmd.request_id
-        parts = [_MULTI_PUT_HEAD, _u32(len(rid)), rid,
+        parts = [_MULTI_PUT_HEAD, u32(len(rid)), rid,
                  _MULTI_PUT_FIXED.pack(len(cmd.items), cmd.only_if_none_exist, cmd.now_ms)]
         for key, value in cmd.items:
-            parts.append(_u32(len(key)))
+            parts.append(u32(len(key)))
             parts.append(key)
-            parts.append(_u32(len(value)))
+            parts.append(u32(len(value)))
             parts.append(value)
         return b"".join(parts)
     if type(cmd) is TypedOp:  # a typed write (LPUSH, HSET...): flattened the same way
@@ -702,27 +694,27 @@ def encode(cmd: Command) -> bytes:
 
 def _encode_typed(cmd: TypedOp) -> bytes:
     rid = cmd.request_id
-    parts = [_TYPED_HEAD, _u32(len(rid)), rid, _pack_iq(len(cmd.args), cmd.now_ms)]
+    parts = [_TYPED_HEAD, u32(len(rid)), rid, _pack_iq(len(cmd.args), cmd.now_ms)]
     for arg in cmd.args:
-        parts.append(_u32(len(arg)))
+        parts.append(u32(len(arg)))
         parts.append(arg)
     return b"".join(parts)
 
 
 def _encode_txn(cmd: Txn) -> bytes:
     rid = cmd.request_id
-    parts = [_TXN_HEAD, _u32(len(rid)), rid, _pack_iq(len(cmd.ops), cmd.now_ms)]
+    parts = [_TXN_HEAD, u32(len(rid)), rid, _pack_iq(len(cmd.ops), cmd.now_ms)]
     _blobs(parts, cmd.ops)
-    parts.append(_u32(len(cmd.watched)))
+    parts.append(u32(len(cmd.watched)))
     for key, mod, since in cmd.watched:
-        parts += (_u32(len(key)), key, _QQ.pack(mod, since))
-    parts.append(_u32(len(cmd.compares)))
+        parts += (u32(len(key)), key, _QQ.pack(mod, since))
+    parts.append(u32(len(cmd.compares)))
     for compare in cmd.compares:
         key, value = compare.key, compare.value
-        parts += (_u32(len(key)), key,
+        parts += (u32(len(key)), key,
                   _COMPARE.pack(compare.target, compare.relation, compare.number),
-                  _u32(len(value)), value)
-    parts.append(_u32(len(cmd.failure)))
+                  u32(len(value)), value)
+    parts.append(u32(len(cmd.failure)))
     _blobs(parts, cmd.failure)
     parts.append(b"\x01" if cmd.atomic else b"\x00")
     return b"".join(parts)
@@ -732,7 +724,7 @@ def _blobs(parts: list[bytes], ops: tuple[Op, ...]) -> None:
     """Each op's encoding, its length first."""
     for op in ops:
         body = _encode_typed(op) if type(op) is TypedOp else encode(op)
-        parts.append(_u32(len(body)))
+        parts.append(u32(len(body)))
         parts.append(body)
 
 

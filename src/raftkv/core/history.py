@@ -11,7 +11,7 @@ carry it - a state machine restored from one starts with an empty history compac
 at the snapshot's index.
 
 The plain puts of one entry (a MultiPut: MSET, a pipeline's SETs) are held together,
-as the command's own items with each key's create revision and version
+packed into one bytes object with each key's create revision and version
 (``PutBatch``): one slot for the lot, expanded into events only when they are read.
 
 It is bounded by events and by bytes (keys and values); the oldest go first. The
@@ -27,7 +27,10 @@ back that far (and says "changed", the safe side, once it does not).
 from __future__ import annotations
 
 import enum
+from array import array
 from typing import Final
+
+from raftkv.core.binary import BinaryReader, u32
 
 DEFAULT_MAX_EVENTS: Final = 10_000
 DEFAULT_MAX_BYTES: Final = 16 * 1024 * 1024
@@ -68,24 +71,40 @@ class Compacted(Exception):
 
 
 class PutBatch:
-    """The plain puts one entry applied, at one revision: the command's ``items`` and,
-    per item, the key's create revision and version after it (``metas``: the two of
-    each item, in turn)."""
+    """The plain puts one entry applied, at one revision, as one bytes object: each
+    key and value (``u32`` length first), and per put the key's create revision and
+    version after it (``metas``, two machine integers each).
 
-    __slots__ = ("items", "metas", "nbytes", "revision")
+    A slot of each put's own objects (its key, value and tuple) would keep thousands of
+    small objects alive for as long as the history holds them, scattered through the
+    allocator's pools; the write path then allocates from colder memory, which cost a
+    pipelined SET a fifth of its throughput here. Two objects stay alive instead."""
+
+    __slots__ = ("count", "data", "metas", "nbytes", "revision")
 
     def __init__(self, revision: int, items: tuple[tuple[bytes, bytes], ...],
                  metas: list[int], nbytes: int) -> None:
         self.revision = revision
-        self.items = items
-        self.metas = metas
+        self.count = len(items)
+        parts: list[bytes] = []
+        for key, value in items:
+            parts.append(u32(len(key)))
+            parts.append(key)
+            parts.append(u32(len(value)))
+            parts.append(value)
+        self.data = b"".join(parts)
+        self.metas = array("q", metas)
         self.nbytes = nbytes  # what it counts against max_bytes
 
     def events(self, prefix: bytes | None) -> list[Event]:
         revision, metas = self.revision, self.metas
-        return [(revision, key, PUT, value, metas[2 * i], metas[2 * i + 1])
-                for i, (key, value) in enumerate(self.items)
-                if prefix is None or key.startswith(prefix)]
+        reader = BinaryReader(self.data, ValueError)
+        out: list[Event] = []
+        for i in range(self.count):
+            key, value = reader.blob(), reader.blob()
+            if prefix is None or key.startswith(prefix):
+                out.append((revision, key, PUT, value, metas[2 * i], metas[2 * i + 1]))
+        return out
 
 
 class History:
@@ -134,7 +153,7 @@ class History:
         """Add the plain puts of one entry (the write path of pipelined SETs)."""
         self._events.append(batch)
         self._recorded += 1
-        self._count += len(batch.items)
+        self._count += batch.count
         self._bytes += batch.nbytes
         if self._count > self.max_events or self._bytes > self.max_bytes:
             self._trim()
@@ -150,7 +169,7 @@ class History:
             slot = events[dropped]
             dropped += 1
             if isinstance(slot, PutBatch):
-                count -= len(slot.items)
+                count -= slot.count
                 size -= slot.nbytes
                 self.compacted = slot.revision
                 continue
@@ -175,7 +194,7 @@ class History:
         for _ in range(min(self._recorded - mark, len(events))):
             slot = events.pop()
             if isinstance(slot, PutBatch):
-                self._count -= len(slot.items)
+                self._count -= slot.count
                 self._bytes -= slot.nbytes
             else:
                 self._count -= 1

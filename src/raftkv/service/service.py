@@ -738,7 +738,8 @@ class KVService:
         """Several typed writes (a pipeline's run of them; the front has checked their
         keys and sizes), in the loop turn's batch: their results, in order."""
         now_ms = self.clock.now_ms()
-        self._before_typed(sum(len(arg) for line in lines for arg in line))
+        self._before_typed(sum(len(arg) for line in lines for arg in line)
+                           if self._bounded else 0)  # (the size counts when memory is bounded)
         shared, first = self._enqueue_typed(TypedOp(tuple(lines[0]), b"", now_ms))
         for line in lines[1:]:
             self._enqueue_typed(TypedOp(tuple(line), b"", now_ms))

@@ -78,8 +78,7 @@ def _typed_run(client: Client, commands: list[list[bytes]], start: int
         name = args[0].lower()
         row = TABLE.get(name)
         if row is None or row.handler is not typed or not row.writes \
-                or refusal(client, row, args) or any(len(a) > limit for a in args) \
-                or not all(0 < len(k) <= MAX_KEY_BYTES for k in row.keys(args)):
+                or refusal(client, row, args) or not _fits(row, args, limit):
             break
         lines.append([name, *args[1:]])
         rows.append(row)
@@ -89,6 +88,17 @@ def _typed_run(client: Client, commands: list[list[bytes]], start: int
     return _answer(client, start, [row.stats for row in rows], True,
                    lambda: client.service.typed_writes(lines),
                    lambda done: b"".join(reply_of(enc, r) for r in done))
+
+
+def _fits(row: Spec, args: list[bytes], limit: int) -> bool:
+    """Whether each argument is within the value limit and each key within the key's."""
+    for arg in args:
+        if len(arg) > limit:
+            return False
+    for key in row.keys(args):
+        if not 0 < len(key) <= MAX_KEY_BYTES:
+            return False
+    return True
 
 
 def _answer(client: Client, start: int, stats: list[CommandStats], writing: bool,
