@@ -91,11 +91,12 @@ def _typed_run(client: Client, commands: list[list[bytes]], start: int
 
 
 def _fits(row: Spec, args: list[bytes], limit: int) -> bool:
-    """Whether each argument is within the value limit and each key within the key's."""
+    """Whether each argument is within the value limit and each key within the key's
+    (loops: compiled, a generator in ``any``/``all`` is an object per command)."""
     for arg in args:
         if len(arg) > limit:
             return False
-    for key in row.keys(args):
+    for key in row.keys(args):  # noqa: SIM110
         if not 0 < len(key) <= MAX_KEY_BYTES:
             return False
     return True
