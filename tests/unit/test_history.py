@@ -83,6 +83,21 @@ def test_the_history_is_bounded_and_says_where_it_was_compacted():
     assert len(batches.history) == 3 and batches.history.compacted == 1
 
 
+def test_a_batch_of_puts_gives_back_every_key_and_value_byte_for_byte():
+    # A batch is held packed (u32 lengths, short ones from a table up to 4,095): values
+    # at, around and far past that edge, empty ones, and binary bytes come back whole,
+    # with the create revisions and versions past a 32-bit revision.
+    values = [b"", b"\x00", b"v" * 4095, b"w" * 4096, bytes(range(256)) * 300]
+    sm = StateMachine()
+    sm.apply(2**33, MultiPut(tuple((b"k%d" % i, v) for i, v in enumerate(values))))
+    sm.apply(2**33 + 1, MultiPut(((b"k\xff" * 2000, b"x"), (b"k0", b"again"))))
+    events = sm.history.after(0, 2**33 + 1)
+    assert [(e[1], e[3]) for e in events] == [(b"k%d" % i, v) for i, v in enumerate(values)] \
+        + [(b"k\xff" * 2000, b"x"), (b"k0", b"again")]
+    assert [(e[0], e[4], e[5]) for e in events[-2:]] == [(2**33 + 1, 2**33 + 1, 1),
+                                                         (2**33 + 1, 2**33, 2)]
+
+
 def test_an_undone_atomic_transaction_leaves_no_event():
     sm = StateMachine()
     sm.apply(1, Put(b"n", b"word"))
