@@ -151,6 +151,9 @@ class LocalReplicator:
             started = time.perf_counter()
             state = self.state_machine.snapshot()  # a point-in-time copy, on the loop
             self._bytes_since_snapshot = 0
+            # (entries applied since the loop woke for this snapshot set it due again:
+            # they are in this one, so it is due only once the log grows anew)
+            self._snapshot_due.clear()
             loop = asyncio.get_running_loop()
             data = await loop.run_in_executor(None, image.encode, state)
             snapshot = Snapshot(state.index, 0, data)
