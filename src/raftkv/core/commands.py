@@ -723,7 +723,7 @@ def _encode_txn(cmd: Txn) -> bytes:
 def _blobs(parts: list[bytes], ops: tuple[Op, ...]) -> None:
     """Each op's encoding, its length first."""
     for op in ops:
-        body = _encode_typed(op) if type(op) is TypedOp else encode(op)
+        body = encode(op)
         parts.append(u32(len(body)))
         parts.append(body)
 
