@@ -172,8 +172,11 @@ async def _run(seed: int, sync: bool, power_loss: bool) -> tuple[dict[bytes, byt
     if lost:
         problems.append(f"acknowledged writes lost: {sorted(lost)[:5]}")
     counter = int(first.get(b"counter", b"0"))
-    if not incr_acked <= counter <= incr_tried:
-        problems.append(f"counter {counter} outside [{incr_acked}, {incr_tried}]")
+    if counter < incr_acked:
+        problems.append(f"acknowledged increments lost: counter {counter}, "
+                        f"{incr_acked} acknowledged")
+    elif counter > incr_tried:
+        problems.append(f"counter {counter} above the {incr_tried} increments tried")
     return first, problems
 
 
@@ -188,4 +191,6 @@ def test_negative_control_without_fsync_a_power_loss_loses_acknowledged_writes()
     for seed in range(6):
         _, problems = asyncio.run(asyncio.wait_for(_run(seed, sync=False, power_loss=True), 60))
         found += problems
-    assert any("acknowledged writes lost" in p for p in found), found
+    # (a lost put or a lost increment: which one a power loss hits depends on timing)
+    assert any(p.startswith(("acknowledged writes lost", "acknowledged increments lost"))
+               for p in found), found
