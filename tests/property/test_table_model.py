@@ -68,6 +68,8 @@ def test_bad_arguments_are_refused_and_change_nothing(module):
         table.value(1, 0)
     with pytest.raises(TypeError):
         table.values([b"a", "b"], 0)
+    with pytest.raises(TypeError):
+        table.prefetch([b"a", "b"])
     with pytest.raises(ValueError):
         table.put(b"a", b"\x00short")
     with pytest.raises(ValueError):
@@ -123,6 +125,7 @@ class TableModel(RuleBasedStateMachine):
     @rule(keys=st.lists(KEYS, max_size=40), now=st.integers(0, 3 * NOW))
     def read_many(self, keys, now):
         assert self.fast.values(keys, now) == self.model.values(keys, now)
+        self.fast.prefetch(keys)  # (changes nothing: the invariants check)
 
     @precondition(lambda self: len(self.copies) < 3)
     @rule()

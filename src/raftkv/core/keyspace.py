@@ -266,6 +266,7 @@ class Keyspace:
         grown = 0
         metas: list[int] = []  # each key's create revision and version, for the history
         held = len(items) * EVENT_OVERHEAD_BYTES  # what the history counts for them
+        entries.prefetch([key for key, _ in items])  # (so their memory waits overlap)
         for key, value in items:
             old = get(key)
             if old is None:

@@ -9,9 +9,11 @@
  * and the packed entry side by side.
  *
  * Slots use open addressing with linear probing and backward-shift deletion (no
- * tombstones), at most 3/4 full. Blocks are immutable and reference-counted, so
- * copy() shares them: a snapshot copies the slots and counts one more reference per
- * block. Every access runs under the GIL, which also guards the reference counts.
+ * tombstones), at most 3/4 full. Blocks are reference-counted, so copy() shares
+ * them: a snapshot copies the slots and counts one more reference per block. A
+ * shared block is never changed; put() rewrites in place only a block of the same
+ * size that no copy holds. Every access runs under the GIL, which also guards the
+ * reference counts.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -197,6 +199,14 @@ static int put(Table *t, PyObject *key, PyObject *packed) {
         PyErr_SetString(PyExc_OverflowError, "key or entry longer than 4 GiB");
         return -1;
     }
+    Slot *s = probe(t, hash, k, klen);
+    Block *old = s->block;
+    if (old != NULL && old->refs == 1 && old->packed_len == (uint32_t)plen) {
+        /* the same key and size, in a block no copy shares: rewritten in place (a
+         * SET over a value of the same length allocates and frees nothing) */
+        memcpy(old->data + klen, PyBytes_AS_STRING(packed), (size_t)plen);
+        return 0;
+    }
     Block *b = PyObject_Malloc(sizeof(Block) + (size_t)klen + (size_t)plen);
     if (b == NULL) {
         PyErr_NoMemory();
@@ -207,9 +217,8 @@ static int put(Table *t, PyObject *key, PyObject *packed) {
     b->packed_len = (uint32_t)plen;
     memcpy(b->data, k, (size_t)klen);
     memcpy(b->data + klen, PyBytes_AS_STRING(packed), (size_t)plen);
-    Slot *s = probe(t, hash, k, klen);
-    if (s->block != NULL) {
-        release(s->block);
+    if (old != NULL) {
+        release(old);
         s->block = b;
         return 0;
     }
@@ -271,9 +280,29 @@ static PyObject *Table_value(Table *t, PyObject *const *args, Py_ssize_t n) {
     return value_of(s->block, now_ms, 1);
 }
 
-/* value() of each key. Each run of keys is looked up in three passes (hash and
- * prefetch the slot; probe and prefetch the block; copy the value), so the CPU
- * waits on a run's misses together rather than one after another. */
+/* The blocks of ``run`` keys (NULL where absent), looked up in two passes (hash and
+ * prefetch each slot; probe and prefetch each block), so the CPU waits on the run's
+ * misses together rather than one after another. 0, or -1 with an error set. */
+static int lookup_run(const Table *t, PyObject *const *keys, Py_ssize_t run,
+                      const Block **found) {
+    Py_hash_t hashes[RUN];
+    const char *data[RUN];
+    Py_ssize_t lens[RUN];
+    for (Py_ssize_t r = 0; r < run; r++) {
+        if (key_parts(keys[r], &hashes[r], &data[r], &lens[r]) < 0)
+            return -1;
+        __builtin_prefetch(&t->slots[(size_t)hashes[r] & t->mask]);
+    }
+    for (Py_ssize_t r = 0; r < run; r++) {
+        found[r] = probe(t, hashes[r], data[r], lens[r])->block;
+        if (found[r] != NULL)
+            __builtin_prefetch(found[r]);
+    }
+    return 0;
+}
+
+/* value() of each key (MGET, a pipeline's GETs), None for a key holding no string;
+ * the keys are looked up in runs (lookup_run). */
 static PyObject *Table_values(Table *t, PyObject *const *args, Py_ssize_t n) {
     if (check_args("values", n, 2) < 0)
         return NULL;
@@ -288,22 +317,11 @@ static PyObject *Table_values(Table *t, PyObject *const *args, Py_ssize_t n) {
         return NULL;
     }
     PyObject **items = PySequence_Fast_ITEMS(keys);
-    Py_hash_t hashes[RUN];
-    const char *data[RUN];
-    Py_ssize_t lens[RUN];
     const Block *found[RUN];
     for (Py_ssize_t start = 0; start < count; start += RUN) {
         Py_ssize_t run = count - start < RUN ? count - start : RUN;
-        for (Py_ssize_t r = 0; r < run; r++) {
-            if (key_parts(items[start + r], &hashes[r], &data[r], &lens[r]) < 0)
-                goto fail;
-            __builtin_prefetch(&t->slots[(size_t)hashes[r] & t->mask]);
-        }
-        for (Py_ssize_t r = 0; r < run; r++) {
-            found[r] = probe(t, hashes[r], data[r], lens[r])->block;
-            if (found[r] != NULL)
-                __builtin_prefetch(found[r]);
-        }
+        if (lookup_run(t, items + start, run, found) < 0)
+            goto fail;
         for (Py_ssize_t r = 0; r < run; r++) {
             PyObject *value = found[r] == NULL ? Py_NewRef(Py_None) : value_of(found[r], now_ms, 0);
             if (value == NULL)
@@ -317,6 +335,28 @@ fail:
     Py_DECREF(keys);
     Py_DECREF(out);
     return NULL;
+}
+
+/* Bring each key's slot and block into the CPU's cache, in runs (lookup_run): a batch
+ * of writes calls it before it reads its keys one by one. */
+static PyObject *Table_prefetch(Table *t, PyObject *const *args, Py_ssize_t n) {
+    if (check_args("prefetch", n, 1) < 0)
+        return NULL;
+    PyObject *keys = PySequence_Fast(args[0], "keys must be a sequence");
+    if (keys == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(keys);
+    PyObject **items = PySequence_Fast_ITEMS(keys);
+    const Block *found[RUN];
+    for (Py_ssize_t start = 0; start < count; start += RUN) {
+        Py_ssize_t run = count - start < RUN ? count - start : RUN;
+        if (lookup_run(t, items + start, run, found) < 0) {
+            Py_DECREF(keys);
+            return NULL;
+        }
+    }
+    Py_DECREF(keys);
+    Py_RETURN_NONE;
 }
 
 static PyObject *Table_pop(Table *t, PyObject *const *args, Py_ssize_t n) {
@@ -420,6 +460,8 @@ static PyMethodDef Table_methods[] = {
      "value(key, now_ms): the value alone, or None when absent or expired"},
     {"values", (PyCFunction)(void (*)(void))Table_values, METH_FASTCALL,
      "values(keys, now_ms): value() of each key"},
+    {"prefetch", (PyCFunction)(void (*)(void))Table_prefetch, METH_FASTCALL,
+     "prefetch(keys): bring the keys' memory into the CPU's cache"},
     {"put", (PyCFunction)(void (*)(void))Table_put, METH_FASTCALL,
      "put(key, packed): store the packed entry under key"},
     {"pop", (PyCFunction)(void (*)(void))Table_pop, METH_FASTCALL,
