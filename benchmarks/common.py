@@ -63,14 +63,22 @@ def pinned(cpu: str, cmd: Sequence[str]) -> list[str]:
     return list(cmd)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
+    """A free port never handed out before in this run (one given to a server that
+    has not bound it yet still looks free)."""
     for _ in range(100):
         port = 20000 + int.from_bytes(os.urandom(2), "big") % 12000
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port")
 

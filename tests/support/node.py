@@ -17,16 +17,25 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free for both TCP and UDP, below the ephemeral range when possible."""
+    """A port free for both TCP and UDP, below the ephemeral range, and never one this
+    test run handed out before: a port given to a node that has not bound it yet looks
+    free too (a cluster's RESP port once matched another node's HTTP port, and the
+    founding node waited 30 s for a peer that could not start)."""
     for _ in range(200):
         port = 20000 + int.from_bytes(os.urandom(2), "big") % 12000
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             try:
                 tcp.bind(("127.0.0.1", port))
                 udp.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port")
 
