@@ -78,9 +78,23 @@ class _Contexts:
     certificates: tuple[Certificate, ...]
 
 
+class _SSLObject(ssl.SSLObject):
+    """``ssl.SSLObject`` whose read, write and pending are the C methods of the
+    connection itself: the library's wrappers only pass the same arguments through,
+    and the event loop calls them once or twice per request."""
+
+    @classmethod
+    def _create(cls, *args: Any, **kwargs: Any) -> _SSLObject:
+        made: _SSLObject = super()._create(*args, **kwargs)  # type: ignore[misc]
+        inner = made._sslobj  # type: ignore[attr-defined]
+        made.read, made.write, made.pending = inner.read, inner.write, inner.pending  # type: ignore[method-assign]
+        return made
+
+
 def _restrict(ctx: ssl.SSLContext) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.sslobject_class = _SSLObject
     return ctx
 
 
