@@ -4,7 +4,6 @@ of Redis's processInputBuffer that they claim."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 
 import pytest
@@ -13,18 +12,9 @@ from hypothesis import strategies as st
 
 import raftkv.fronts.resp.reader as native
 from raftkv.fronts.resp import protocol as p
-from tests.support.node import ROOT
+from tests.support.source_only import reference as source_reference
 
-
-def _reference():
-    spec = importlib.util.spec_from_file_location(
-        "reader_reference", ROOT / "src" / "raftkv" / "fronts" / "resp" / "reader.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _reference()
+reference = source_reference("raftkv/fronts/resp/reader.py")
 READERS = pytest.mark.parametrize("impl", [native, reference], ids=["c", "python"])
 
 # Pieces that recombine into valid, broken and borderline requests.

@@ -2,7 +2,6 @@
 (``core/table.py``), driven by Hypothesis: same answers to every read after any
 sequence of puts, pops, copies and clears."""
 
-import importlib.util
 import random
 
 import pytest
@@ -13,18 +12,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import raftkv.core.table as native
 from raftkv.core import keyspace
 from raftkv.core.keyspace import pack
-from tests.support.node import ROOT
+from tests.support.source_only import reference as source_reference
 
-
-def _reference():
-    spec = importlib.util.spec_from_file_location(
-        "table_reference", ROOT / "src" / "raftkv" / "core" / "table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = _reference()
+reference = source_reference("raftkv/core/table.py")
 
 # Enough keys that the table grows several times and probe runs wrap around its end.
 ALL_KEYS = [b"", b"k"] + [b"key-%d" % i for i in range(60)]

@@ -82,9 +82,9 @@ def digest(sm: StateMachine) -> str:
         h.update(key + keyspace.raw(key))  # type: ignore[operator]
         container = keyspace.container(key)
         if isinstance(container, Hash):
-            h.update(repr(list(container.fields.items())).encode())
+            h.update(repr(list(container.view().items())).encode())
         elif isinstance(container, List):
-            h.update(repr(list(container.items)).encode())
+            h.update(repr(list(container.view())).encode())
         elif isinstance(container, Set):
             h.update(repr(list(container)).encode())
         elif isinstance(container, ZSet):

@@ -18,7 +18,7 @@ from raftkv.core.commands import TypedOp
 from raftkv.core.containers import Hash, List, Set, Stream, ZSet
 from raftkv.core.state_machine import StateMachine
 from raftkv.core.typed import Ctx, run
-from raftkv.core.typed.replies import NIL_ARRAY
+from raftkv.core.typed.replies import NIL_ARRAY, OK
 
 ITEMS = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"ff"])
 INDEX = st.integers(-7, 7)
@@ -81,10 +81,11 @@ class HashModel(TypedModel):
         return dict(self.model)
 
     def container_model(self, container: object) -> object:
-        return dict(container.fields) if isinstance(container, Hash) else {}
+        return dict(container.view()) if isinstance(container, Hash) else {}
 
-    @rule(field=ITEMS, value=ITEMS)
+    @rule(field=ITEMS, value=st.one_of(ITEMS, st.just(b"v" * 65)))
     def hset(self, field: bytes, value: bytes) -> None:
+        """(A value over 64 bytes keeps the hash unpacked until it is gone.)"""
         assert self.write(b"hset", KEY, field, value) == int(field not in self.model)
         self.model[field] = value
 
@@ -107,6 +108,14 @@ class HashModel(TypedModel):
     def same(self) -> None:
         assert self.read(b"hgetall", KEY) == [x for kv in self.model.items() for x in kv]
         assert self.read(b"hlen", KEY) == len(self.model)
+        for field in (b"a", b"d", b"ff", b"zz"):
+            assert self.read(b"hget", KEY, field) == self.model.get(field)
+            assert self.read(b"hexists", KEY, field) == int(field in self.model)
+        container = self.sm.keyspace.container(KEY)
+        if container is not None:  # packed at rest exactly while small
+            small = all(len(v) <= 64 for v in self.model.values())
+            assert container.encoding() == (b"listpack" if small else b"hashtable")
+            assert isinstance(container, Hash) and container.is_packed() == small
 
 
 class ListModel(TypedModel):
@@ -118,9 +127,10 @@ class ListModel(TypedModel):
         return list(self.model)
 
     def container_model(self, container: object) -> object:
-        return list(container.items) if isinstance(container, List) else []
+        return list(container.view()) if isinstance(container, List) else []
 
-    @rule(items=st.lists(ITEMS, min_size=1, max_size=3), left=st.booleans())
+    @rule(items=st.lists(st.one_of(ITEMS, st.just(b"i" * 65)), min_size=1, max_size=3),
+          left=st.booleans())
     def push(self, items: list[bytes], left: bool) -> None:
         for item in items:
             if left:
@@ -156,9 +166,35 @@ class ListModel(TypedModel):
         assert self.read(b"lrange", KEY, b"%d" % start, b"%d" % stop) == \
             _redis_range(self.model, start, stop)
 
+    @rule(index=INDEX, item=ITEMS)
+    def lset(self, index: int, item: bytes) -> None:
+        if not -len(self.model) <= index < len(self.model):
+            return
+        self.model[index] = item
+        assert self.write(b"lset", KEY, b"%d" % index, item) == OK
+
+    @rule(pivot=ITEMS, item=ITEMS, after=st.booleans())
+    def linsert(self, pivot: bytes, item: bytes, after: bool) -> None:
+        if not self.model:
+            return
+        expected = -1
+        if pivot in self.model:
+            self.model.insert(self.model.index(pivot) + after, item)
+            expected = len(self.model)
+        assert self.write(b"linsert", KEY, b"AFTER" if after else b"BEFORE", pivot,
+                          item) == expected
+
     @invariant()
     def same(self) -> None:
         assert self.read(b"lrange", KEY, b"0", b"-1") == self.model
+        for index in (0, 2, -1):
+            expected = self.model[index] if -len(self.model) <= index < len(self.model) \
+                else None
+            assert self.read(b"lindex", KEY, b"%d" % index) == expected
+        container = self.sm.keyspace.container(KEY)
+        if container is not None:  # packed at rest exactly while small
+            assert isinstance(container, List)
+            assert container.is_packed() == all(len(item) <= 64 for item in self.model)
 
 
 def _redis_range(items: list[bytes], start: int, stop: int) -> list[bytes]:
@@ -371,3 +407,29 @@ TestStreamModel = StreamModel.TestCase
 for _case in (TestHashModel, TestListModel, TestSetModel, TestZSetModel, TestStreamModel):
     _case.settings = SETTINGS
 del _case
+
+
+def test_a_small_hash_is_packed_at_rest_in_snapshots_and_after_a_restore() -> None:
+    sm = StateMachine()
+
+    def write(index: int, *args: bytes) -> None:
+        assert sm.apply(index, TypedOp(args, b"", 1000)).ok
+
+    def held(machine: StateMachine) -> Hash:
+        found = machine.keyspace.container(KEY)
+        assert isinstance(found, Hash)
+        return found
+
+    write(1, b"hset", KEY, b"a", b"1", b"b", b"2")
+    assert held(sm).is_packed()
+    packed_bytes = held(sm).nbytes
+    snap = sm.snapshot()
+    write(2, b"hset", KEY, b"c", b"v" * 65)  # too long for a packed hash
+    assert not held(sm).is_packed() and held(sm).nbytes > packed_bytes
+    assert snap.containers[KEY].is_packed()  # type: ignore[attr-defined]
+    assert snap.containers[KEY].view() == {b"a": b"1", b"b": b"2"}  # type: ignore[attr-defined]
+    restored = StateMachine()
+    image.decode(image.encode(snap), "test").restore(restored)  # type: ignore[arg-type]
+    assert held(restored).is_packed() and held(restored).view() == {b"a": b"1", b"b": b"2"}
+    write(3, b"hdel", KEY, b"c")
+    assert held(sm).is_packed() and held(sm).nbytes == packed_bytes

@@ -28,6 +28,7 @@ from typing import Final
 
 from sortedcontainers import SortedList
 
+from raftkv.core import packed
 from raftkv.core.binary import U32, BinaryReader
 
 
@@ -56,6 +57,9 @@ PENDING_OVERHEAD: Final = 200
 # and per container, what a short one costs beyond its elements (the List object and
 # its list; the sorted list's own lists and index), measured on 50k 10-element ones
 LIST_BASE_BYTES: Final = 280
+# and a packed hash or list, beyond its packed bytes: the container and its bytes
+# object (measured on 20k 10-element ones)
+PACKED_BASE_BYTES: Final = 114
 ZSET_BASE_BYTES: Final = 480
 # Redis 7.0's thresholds (hash- and zset-max-listpack-entries and -value,
 # set-max-intset-entries): OBJECT ENCODING answers with the encoding Redis 7.0 would
@@ -66,24 +70,70 @@ SMALL_INTSET: Final = 512
 
 
 class Hash:
-    __slots__ = ("epoch", "fields", "nbytes")
+    """Fields in an insertion-ordered dict, or, for a small hash at rest, *packed*:
+    every field and value after its length in one byte, in a single bytes object, as
+    Redis keeps a small hash in a listpack (a dict and two bytes objects per field
+    cost five times as much). ``settle``, called when the keyspace stores the hash
+    after a write, packs it while it is small; the first change after that unpacks
+    it. Reads look up a packed hash without unpacking it (``get``), or read a
+    dict unpacked for them (``view``). Packing keeps the order, so every replica
+    still iterates the same way."""
+
+    __slots__ = ("_count", "_fields", "_packed", "epoch", "nbytes")
     KIND: Final = Kind.HASH
 
-    def __init__(self, epoch: int, fields: dict[bytes, bytes] | None = None) -> None:
+    def __init__(self, epoch: int, fields: dict[bytes, bytes] | None = None,
+                 blob: bytes = b"", count: int = 0) -> None:
         self.epoch = epoch
-        self.fields: dict[bytes, bytes] = fields if fields is not None else {}
-        self.nbytes = sum(len(f) + len(v) + HASH_FIELD_OVERHEAD for f, v in self.fields.items())
+        self._packed = blob  # (the packed form, or b"")
+        self._count = count
+        if fields is None and count:
+            self._fields: dict[bytes, bytes] | None = None
+            self.nbytes = len(blob) + PACKED_BASE_BYTES
+        else:
+            self._fields = fields if fields is not None else {}
+            self.nbytes = _hash_bytes(self._fields)
 
     def __len__(self) -> int:
-        return len(self.fields)
+        return len(self._fields) if self._fields is not None else self._count
 
     def copy(self, epoch: int) -> Hash:
-        return Hash(epoch, dict(self.fields))
+        if self._fields is None:
+            return Hash(epoch, None, self._packed, self._count)
+        return Hash(epoch, dict(self._fields))
+
+    def get(self, field: bytes) -> bytes | None:
+        if self._fields is not None:
+            return self._fields.get(field)
+        return packed.find(self._packed, field)
+
+    def view(self) -> dict[bytes, bytes]:
+        """The fields, to read (a packed hash unpacks into a new dict)."""
+        if self._fields is not None:
+            return self._fields
+        return packed.unpack_pairs(self._packed)
+
+    def _open(self) -> dict[bytes, bytes]:
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = packed.unpack_pairs(self._packed)
+            # the payload is the packed bytes less a length byte per string
+            self.nbytes = (len(self._packed) - 2 * self._count
+                           + self._count * HASH_FIELD_OVERHEAD)
+            self._packed = b""
+        return fields
 
     def set(self, field: bytes, value: bytes) -> bool:
         """Store ``value`` under ``field``; True when the field is new."""
-        old = self.fields.get(field)
-        self.fields[field] = value
+        if self._fields is None and self._count < SMALL_ENTRIES and \
+                len(field) <= SMALL_VALUE_BYTES and len(value) <= SMALL_VALUE_BYTES:
+            self._packed, previous = packed.put_pair(self._packed, field, value)
+            self._count += previous is None
+            self.nbytes = len(self._packed) + PACKED_BASE_BYTES
+            return previous is None
+        fields = self._open()
+        old = fields.get(field)
+        fields[field] = value
         if old is None:
             self.nbytes += len(field) + len(value) + HASH_FIELD_OVERHEAD
             return True
@@ -91,43 +141,100 @@ class Hash:
         return False
 
     def delete(self, field: bytes) -> bool:
-        old = self.fields.pop(field, None)
+        if self._fields is None:
+            if len(field) > SMALL_VALUE_BYTES:
+                return False  # (no packed field is that long)
+            self._packed, previous = packed.drop_pair(self._packed, field)
+            self._count -= previous is not None
+            self.nbytes = len(self._packed) + PACKED_BASE_BYTES
+            return previous is not None
+        old = self._fields.pop(field, None)
         if old is None:
             return False
         self.nbytes -= len(field) + len(old) + HASH_FIELD_OVERHEAD
         return True
 
+    def is_packed(self) -> bool:
+        return self._fields is None
+
+    def settle(self) -> None:
+        """Pack the hash if it is small (see the class doc)."""
+        fields = self._fields
+        if fields is None or not fields:
+            return
+        blob = packed.pack_pairs(fields, SMALL_ENTRIES, SMALL_VALUE_BYTES)
+        if blob is not None:
+            self._packed, self._count, self._fields = blob, len(fields), None
+            self.nbytes = len(blob) + PACKED_BASE_BYTES
+
     def encoding(self) -> bytes:
-        small = len(self.fields) <= SMALL_ENTRIES and all(
+        """Redis's name: a hash small enough to pack is a listpack there too."""
+        fields = self._fields
+        small = fields is None or (len(fields) <= SMALL_ENTRIES and all(
             len(f) <= SMALL_VALUE_BYTES and len(v) <= SMALL_VALUE_BYTES
-            for f, v in self.fields.items())
+            for f, v in fields.items()))
         return b"listpack" if small else b"hashtable"
+
+
+def _hash_bytes(fields: dict[bytes, bytes]) -> int:
+    return sum(len(f) + len(v) + HASH_FIELD_OVERHEAD for f, v in fields.items())
 
 
 class List:
     """Items in a Python list while the list is small (a deque reserves 64 slots a
     block: most of a short list's memory), in a deque once it is long, where pushes
-    and pops at the head must stay O(1)."""
+    and pops at the head must stay O(1). A small list at rest is packed, as a small
+    hash is (``Hash``): ``settle`` packs it, a change unpacks it, ``view`` reads it."""
 
-    __slots__ = ("epoch", "items", "nbytes")
+    __slots__ = ("_count", "_items", "_packed", "epoch", "nbytes")
     KIND: Final = Kind.LIST
 
-    def __init__(self, epoch: int, items: Iterable[bytes] = ()) -> None:
+    def __init__(self, epoch: int, items: Iterable[bytes] = (), blob: bytes = b"",
+                 count: int = 0) -> None:
         self.epoch = epoch
-        self.items: list[bytes] | deque[bytes] = _sized(list(items))
-        self.nbytes = LIST_BASE_BYTES + sum(len(item) + LIST_ITEM_OVERHEAD
-                                            for item in self.items)
+        self._packed = blob  # (the packed form, or b"")
+        self._count = count
+        if count:
+            self._items: list[bytes] | deque[bytes] | None = None
+            self.nbytes = len(blob) + PACKED_BASE_BYTES
+        else:
+            self._items = _sized(list(items))
+            self.nbytes = _list_bytes(self._items)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self._items) if self._items is not None else self._count
 
     def copy(self, epoch: int) -> List:
-        return List(epoch, self.items)
+        if self._items is None:
+            return List(epoch, (), self._packed, self._count)
+        return List(epoch, self._items)
+
+    def view(self) -> list[bytes] | deque[bytes]:
+        """The items, to read (a packed list unpacks into a new list)."""
+        if self._items is not None:
+            return self._items
+        return packed.unpack(self._packed)
+
+    def _open(self) -> list[bytes] | deque[bytes]:
+        items = self._items
+        if items is None:
+            items = self._items = packed.unpack(self._packed)
+            # the payload is the packed bytes less a length byte per item
+            self.nbytes = (LIST_BASE_BYTES + len(self._packed) - self._count
+                           + self._count * LIST_ITEM_OVERHEAD)
+            self._packed = b""
+        return items
 
     def push(self, item: bytes, left: bool) -> None:
-        items = self.items
+        if self._items is None and self._count < SMALL_ENTRIES and \
+                len(item) <= SMALL_VALUE_BYTES:
+            self._packed = packed.push(self._packed, item, left)
+            self._count += 1
+            self.nbytes = len(self._packed) + PACKED_BASE_BYTES
+            return
+        items = self._open()
         if isinstance(items, list) and len(items) >= SMALL_ENTRIES:
-            items = self.items = deque(items)
+            items = self._items = deque(items)
         if not left:
             items.append(item)
         elif isinstance(items, deque):
@@ -137,7 +244,12 @@ class List:
         self.nbytes += len(item) + LIST_ITEM_OVERHEAD
 
     def pop(self, left: bool) -> bytes:
-        items = self.items
+        if self._items is None:
+            item, self._packed = packed.pop(self._packed, left)
+            self._count -= 1
+            self.nbytes = len(self._packed) + PACKED_BASE_BYTES
+            return item
+        items = self._open()
         if not left:
             item = items.pop()
         elif isinstance(items, deque):
@@ -148,20 +260,38 @@ class List:
         return item
 
     def insert(self, index: int, item: bytes) -> None:
-        self.items.insert(index, item)
+        self._open().insert(index, item)
         self.nbytes += len(item) + LIST_ITEM_OVERHEAD
 
     def set(self, index: int, item: bytes) -> None:
-        self.nbytes += len(item) - len(self.items[index])
-        self.items[index] = item
+        items = self._open()
+        self.nbytes += len(item) - len(items[index])
+        items[index] = item
 
     def replace_all(self, items: Iterable[bytes]) -> None:
-        self.items = _sized(list(items))
-        self.nbytes = LIST_BASE_BYTES + sum(len(item) + LIST_ITEM_OVERHEAD
-                                            for item in self.items)
+        self._packed = b""
+        self._items = _sized(list(items))
+        self.nbytes = _list_bytes(self._items)
+
+    def is_packed(self) -> bool:
+        return self._items is None
+
+    def settle(self) -> None:
+        """Pack the list if it is small."""
+        items = self._items
+        if items is None or not items:
+            return
+        blob = packed.pack(items, SMALL_ENTRIES, SMALL_VALUE_BYTES)
+        if blob is not None:
+            self._packed, self._count, self._items = blob, len(items), None
+            self.nbytes = len(blob) + PACKED_BASE_BYTES
 
     def encoding(self) -> bytes:
         return b"quicklist"
+
+
+def _list_bytes(items: list[bytes] | deque[bytes]) -> int:
+    return LIST_BASE_BYTES + sum(len(item) + LIST_ITEM_OVERHEAD for item in items)
 
 
 def _sized(items: list[bytes]) -> list[bytes] | deque[bytes]:
@@ -448,11 +578,14 @@ def encode_container(container: Container) -> bytes:
                 parts += (pack_len(len(consumer_name)), consumer_name,
                           _CONSUMER.pack(consumer.seen_ms, consumer.active_ms))
     elif isinstance(container, Hash):
-        for field, value in container.fields.items():
+        for field, value in container.view().items():
             parts += (pack_len(len(field)), field, pack_len(len(value)), value)
     elif isinstance(container, ZSet):
         for score, member in container.order:
             parts += (pack_len(len(member)), member, _F64.pack(score))
+    elif isinstance(container, List):
+        for item in container.view():
+            parts += (pack_len(len(item)), item)
     else:
         for item in container.items:
             parts += (pack_len(len(item)), item)
@@ -462,9 +595,13 @@ def encode_container(container: Container) -> bytes:
 def decode_container(r: BinaryReader, epoch: int) -> Container:
     kind, count = r.fixed(_KIND_COUNT)
     if kind == Kind.HASH:
-        return Hash(epoch, {r.blob(): r.blob() for _ in range(count)})
+        restored = Hash(epoch, {r.blob(): r.blob() for _ in range(count)})
+        restored.settle()
+        return restored
     if kind == Kind.LIST:
-        return List(epoch, [r.blob() for _ in range(count)])
+        restored_list = List(epoch, [r.blob() for _ in range(count)])
+        restored_list.settle()
+        return restored_list
     if kind == Kind.SET:
         return Set(epoch, [r.blob() for _ in range(count)])
     if kind == Kind.STREAM:

@@ -59,7 +59,7 @@ def hmset(ctx: Ctx, args: list[bytes]) -> Reply:
 
 def hsetnx(ctx: Ctx, args: list[bytes]) -> Reply:
     found = _read(ctx, args[1])
-    if found is not None and args[2] in found.fields:
+    if found is not None and found.get(args[2]) is not None:
         return 0
     _write(ctx, args[1]).set(args[2], args[3])
     ctx.changed(args[1], b"hset", H)
@@ -68,32 +68,33 @@ def hsetnx(ctx: Ctx, args: list[bytes]) -> Reply:
 
 def hget(ctx: Ctx, args: list[bytes]) -> Reply:
     h = _read(ctx, args[1])
-    return None if h is None else h.fields.get(args[2])
+    return None if h is None else h.get(args[2])
 
 
 def hmget(ctx: Ctx, args: list[bytes]) -> Reply:
     h = _read(ctx, args[1])
-    fields = h.fields if h is not None else {}
-    return [fields.get(field) for field in args[2:]]
+    if h is None:
+        return [None] * (len(args) - 2)
+    return [h.get(field) for field in args[2:]]
 
 
 def hgetall(ctx: Ctx, args: list[bytes]) -> Reply:
     h = _read(ctx, args[1])
     out = Map()
     if h is not None:
-        for field, value in h.fields.items():
+        for field, value in h.view().items():
             out += (field, value)
     return out
 
 
 def hkeys(ctx: Ctx, args: list[bytes]) -> Reply:
     h = _read(ctx, args[1])
-    return list(h.fields) if h is not None else []
+    return list(h.view()) if h is not None else []
 
 
 def hvals(ctx: Ctx, args: list[bytes]) -> Reply:
     h = _read(ctx, args[1])
-    return list(h.fields.values()) if h is not None else []
+    return list(h.view().values()) if h is not None else []
 
 
 def hlen(ctx: Ctx, args: list[bytes]) -> Reply:
@@ -103,12 +104,12 @@ def hlen(ctx: Ctx, args: list[bytes]) -> Reply:
 
 def hexists(ctx: Ctx, args: list[bytes]) -> Reply:
     h = _read(ctx, args[1])
-    return int(h is not None and args[2] in h.fields)
+    return int(h is not None and h.get(args[2]) is not None)
 
 
 def hstrlen(ctx: Ctx, args: list[bytes]) -> Reply:
     h = _read(ctx, args[1])
-    value = h.fields.get(args[2]) if h is not None else None
+    value = h.get(args[2]) if h is not None else None
     return len(value) if value is not None else 0
 
 
@@ -125,7 +126,7 @@ def hdel(ctx: Ctx, args: list[bytes]) -> Reply:
 def hincrby(ctx: Ctx, args: list[bytes]) -> Reply:
     delta = integer(args[3])
     found = _read(ctx, args[1])
-    current = found.fields.get(args[2]) if found is not None else None
+    current = found.get(args[2]) if found is not None else None
     number = 0 if current is None else parse_int64(current)
     if number is None:
         raise OpError(b"ERR hash value is not an integer")
@@ -144,7 +145,7 @@ def hincrbyfloat(ctx: Ctx, args: list[bytes]) -> Reply:
     if not delta.is_finite():
         raise OpError(b"ERR value is NaN or Infinity")
     found = _read(ctx, args[1])
-    current = found.fields.get(args[2]) if found is not None else None
+    current = found.get(args[2]) if found is not None else None
     number = parse_long_double(current if current is not None else b"0")
     if number is None:
         raise OpError(b"ERR hash value is not a float")
@@ -167,10 +168,11 @@ def hrandfield(ctx: Ctx, args: list[bytes]) -> Reply:
     if count is None:
         if h is None:
             return None
-        return list(h.fields)[ctx.randrange(len(h))]
+        return list(h.view())[ctx.randrange(len(h))]
     if h is None or count == 0:
         return []
-    fields = list(h.fields)
+    view = h.view()
+    fields = list(view)
     if count > 0:
         chosen = fields if count >= len(fields) else \
             [fields[i] for i in ctx.sample(len(fields), count)]
@@ -180,7 +182,7 @@ def hrandfield(ctx: Ctx, args: list[bytes]) -> Reply:
         return list(chosen)
     out = Pairs()
     for field in chosen:
-        out += (field, h.fields[field])
+        out += (field, view[field])
     return out
 
 
@@ -190,7 +192,7 @@ def hscan(ctx: Ctx, args: list[bytes]) -> Reply:
     items: list[Reply] = []
     if h is not None:
         matches = compile_glob(pattern).match if pattern is not None else None
-        for field, value in h.fields.items():
+        for field, value in h.view().items():
             if matches is None or matches(field):
                 items += (field, value)
     return [b"0", items]

@@ -113,7 +113,7 @@ def lrange(ctx: Ctx, args: list[bytes]) -> Reply:
     if items is None:
         return []
     first, end = _bounds(start, stop, len(items))
-    return list(islice(items.items, first, end))
+    return list(islice(items.view(), first, end))
 
 
 def lindex(ctx: Ctx, args: list[bytes]) -> Reply:
@@ -123,7 +123,7 @@ def lindex(ctx: Ctx, args: list[bytes]) -> Reply:
         return None
     if index < 0:
         index += len(items)
-    return items.items[index] if 0 <= index < len(items) else None
+    return items.view()[index] if 0 <= index < len(items) else None
 
 
 def lset(ctx: Ctx, args: list[bytes]) -> Reply:
@@ -148,7 +148,7 @@ def linsert(ctx: Ctx, args: list[bytes]) -> Reply:
     if found is None:
         return 0
     try:
-        position = found.items.index(args[3])
+        position = found.view().index(args[3])
     except ValueError:
         return -1
     items = _write(ctx, args[1])
@@ -163,7 +163,9 @@ def lrem(ctx: Ctx, args: list[bytes]) -> Reply:
     if found is None:
         return 0
     element = args[3]
-    order = list(found.items) if count >= 0 else list(reversed(found.items))
+    order = list(found.view())
+    if count < 0:
+        order.reverse()
     limit = abs(count) or len(order)
     kept: list[bytes] = []
     removed = 0
@@ -189,7 +191,7 @@ def ltrim(ctx: Ctx, args: list[bytes]) -> Reply:
     if first == 0 and end == len(found):
         return OK
     items = _write(ctx, args[1])
-    items.replace_all(list(islice(items.items, first, end)))
+    items.replace_all(list(islice(items.view(), first, end)))
     ctx.changed(args[1], b"ltrim", L)
     return OK
 
@@ -225,7 +227,7 @@ def lpos(ctx: Ctx, args: list[bytes]) -> Reply:
     skip = abs(rank) - 1
     matches: list[Reply] = []
     wanted = count if count else size if count == 0 else 1
-    items = found.items
+    items = found.view()
     for index in indexes:
         if items[index] == args[2]:
             if skip:
