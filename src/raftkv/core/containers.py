@@ -73,11 +73,12 @@ class Hash:
     """Fields in an insertion-ordered dict, or, for a small hash at rest, *packed*:
     every field and value after its length in one byte, in a single bytes object, as
     Redis keeps a small hash in a listpack (a dict and two bytes objects per field
-    cost five times as much). ``settle``, called when the keyspace stores the hash
-    after a write, packs it while it is small; the first change after that unpacks
-    it. Reads look up a packed hash without unpacking it (``get``), or read a
-    dict unpacked for them (``view``). Packing keeps the order, so every replica
-    still iterates the same way."""
+    cost five times as much; ``packed.c``). ``settle``, called when the keyspace
+    stores the hash after a write, packs it while it is small. ``set`` and ``delete``
+    edit the packed form; a change it cannot hold (a long value, a 129th field)
+    unpacks it until the next ``settle``. Reads look a field up in the packed form
+    (``get``) or read a dict unpacked for them (``view``). Packing keeps the order,
+    so every replica still iterates the same way."""
 
     __slots__ = ("_count", "_fields", "_packed", "epoch", "nbytes")
     KIND: Final = Kind.HASH
@@ -184,7 +185,8 @@ class List:
     """Items in a Python list while the list is small (a deque reserves 64 slots a
     block: most of a short list's memory), in a deque once it is long, where pushes
     and pops at the head must stay O(1). A small list at rest is packed, as a small
-    hash is (``Hash``): ``settle`` packs it, a change unpacks it, ``view`` reads it."""
+    hash is (``Hash``): ``settle`` packs it, ``push`` and ``pop`` edit the packed form,
+    any other change unpacks it, ``view`` reads it."""
 
     __slots__ = ("_count", "_items", "_packed", "epoch", "nbytes")
     KIND: Final = Kind.LIST

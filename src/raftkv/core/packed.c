@@ -123,6 +123,18 @@ static Py_ssize_t count_strings(const unsigned char *at, const unsigned char *en
     return n;
 }
 
+/* Checks packed pairs: every string inside the blob, and an even number of them. */
+static int check_pairs(const unsigned char *at, const unsigned char *end) {
+    Py_ssize_t n = count_strings(at, end);
+    if (n < 0)
+        return -1;
+    if (n % 2) {
+        PyErr_SetString(PyExc_ValueError, "packed pairs hold an odd number of strings");
+        return -1;
+    }
+    return 0;
+}
+
 static int blob_bounds(PyObject *blob, const unsigned char **start,
                        const unsigned char **end, const char *name) {
     if (!PyBytes_Check(blob)) {
@@ -160,13 +172,8 @@ static PyObject *packed_unpack_pairs(PyObject *module, PyObject *blob) {
     const unsigned char *at, *end;
     if (blob_bounds(blob, &at, &end, "unpack_pairs") < 0)
         return NULL;
-    Py_ssize_t n = count_strings(at, end);
-    if (n < 0)
+    if (check_pairs(at, end) < 0)
         return NULL;
-    if (n % 2) {
-        PyErr_SetString(PyExc_ValueError, "packed pairs hold an odd number of strings");
-        return NULL;
-    }
     PyObject *out = PyDict_New();
     if (out == NULL)
         return NULL;
@@ -211,13 +218,8 @@ static PyObject *packed_find(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_TypeError, "find takes bytes");
         return NULL;
     }
-    Py_ssize_t n = count_strings(at, end);
-    if (n < 0)
+    if (check_pairs(at, end) < 0)
         return NULL;
-    if (n % 2) {
-        PyErr_SetString(PyExc_ValueError, "packed pairs hold an odd number of strings");
-        return NULL;
-    }
     const unsigned char *field = find_pair(at, end, PyBytes_AS_STRING(args[1]),
                                            PyBytes_GET_SIZE(args[1]));
     if (field == NULL)
@@ -331,13 +333,8 @@ static PyObject *pair_edit(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t w
     PyObject *value = want_args == 3 ? args[2] : NULL;
     if (value != NULL && short_bytes(value) < 0)
         return NULL;
-    Py_ssize_t n = count_strings(start, end);
-    if (n < 0)
+    if (check_pairs(start, end) < 0)
         return NULL;
-    if (n % 2) {
-        PyErr_SetString(PyExc_ValueError, "packed pairs hold an odd number of strings");
-        return NULL;
-    }
     const unsigned char *field = find_pair(start, end, PyBytes_AS_STRING(args[1]),
                                            PyBytes_GET_SIZE(args[1]));
     PyObject *old, *blob;
