@@ -57,9 +57,7 @@ def unpack(blob: bytes) -> list[bytes]:
 
 
 def unpack_pairs(blob: bytes) -> dict[bytes, bytes]:
-    strings = unpack(blob)
-    if len(strings) % 2:
-        raise ValueError("packed pairs hold an odd number of strings")
+    strings = _unpack_pairs(blob)
     return dict(zip(strings[::2], strings[1::2], strict=True))
 
 
@@ -67,9 +65,7 @@ def find(blob: bytes, field: bytes) -> bytes | None:
     """The value after ``field`` in packed pairs, None without it."""
     if not isinstance(blob, bytes) or not isinstance(field, bytes):
         raise TypeError("find takes bytes")
-    strings = unpack(blob)
-    if len(strings) % 2:
-        raise ValueError("packed pairs hold an odd number of strings")
+    strings = _unpack_pairs(blob)
     for i in range(0, len(strings), 2):
         if strings[i] == field:
             return strings[i + 1]
@@ -125,6 +121,14 @@ def _edit_pair(blob: bytes, field: bytes, value: bytes | None
     else:
         fields[field] = value
     return _pack_all([s for pair in fields.items() for s in pair]), old
+
+
+def _unpack_pairs(blob: bytes) -> list[bytes]:
+    """The strings of packed pairs, checked to be an even number (check_pairs in C)."""
+    strings = unpack(blob)
+    if len(strings) % 2:
+        raise ValueError("packed pairs hold an odd number of strings")
+    return strings
 
 
 def _pack_all(strings: list[bytes]) -> bytes:
