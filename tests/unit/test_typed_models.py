@@ -23,6 +23,9 @@ from raftkv.core.typed.replies import NIL_ARRAY, OK
 ITEMS = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"ff"])
 INDEX = st.integers(-7, 7)
 SCORES = st.sampled_from([-2.0, 0.0, 0.5, 1.0, 3.0, 7.25])
+# and what a packed sorted set keeps as text: -0.0, a third, beyond 2**53, huge, inf
+ZADD_SCORES = st.one_of(SCORES, st.sampled_from([-0.0, 1 / 3, 2.0**53 + 2, -1e300,
+                                                 float("inf")]))
 KEY = b"k"
 
 
@@ -252,16 +255,24 @@ class ZSetModel(TypedModel):
     def ordered(self) -> list[tuple[float, bytes]]:
         return sorted((s, m) for m, s in self.model.items())
 
-    @rule(score=SCORES, member=ITEMS)
+    @rule(score=ZADD_SCORES, member=st.one_of(ITEMS, st.just(b"m" * 65)))
     def zadd(self, score: float, member: bytes) -> None:
+        """(A member over 64 bytes keeps the set unpacked until it is gone.)"""
         assert self.write(b"zadd", KEY, repr(score).encode(), member) == \
             int(member not in self.model)
-        self.model[member] = score
+        self.keep(member, score)
+
+    def keep(self, member: bytes, score: float) -> None:
+        """(A score equal to the old one changes nothing, as in Redis: 0.0 stays 0.0
+        when -0.0 arrives.)"""
+        if self.model.get(member) != score:
+            self.model[member] = score
 
     @rule(delta=SCORES, member=ITEMS)
     def zincrby(self, delta: float, member: bytes) -> None:
-        self.model[member] = self.model.get(member, 0.0) + delta
-        assert self.write(b"zincrby", KEY, repr(delta).encode(), member) == self.model[member]
+        new = self.model.get(member, 0.0) + delta
+        assert self.write(b"zincrby", KEY, repr(delta).encode(), member) == new
+        self.keep(member, new)
 
     @rule(items=st.lists(ITEMS, min_size=1, max_size=3))
     def zrem(self, items: list[bytes]) -> None:
@@ -296,6 +307,15 @@ class ZSetModel(TypedModel):
         assert self.read(b"zrange", KEY, b"0", b"-1") == [m for _, m in ordered]
         for rank, (_, member) in enumerate(ordered):
             assert self.read(b"zrank", KEY, member) == rank
+        probes = [b"a", b"b", b"c", b"d", b"e", b"ff", b"m" * 65, b"zz"]
+        for member, score in zip(probes, self.read(b"zmscore", KEY, *probes), strict=True):
+            assert repr(self.read(b"zscore", KEY, member)) == repr(score) == \
+                repr(self.model.get(member))  # (repr: -0.0 keeps its sign)
+        container = self.sm.keyspace.container(KEY)
+        if container is not None:  # packed at rest exactly while small
+            small = all(len(m) <= 64 for m in self.model)
+            assert container.encoding() == (b"listpack" if small else b"skiplist")
+            assert isinstance(container, ZSet) and container.is_packed() == small
 
 
 class StreamModel(TypedModel):
@@ -432,4 +452,32 @@ def test_a_small_hash_is_packed_at_rest_in_snapshots_and_after_a_restore() -> No
     image.decode(image.encode(snap), "test").restore(restored)  # type: ignore[arg-type]
     assert held(restored).is_packed() and held(restored).view() == {b"a": b"1", b"b": b"2"}
     write(3, b"hdel", KEY, b"c")
+    assert held(sm).is_packed() and held(sm).nbytes == packed_bytes
+
+
+def test_a_small_sorted_set_is_packed_at_rest_in_snapshots_and_after_a_restore() -> None:
+    sm = StateMachine()
+
+    def write(index: int, *args: bytes) -> None:
+        assert sm.apply(index, TypedOp(args, b"", 1000)).ok
+
+    def held(machine: StateMachine) -> ZSet:
+        found = machine.keyspace.container(KEY)
+        assert isinstance(found, ZSet)
+        return found
+
+    write(1, b"zadd", KEY, b"2.5", b"b", b"-0.0", b"a", b"1e300", b"c")
+    assert held(sm).is_packed()
+    packed_bytes = held(sm).nbytes
+    snap = sm.snapshot()
+    write(2, b"zadd", KEY, b"1", b"m" * 65)  # too long for a packed sorted set
+    assert not held(sm).is_packed() and held(sm).nbytes > packed_bytes
+    expected = [(-0.0, b"a"), (2.5, b"b"), (1e300, b"c")]
+    assert snap.containers[KEY].is_packed()  # type: ignore[attr-defined]
+    assert list(snap.containers[KEY].order) == expected  # type: ignore[attr-defined]
+    restored = StateMachine()
+    image.decode(image.encode(snap), "test").restore(restored)  # type: ignore[arg-type]
+    assert held(restored).is_packed() and list(held(restored).order) == expected
+    assert repr(held(restored).score(b"a")) == "-0.0"
+    write(3, b"zrem", KEY, b"m" * 65)
     assert held(sm).is_packed() and held(sm).nbytes == packed_bytes

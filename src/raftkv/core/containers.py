@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import math
 import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -67,6 +68,7 @@ ZSET_BASE_BYTES: Final = 480
 SMALL_ENTRIES: Final = 128
 SMALL_VALUE_BYTES: Final = 64
 SMALL_INTSET: Final = 512
+_EXACT_INT: Final = 2.0**53  # (every integer below it is a float exactly)
 
 
 class Hash:
@@ -352,6 +354,9 @@ class Set:
         self.nbytes -= len(member) + SET_MEMBER_OVERHEAD
         return True
 
+    def settle(self) -> None:
+        """Nothing to pack: kept as it is."""
+
     def encoding(self) -> bytes:
         if len(self.items) <= SMALL_INTSET and all(_is_int64_text(m) for m in self.items):
             return b"intset"
@@ -359,52 +364,139 @@ class Set:
 
 
 class ZSet:
-    """Members with float scores, ordered by (score, member) as Redis orders them."""
+    """Members with float scores, ordered by (score, member) as Redis orders them: a
+    dict of scores beside a sorted list of (score, member), or, for a small sorted set
+    at rest, *packed* as a hash is (``packed.c``): each member, then its score as
+    text, in (score, member) order. ``settle`` packs it while it is small; a change
+    unpacks it until the next ``settle``. ``score`` reads one member's score from the
+    packed form; ``scores`` and ``order`` give a packed one's contents unpacked, to
+    read. Whatever iterates members goes by ``order``: the dict's order depends on the
+    set's history (packed or not, restored from a snapshot or not), ``order`` never."""
 
-    __slots__ = ("epoch", "nbytes", "order", "scores")
+    __slots__ = ("_count", "_order", "_packed", "_scores", "epoch", "nbytes")
     KIND: Final = Kind.ZSET
 
-    def __init__(self, epoch: int, scores: dict[bytes, float] | None = None) -> None:
+    def __init__(self, epoch: int, scores: dict[bytes, float] | None = None,
+                 blob: bytes = b"", count: int = 0) -> None:
         self.epoch = epoch
-        self.scores: dict[bytes, float] = scores if scores is not None else {}
-        self.order: SortedList = SortedList((s, m) for m, s in self.scores.items())
-        self.nbytes = ZSET_BASE_BYTES + sum(len(m) + ZSET_MEMBER_OVERHEAD for m in self.scores)
+        self._packed = blob  # (the packed form, or b"")
+        self._count = count
+        self._scores: dict[bytes, float] | None = None
+        self._order: SortedList | None = None
+        if scores is None and count:
+            self.nbytes = len(blob) + PACKED_BASE_BYTES
+        else:
+            self._fill(scores if scores is not None else {})
+
+    def _fill(self, scores: dict[bytes, float]) -> None:
+        order = SortedList((s, m) for m, s in scores.items())
+        self._scores = dict(scores)
+        self._order = order
+        self.nbytes = ZSET_BASE_BYTES + sum(len(m) + ZSET_MEMBER_OVERHEAD for m in scores)
 
     def __len__(self) -> int:
-        return len(self.scores)
+        return len(self._scores) if self._scores is not None else self._count
 
     def copy(self, epoch: int) -> ZSet:
-        return ZSet(epoch, dict(self.scores))
+        if self._scores is None:
+            return ZSet(epoch, None, self._packed, self._count)
+        return ZSet(epoch, self._scores)
+
+    def score(self, member: bytes) -> float | None:
+        if self._scores is not None:
+            return self._scores.get(member)
+        text = packed.find(self._packed, member)
+        return None if text is None else float(text)
+
+    @property
+    def scores(self) -> dict[bytes, float]:
+        """member -> score, to read."""
+        if self._scores is not None:
+            return self._scores
+        return _unpack_scores(self._packed)
+
+    @property
+    def order(self) -> SortedList:
+        """(score, member) in order, to read."""
+        if self._order is not None:
+            return self._order
+        return SortedList((s, m) for m, s in _unpack_scores(self._packed).items())
+
+    def _open(self) -> tuple[dict[bytes, float], SortedList]:
+        scores, order = self._scores, self._order
+        if scores is None or order is None:
+            self._fill(_unpack_scores(self._packed))
+            self._packed, self._count = b"", 0
+            scores, order = self._scores, self._order
+            assert scores is not None and order is not None
+        return scores, order
 
     def set(self, member: bytes, score: float) -> bool:
         """Give ``member`` ``score``; True when the member is new."""
-        old = self.scores.get(member)
+        scores, order = self._open()
+        old = scores.get(member)
         if old is not None:
             if old == score:
                 return False
-            self.order.remove((old, member))
+            order.remove((old, member))
         else:
             self.nbytes += len(member) + ZSET_MEMBER_OVERHEAD
-        self.scores[member] = score
-        self.order.add((score, member))
+        scores[member] = score
+        order.add((score, member))
         return old is None
 
     def delete(self, member: bytes) -> bool:
-        old = self.scores.pop(member, None)
+        if self._scores is None and packed.find(self._packed, member) is None:
+            return False
+        scores, order = self._open()
+        old = scores.pop(member, None)
         if old is None:
             return False
-        self.order.remove((old, member))
+        order.remove((old, member))
         self.nbytes -= len(member) + ZSET_MEMBER_OVERHEAD
         return True
 
     def rank(self, member: bytes) -> int | None:
-        score = self.scores.get(member)
+        score = self.score(member)
         return None if score is None else self.order.index((score, member))
 
+    def is_packed(self) -> bool:
+        return self._scores is None
+
+    def settle(self) -> None:
+        """Pack the sorted set if it is small (see the class doc)."""
+        order = self._order
+        if order is None or not order or len(order) > SMALL_ENTRIES:
+            return
+        strings: list[bytes] = []
+        for score, member in order:
+            strings.append(member)
+            strings.append(_score_text(score))
+        blob = packed.pack(strings, 2 * SMALL_ENTRIES, SMALL_VALUE_BYTES)
+        if blob is not None:
+            self._packed, self._count = blob, len(order)
+            self._scores = self._order = None
+            self.nbytes = len(blob) + PACKED_BASE_BYTES
+
     def encoding(self) -> bytes:
-        small = len(self.scores) <= SMALL_ENTRIES and all(
-            len(m) <= SMALL_VALUE_BYTES for m in self.scores)
+        scores = self._scores
+        small = scores is None or (len(scores) <= SMALL_ENTRIES and all(
+            len(m) <= SMALL_VALUE_BYTES for m in scores))
         return b"listpack" if small else b"skiplist"
+
+
+def _score_text(score: float) -> bytes:
+    """A score as the shortest text ``float`` reads back exactly: an integer's digits
+    (as Redis's listpack keeps an integral score as an integer), else ``repr``."""
+    if -_EXACT_INT < score < _EXACT_INT and score == int(score) and \
+            (score != 0.0 or math.copysign(1.0, score) > 0):
+        return b"%d" % int(score)
+    return repr(score).encode()
+
+
+def _unpack_scores(blob: bytes) -> dict[bytes, float]:
+    strings = packed.unpack(blob)
+    return {strings[i]: float(strings[i + 1]) for i in range(0, len(strings), 2)}
 
 
 StreamID = tuple[int, int]  # (milliseconds, sequence)
@@ -511,6 +603,9 @@ class Stream:
         """The IDs from ``low`` to ``high``, both included, in order."""
         return self.ids[bisect.bisect_left(self.ids, low):bisect.bisect_right(self.ids, high)]
 
+    def settle(self) -> None:
+        """Nothing to pack: kept as it is."""
+
     def encoding(self) -> bytes:
         return b"stream"
 
@@ -613,7 +708,9 @@ def decode_container(r: BinaryReader, epoch: int) -> Container:
         for _ in range(count):
             member = r.blob()
             scores[member] = r.double()
-        return ZSet(epoch, scores)
+        restored_zset = ZSet(epoch, scores)
+        restored_zset.settle()
+        return restored_zset
     raise r.error(f"unknown container kind {kind}")
 
 

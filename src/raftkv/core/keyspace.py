@@ -32,7 +32,7 @@ from typing import Final
 from sortedcontainers import SortedList
 
 from raftkv.core.commands import Entry
-from raftkv.core.containers import Container, Hash, List
+from raftkv.core.containers import Container
 from raftkv.core.history import EVENT_OVERHEAD_BYTES, History, PutBatch
 from raftkv.core.table import DEADLINE_AT, TYPED, Table
 
@@ -314,9 +314,8 @@ class Keyspace:
                         container: Container, old_nbytes: int) -> None:
         """Store a typed key's header and container. ``old`` is what ``raw(key)``
         returned before and ``old_nbytes`` the container's ``nbytes`` then (0 if new).
-        A small hash or list is packed here, at rest (``Hash.settle``)."""
-        if isinstance(container, (Hash, List)):
-            container.settle()
+        A small hash, list or sorted set is packed here, at rest (``settle``)."""
+        container.settle()
         self._entries.put(key, packed)
         self._containers[key] = container
         if old is None:

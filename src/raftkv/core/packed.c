@@ -1,9 +1,9 @@
-/* raftkv.core.packed: the packed form of a small hash or list, in C.
+/* raftkv.core.packed: the packed form of a small hash, list or sorted set, in C.
  *
  * packed.py is the same module in plain Python and says what each function does;
  * this file is what runs. A packed container is unpacked on its first change and
  * packed again when the keyspace stores it, so both run on every write to a small
- * hash or list, and find() on every read of one field.
+ * container, and find() on every read of one field.
  *
  * The form: each string as one length byte and its bytes, back to back.
  */

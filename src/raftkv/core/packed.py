@@ -1,7 +1,8 @@
-"""The packed form of a small hash or list: each string after its length in one byte,
-back to back in one bytes object (a hash's field and value alternate). Redis keeps a
-small hash or list in a listpack for the same reason: a Python dict or list and a
-bytes object per element cost several times the data (``containers.py``).
+"""The packed form of a small hash, list or sorted set: each string after its length in
+one byte, back to back in one bytes object (a hash's field and value alternate, a
+sorted set's member and score). Redis keeps a small container in a listpack for the
+same reason: a Python dict or list and a bytes object per element cost several times
+the data (``containers.py``).
 
 This file is the reference, in plain Python. What runs is ``packed.c``, built into
 an extension module of the same name, which Python imports instead of this file:

@@ -56,16 +56,17 @@ def _score_bound(raw: bytes) -> tuple[float, bool]:
 def _score_slice(z: ZSet, low: tuple[float, bool], high: tuple[float, bool]) -> tuple[int, int]:
     """Positions [start, end) of the members whose scores are within the bounds."""
     (lo, lo_ex), (hi, hi_ex) = low, high
+    order = z.order
     if lo_ex:
         if lo == _INF:
             return 0, 0
-        start = z.order.bisect_left((math.nextafter(lo, _INF),))
+        start = order.bisect_left((math.nextafter(lo, _INF),))
     else:
-        start = z.order.bisect_left((lo,))
+        start = order.bisect_left((lo,))
     if hi_ex:
-        end = z.order.bisect_left((hi,))
+        end = order.bisect_left((hi,))
     else:
-        end = len(z) if hi == _INF else z.order.bisect_left((math.nextafter(hi, _INF),))
+        end = len(z) if hi == _INF else order.bisect_left((math.nextafter(hi, _INF),))
     return start, max(start, end)
 
 
@@ -200,7 +201,12 @@ def _range_op(by: str, reverse: bool | None) -> Op:
 def zrangestore(ctx: Ctx, args: list[bytes]) -> Reply:
     spec, _ = _parse_range(args, 3, "auto", None, True)
     z = _read(ctx, args[2])
-    chosen = {} if z is None else {z.order[i][1]: z.order[i][0] for i in spec.positions(z)}
+    chosen: dict[bytes, float] = {}
+    if z is not None:
+        order = z.order
+        for i in spec.positions(z):
+            score, member = order[i]
+            chosen[member] = score
     ctx.put(args[1], ZSet(ctx.keyspace.epoch, chosen) if chosen else None)
     if chosen:
         ctx.changed(args[1], b"zrangestore", Z)
@@ -234,7 +240,7 @@ def zadd(ctx: Ctx, args: list[bytes]) -> Reply:
     added = updated = 0
     result: float | None = None
     for score, member in pairs:
-        current = z.scores.get(member)
+        current = z.score(member)
         if current is None:
             if xx:
                 continue
@@ -263,7 +269,7 @@ def zadd(ctx: Ctx, args: list[bytes]) -> Reply:
 def zincrby(ctx: Ctx, args: list[bytes]) -> Reply:
     delta = number(args[2])
     found = _read(ctx, args[1])
-    current = found.scores.get(args[3]) if found is not None else None
+    current = found.score(args[3]) if found is not None else None
     new = delta if current is None else current + delta
     if math.isnan(new):
         raise OpError(NAN_SCORE)
@@ -284,7 +290,7 @@ def zrem(ctx: Ctx, args: list[bytes]) -> Reply:
 
 def zscore(ctx: Ctx, args: list[bytes]) -> Reply:
     z = _read(ctx, args[1])
-    return z.scores.get(args[2]) if z is not None else None
+    return z.score(args[2]) if z is not None else None
 
 
 def zmscore(ctx: Ctx, args: list[bytes]) -> Reply:
@@ -329,7 +335,8 @@ def _remove_range(by: str) -> Op:
         found = _read(ctx, args[1])
         if found is None:
             return 0
-        victims = [found.order[i][1] for i in spec.positions(found)]
+        order = found.order
+        victims = [order[i][1] for i in spec.positions(found)]
         if not victims:
             return 0
         z = _write(ctx, args[1])
@@ -346,7 +353,8 @@ def _pop_from(ctx: Ctx, key: bytes, highest: bool, count: int) -> list[tuple[byt
     z = _write(ctx, key)
     taken = []
     for _ in range(min(count, len(z))):
-        score, member = z.order[-1] if highest else z.order[0]
+        order = z.order
+        score, member = order[-1] if highest else order[0]
         z.delete(member)
         taken.append((member, score))
     ctx.changed(key, b"zpopmax" if highest else b"zpopmin", Z)
@@ -509,7 +517,8 @@ def zrandmember(ctx: Ctx, args: list[bytes]) -> Reply:
         return None if z is None else z.order[ctx.randrange(len(z))][1]
     if z is None or count == 0:
         return []
-    members = list(z.scores)
+    order = z.order
+    members = [member for _, member in order]
     if count > 0:
         chosen = members if count >= len(members) else \
             [members[i] for i in ctx.sample(len(members), count)]
@@ -517,9 +526,10 @@ def zrandmember(ctx: Ctx, args: list[bytes]) -> Reply:
         chosen = [members[ctx.randrange(len(members))] for _ in range(-count)]
     if len(args) < 4:
         return list(chosen)
+    scores = z.scores
     out = Pairs()
     for member in chosen:
-        out += (member, z.scores[member])
+        out += (member, scores[member])
     return out
 
 
@@ -529,7 +539,7 @@ def zscan(ctx: Ctx, args: list[bytes]) -> Reply:
     items: list[Reply] = []
     if z is not None:
         matches = compile_glob(pattern).match if pattern is not None else None
-        for member, score in z.scores.items():
+        for score, member in z.order:
             if matches is None or matches(member):
                 items += (member, double_text(score))
     return [b"0", items]
