@@ -24,7 +24,7 @@ import enum
 import math
 import struct
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from sortedcontainers import SortedList
@@ -367,11 +367,12 @@ class ZSet:
     """Members with float scores, ordered by (score, member) as Redis orders them: a
     dict of scores beside a sorted list of (score, member), or, for a small sorted set
     at rest, *packed* as a hash is (``packed.c``): each member, then its score as
-    text, in (score, member) order. ``settle`` packs it while it is small; a change
-    unpacks it until the next ``settle``. ``score`` reads one member's score from the
-    packed form; ``scores`` and ``order`` give a packed one's contents unpacked, to
-    read. Whatever iterates members goes by ``order``: the dict's order depends on the
-    set's history (packed or not, restored from a snapshot or not), ``order`` never."""
+    text, in (score, member) order. ``settle`` packs it while it is small. ``set`` and
+    ``delete`` edit the packed form; a change it cannot hold (a long member, a 129th)
+    unpacks it until the next ``settle``. ``score``, ``at``, ``rank`` and ``bisect``
+    read it in place; ``scores`` and ``order`` unpack a copy to read. Whatever iterates members goes by
+    ``order``: the dict's order depends on the set's history (packed or not, restored
+    from a snapshot or not), ``order``'s never."""
 
     __slots__ = ("_count", "_order", "_packed", "_scores", "epoch", "nbytes")
     KIND: Final = Kind.ZSET
@@ -416,11 +417,28 @@ class ZSet:
         return _unpack_scores(self._packed)
 
     @property
-    def order(self) -> SortedList:
-        """(score, member) in order, to read."""
+    def order(self) -> Sequence[tuple[float, bytes]]:
+        """(score, member) in order, to read (a packed one's as a new list)."""
         if self._order is not None:
-            return self._order
-        return SortedList((s, m) for m, s in _unpack_scores(self._packed).items())
+            order: Sequence[tuple[float, bytes]] = self._order
+            return order
+        strings = packed.unpack(self._packed)
+        return [(float(strings[i + 1]), strings[i]) for i in range(0, len(strings), 2)]
+
+    def bisect(self, score: float) -> int:
+        """The rank of the first member whose score is ``score`` or more."""
+        if self._order is not None:
+            found: int = self._order.bisect_left((score,))
+            return found
+        strings = packed.unpack(self._packed)
+        low, high = 0, len(strings) // 2
+        while low < high:
+            middle = (low + high) // 2
+            if float(strings[2 * middle + 1]) < score:
+                low = middle + 1
+            else:
+                high = middle
+        return low
 
     def _open(self) -> tuple[dict[bytes, float], SortedList]:
         scores, order = self._scores, self._order
@@ -433,6 +451,19 @@ class ZSet:
 
     def set(self, member: bytes, score: float) -> bool:
         """Give ``member`` ``score``; True when the member is new."""
+        if self._scores is None and len(member) <= SMALL_VALUE_BYTES:
+            strings = packed.unpack(self._packed)
+            at = _find_member(strings, member)
+            if at < 0 and self._count < SMALL_ENTRIES:
+                self._repack(_put_member(strings, member, score))
+                self._count += 1
+                return True
+            if at >= 0:
+                if float(strings[at + 1]) == score:
+                    return False
+                del strings[at:at + 2]
+                self._repack(_put_member(strings, member, score))
+                return False
         scores, order = self._open()
         old = scores.get(member)
         if old is not None:
@@ -446,8 +477,15 @@ class ZSet:
         return old is None
 
     def delete(self, member: bytes) -> bool:
-        if self._scores is None and packed.find(self._packed, member) is None:
-            return False
+        if self._scores is None:
+            strings = packed.unpack(self._packed)
+            at = _find_member(strings, member)
+            if at < 0:
+                return False
+            del strings[at:at + 2]
+            self._repack(strings)
+            self._count -= 1
+            return True
         scores, order = self._open()
         old = scores.pop(member, None)
         if old is None:
@@ -456,9 +494,27 @@ class ZSet:
         self.nbytes -= len(member) + ZSET_MEMBER_OVERHEAD
         return True
 
+    def _repack(self, strings: list[bytes]) -> None:
+        blob = packed.pack(strings, 2 * SMALL_ENTRIES, SMALL_VALUE_BYTES)
+        assert blob is not None  # (the callers keep within the limits)
+        self._packed = blob
+        self.nbytes = len(blob) + PACKED_BASE_BYTES
+
+    def at(self, rank: int) -> tuple[float, bytes]:
+        """The (score, member) at ``rank`` (negative from the end), read in place."""
+        if self._order is not None:
+            found: tuple[float, bytes] = self._order[rank]
+            return found
+        strings = packed.unpack(self._packed)
+        pair = 2 * (rank if rank >= 0 else self._count + rank)
+        return float(strings[pair + 1]), strings[pair]
+
     def rank(self, member: bytes) -> int | None:
+        if self._order is None:
+            at = _find_member(packed.unpack(self._packed), member)
+            return None if at < 0 else at // 2
         score = self.score(member)
-        return None if score is None else self.order.index((score, member))
+        return None if score is None else self._order.index((score, member))
 
     def is_packed(self) -> bool:
         return self._scores is None
@@ -492,6 +548,28 @@ def _score_text(score: float) -> bytes:
             (score != 0.0 or math.copysign(1.0, score) > 0):
         return b"%d" % int(score)
     return repr(score).encode()
+
+
+def _find_member(strings: list[bytes], member: bytes) -> int:
+    """Where ``member`` is in a packed sorted set's strings, or -1."""
+    for at in range(0, len(strings), 2):
+        if strings[at] == member:
+            return at
+    return -1
+
+
+def _put_member(strings: list[bytes], member: bytes, score: float) -> list[bytes]:
+    """``strings`` with (member, score) in its place by (score, member)."""
+    low, high = 0, len(strings) // 2
+    while low < high:
+        middle = (low + high) // 2
+        there = float(strings[2 * middle + 1])
+        if there < score or (there == score and strings[2 * middle] < member):
+            low = middle + 1
+        else:
+            high = middle
+    strings[2 * low:2 * low] = [member, _score_text(score)]
+    return strings
 
 
 def _unpack_scores(blob: bytes) -> dict[bytes, float]:

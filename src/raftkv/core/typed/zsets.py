@@ -56,17 +56,18 @@ def _score_bound(raw: bytes) -> tuple[float, bool]:
 def _score_slice(z: ZSet, low: tuple[float, bool], high: tuple[float, bool]) -> tuple[int, int]:
     """Positions [start, end) of the members whose scores are within the bounds."""
     (lo, lo_ex), (hi, hi_ex) = low, high
-    order = z.order
     if lo_ex:
         if lo == _INF:
             return 0, 0
-        start = order.bisect_left((math.nextafter(lo, _INF),))
+        start = z.bisect(math.nextafter(lo, _INF))
     else:
-        start = order.bisect_left((lo,))
+        start = z.bisect(lo)
     if hi_ex:
-        end = order.bisect_left((hi,))
+        end = z.bisect(hi)
+    elif hi == _INF:
+        end = len(z)
     else:
-        end = len(z) if hi == _INF else order.bisect_left((math.nextafter(hi, _INF),))
+        end = z.bisect(math.nextafter(hi, _INF))
     return start, max(start, end)
 
 
@@ -353,8 +354,7 @@ def _pop_from(ctx: Ctx, key: bytes, highest: bool, count: int) -> list[tuple[byt
     z = _write(ctx, key)
     taken = []
     for _ in range(min(count, len(z))):
-        order = z.order
-        score, member = order[-1] if highest else order[0]
+        score, member = z.at(-1 if highest else 0)
         z.delete(member)
         taken.append((member, score))
     ctx.changed(key, b"zpopmax" if highest else b"zpopmin", Z)
@@ -514,7 +514,7 @@ def zrandmember(ctx: Ctx, args: list[bytes]) -> Reply:
     count = integer(args[2]) if len(args) >= 3 else None
     z = _read(ctx, args[1])
     if count is None:
-        return None if z is None else z.order[ctx.randrange(len(z))][1]
+        return None if z is None else z.at(ctx.randrange(len(z)))[1]
     if z is None or count == 0:
         return []
     order = z.order
