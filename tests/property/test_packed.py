@@ -44,6 +44,7 @@ def test_pack_and_unpack(strings, max_count, max_len, odd, as_deque) -> None:
     if fits:
         assert packed[0] == "ok" and packed[1] is not None
         assert same(lambda m: m.unpack(packed[1])) == ("ok", strings)
+        assert same(lambda m: m.count(packed[1])) == ("ok", len(strings))
 
 
 @settings(max_examples=300, deadline=None)
@@ -82,10 +83,10 @@ def test_pairs_and_their_edits(fields, field, value, left) -> None:
 @settings(max_examples=300, deadline=None)
 @given(blob=st.binary(max_size=40), field=SHORT)
 def test_a_damaged_blob_is_refused_alike(blob, field) -> None:
-    for call in (lambda m: m.unpack(blob), lambda m: m.unpack_pairs(blob),
-                 lambda m: m.find(blob, field), lambda m: m.put_pair(blob, field, field),
-                 lambda m: m.drop_pair(blob, field), lambda m: m.push(blob, field, True),
-                 lambda m: m.pop(blob, False)):
+    for call in (lambda m: m.unpack(blob), lambda m: m.count(blob),
+                 lambda m: m.unpack_pairs(blob), lambda m: m.find(blob, field),
+                 lambda m: m.put_pair(blob, field, field), lambda m: m.drop_pair(blob, field),
+                 lambda m: m.push(blob, field, True), lambda m: m.pop(blob, False)):
         same(call)
 
 

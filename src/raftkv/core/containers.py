@@ -69,6 +69,9 @@ SMALL_ENTRIES: Final = 128
 SMALL_VALUE_BYTES: Final = 64
 SMALL_INTSET: Final = 512
 _EXACT_INT: Final = 2.0**53  # (every integer below it is a float exactly)
+_HASH: Final = int(Kind.HASH)  # (as plain ints: compiled, a comparison is a C one)
+_LIST: Final = int(Kind.LIST)
+_count_strings: Final = packed.count
 
 
 class Hash:
@@ -160,15 +163,19 @@ class Hash:
     def is_packed(self) -> bool:
         return self._fields is None
 
-    def settle(self) -> None:
-        """Pack the hash if it is small (see the class doc)."""
+    def settle(self) -> bytes | None:
+        """Pack the hash if it is small (see the class doc); the packed form, which the
+        keyspace holds in place of this object (``unpark`` makes it again), or None."""
         fields = self._fields
-        if fields is None or not fields:
-            return
+        if fields is None:
+            return self._packed
+        if not fields:
+            return None
         blob = packed.pack_pairs(fields, SMALL_ENTRIES, SMALL_VALUE_BYTES)
         if blob is not None:
             self._packed, self._count, self._fields = blob, len(fields), None
             self.nbytes = len(blob) + PACKED_BASE_BYTES
+        return blob
 
     def encoding(self) -> bytes:
         """Redis's name: a hash small enough to pack is a listpack there too."""
@@ -280,15 +287,18 @@ class List:
     def is_packed(self) -> bool:
         return self._items is None
 
-    def settle(self) -> None:
-        """Pack the list if it is small."""
+    def settle(self) -> bytes | None:
+        """Pack the list if it is small; the packed form or None (``Hash.settle``)."""
         items = self._items
-        if items is None or not items:
-            return
+        if items is None:
+            return self._packed
+        if not items:
+            return None
         blob = packed.pack(items, SMALL_ENTRIES, SMALL_VALUE_BYTES)
         if blob is not None:
             self._packed, self._count, self._items = blob, len(items), None
             self.nbytes = len(blob) + PACKED_BASE_BYTES
+        return blob
 
     def encoding(self) -> bytes:
         return b"quicklist"
@@ -354,8 +364,9 @@ class Set:
         self.nbytes -= len(member) + SET_MEMBER_OVERHEAD
         return True
 
-    def settle(self) -> None:
+    def settle(self) -> bytes | None:
         """Nothing to pack: kept as it is."""
+        return None
 
     def encoding(self) -> bytes:
         if len(self.items) <= SMALL_INTSET and all(_is_int64_text(m) for m in self.items):
@@ -370,9 +381,10 @@ class ZSet:
     text, in (score, member) order. ``settle`` packs it while it is small. ``set`` and
     ``delete`` edit the packed form; a change it cannot hold (a long member, a 129th)
     unpacks it until the next ``settle``. ``score``, ``at``, ``rank`` and ``bisect``
-    read it in place; ``scores`` and ``order`` unpack a copy to read. Whatever iterates members goes by
-    ``order``: the dict's order depends on the set's history (packed or not, restored
-    from a snapshot or not), ``order``'s never."""
+    read it in place; ``scores`` and ``order`` unpack a copy to read.
+
+    Whatever iterates members goes by ``order``: the dict's order depends on the set's
+    history (packed or not, restored from a snapshot or not), ``order``'s never."""
 
     __slots__ = ("_count", "_order", "_packed", "_scores", "epoch", "nbytes")
     KIND: Final = Kind.ZSET
@@ -519,11 +531,13 @@ class ZSet:
     def is_packed(self) -> bool:
         return self._scores is None
 
-    def settle(self) -> None:
-        """Pack the sorted set if it is small (see the class doc)."""
+    def settle(self) -> bytes | None:
+        """Pack the sorted set if it is small; the packed form or None (``Hash.settle``)."""
         order = self._order
-        if order is None or not order or len(order) > SMALL_ENTRIES:
-            return
+        if order is None:
+            return self._packed
+        if not order or len(order) > SMALL_ENTRIES:
+            return None
         strings: list[bytes] = []
         for score, member in order:
             strings.append(member)
@@ -533,6 +547,7 @@ class ZSet:
             self._packed, self._count = blob, len(order)
             self._scores = self._order = None
             self.nbytes = len(blob) + PACKED_BASE_BYTES
+        return blob
 
     def encoding(self) -> bytes:
         scores = self._scores
@@ -681,8 +696,9 @@ class Stream:
         """The IDs from ``low`` to ``high``, both included, in order."""
         return self.ids[bisect.bisect_left(self.ids, low):bisect.bisect_right(self.ids, high)]
 
-    def settle(self) -> None:
+    def settle(self) -> bytes | None:
         """Nothing to pack: kept as it is."""
+        return None
 
     def encoding(self) -> bytes:
         return b"stream"
@@ -706,6 +722,17 @@ def empty(kind: Kind, epoch: int) -> Container:
     if kind is Kind.STREAM:
         return Stream(epoch)
     return ZSet(epoch)
+
+
+def unpark(kind: int, blob: bytes, epoch: int) -> Hash | List | ZSet:
+    """The container of ``kind`` whose packed form (what its ``settle`` gave) the
+    keyspace holds."""
+    count = _count_strings(blob)
+    if kind == _HASH:
+        return Hash(epoch, None, blob, count // 2)
+    if kind == _LIST:
+        return List(epoch, (), blob, count)
+    return ZSet(epoch, None, blob, count // 2)
 
 
 def _is_int64_text(member: bytes) -> bool:

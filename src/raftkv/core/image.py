@@ -37,7 +37,7 @@ from typing import Final
 from raftkv.core.binary import BinaryReader
 from raftkv.core.commands import Entry, Outcome, Result, TxnResult, TypedResult
 from raftkv.core.containers import Container, decode_container, encode_container
-from raftkv.core.keyspace import pack, unpack
+from raftkv.core.keyspace import held, pack, unpack
 from raftkv.core.leases import Lease
 from raftkv.core.scripts.lua import sha1hex
 from raftkv.core.state_machine import Snapshot, StateMachine
@@ -136,8 +136,10 @@ def encode(snapshot: Snapshot) -> bytes:
         for rid, res in snapshot.requests.items()
     )
     containers = [_U64.pack(len(snapshot.containers))]
-    for key, container in sorted(snapshot.containers.items()):
-        encoded = encode_container(container)
+    for key, value in sorted(snapshot.containers.items()):
+        raw = snapshot.entries.get(key)
+        assert raw is not None
+        encoded = encode_container(held(raw, value, 0))
         containers += (_U32.pack(len(key)), key, _U32.pack(len(encoded)), encoded)
     body = b"".join([
         _HEAD.pack(MAGIC, snapshot.index, 0, len(items), len(snapshot.requests)),

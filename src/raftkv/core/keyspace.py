@@ -26,13 +26,13 @@ O(expired) work, from the deadline index.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
 from sortedcontainers import SortedList
 
 from raftkv.core.commands import Entry
-from raftkv.core.containers import Container
+from raftkv.core.containers import PACKED_BASE_BYTES, Container, unpark
 from raftkv.core.history import EVENT_OVERHEAD_BYTES, History, PutBatch
 from raftkv.core.table import DEADLINE_AT, TYPED, Table
 
@@ -96,6 +96,26 @@ def value_length(packed: bytes) -> int:
     return len(packed) - (COMPACT_BYTES if packed[0] == 0 else FULL_BYTES)
 
 
+def held(raw: bytes, value: Container | bytes, epoch: int) -> Container:
+    """The container of a typed key whose packed entry is ``raw``: ``value`` itself, or
+    the one that its packed form, parked in the keyspace, stands for."""
+    if isinstance(value, bytes):
+        return unpark(kind_of(raw), value, epoch)
+    return value
+
+
+def _nbytes(value: Container | bytes) -> int:
+    """A held container's ``nbytes`` (a parked one's as its object's would be)."""
+    return len(value) + PACKED_BASE_BYTES if isinstance(value, bytes) else value.nbytes
+
+
+def _parked(value: Container | bytes) -> Container | bytes:
+    if isinstance(value, bytes):
+        return value
+    parked = value.settle()
+    return value if parked is None else parked
+
+
 def is_live(packed: bytes, now_ms: int) -> bool:
     deadline = deadline_of(packed)
     return deadline == NO_DEADLINE or deadline > now_ms
@@ -119,7 +139,11 @@ class Keyspace:
         self._pending: set[bytes] = set()
         self._deadlines: SortedList = SortedList()  # of (expires_at_ms, key)
         self._data_bytes = 0
-        self._containers: dict[bytes, Container] = {}
+        # A small hash, list or sorted set at rest is held as its packed form alone (what
+        # its ``settle`` gave): the object would cost more than the form. Reading one
+        # makes an object for the read; ``writable`` puts one back in its place until
+        # ``store_container`` parks it again.
+        self._containers: dict[bytes, Container | bytes] = {}
         self.epoch = 0  # containers made in an older epoch are copied before a write
 
     # --- reads -------------------------------------------------------------------
@@ -158,7 +182,15 @@ class Keyspace:
 
     def container(self, key: bytes) -> Container | None:
         """The container a typed key holds (expired or not), for reading only."""
-        return self._containers.get(key)
+        value = self._containers.get(key)
+        if isinstance(value, bytes):
+            return self._unpark(key, value)
+        return value
+
+    def _unpark(self, key: bytes, blob: bytes) -> Container:
+        raw = self._entries.get(key)
+        assert raw is not None
+        return held(raw, blob, self.epoch)
 
     @property
     def container_count(self) -> int:
@@ -226,7 +258,7 @@ class Keyspace:
         read off the loop."""
         return self._entries.copy()
 
-    def copy_containers(self) -> dict[bytes, Container]:
+    def copy_containers(self) -> dict[bytes, Container | bytes]:
         """A point-in-time copy of the containers: a new epoch begins, so a write to
         any of them copies it first and the copy returned here never changes."""
         self.epoch += 1
@@ -247,7 +279,7 @@ class Keyspace:
         else:
             self._data_bytes += size - len(old) + (COMPACT_BYTES if old[0] == 0 else FULL_BYTES)
             if old[0] >= TYPED and packed[0] < TYPED:  # a string replaces a hash, list...
-                self._data_bytes -= self._containers.pop(key).nbytes
+                self._data_bytes -= _nbytes(self._containers.pop(key))
         if old_deadline != new_deadline:
             if old_deadline:
                 self._deadlines.remove((old_deadline, key))
@@ -282,7 +314,7 @@ class Keyspace:
                     first, _, old_create, deadline, old_version = unpack_full(old)
                     grown -= len(old) - FULL_BYTES
                     if first >= TYPED:  # a string replaces a hash, list...
-                        grown -= self._containers.pop(key).nbytes
+                        grown -= _nbytes(self._containers.pop(key))
                     if deadline:  # a full header may have none (a version past 2**16)
                         deadlines.remove((deadline, key))
                 if deadline == NO_DEADLINE or deadline > now_ms:
@@ -300,24 +332,29 @@ class Keyspace:
         self._data_bytes += grown
         history.record_puts(PutBatch(revision, items, metas, held))
 
-    def writable(self, key: bytes) -> Container:
+    def writable(self, key: bytes, raw: bytes) -> Container:
         """The container of ``key``, to change: copied first if a snapshot (or an
         atomic transaction's undo journal) may still hold it. The caller stores the
-        key's new header with ``store_container`` after changing it."""
-        container = self._containers[key]
-        if container.epoch != self.epoch:
-            container = container.copy(self.epoch)
+        key's new header with ``store_container`` after changing it. ``raw`` is its
+        packed entry (what ``raw(key)`` returns)."""
+        value = self._containers[key]
+        if isinstance(value, bytes):  # (a parked form is immutable: nothing to copy)
+            container = held(raw, value, self.epoch)
             self._containers[key] = container
-        return container
+            return container
+        if value.epoch != self.epoch:
+            value = value.copy(self.epoch)
+            self._containers[key] = value
+        return value
 
     def store_container(self, key: bytes, packed: bytes, old: bytes | None,
                         container: Container, old_nbytes: int) -> None:
         """Store a typed key's header and container. ``old`` is what ``raw(key)``
         returned before and ``old_nbytes`` the container's ``nbytes`` then (0 if new).
         A small hash, list or sorted set is packed here, at rest (``settle``)."""
-        container.settle()
+        parked = container.settle()
         self._entries.put(key, packed)
-        self._containers[key] = container
+        self._containers[key] = container if parked is None else parked
         if old is None:
             self._pending.add(key)
             self._data_bytes += len(key)
@@ -341,7 +378,7 @@ class Keyspace:
         if old is None:
             return None
         if old[0] >= TYPED:
-            self._data_bytes -= self._containers.pop(key).nbytes
+            self._data_bytes -= _nbytes(self._containers.pop(key))
         if key in self._pending:
             self._pending.discard(key)
         else:
@@ -361,7 +398,7 @@ class Keyspace:
         self._containers = {}
 
     def load(self, items: Iterable[tuple[bytes, bytes]],
-             containers: dict[bytes, Container] | None = None) -> None:
+             containers: Mapping[bytes, Container | bytes] | None = None) -> None:
         """Replace the contents with ``items``, whose keys are unique, and the
         containers of their typed keys; fastest when they come in key order."""
         self.clear()
@@ -370,13 +407,13 @@ class Keyspace:
         if len(self._entries) != len(pairs):
             self.clear()
             raise ValueError("a key appears twice in the entries to load")
-        self._containers = dict(containers or {})
+        self._containers = {key: _parked(value) for key, value in (containers or {}).items()}
         typed = sum(1 for _, packed in pairs if packed[0] >= TYPED)
         if typed != len(self._containers) or any(
                 self._entries.get(key) is None for key in self._containers):
             self.clear()
             raise ValueError("the containers do not match the typed keys")
-        self._data_bytes += sum(c.nbytes for c in self._containers.values())
+        self._data_bytes += sum(_nbytes(value) for value in self._containers.values())
         self._sorted = SortedList(k for k, _ in pairs)
         self._deadlines = SortedList(
             (d, k) for k, p in pairs if p[0] != 0 and (d := deadline_of(p))

@@ -168,6 +168,14 @@ static PyObject *packed_unpack(PyObject *module, PyObject *blob) {
     return out;
 }
 
+static PyObject *packed_count(PyObject *module, PyObject *blob) {
+    const unsigned char *at, *end;
+    if (blob_bounds(blob, &at, &end, "count") < 0)
+        return NULL;
+    Py_ssize_t n = count_strings(at, end);
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
 static PyObject *packed_unpack_pairs(PyObject *module, PyObject *blob) {
     const unsigned char *at, *end;
     if (blob_bounds(blob, &at, &end, "unpack_pairs") < 0)
@@ -379,6 +387,7 @@ static PyMethodDef packed_methods[] = {
     {"pack_pairs", (PyCFunction)(void (*)(void))packed_pack_pairs, METH_FASTCALL,
      "pack_pairs(fields, max_count, max_len): a dict's pairs packed, or None"},
     {"unpack", (PyCFunction)packed_unpack, METH_O, "unpack(blob): the list of strings"},
+    {"count", (PyCFunction)packed_count, METH_O, "count(blob): how many strings it packs"},
     {"unpack_pairs", (PyCFunction)packed_unpack_pairs, METH_O,
      "unpack_pairs(blob): the dict of pairs"},
     {"find", (PyCFunction)(void (*)(void))packed_find, METH_FASTCALL,

@@ -57,6 +57,11 @@ def unpack(blob: bytes) -> list[bytes]:
     return strings
 
 
+def count(blob: bytes) -> int:
+    """How many strings ``blob`` packs (what ``unpack`` would give, without making them)."""
+    return len(unpack(blob))
+
+
 def unpack_pairs(blob: bytes) -> dict[bytes, bytes]:
     strings = _unpack_pairs(blob)
     return dict(zip(strings[::2], strings[1::2], strict=True))

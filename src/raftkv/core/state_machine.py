@@ -16,7 +16,7 @@ Rules (ARCHITECTURE.md rule 1):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -101,7 +101,9 @@ class Snapshot:
     index: int
     entries: Table
     requests: dict[bytes, Result]
-    containers: dict[bytes, Container]  # of the typed keys (never changed after this)
+    # of the typed keys (never changed after this); a small one as its packed form
+    # (``Keyspace``: ``keyspace.held`` gives its container)
+    containers: dict[bytes, Container | bytes]
     scripts: dict[bytes, bytes]  # the script cache: SHA1 -> body
     leases: dict[int, Lease]
 
@@ -211,7 +213,7 @@ class StateMachine:
 
     def restore_parts(self, index: int, sorted_entries: list[tuple[bytes, bytes]],
                       requests: dict[bytes, Result],
-                      containers: dict[bytes, Container] | None = None,
+                      containers: Mapping[bytes, Container | bytes] | None = None,
                       scripts: dict[bytes, bytes] | None = None,
                       leases: dict[int, Lease] | None = None) -> None:
         """Restore from a snapshot file's contents, already in key order (the

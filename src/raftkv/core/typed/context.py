@@ -149,7 +149,7 @@ class Ctx:
             if raw is not None and is_live(raw, self.now_ms):
                 if kind_of(raw) != kind:
                     raise OpError(WRONGTYPE)
-                container = keyspace.writable(key)
+                container = keyspace.writable(key, raw)
                 if key not in self._before:  # (_touch, with what was read here)
                     self._before[key] = (raw, container.nbytes)
                 return container

@@ -517,8 +517,7 @@ def zrandmember(ctx: Ctx, args: list[bytes]) -> Reply:
         return None if z is None else z.at(ctx.randrange(len(z)))[1]
     if z is None or count == 0:
         return []
-    order = z.order
-    members = [member for _, member in order]
+    members = [member for _, member in z.order]
     if count > 0:
         chosen = members if count >= len(members) else \
             [members[i] for i in ctx.sample(len(members), count)]
