@@ -58,9 +58,9 @@ PENDING_OVERHEAD: Final = 200
 # and per container, what a short one costs beyond its elements (the List object and
 # its list; the sorted list's own lists and index), measured on 50k 10-element ones
 LIST_BASE_BYTES: Final = 280
-# and a packed hash or list, beyond its packed bytes: the container and its bytes
-# object (measured on 20k 10-element ones)
-PACKED_BASE_BYTES: Final = 114
+# and a packed hash, list or sorted set, beyond its packed bytes: its bytes object's
+# header (the keyspace holds the packed form alone, Keyspace._containers)
+PACKED_BASE_BYTES: Final = 33
 ZSET_BASE_BYTES: Final = 480
 # Redis 7.0's thresholds (hash- and zset-max-listpack-entries and -value,
 # set-max-intset-entries): OBJECT ENCODING answers with the encoding Redis 7.0 would
