@@ -43,10 +43,12 @@ COMPACT: Final = struct.Struct("<BIIH")  # 0, mod_revision, create_revision, ver
 FULL: Final = struct.Struct("<BQQQI")  # 1, mod_revision, create_revision, expires_at_ms, version
 COMPACT_BYTES: Final = COMPACT.size
 FULL_BYTES: Final = FULL.size
-# bound once: compiled code calls a Final directly, where ``COMPACT.unpack_from`` looks
-# the method up on every call
+# bound once: compiled code calls a Final directly, where ``COMPACT.unpack_from`` (or
+# ``.pack``) looks the method up on every call
 unpack_compact: Final = COMPACT.unpack_from
 unpack_full: Final = FULL.unpack_from
+_pack_compact: Final = COMPACT.pack
+_pack_full: Final = FULL.pack
 _unpack_deadline: Final = struct.Struct("<17xQ").unpack_from  # a FULL header's deadline alone
 NO_DEADLINE: Final = 0
 
@@ -56,12 +58,12 @@ def pack(value: bytes, mod_revision: int, create_revision: int, expires_at_ms: i
     """The stored form of one key's state (``kind``: a containers.Kind, whose container
     is kept beside it; then ``value`` is empty)."""
     if kind:
-        return FULL.pack(TYPED | kind, mod_revision, create_revision,
-                         expires_at_ms or NO_DEADLINE, version)
+        return _pack_full(TYPED | kind, mod_revision, create_revision,
+                          expires_at_ms or NO_DEADLINE, version)
     if not expires_at_ms and mod_revision < 2**32 and version < 2**16:
-        return COMPACT.pack(0, mod_revision, create_revision, version) + value
-    return FULL.pack(1, mod_revision, create_revision, expires_at_ms or NO_DEADLINE,
-                     version) + value
+        return _pack_compact(0, mod_revision, create_revision, version) + value
+    return _pack_full(1, mod_revision, create_revision, expires_at_ms or NO_DEADLINE,
+                      version) + value
 
 
 def kind_of(packed: bytes) -> int:
@@ -294,7 +296,7 @@ class Keyspace:
         batch. ``store`` and ``pack`` inlined: this is the write path of pipelined
         SETs."""
         entries, pending, deadlines = self._entries, self._pending, self._deadlines
-        get, put, compact, full = entries.get, entries.put, COMPACT.pack, FULL.pack
+        get, put, compact, full = entries.get, entries.put, _pack_compact, _pack_full
         grown = 0
         metas: list[int] = []  # each key's create revision and version, for the history
         held = len(items) * EVENT_OVERHEAD_BYTES  # what the history counts for them
