@@ -442,15 +442,7 @@ class ZSet:
         if self._order is not None:
             found: int = self._order.bisect_left((score,))
             return found
-        strings = packed.unpack(self._packed)
-        low, high = 0, len(strings) // 2
-        while low < high:
-            middle = (low + high) // 2
-            if float(strings[2 * middle + 1]) < score:
-                low = middle + 1
-            else:
-                high = middle
-        return low
+        return _position(packed.unpack(self._packed), score, b"")
 
     def _open(self) -> tuple[dict[bytes, float], SortedList]:
         scores, order = self._scores, self._order
@@ -573,8 +565,9 @@ def _find_member(strings: list[bytes], member: bytes) -> int:
     return -1
 
 
-def _put_member(strings: list[bytes], member: bytes, score: float) -> list[bytes]:
-    """``strings`` with (member, score) in its place by (score, member)."""
+def _position(strings: list[bytes], score: float, member: bytes) -> int:
+    """The rank at which (score, member) goes among a packed sorted set's strings:
+    after every pair below it (with ``member`` b"", before every pair of ``score``)."""
     low, high = 0, len(strings) // 2
     while low < high:
         middle = (low + high) // 2
@@ -583,7 +576,13 @@ def _put_member(strings: list[bytes], member: bytes, score: float) -> list[bytes
             low = middle + 1
         else:
             high = middle
-    strings[2 * low:2 * low] = [member, _score_text(score)]
+    return low
+
+
+def _put_member(strings: list[bytes], member: bytes, score: float) -> list[bytes]:
+    """``strings`` with (member, score) in its place by (score, member)."""
+    at = 2 * _position(strings, score, member)
+    strings[at:at] = [member, _score_text(score)]
     return strings
 
 

@@ -186,13 +186,10 @@ class Keyspace:
         """The container a typed key holds (expired or not), for reading only."""
         value = self._containers.get(key)
         if isinstance(value, bytes):
-            return self._unpark(key, value)
+            raw = self._entries.get(key)
+            assert raw is not None
+            return held(raw, value, self.epoch)
         return value
-
-    def _unpark(self, key: bytes, blob: bytes) -> Container:
-        raw = self._entries.get(key)
-        assert raw is not None
-        return held(raw, blob, self.epoch)
 
     @property
     def container_count(self) -> int:
