@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import random
 import re
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ CASES: dict[str, tuple[str, str, int, int]] = {
     "resp-set-p16": ("resp", "set", 16, 20),
     "resp-lpush-p1": ("resp", "lpush", 1, 100),
     "resp-lpush-p16": ("resp", "lpush", 16, 20),
+    "resp-zadd-p16": ("resp", "zadd", 16, 20),  # one sorted set, as redis-benchmark's
 }
 
 
@@ -66,6 +68,11 @@ def _http_request(kind: str, key: bytes) -> bytes:
 
 
 def _resp_request(kind: str, key: bytes) -> bytes:
+    if kind == "zadd":  # (``key``: "score member" as random numbers, redis-benchmark's)
+        score, member = key.split()
+        member = b"element:%s" % member
+        return b"*4\r\n$4\r\nZADD\r\n$6\r\nmyzset\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            len(score), score, len(member), member)
     if kind == "get":
         return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
     if kind == "lpush":  # (to lists of their own: the keys above hold strings)
@@ -120,10 +127,16 @@ async def _drive(case: str, rounds: int) -> None:
         conn = connect()
         conn.connection_made(_CountingTransport())  # type: ignore[arg-type]
         connections.append(conn)
-    batches = [b"".join(encode(kind, keys[(7 * c + j) % KEYS]) for j in range(batch))
-               for c in range(CONNECTIONS)]
+    if kind == "zadd":  # new scores every round (the same ones would change nothing), made
+        draw = random.Random(1).randrange  # for the most rounds in both runs: they cancel
+        plans = [[b"".join(encode(kind, b"%012d %012d" % (draw(100_000), draw(100_000)))
+                           for _ in range(batch)) for _ in range(CONNECTIONS)]
+                 for _ in range(50 + CASES[case][3])]
+    else:
+        plans = [[b"".join(encode(kind, keys[(7 * c + j) % KEYS]) for j in range(batch))
+                  for c in range(CONNECTIONS)]] * (50 + rounds)
     answered = 0
-    for _ in range(50 + rounds):  # 50 rounds of warm-up, in both runs
+    for batches in plans[:50 + rounds]:  # 50 rounds of warm-up, in both runs
         for conn, data in zip(connections, batches, strict=True):
             conn.data_received(data)  # type: ignore[attr-defined]
         answered += CONNECTIONS

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import bisect
 
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from raftkv.core import image
 from raftkv.core.commands import TypedOp
-from raftkv.core.containers import Container, Hash, List, Set, Stream, ZSet
+from raftkv.core.containers import Container, Hash, List, Set, Stream, ZSet, _order_key
 from raftkv.core.keyspace import held
 from raftkv.core.state_machine import Snapshot, StateMachine
 from raftkv.core.typed import Ctx, run
@@ -490,3 +490,11 @@ def test_a_small_sorted_set_is_packed_at_rest_in_snapshots_and_after_a_restore()
     assert repr(held(restored).score(b"a")) == "-0.0"
     write(3, b"zrem", KEY, b"m" * 65)
     assert held(sm).is_packed() and held(sm).nbytes == packed_bytes
+
+
+@given(st.lists(st.tuples(st.floats(allow_nan=False) | st.sampled_from([-0.0, 0.0]),
+                          st.binary(max_size=4)), max_size=30))
+def test_order_keys_sort_pairs_as_redis_does(pairs: list[tuple[float, bytes]]) -> None:
+    """A large sorted set orders its order keys as bytes: that must be (score, member)
+    order, every sign and magnitude, -0.0 equal to 0.0, a member's prefix first."""
+    assert sorted(pairs, key=lambda pair: _order_key(*pair)) == sorted(pairs)

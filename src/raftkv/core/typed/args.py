@@ -46,6 +46,8 @@ def at_least_one(raw: bytes, error: bytes) -> int:
 
 def number(raw: bytes, error: bytes = NOT_FLOAT) -> float:
     """A double as Redis reads a score: ``inf`` and exponents yes, NaN no."""
+    if raw.isdigit():  # (the common case, without the pattern)
+        return float(raw)
     if not _FLOAT.match(raw):
         raise OpError(error)
     value = float(raw)

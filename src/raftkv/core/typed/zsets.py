@@ -216,11 +216,17 @@ def zrangestore(ctx: Ctx, args: list[bytes]) -> Reply:
 
 # --- single members ----------------------------------------------------------------
 
+_ZADD_FLAGS: Final = frozenset((b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"))
+
+
 def zadd(ctx: Ctx, args: list[bytes]) -> Reply:
     flags: set[bytes] = set()
     i = 2
-    while i < len(args) and args[i].upper() in (b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"):
-        flags.add(args[i].upper())
+    while i < len(args):
+        flag = args[i].upper()
+        if flag not in _ZADD_FLAGS:
+            break
+        flags.add(flag)
         i += 1
     rest = args[i:]
     if not rest or len(rest) % 2:
