@@ -502,6 +502,22 @@ class ZSet:
         self.nbytes -= 2 * len(member) + ZSET_MEMBER_OVERHEAD
         return True
 
+    def pop(self, highest: bool) -> tuple[float, bytes]:
+        """Take the (score, member) with the lowest rank, or the highest (not empty)."""
+        if self._scores is None:
+            strings = packed.unpack(self._packed)
+            at = len(strings) - 2 if highest else 0
+            member, text = strings[at], strings[at + 1]
+            del strings[at:at + 2]
+            self._repack(strings)
+            self._count -= 1
+            return float(text), member
+        order, scores = self._order, self._scores
+        assert order is not None and scores is not None
+        member = order.pop(-1 if highest else 0)[8:]
+        self.nbytes -= 2 * len(member) + ZSET_MEMBER_OVERHEAD
+        return scores.pop(member), member
+
     def _repack(self, strings: list[bytes]) -> None:
         blob = packed.pack(strings, 2 * SMALL_ENTRIES, SMALL_VALUE_BYTES)
         assert blob is not None  # (the callers keep within the limits)

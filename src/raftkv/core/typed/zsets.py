@@ -360,8 +360,7 @@ def _pop_from(ctx: Ctx, key: bytes, highest: bool, count: int) -> list[tuple[byt
     z = _write(ctx, key)
     taken = []
     for _ in range(min(count, len(z))):
-        score, member = z.at(-1 if highest else 0)
-        z.delete(member)
+        score, member = z.pop(highest)
         taken.append((member, score))
     ctx.changed(key, b"zpopmax" if highest else b"zpopmin", Z)
     return taken
