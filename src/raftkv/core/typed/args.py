@@ -56,6 +56,12 @@ def number(raw: bytes, error: bytes = NOT_FLOAT) -> float:
     return value
 
 
+def pairs(args: list[bytes], start: int) -> list[tuple[bytes, bytes]]:
+    """The (name, value) pairs from ``start`` on, for an even count of arguments (a loop
+    over a range: compiled, ``zip`` with ``strict`` is a generic call by keyword)."""
+    return [(args[i], args[i + 1]) for i in range(start, len(args) - 1, 2)]
+
+
 def double_text(value: float) -> bytes:
     """A double as Redis 7.0 writes one in a bulk string (%.17g; inf, -inf)."""
     if math.isinf(value):

@@ -14,7 +14,7 @@ from raftkv.core.numbers import (
     parse_int64,
     parse_long_double,
 )
-from raftkv.core.typed.args import NOT_FLOAT, integer, scan_options
+from raftkv.core.typed.args import NOT_FLOAT, integer, pairs, scan_options
 from raftkv.core.typed.context import Ctx, OpError
 from raftkv.core.typed.replies import OK, Map, Pairs, Reply
 from raftkv.core.typed.spec import TypedSpec, row
@@ -37,21 +37,21 @@ def _write(ctx: Ctx, key: bytes) -> Hash:
 def _pairs(args: list[bytes], name: str) -> list[tuple[bytes, bytes]]:
     if len(args) % 2:
         raise OpError(b"ERR wrong number of arguments for '%s' command" % name.encode())
-    return list(zip(args[2::2], args[3::2], strict=True))
+    return pairs(args, 2)
 
 
 def hset(ctx: Ctx, args: list[bytes]) -> Reply:
-    pairs = _pairs(args, "hset")
+    items = _pairs(args, "hset")
     h = _write(ctx, args[1])
-    added = sum(1 for field, value in pairs if h.set(field, value))
+    added = sum(1 for field, value in items if h.set(field, value))
     ctx.changed(args[1], b"hset", H)
     return added
 
 
 def hmset(ctx: Ctx, args: list[bytes]) -> Reply:
-    pairs = _pairs(args, "hmset")
+    items = _pairs(args, "hmset")
     h = _write(ctx, args[1])
-    for field, value in pairs:
+    for field, value in items:
         h.set(field, value)
     ctx.changed(args[1], b"hset", H)
     return OK

@@ -36,6 +36,7 @@ from raftkv.core.typed.args import (
     deadline,
     expire_options,
     integer,
+    pairs,
     set_options,
 )
 from raftkv.core.typed.context import WRONGTYPE, Ctx, OpError
@@ -132,7 +133,7 @@ def getdel(ctx: Ctx, args: list[bytes]) -> Reply:
 def mset(ctx: Ctx, args: list[bytes]) -> Reply:
     if len(args) % 2 == 0:
         raise OpError(b"ERR wrong number of arguments for 'mset' command")
-    items = tuple(zip(args[1::2], args[2::2], strict=True))
+    items = tuple(pairs(args, 1))
     _run(ctx, MultiPut(items, False, b"", ctx.now_ms))
     for key, _ in items:
         ctx.events.append((b"set", key, "$"))
