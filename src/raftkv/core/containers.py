@@ -73,6 +73,7 @@ _F64_BE: Final = struct.Struct(">d")
 _U64: Final = struct.Struct(">Q")
 _MASK64: Final = (1 << 64) - 1
 _SIGN_BIT: Final = 1 << 63
+_SCORE_BYTES: Final = 8  # an order key's score, before its member
 _HASH: Final = int(Kind.HASH)  # (as plain ints: compiled, a comparison is a C one)
 _LIST: Final = int(Kind.LIST)
 _count_strings: Final = packed.count
@@ -382,8 +383,8 @@ class ZSet:
     """Members with float scores, ordered by (score, member) as Redis orders them: a
     dict of scores beside a sorted list of their order keys (``_order_key``), or, for
     a small sorted set at rest, *packed* as a hash is (``packed.c``): each member, then
-    its score as text, in (score, member) order. ``settle`` packs it while it is small. ``set`` and
-    ``delete`` edit the packed form; a change it cannot hold (a long member, a 129th)
+    its score as text, in (score, member) order. ``settle`` packs it while it is
+    small. ``set`` and ``delete`` edit the packed form; a change it cannot hold (a long member, a 129th)
     unpacks it until the next ``settle``. ``score``, ``at``, ``rank`` and ``bisect``
     read it in place; ``scores`` and ``order`` unpack a copy to read.
 
@@ -514,7 +515,7 @@ class ZSet:
             return float(text), member
         order, scores = self._order, self._scores
         assert order is not None and scores is not None
-        member = order.pop(-1 if highest else 0)[8:]
+        member = order.pop(-1 if highest else 0)[_SCORE_BYTES:]
         self.nbytes -= 2 * len(member) + ZSET_MEMBER_OVERHEAD
         return scores.pop(member), member
 
@@ -528,8 +529,7 @@ class ZSet:
         """The (score, member) at ``rank`` (negative from the end), read in place."""
         if self._order is not None:
             assert self._scores is not None
-            member = self._order[rank][8:]
-            return self._scores[member], member
+            return _pair(self._order[rank], self._scores)
         strings = packed.unpack(self._packed)
         pair = 2 * (rank if rank >= 0 else self._count + rank)
         return float(strings[pair + 1]), strings[pair]
@@ -588,6 +588,13 @@ def _order_key(score: float, member: bytes) -> bytes:
     return _U64.pack(bits ^ _MASK64 if bits >> 63 else bits | _SIGN_BIT) + member
 
 
+def _pair(key: bytes, scores: dict[bytes, float]) -> tuple[float, bytes]:
+    """The (score, member) an order key stands for (the score from the dict: the key's
+    bits lost -0.0's sign)."""
+    member = key[_SCORE_BYTES:]
+    return scores[member], member
+
+
 class Ranked(Protocol):
     """A sorted set's (score, member) pairs in order: to index and iterate."""
 
@@ -599,8 +606,7 @@ class Ranked(Protocol):
 
 
 class _Ranked:
-    """An unpacked sorted set's pairs, read through its order keys (each score from the
-    dict: the key's bits lost -0.0's sign)."""
+    """An unpacked sorted set's pairs, read through its order keys."""
 
     __slots__ = ("_order", "_scores")
 
@@ -612,14 +618,12 @@ class _Ranked:
         return len(self._order)
 
     def __getitem__(self, rank: int) -> tuple[float, bytes]:
-        member: bytes = self._order[rank][8:]
-        return self._scores[member], member
+        return _pair(self._order[rank], self._scores)
 
     def __iter__(self) -> Iterator[tuple[float, bytes]]:
         scores = self._scores
         for key in self._order:
-            member = key[8:]
-            yield scores[member], member
+            yield _pair(key, scores)
 
 
 def _find_member(strings: list[bytes], member: bytes) -> int:
