@@ -384,9 +384,10 @@ class ZSet:
     dict of scores beside a sorted list of their order keys (``_order_key``), or, for
     a small sorted set at rest, *packed* as a hash is (``packed.c``): each member, then
     its score as text, in (score, member) order. ``settle`` packs it while it is
-    small. ``set`` and ``delete`` edit the packed form; a change it cannot hold (a long member, a 129th)
-    unpacks it until the next ``settle``. ``score``, ``at``, ``rank`` and ``bisect``
-    read it in place; ``scores`` and ``order`` unpack a copy to read.
+    small. ``set``, ``delete`` and ``pop`` edit the packed form; a change it cannot
+    hold (a long member, a 129th) unpacks it until the next ``settle``. ``score``,
+    ``at``, ``rank`` and ``bisect`` read it in place; ``scores`` and ``order`` unpack a
+    copy to read.
 
     Whatever iterates members goes by ``order``: the dict's order depends on the set's
     history (packed or not, restored from a snapshot or not), ``order``'s never."""
@@ -491,9 +492,7 @@ class ZSet:
             at = _find_member(strings, member)
             if at < 0:
                 return False
-            del strings[at:at + 2]
-            self._repack(strings)
-            self._count -= 1
+            self._drop(strings, at)
             return True
         scores, order = self._open()
         old = scores.pop(member, None)
@@ -509,15 +508,19 @@ class ZSet:
             strings = packed.unpack(self._packed)
             at = len(strings) - 2 if highest else 0
             member, text = strings[at], strings[at + 1]
-            del strings[at:at + 2]
-            self._repack(strings)
-            self._count -= 1
+            self._drop(strings, at)
             return float(text), member
         order, scores = self._order, self._scores
         assert order is not None and scores is not None
         member = order.pop(-1 if highest else 0)[_SCORE_BYTES:]
         self.nbytes -= 2 * len(member) + ZSET_MEMBER_OVERHEAD
         return scores.pop(member), member
+
+    def _drop(self, strings: list[bytes], at: int) -> None:
+        """Pack the packed form's ``strings`` again without the pair at ``at``."""
+        del strings[at:at + 2]
+        self._repack(strings)
+        self._count -= 1
 
     def _repack(self, strings: list[bytes]) -> None:
         blob = packed.pack(strings, 2 * SMALL_ENTRIES, SMALL_VALUE_BYTES)
