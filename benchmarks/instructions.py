@@ -40,6 +40,7 @@ CASES: dict[str, tuple[str, str, int, int]] = {
     "resp-set-p16": ("resp", "set", 16, 20),
     "resp-lpush-p1": ("resp", "lpush", 1, 100),
     "resp-lpush-p16": ("resp", "lpush", 16, 20),
+    "resp-lpush-onekey-p16": ("resp", "lpush-onekey", 16, 20),  # one list, redis-benchmark's
     "resp-zadd-p16": ("resp", "zadd", 16, 20),  # one sorted set, as redis-benchmark's
 }
 
@@ -77,6 +78,8 @@ def _resp_request(kind: str, key: bytes) -> bytes:
         return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
     if kind == "lpush":  # (to lists of their own: the keys above hold strings)
         return b"*3\r\n$5\r\nLPUSH\r\n$%d\r\nl%s\r\n$3\r\nxxx\r\n" % (len(key) + 1, key)
+    if kind == "lpush-onekey":
+        return b"*3\r\n$5\r\nLPUSH\r\n$6\r\nmylist\r\n$3\r\nxxx\r\n"
     return b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$3\r\nxxx\r\n" % (len(key), key)
 
 

@@ -88,6 +88,7 @@ from raftkv.core.numbers import (
 from raftkv.core.scripts.lua import Engine
 from raftkv.core.table import Table
 from raftkv.core.typed import BY_NAME as TYPED_BY_NAME
+from raftkv.core.typed import ONE_KEY as TYPED_ONE_KEY
 from raftkv.core.typed import Ctx, attempt
 
 DEFAULT_MAX_TRACKED_REQUESTS: Final = 16_384
@@ -464,7 +465,7 @@ class StateMachine:
         ops = c.ops if succeeded else c.failure
         handlers = self._handlers
         if not c.atomic:
-            results = tuple(handlers[type(op)](index, op) for op in ops)
+            results = self._each(index, ops)
             return TxnResult(index, results, sum(1 for r in results if r.ok), succeeded)
         # (key, packed entry and container before), in order; a new epoch makes every
         # write to a container copy it first, so the ones held here stay as they were
@@ -489,6 +490,44 @@ class StateMachine:
                 self.history.undo(mark)
                 return TxnResult(index, tuple(done), 0, succeeded, failed_at=position)
         return TxnResult(index, tuple(done), sum(1 for r in done if r.ok), succeeded)
+
+    def _each(self, index: int, ops: tuple[Op, ...]) -> tuple[Result, ...]:
+        """Each op alone (Redis's mode), but a run of writes to one key in one context:
+        the same results, versions, history and events as one by one, with the key
+        looked up once and stored once (a queue's pushes, a pipeline's HSETs)."""
+        handlers = self._handlers
+        results: list[Result] = []
+        position, count = 0, len(ops)
+        while position < count:
+            op = ops[position]
+            end = position + 1
+            key = _one_key(op)
+            if key is not None:
+                now_ms = op.now_ms
+                while end < count and _continues(ops[end], key, now_ms):
+                    end += 1
+            if end - position == 1:
+                results.append(handlers[type(op)](index, op))
+            else:
+                self._typed_run(index, ops, position, end, results)
+            position = end
+        return tuple(results)
+
+    def _typed_run(self, index: int, ops: tuple[Op, ...], start: int, end: int,
+                   results: list[Result]) -> None:
+        ctx = Ctx(self.keyspace, ops[start].now_ms, index, self._remove, self.history,
+                  machine=self)
+        last = end - 1
+        for position in range(start, end):
+            op = ops[position]
+            assert isinstance(op, TypedOp)
+            ctx.begin()
+            mark = len(ctx.events)
+            outcome, reply = attempt(ctx, list(op.args))
+            if outcome is OUTCOME_OK:  # (an op that fails changed nothing)
+                ctx.finish(later=position != last)
+            results.append(TypedResult(outcome, index, reply, tuple(ctx.events[mark:])))
+        ctx.store()
 
     def _holds(self, compare: Compare, now_ms: int) -> bool:
         _, entry = self._live(compare.key, now_ms)
@@ -637,6 +676,23 @@ def _keys_of(op: Op) -> tuple[bytes, ...]:
     if isinstance(op, TypedOp):
         return tuple(_typed_keys(op))
     return (op.key,)
+
+
+def _one_key(op: Op) -> bytes | None:
+    """The key of a typed write that touches only that key (``TypedSpec.one_key``)."""
+    if not isinstance(op, TypedOp):
+        return None
+    args = op.args
+    return args[1] if len(args) > 1 and args[0] in TYPED_ONE_KEY else None
+
+
+def _continues(op: Op, key: bytes, now_ms: int) -> bool:
+    """Whether ``op`` continues a run of writes to ``key`` (what differs, first)."""
+    if not isinstance(op, TypedOp):
+        return False
+    args = op.args
+    return (len(args) > 1 and args[1] == key and op.now_ms == now_ms
+            and args[0] in TYPED_ONE_KEY)
 
 
 def _typed_keys(op: TypedOp) -> list[bytes]:

@@ -26,6 +26,8 @@ COMMANDS: Final[dict[str, TypedSpec]] = {
 }
 # the same rows by the name as a command line carries it (lower case): looked up per op
 BY_NAME: Final[dict[bytes, TypedSpec]] = {name.encode(): spec for name, spec in COMMANDS.items()}
+# the writes whose one key is their first argument (``TypedSpec.one_key``)
+ONE_KEY: Final = frozenset(name for name, spec in BY_NAME.items() if spec.one_key)
 # what a script's redis.call can run, and whether the op needs a context of its own
 # (the typed ops: they finish their changes at the end) - these rows but the scripting
 # ones, and the string and key commands (the RESP front has its own rows for those)
@@ -54,4 +56,5 @@ def run(ctx: Ctx, args: list[bytes]) -> Reply:
     return spec.fn(ctx, args)
 
 
-__all__ = ["BY_NAME", "CALLABLE", "COMMANDS", "Ctx", "OpError", "Reply", "TypedSpec", "attempt", "run"]
+__all__ = ["BY_NAME", "CALLABLE", "COMMANDS", "ONE_KEY", "Ctx", "OpError", "Reply", "TypedSpec", "attempt",
+           "run"]

@@ -53,8 +53,8 @@ class Machine(Protocol):
 
 
 class Ctx:
-    __slots__ = ("_before", "_changed", "_fresh", "_history", "_random_state", "_remove",
-                 "events", "index", "keyspace", "machine", "now_ms")
+    __slots__ = ("_before", "_changed", "_fresh", "_headers", "_history", "_random_state",
+                 "_remove", "events", "index", "keyspace", "machine", "now_ms")
 
     def __init__(self, keyspace: Keyspace, now_ms: int, index: int = 0,
                  remove: Callable[[bytes, int, int], object] | None = None,
@@ -70,6 +70,8 @@ class Ctx:
         # key -> (packed entry before, its container's nbytes before), once touched
         self._before: dict[bytes, tuple[bytes | None, int]] = {}
         self._changed: dict[bytes, bool] = {}  # key -> replaced whole (a STORE)
+        # key -> (create revision, deadline, version) after a run's ops so far, to store
+        self._headers: dict[bytes, tuple[int, int, int]] = {}
         self.events: list[tuple[bytes, bytes, str]] = []  # (event, key, class)
         self._random_state = seed  # a read's (0: the entry's index seeds the stream)
 
@@ -186,13 +188,25 @@ class Ctx:
         old = self.keyspace.container(key) if raw is not None and kind_of(raw) else None
         self._before[key] = (raw, old.nbytes if old is not None else 0)
 
-    def finish(self) -> None:
-        """Write every changed key's header at ``index`` (or delete it, emptied)."""
-        keyspace, index = self.keyspace, self.index
+    def begin(self) -> None:
+        """Start the next op of a run in this context (the state machine runs writes to
+        one key so): its own random stream, as if it ran alone."""
+        self._random_state = 0
+
+    def finish(self, later: bool = False) -> None:
+        """Write every changed key's header at ``index`` (or delete it, emptied): it
+        gains a version and a history record. ``later``: another op of a run follows,
+        so the container stays open here and ``store`` writes the header once, at the
+        end (a key emptied is deleted at once all the same)."""
+        keyspace, index, headers = self.keyspace, self.index, self._headers
         for key, replaced in self._changed.items():
-            raw, old_nbytes = self._before[key]
             container = self._fresh[key] if key in self._fresh else keyspace.container(key)
             if not kept(container):
+                if headers and key in headers and container is not None:  # (an earlier op's)
+                    stored = self._store(key, *headers.pop(key), container)
+                    self._before[key] = (stored, container.nbytes)
+                raw, old_nbytes = self._before.pop(key)  # (a later op finds it absent)
+                self._fresh.pop(key, None)
                 now = keyspace.raw(key)
                 if now is not None:
                     if container is not None and kind_of(now):
@@ -203,19 +217,45 @@ class Ctx:
                     self.events.append((b"del", key, "g"))
                 continue
             assert container is not None
-            if raw is None:
-                version, create, deadline = 1, index, 0
+            known = headers.pop(key, None) if headers else None
+            if known is not None:
+                create, deadline, version = known
             else:
-                _, create, deadline, version, _ = header(raw)
-                version += 1
-                if replaced:
-                    deadline = 0  # a STORE's destination loses its TTL, as in Redis
-            keyspace.store_container(
-                key, pack(b"", index, create, deadline or None, version, container.KIND), raw,
-                container, old_nbytes if raw is not None and kind_of(raw) else 0)
+                raw = self._before[key][0]
+                if raw is None:
+                    create, deadline, version = index, 0, 0
+                else:
+                    _, create, deadline, version, _ = header(raw)
+            if replaced:
+                deadline = 0  # a STORE's destination loses its TTL, as in Redis
+            version += 1
+            if later:
+                headers[key] = (create, deadline, version)
+                self._fresh[key] = container
+            else:
+                self._store(key, create, deadline, version, container)
             if self._history is not None:
                 name = b""
-                for event, changed_key, _ in self.events:  # (the key's last event names it)
+                for event, changed_key, _ in reversed(self.events):  # (its last names it)
                     if changed_key == key:
                         name = event
+                        break
                 self._history.record(index, key, TYPED, name, create, version)
+        self._changed.clear()
+
+    def store(self) -> None:
+        """Write the header and container of every key a run changed (``finish``)."""
+        headers, self._headers = self._headers, {}
+        for key, (create, deadline, version) in headers.items():
+            container = self._fresh[key]
+            assert container is not None
+            self._store(key, create, deadline, version, container)
+
+    def _store(self, key: bytes, create: int, deadline: int, version: int,
+               container: Container) -> bytes:
+        """Store the key's header and container; the header."""
+        raw, old_nbytes = self._before[key]
+        packed = pack(b"", self.index, create, deadline or None, version, container.KIND)
+        self.keyspace.store_container(key, packed, raw, container,
+                                      old_nbytes if raw is not None and kind_of(raw) else 0)
+        return packed

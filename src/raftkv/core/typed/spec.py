@@ -24,10 +24,16 @@ class TypedSpec:
     # for commands whose keys follow a count (LMPOP, ZUNIONSTORE...): args -> keys
     find_keys: Callable[[list[bytes]], list[bytes]] | None = None
     writes: bool = field(init=False)
+    # a write whose one key is its first argument (LPUSH, SADD, HSET, ZADD...): the
+    # state machine runs consecutive ones on the same key in one context
+    one_key: bool = field(init=False)
 
     def __post_init__(self) -> None:
         words = self.flags.split()  # (a script may write: it goes through the log)
-        object.__setattr__(self, "writes", "write" in words or "may_replicate" in words)
+        writes = "write" in words or "may_replicate" in words
+        object.__setattr__(self, "writes", writes)
+        object.__setattr__(self, "one_key", writes and self.find_keys is None
+                           and self.first_key == self.last_key == 1)
 
     def keys(self, args: list[bytes]) -> list[bytes]:
         if self.find_keys is not None:
