@@ -20,6 +20,7 @@ import enum
 import struct
 from typing import ClassVar, Final, TypeVar
 
+from raftkv.core import frames
 from raftkv.core.binary import U32, BinaryReader, u32
 
 CODEC_VERSION: Final = 1
@@ -693,12 +694,9 @@ def encode(cmd: Command) -> bytes:
 
 
 def _encode_typed(cmd: TypedOp) -> bytes:
-    rid = cmd.request_id
-    parts = [_TYPED_HEAD, u32(len(rid)), rid, _pack_iq(len(cmd.args), cmd.now_ms)]
-    for arg in cmd.args:
-        parts.append(u32(len(arg)))
-        parts.append(arg)
-    return b"".join(parts)
+    rid, args = cmd.request_id, cmd.args
+    return b"".join((_TYPED_HEAD, u32(len(rid)), rid, _pack_iq(len(args), cmd.now_ms),
+                     frames.join(args)))
 
 
 def _encode_txn(cmd: Txn) -> bytes:
@@ -722,10 +720,7 @@ def _encode_txn(cmd: Txn) -> bytes:
 
 def _blobs(parts: list[bytes], ops: tuple[Op, ...]) -> None:
     """Each op's encoding, its length first."""
-    for op in ops:
-        body = encode(op)
-        parts.append(u32(len(body)))
-        parts.append(body)
+    parts.append(frames.join([encode(op) for op in ops]))
 
 
 _EXPIRE_WHEN_TAG: Final = 9

@@ -205,7 +205,7 @@ class Ctx:
                 if headers and key in headers and container is not None:  # (an earlier op's)
                     stored = self._store(key, *headers.pop(key), container)
                     self._before[key] = (stored, container.nbytes)
-                raw, old_nbytes = self._before.pop(key)  # (a later op finds it absent)
+                _, old_nbytes = self._before.pop(key)  # (a later op finds it absent)
                 self._fresh.pop(key, None)
                 now = keyspace.raw(key)
                 if now is not None:

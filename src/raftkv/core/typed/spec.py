@@ -41,8 +41,11 @@ class TypedSpec:
                 return self.find_keys(args)
             except Exception:  # malformed: the op itself will say why
                 return []
+        first = self.first_key
+        if first == self.last_key:  # one key (LPUSH, HSET...): a slice without a step
+            return args[first : first + 1]
         last = len(args) - 1 if self.last_key < 0 else self.last_key
-        return args[self.first_key : last + 1 : self.key_step]
+        return args[first : last + 1 : self.key_step]
 
 
 def row(name: str, arity: int, flags: str, fn: Op, first_key: int = 1, last_key: int = 1,

@@ -133,10 +133,13 @@ class Spec:
     def keys(self, args: list[bytes]) -> list[bytes]:
         if self.find_keys is not None:
             return self.find_keys(args)
-        if not self.first_key:
+        first = self.first_key
+        if not first:
             return []
+        if first == self.last_key:  # one key (GET, LPUSH, HSET...): a slice without a step
+            return args[first : first + 1]
         last = len(args) - 1 if self.last_key < 0 else self.last_key
-        return args[self.first_key : last + 1 : self.key_step]
+        return args[first : last + 1 : self.key_step]
 
 
 def spec(name: str, arity: int, flags: str, handler: Handler, first_key: int = 0,
