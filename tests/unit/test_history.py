@@ -83,6 +83,26 @@ def test_the_history_is_bounded_and_says_where_it_was_compacted():
     assert len(batches.history) == 3 and batches.history.compacted == 1
 
 
+def test_a_run_of_typed_writes_to_one_key_is_one_slot_of_its_events():
+    sm = StateMachine(history_events=6)
+    pushes = tuple(TypedOp((b"rpush", b"q", b"%d" % i)) for i in range(4))
+    sm.apply(1, Txn((*pushes, TypedOp((b"lpop", b"q")), TypedOp((b"sadd", b"s", b"m")))))
+    run = [(1, b"q", EventKind.TYPED, name, 1, version)
+           for name, version in ((b"rpush", 1), (b"rpush", 2), (b"rpush", 3), (b"rpush", 4),
+                                 (b"lpop", 5))]
+    assert sm.history.after(0, 1) == [*run, (1, b"s", EventKind.TYPED, b"sadd", 1, 1)]
+    assert sm.history.after(0, 1, prefix=b"s") == [(1, b"s", EventKind.TYPED, b"sadd", 1, 1)]
+    assert len(sm.history) == 6 and sm.history.compacted == 0
+    # a run emptying its key: its events so far, then the delete, in order
+    sm.apply(2, Txn((TypedOp((b"rpush", b"e", b"x")), TypedOp((b"lpop", b"e")),
+                     TypedOp((b"rpush", b"e", b"y")))))
+    assert sm.history.after(1, 2) == [
+        (2, b"e", EventKind.TYPED, b"rpush", 2, 1), (2, b"e", EventKind.DELETE, None, 0, 0),
+        (2, b"e", EventKind.TYPED, b"rpush", 2, 1)]
+    # past the bound the first entry's run went whole (5 events), its SADD stayed
+    assert len(sm.history) == 4 and sm.history.compacted == 1
+
+
 def test_a_batch_of_puts_gives_back_every_key_and_value_byte_for_byte():
     # A batch is held packed (u32 lengths, short ones from a table up to 4,095): values
     # at, around and far past that edge, empty ones, and binary bytes come back whole,

@@ -20,8 +20,8 @@ import enum
 import struct
 from typing import ClassVar, Final, TypeVar
 
-from raftkv.core import frames
 from raftkv.core.binary import U32, BinaryReader, u32
+from raftkv.core.frames import join as join_frames
 
 CODEC_VERSION: Final = 1
 
@@ -696,7 +696,7 @@ def encode(cmd: Command) -> bytes:
 def _encode_typed(cmd: TypedOp) -> bytes:
     rid, args = cmd.request_id, cmd.args
     return b"".join((_TYPED_HEAD, u32(len(rid)), rid, _pack_iq(len(args), cmd.now_ms),
-                     frames.join(args)))
+                     join_frames(args)))
 
 
 def _encode_txn(cmd: Txn) -> bytes:
@@ -720,7 +720,7 @@ def _encode_txn(cmd: Txn) -> bytes:
 
 def _blobs(parts: list[bytes], ops: tuple[Op, ...]) -> None:
     """Each op's encoding, its length first."""
-    parts.append(frames.join([encode(op) for op in ops]))
+    parts.append(join_frames([encode(op) for op in ops]))
 
 
 _EXPIRE_WHEN_TAG: Final = 9

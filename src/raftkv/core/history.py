@@ -12,7 +12,9 @@ at the snapshot's index.
 
 The plain puts of one entry (a MultiPut: MSET, a pipeline's SETs) are held together,
 packed into one bytes object with each key's create revision and version
-(``PutBatch``): one slot for the lot, expanded into events only when they are read.
+(``PutBatch``): one slot for the lot, expanded into events only when they are read. A
+run of typed writes to one key in one entry (a queue's pushes) is one slot too
+(``TypedRun``): the key, its create revision, its first version and each op's name.
 
 It is bounded by events and by bytes (keys and values); the oldest go first. The
 **compaction revision** says how far back it is complete: every change after it is
@@ -70,7 +72,45 @@ class Compacted(Exception):
         self.current = current
 
 
-class PutBatch:
+class Batch:
+    """One slot for many events of one revision, expanded when they are read."""
+
+    __slots__ = ("count", "nbytes", "revision")
+
+    def __init__(self, revision: int, count: int, nbytes: int) -> None:
+        self.revision = revision
+        self.count = count  # events
+        self.nbytes = nbytes  # what they count against max_bytes
+
+    def events(self, prefix: bytes | None) -> list[Event]:
+        raise NotImplementedError
+
+
+class TypedRun(Batch):
+    """A run of typed writes to one key at one revision (``Ctx``): each op's event
+    name; the versions follow one another from ``version``."""
+
+    __slots__ = ("create", "key", "names", "version")
+
+    def __init__(self, revision: int, key: bytes, names: list[bytes], create: int,
+                 version: int) -> None:
+        super().__init__(revision, len(names),
+                         sum(len(key) + len(name) + EVENT_OVERHEAD_BYTES for name in names))
+        self.key = key
+        self.names = names
+        self.create = create
+        self.version = version  # the first op's
+
+    def events(self, prefix: bytes | None) -> list[Event]:
+        key = self.key
+        if prefix is not None and not key.startswith(prefix):
+            return []
+        revision, create, version = self.revision, self.create, self.version
+        return [(revision, key, TYPED, name, create, version + at)
+                for at, name in enumerate(self.names)]
+
+
+class PutBatch(Batch):
     """The plain puts one entry applied, at one revision, as one bytes object: each
     key and value (``u32`` length first), and per put the key's create revision and
     version after it (``metas``: two little-endian int64s each).
@@ -80,12 +120,11 @@ class PutBatch:
     allocator's pools; the write path then allocates from colder memory, which cost a
     pipelined SET a fifth of its throughput here. Two objects stay alive instead."""
 
-    __slots__ = ("count", "data", "metas", "nbytes", "revision")
+    __slots__ = ("data", "metas")
 
     def __init__(self, revision: int, items: tuple[tuple[bytes, bytes], ...],
                  metas: list[int], nbytes: int) -> None:
-        self.revision = revision
-        self.count = len(items)
+        super().__init__(revision, len(items), nbytes)
         parts: list[bytes] = []
         for key, value in items:
             parts.append(u32(len(key)))
@@ -94,7 +133,6 @@ class PutBatch:
             parts.append(value)
         self.data = b"".join(parts)
         self.metas = struct.pack(f"<{len(metas)}q", *metas)  # (one C loop for them all)
-        self.nbytes = nbytes  # what it counts against max_bytes
 
     def events(self, prefix: bytes | None) -> list[Event]:
         revision, metas = self.revision, struct.unpack(f"<{2 * self.count}q", self.metas)
@@ -122,7 +160,7 @@ class History:
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes
-        self._events: list[Event | PutBatch] = []
+        self._events: list[Event | Batch] = []
         self._count = 0  # events held (a batch counts its items)
         self._bytes = 0
         self._recorded = 0  # slots ever filled (``mark`` and ``undo`` count in it)
@@ -149,8 +187,9 @@ class History:
         if self._count > self.max_events or self._bytes > self.max_bytes:
             self._trim()
 
-    def record_puts(self, batch: PutBatch) -> None:
-        """Add the plain puts of one entry (the write path of pipelined SETs)."""
+    def record_batch(self, batch: Batch) -> None:
+        """Add the plain puts of one entry (the write path of pipelined SETs), or a run
+        of typed writes to one key."""
         self._events.append(batch)
         self._recorded += 1
         self._count += batch.count
@@ -168,7 +207,7 @@ class History:
         while dropped < len(events) and (count > keep_events or size > keep_bytes):
             slot = events[dropped]
             dropped += 1
-            if isinstance(slot, PutBatch):
+            if isinstance(slot, Batch):
                 count -= slot.count
                 size -= slot.nbytes
                 self.compacted = slot.revision
@@ -193,7 +232,7 @@ class History:
         events = self._events
         for _ in range(min(self._recorded - mark, len(events))):
             slot = events.pop()
-            if isinstance(slot, PutBatch):
+            if isinstance(slot, Batch):
                 self._count -= slot.count
                 self._bytes -= slot.nbytes
             else:
@@ -226,7 +265,7 @@ class History:
             raise Compacted(self.compacted, current)
         out: list[Event] = []
         for slot in reversed(self._events):  # (the recent end is what watchers ask for)
-            if isinstance(slot, PutBatch):
+            if isinstance(slot, Batch):
                 if slot.revision <= revision:
                     break
                 out.extend(reversed(slot.events(prefix)))

@@ -329,7 +329,7 @@ class Keyspace:
             metas.append(create)
             metas.append(version)
         self._data_bytes += grown
-        history.record_puts(PutBatch(revision, items, metas, held))
+        history.record_batch(PutBatch(revision, items, metas, held))
 
     def writable(self, key: bytes, raw: bytes) -> Container:
         """The container of ``key``, to change: copied first if a snapshot (or an

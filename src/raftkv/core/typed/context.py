@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
 from raftkv.core.containers import Container, Kind, empty, kept
-from raftkv.core.history import DELETE, EXPIRE, TYPED, History
+from raftkv.core.history import DELETE, EXPIRE, TYPED, History, TypedRun
 from raftkv.core.keyspace import header, is_live, kind_of, pack
 
 if TYPE_CHECKING:
@@ -70,8 +70,9 @@ class Ctx:
         # key -> (packed entry before, its container's nbytes before), once touched
         self._before: dict[bytes, tuple[bytes | None, int]] = {}
         self._changed: dict[bytes, bool] = {}  # key -> replaced whole (a STORE)
-        # key -> (create revision, deadline, version) after a run's ops so far, to store
-        self._headers: dict[bytes, tuple[int, int, int]] = {}
+        # key -> (create revision, deadline, version, each op's event name) after a run's
+        # ops so far, to store
+        self._headers: dict[bytes, tuple[int, int, int, list[bytes]]] = {}
         self.events: list[tuple[bytes, bytes, str]] = []  # (event, key, class)
         self._random_state = seed  # a read's (0: the entry's index seeds the stream)
 
@@ -196,8 +197,9 @@ class Ctx:
     def finish(self, later: bool = False) -> None:
         """Write every changed key's header at ``index`` (or delete it, emptied): it
         gains a version and a history record. ``later``: another op of a run follows,
-        so the container stays open here and ``store`` writes the header once, at the
-        end (a key emptied is deleted at once all the same)."""
+        so the container stays open here and ``store`` writes the header, and the
+        run's history records as one slot, once, at the end (a key emptied is deleted
+        at once all the same)."""
         keyspace, index, headers = self.keyspace, self.index, self._headers
         for key, replaced in self._changed.items():
             container = self._fresh[key] if key in self._fresh else keyspace.container(key)
@@ -219,8 +221,9 @@ class Ctx:
             assert container is not None
             known = headers.pop(key, None) if headers else None
             if known is not None:
-                create, deadline, version = known
+                create, deadline, version, names = known
             else:
+                names = []
                 raw = self._before[key][0]
                 if raw is None:
                     create, deadline, version = index, 0, 0
@@ -229,33 +232,39 @@ class Ctx:
             if replaced:
                 deadline = 0  # a STORE's destination loses its TTL, as in Redis
             version += 1
+            name = b""
+            for event, changed_key, _ in reversed(self.events):  # (its last names it)
+                if changed_key == key:
+                    name = event
+                    break
+            if later or names:  # an op of a run: recorded with the run, in one slot
+                names.append(name)
             if later:
-                headers[key] = (create, deadline, version)
+                headers[key] = (create, deadline, version, names)
                 self._fresh[key] = container
-            else:
-                self._store(key, create, deadline, version, container)
-            if self._history is not None:
-                name = b""
-                for event, changed_key, _ in reversed(self.events):  # (its last names it)
-                    if changed_key == key:
-                        name = event
-                        break
+                continue
+            self._store(key, create, deadline, version, names, container)
+            if not names and self._history is not None:
                 self._history.record(index, key, TYPED, name, create, version)
         self._changed.clear()
 
     def store(self) -> None:
         """Write the header and container of every key a run changed (``finish``)."""
         headers, self._headers = self._headers, {}
-        for key, (create, deadline, version) in headers.items():
+        for key, (create, deadline, version, names) in headers.items():
             container = self._fresh[key]
             assert container is not None
-            self._store(key, create, deadline, version, container)
+            self._store(key, create, deadline, version, names, container)
 
-    def _store(self, key: bytes, create: int, deadline: int, version: int,
+    def _store(self, key: bytes, create: int, deadline: int, version: int, names: list[bytes],
                container: Container) -> bytes:
-        """Store the key's header and container; the header."""
+        """Store the key's header and container, and a run's history records (``names``:
+        its ops' events, the last at ``version``); the header."""
         raw, old_nbytes = self._before[key]
         packed = pack(b"", self.index, create, deadline or None, version, container.KIND)
         self.keyspace.store_container(key, packed, raw, container,
                                       old_nbytes if raw is not None and kind_of(raw) else 0)
+        if names and self._history is not None:
+            self._history.record_batch(TypedRun(self.index, key, names, create,
+                                                version - len(names) + 1))
         return packed
