@@ -40,8 +40,10 @@ CASES: dict[str, tuple[str, str, int, int]] = {
     "resp-set-p16": ("resp", "set", 16, 20),
     "resp-lpush-p1": ("resp", "lpush", 1, 100),
     "resp-lpush-p16": ("resp", "lpush", 16, 20),
+    "resp-lpush-onekey-p1": ("resp", "lpush-onekey", 1, 100),
     "resp-lpush-onekey-p16": ("resp", "lpush-onekey", 16, 20),  # one list, redis-benchmark's
     "resp-zadd-p16": ("resp", "zadd", 16, 20),  # one sorted set, as redis-benchmark's
+    "resp-lrange-p16": ("resp", "lrange", 16, 4),  # LRANGE_100's: 100 of a list's 600 items
 }
 
 
@@ -78,6 +80,8 @@ def _resp_request(kind: str, key: bytes) -> bytes:
         return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
     if kind == "lpush":  # (to lists of their own: the keys above hold strings)
         return b"*3\r\n$5\r\nLPUSH\r\n$%d\r\nl%s\r\n$3\r\nxxx\r\n" % (len(key) + 1, key)
+    if kind == "lrange":
+        return b"*4\r\n$6\r\nLRANGE\r\n$6\r\nmylist\r\n$1\r\n0\r\n$2\r\n99\r\n"
     if kind == "lpush-onekey":
         return b"*3\r\n$5\r\nLPUSH\r\n$6\r\nmylist\r\n$3\r\nxxx\r\n"
     return b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$3\r\nxxx\r\n" % (len(key), key)
@@ -139,6 +143,12 @@ async def _drive(case: str, rounds: int) -> None:
         plans = [[b"".join(encode(kind, keys[(7 * c + j) % KEYS]) for j in range(batch))
                   for c in range(CONNECTIONS)]] * (50 + rounds)
     answered = 0
+    if kind == "lrange":  # the list it reads, as redis-benchmark fills it first
+        connections[0].data_received(b"*602\r\n$5\r\nRPUSH\r\n$6\r\nmylist\r\n"  # type: ignore[attr-defined]
+                                     + b"$3\r\nxxx\r\n" * 600)
+        answered = 1
+        while _CountingTransport.writes < answered:
+            await asyncio.sleep(0)
     for batches in plans[:50 + rounds]:  # 50 rounds of warm-up, in both runs
         for conn, data in zip(connections, batches, strict=True):
             conn.data_received(data)  # type: ignore[attr-defined]

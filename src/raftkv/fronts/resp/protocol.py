@@ -1,12 +1,15 @@
 """RESP replies as bytes: the encoders every command handler uses.
 
-Requests are read by ``reader.py`` (its C twin, ``reader.c``, is what runs).
+Requests are read by ``reader.py`` (its C twin, ``reader.c``, is what runs); bulk
+strings and arrays of them are written by ``bulks.py`` (``bulks.c`` runs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Final
+
+from raftkv.fronts.resp import bulks
 
 OK: Final = b"+OK\r\n"
 QUEUED: Final = b"+QUEUED\r\n"
@@ -33,13 +36,16 @@ def integer(n: int) -> bytes:
 def bulk(value: bytes | None) -> bytes:
     if value is None:
         return NIL
-    return b"$%d\r\n%s\r\n" % (len(value), value)
+    return bulks.bulk(value)
 
 
-def array(items: Iterable[bytes | None]) -> bytes:
-    """An array of bulk strings (None items are nil)."""
-    parts = [bulk(item) for item in items]
-    return b"*%d\r\n%s" % (len(parts), b"".join(parts))
+def array(items: Iterable[bytes | None], nil: bytes = NIL) -> bytes:
+    """An array of bulk strings (None items are ``nil``)."""
+    listed = items if isinstance(items, list | tuple) else list(items)
+    encoded = bulks.array(listed, nil)
+    if encoded is None:  # (an item that is not bytes: a bytearray, one by one)
+        return raw_array([nil if item is None else bulks.bulk(item) for item in listed])
+    return encoded
 
 
 def raw_array(encoded: list[bytes]) -> bytes:
@@ -64,11 +70,10 @@ class Encoder:
     def bulk(self, value: bytes | None) -> bytes:
         if value is None:
             return self.NIL
-        return b"$%d\r\n%s\r\n" % (len(value), value)
+        return bulks.bulk(value)
 
     def array(self, items: Iterable[bytes | None]) -> bytes:
-        parts = [self.bulk(item) for item in items]
-        return b"*%d\r\n%s" % (len(parts), b"".join(parts))
+        return array(items, self.NIL)
 
     def push(self, encoded: list[bytes]) -> bytes:
         """Out-of-band data (pub/sub messages and confirmations)."""

@@ -1,0 +1,119 @@
+/* raftkv.fronts.resp.bulks: bulk strings and arrays of them, in C.
+ *
+ * bulks.py is the same module in plain Python and says what it does; this file is
+ * what runs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* The decimal digits of n (n >= 0) at the end of buf[0..20]; their count. */
+static int digits(Py_ssize_t n, char *end) {
+    int count = 0;
+    do {
+        *--end = (char)('0' + n % 10);
+        n /= 10;
+        count++;
+    } while (n > 0);
+    return count;
+}
+
+/* Write "<mark><n>\r\n" at at; the bytes written. */
+static Py_ssize_t header(char *at, char mark, Py_ssize_t n) {
+    char buf[24];
+    int count = digits(n, buf + sizeof buf);
+    at[0] = mark;
+    memcpy(at + 1, buf + sizeof buf - count, count);
+    at[1 + count] = '\r';
+    at[2 + count] = '\n';
+    return 3 + count;
+}
+
+static Py_ssize_t header_size(Py_ssize_t n) {
+    char buf[24];
+    return 3 + digits(n, buf + sizeof buf);
+}
+
+static PyObject *bulks_bulk(PyObject *self, PyObject *value) {
+    const char *data;
+    Py_ssize_t len;
+    if (PyBytes_Check(value)) {
+        data = PyBytes_AS_STRING(value);
+        len = PyBytes_GET_SIZE(value);
+    } else if (PyByteArray_Check(value)) {
+        data = PyByteArray_AS_STRING(value);
+        len = PyByteArray_GET_SIZE(value);
+    } else {
+        PyErr_SetString(PyExc_TypeError, "a bulk string is bytes");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, header_size(len) + len + 2);
+    if (out == NULL)
+        return NULL;
+    char *at = PyBytes_AS_STRING(out);
+    at += header(at, '$', len);
+    memcpy(at, data, len);
+    at[len] = '\r';
+    at[len + 1] = '\n';
+    return out;
+}
+
+static PyObject *bulks_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "bulks.array takes items and nil (bytes)");
+        return NULL;
+    }
+    PyObject *items = args[0], *nil = args[1];
+    if (!PyTuple_Check(items) && !PyList_Check(items)) {
+        PyErr_SetString(PyExc_TypeError, "bulks.array takes a tuple or a list");
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    PyObject **item = PySequence_Fast_ITEMS(items);
+    Py_ssize_t nil_len = PyBytes_GET_SIZE(nil), total = header_size(n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (item[i] == Py_None) {
+            total += nil_len;
+        } else if (PyBytes_Check(item[i])) {
+            Py_ssize_t len = PyBytes_GET_SIZE(item[i]);
+            total += header_size(len) + len + 2;
+        } else {
+            Py_RETURN_NONE;  /* not ours to encode: the caller does it */
+        }
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    if (out == NULL)
+        return NULL;
+    char *at = PyBytes_AS_STRING(out);
+    at += header(at, '*', n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (item[i] == Py_None) {
+            memcpy(at, PyBytes_AS_STRING(nil), nil_len);
+            at += nil_len;
+            continue;
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(item[i]);
+        at += header(at, '$', len);
+        memcpy(at, PyBytes_AS_STRING(item[i]), len);
+        at[len] = '\r';
+        at[len + 1] = '\n';
+        at += len + 2;
+    }
+    return out;
+}
+
+static PyMethodDef bulks_methods[] = {
+    {"bulk", (PyCFunction)bulks_bulk, METH_O, "bulk(value): one bulk string"},
+    {"array", (PyCFunction)(void (*)(void))bulks_array, METH_FASTCALL,
+     "array(items, nil): an array of bulk strings, None items as nil; None when an "
+     "item is neither bytes nor None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef bulks_module = {
+    PyModuleDef_HEAD_INIT, "raftkv.fronts.resp.bulks",
+    "Bulk strings and arrays of them (bulks.py documents them).", -1,
+    bulks_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit_bulks(void) { return PyModule_Create(&bulks_module); }
