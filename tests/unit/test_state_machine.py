@@ -1,4 +1,8 @@
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raftkv.core.commands import (
     Append,
@@ -92,8 +96,23 @@ def test_incr_refuses_text_and_overflow_and_keeps_the_ttl():
 
 def test_parse_int64_follows_redis():
     assert [parse_int64(v) for v in (b"0", b"-5", b"9223372036854775807")] == [0, -5, 2**63 - 1]
-    for bad in (b"", b"+1", b" 1", b"01", b"-0", b"1.5", b"9223372036854775808", b"1e3"):
+    assert parse_int64(b"-9223372036854775808") == -2**63
+    for bad in (b"", b"-", b"+1", b" 1", b"01", b"-0", b"-01", b"1.5", b"1-", b"9223372036854775808",
+                b"-9223372036854775809", b"1e3", b"\xd9\xa1", b"99999999999999999999"):
         assert parse_int64(bad) is None, bad
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=21) | st.text("-0123456789+ .", max_size=21).map(str.encode)
+       | st.integers(-2**64, 2**64).map(lambda n: b"%d" % n))
+def test_parse_int64_is_redis_rule_on_any_bytes(raw):
+    """Redis's string2ll: an optional '-', then '0' or digits without a leading zero,
+    not "-0", within signed 64 bits."""
+    expected = None
+    if re.fullmatch(rb"-?(0|[1-9][0-9]*)", raw) and raw != b"-0" \
+            and -2**63 <= int(raw) <= 2**63 - 1:
+        expected = int(raw)
+    assert parse_int64(raw) == expected
 
 
 def test_expire_in_the_past_deletes_and_persist_removes_the_deadline():

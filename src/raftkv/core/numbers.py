@@ -13,13 +13,25 @@ INT64_MAX: Final = 2**63 - 1
 
 def parse_int64(value: bytes) -> int | None:
     """Redis's rule for "is an integer": base 10, optional '-', no '+', spaces or
-    leading zeros, within signed 64 bits. None when the value is not one."""
-    if not value or len(value) > 20:
+    leading zeros, within signed 64 bits. None when the value is not one. (Digit by
+    digit: compiled, a loop costs less than slicing and ``int``.)"""
+    size = len(value)
+    if size == 0 or size > 20:
         return None
-    digits = value[1:] if value[:1] == b"-" else value
-    if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0") or value == b"-0":
+    negative = value[0] == 45  # '-'
+    start = 1 if negative else 0
+    if start == size or (value[start] == 48 and size - start > 1):  # '-' alone, '0...'
         return None
-    number = int(value)
+    number = 0
+    for i in range(start, size):
+        digit = value[i] - 48
+        if digit < 0 or digit > 9:
+            return None
+        number = number * 10 + digit
+    if negative:
+        if number == 0:  # '-0'
+            return None
+        number = -number
     return number if INT64_MIN <= number <= INT64_MAX else None
 
 

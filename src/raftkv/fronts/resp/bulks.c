@@ -20,9 +20,15 @@ static int digits(Py_ssize_t n, char *end) {
 
 /* Write "<mark><n>\r\n" at at; the bytes written. */
 static Py_ssize_t header(char *at, char mark, Py_ssize_t n) {
+    at[0] = mark;
+    if (n < 10) {  /* (most items of a reply are short) */
+        at[1] = (char)('0' + n);
+        at[2] = '\r';
+        at[3] = '\n';
+        return 4;
+    }
     char buf[24];
     int count = digits(n, buf + sizeof buf);
-    at[0] = mark;
     memcpy(at + 1, buf + sizeof buf - count, count);
     at[1 + count] = '\r';
     at[2 + count] = '\n';
@@ -30,6 +36,8 @@ static Py_ssize_t header(char *at, char mark, Py_ssize_t n) {
 }
 
 static Py_ssize_t header_size(Py_ssize_t n) {
+    if (n < 10)
+        return 4;
     char buf[24];
     return 3 + digits(n, buf + sizeof buf);
 }
