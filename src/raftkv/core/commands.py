@@ -22,6 +22,7 @@ from typing import ClassVar, Final, TypeVar
 
 from raftkv.core.binary import U32, BinaryReader, u32
 from raftkv.core.frames import join as join_frames
+from raftkv.core.frames import record as frame_record
 
 CODEC_VERSION: Final = 1
 
@@ -694,9 +695,7 @@ def encode(cmd: Command) -> bytes:
 
 
 def _encode_typed(cmd: TypedOp) -> bytes:
-    rid, args = cmd.request_id, cmd.args
-    return b"".join((_TYPED_HEAD, u32(len(rid)), rid, _pack_iq(len(args), cmd.now_ms),
-                     join_frames(args)))
+    return frame_record(_TYPED_HEAD, cmd.request_id, cmd.now_ms, cmd.args)
 
 
 def _encode_txn(cmd: Txn) -> bytes:

@@ -631,11 +631,12 @@ class KVService:
             validate_key(key)
         if spec.writes:
             limit = self.limits.max_value_bytes
+            size = 0
             for arg in args:
                 if len(arg) > limit:
                     self._check_value(arg)
+                size += len(arg)
             op = TypedOp(tuple(args), b"", self.clock.now_ms())
-            size = sum(len(arg) for arg in args)
             if self.recording is not None:
                 return self.recording.add(op, size)
             return self._batch_typed(op, size)

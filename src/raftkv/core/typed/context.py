@@ -219,7 +219,7 @@ class Ctx:
                     self.events.append((b"del", key, "g"))
                 continue
             assert container is not None
-            known = headers.pop(key, None) if headers else None
+            known = headers.get(key) if headers else None  # (replaced or removed below)
             if known is not None:
                 create, deadline, version, names = known
             else:
@@ -243,6 +243,8 @@ class Ctx:
                 headers[key] = (create, deadline, version, names)
                 self._fresh[key] = container
                 continue
+            if known is not None:
+                del headers[key]
             self._store(key, create, deadline, version, names, container)
             if not names and self._history is not None:
                 self._history.record(index, key, TYPED, name, create, version)

@@ -4,7 +4,6 @@ the op that runs it (``fn(ctx, args) -> Reply``, ``args`` the whole command line
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from raftkv.core.typed.context import Ctx
 from raftkv.core.typed.replies import Reply
@@ -12,28 +11,27 @@ from raftkv.core.typed.replies import Reply
 Op = Callable[[Ctx, list[bytes]], Reply]
 
 
-@dataclass(frozen=True, slots=True)
 class TypedSpec:
-    name: str
-    arity: int  # Redis's: n exactly, -n at least (the name included)
-    flags: str  # Redis's words: "write", "readonly", "fast", "denyoom", "may_replicate"
-    fn: Op
-    first_key: int = 1
-    last_key: int = 1  # -1: through the last argument
-    key_step: int = 1
-    # for commands whose keys follow a count (LMPOP, ZUNIONSTORE...): args -> keys
-    find_keys: Callable[[list[bytes]], list[bytes]] | None = None
-    writes: bool = field(init=False)
-    # a write whose one key is its first argument (LPUSH, SADD, HSET, ZADD...): the
-    # state machine runs consecutive ones on the same key in one context
-    one_key: bool = field(init=False)
+    """(A plain class, not a dataclass: compiled, its attributes and ``keys`` are native
+    on every typed command's path. Rows are made once and never changed.)"""
 
-    def __post_init__(self) -> None:
-        words = self.flags.split()  # (a script may write: it goes through the log)
-        writes = "write" in words or "may_replicate" in words
-        object.__setattr__(self, "writes", writes)
-        object.__setattr__(self, "one_key", writes and self.find_keys is None
-                           and self.first_key == self.last_key == 1)
+    def __init__(self, name: str, arity: int, flags: str, fn: Op, first_key: int = 1,
+                 last_key: int = 1, key_step: int = 1,
+                 find_keys: Callable[[list[bytes]], list[bytes]] | None = None) -> None:
+        self.name = name
+        self.arity = arity  # Redis's: n exactly, -n at least (the name included)
+        self.flags = flags  # Redis's words: "write", "readonly", "fast", "denyoom"...
+        self.fn = fn
+        self.first_key = first_key
+        self.last_key = last_key  # -1: through the last argument
+        self.key_step = key_step
+        # for commands whose keys follow a count (LMPOP, ZUNIONSTORE...): args -> keys
+        self.find_keys = find_keys
+        words = flags.split()  # (a script may write: it goes through the log)
+        self.writes = "write" in words or "may_replicate" in words
+        # a write whose one key is its first argument (LPUSH, SADD, HSET, ZADD...): the
+        # state machine runs consecutive ones on the same key in one context
+        self.one_key = self.writes and find_keys is None and first_key == last_key == 1
 
     def keys(self, args: list[bytes]) -> list[bytes]:
         if self.find_keys is not None:

@@ -30,9 +30,11 @@ from raftkv.fronts.resp.spec import Reply, Spec, later, spec
 
 
 def typed(client: Client, args: list[bytes]) -> Reply:
-    line = [args[0].lower(), *args[1:]]
+    line = args.copy()
+    line[0] = args[0].lower()
+    enc = client.enc
     return later(client.service.typed(line, client.consistency),
-                 functools.partial(reply_of, client.enc))
+                 _RESP2_REPLY if enc is p.RESP2 else functools.partial(reply_of, enc))
 
 
 def reply_of(enc: p.Encoder, result: Result) -> bytes:
@@ -43,6 +45,9 @@ def reply_of(enc: p.Encoder, result: Result) -> bytes:
         assert isinstance(text, bytes)
         return p.error_reply(text.decode("utf-8", "replace"))
     return encode(result.reply, enc)
+
+
+_RESP2_REPLY: Final = functools.partial(reply_of, p.RESP2)  # (most connections')
 
 
 def encode(reply: Any, enc: p.Encoder) -> bytes:
