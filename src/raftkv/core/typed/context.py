@@ -52,6 +52,19 @@ class Machine(Protocol):
     def run_op(self, index: int, op: Op) -> Result: ...
 
 
+class Pending:
+    """A key's header after a run's ops so far (``Ctx.finish``), to store at its end:
+    its create revision, deadline, version, and each op's event name."""
+
+    __slots__ = ("create", "deadline", "names", "version")
+
+    def __init__(self, create: int, deadline: int, version: int, names: list[bytes]) -> None:
+        self.create = create
+        self.deadline = deadline
+        self.version = version
+        self.names = names
+
+
 class Ctx:
     __slots__ = ("_before", "_changed", "_fresh", "_headers", "_history", "_random_state",
                  "_remove", "events", "index", "keyspace", "machine", "now_ms")
@@ -70,9 +83,8 @@ class Ctx:
         # key -> (packed entry before, its container's nbytes before), once touched
         self._before: dict[bytes, tuple[bytes | None, int]] = {}
         self._changed: dict[bytes, bool] = {}  # key -> replaced whole (a STORE)
-        # key -> (create revision, deadline, version, each op's event name) after a run's
-        # ops so far, to store
-        self._headers: dict[bytes, tuple[int, int, int, list[bytes]]] = {}
+        # key -> its header after a run's ops so far, to store
+        self._headers: dict[bytes, Pending] = {}
         self.events: list[tuple[bytes, bytes, str]] = []  # (event, key, class)
         self._random_state = seed  # a read's (0: the entry's index seeds the stream)
 
@@ -200,12 +212,15 @@ class Ctx:
         so the container stays open here and ``store`` writes the header, and the
         run's history records as one slot, once, at the end (a key emptied is deleted
         at once all the same)."""
-        keyspace, index, headers = self.keyspace, self.index, self._headers
+        keyspace, index, headers, fresh = self.keyspace, self.index, self._headers, self._fresh
         for key, replaced in self._changed.items():
-            container = self._fresh[key] if key in self._fresh else keyspace.container(key)
+            opened = key in fresh
+            container = fresh[key] if opened else keyspace.container(key)
             if not kept(container):
                 if headers and key in headers and container is not None:  # (an earlier op's)
-                    stored = self._store(key, *headers.pop(key), container)
+                    run = headers.pop(key)
+                    stored = self._store(key, run.create, run.deadline, run.version,
+                                         run.names, container)
                     self._before[key] = (stored, container.nbytes)
                 _, old_nbytes = self._before.pop(key)  # (a later op finds it absent)
                 self._fresh.pop(key, None)
@@ -219,9 +234,10 @@ class Ctx:
                     self.events.append((b"del", key, "g"))
                 continue
             assert container is not None
-            known = headers.get(key) if headers else None  # (replaced or removed below)
-            if known is not None:
-                create, deadline, version, names = known
+            pending = headers.get(key) if headers else None
+            if pending is not None:
+                create, deadline, version, names = (pending.create, pending.deadline,
+                                                    pending.version, pending.names)
             else:
                 names = []
                 raw = self._before[key][0]
@@ -240,10 +256,14 @@ class Ctx:
             if later or names:  # an op of a run: recorded with the run, in one slot
                 names.append(name)
             if later:
-                headers[key] = (create, deadline, version, names)
-                self._fresh[key] = container
+                if pending is None:
+                    headers[key] = Pending(create, deadline, version, names)
+                else:
+                    pending.deadline, pending.version = deadline, version
+                if not opened:
+                    fresh[key] = container
                 continue
-            if known is not None:
+            if pending is not None:
                 del headers[key]
             self._store(key, create, deadline, version, names, container)
             if not names and self._history is not None:
@@ -253,10 +273,10 @@ class Ctx:
     def store(self) -> None:
         """Write the header and container of every key a run changed (``finish``)."""
         headers, self._headers = self._headers, {}
-        for key, (create, deadline, version, names) in headers.items():
+        for key, run in headers.items():
             container = self._fresh[key]
             assert container is not None
-            self._store(key, create, deadline, version, names, container)
+            self._store(key, run.create, run.deadline, run.version, run.names, container)
 
     def _store(self, key: bytes, create: int, deadline: int, version: int, names: list[bytes],
                container: Container) -> bytes:

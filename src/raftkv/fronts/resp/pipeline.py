@@ -80,7 +80,8 @@ def _typed_run(client: Client, commands: list[list[bytes]], start: int
         if row is None or row.handler is not typed or not row.writes \
                 or refusal(client, row, args) or not _fits(row, args, limit):
             break
-        lines.append([name, *args[1:]])
+        args[0] = name  # (the service takes the name in lower case; the line is ours)
+        lines.append(args)
         rows.append(row)
     if len(lines) < MIN_RUN:
         return None

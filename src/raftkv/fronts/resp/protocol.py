@@ -29,8 +29,11 @@ def error_reply(message: str) -> bytes:
     return b"-%s\r\n" % message.replace("\r", " ").replace("\n", " ").encode()
 
 
+_SMALL_INTEGERS: Final = [b":%d\r\n" % n for n in range(1024)]  # (0 and 1 most of all)
+
+
 def integer(n: int) -> bytes:
-    return b":%d\r\n" % n
+    return _SMALL_INTEGERS[n] if 0 <= n < 1024 else b":%d\r\n" % n
 
 
 def bulk(value: bytes | None) -> bytes:

@@ -30,10 +30,9 @@ from raftkv.fronts.resp.spec import Reply, Spec, later, spec
 
 
 def typed(client: Client, args: list[bytes]) -> Reply:
-    line = args.copy()
-    line[0] = args[0].lower()
+    args[0] = args[0].lower()  # (the service takes the name so; the line is ours)
     enc = client.enc
-    return later(client.service.typed(line, client.consistency),
+    return later(client.service.typed(args, client.consistency),
                  _RESP2_REPLY if enc is p.RESP2 else functools.partial(reply_of, enc))
 
 
