@@ -15,8 +15,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from raftkv.core import image
 from raftkv.core.commands import TypedOp
-from raftkv.core.containers import Container, Hash, List, Set, Stream, ZSet, _order_key
+from raftkv.core.containers import Container, Hash, List, Set, Stream, ZSet
 from raftkv.core.keyspace import held
+from raftkv.core.order import key as _order_key
 from raftkv.core.state_machine import Snapshot, StateMachine
 from raftkv.core.typed import Ctx, run
 from raftkv.core.typed.replies import NIL_ARRAY, OK

@@ -29,7 +29,7 @@ from typing import Final, Protocol
 
 from sortedcontainers import SortedList
 
-from raftkv.core import packed
+from raftkv.core import order, packed
 from raftkv.core.binary import U32, BinaryReader
 
 
@@ -69,11 +69,8 @@ SMALL_ENTRIES: Final = 128
 SMALL_VALUE_BYTES: Final = 64
 SMALL_INTSET: Final = 512
 _EXACT_INT: Final = 2.0**53  # (every integer below it is a float exactly)
-_F64_BE: Final = struct.Struct(">d")
-_U64: Final = struct.Struct(">Q")
-_MASK64: Final = (1 << 64) - 1
-_SIGN_BIT: Final = 1 << 63
-_SCORE_BYTES: Final = 8  # an order key's score, before its member
+_order_key: Final = order.key  # (Final: a C static, not a lookup per call)
+_SCORE_BYTES: Final = order.SCORE_BYTES  # an order key's score, before its member
 _HASH: Final = int(Kind.HASH)  # (as plain ints: compiled, a comparison is a C one)
 _LIST: Final = int(Kind.LIST)
 _count_strings: Final = packed.count
@@ -579,16 +576,6 @@ def _score_text(score: float) -> bytes:
             (score != 0.0 or math.copysign(1.0, score) > 0):
         return b"%d" % int(score)
     return repr(score).encode()
-
-
-def _order_key(score: float, member: bytes) -> bytes:
-    """(score, member) as bytes that sort as Redis orders them: the score's bits made to
-    sort as unsigned (negatives flipped, positives given the top bit; -0.0 as 0.0), then
-    the member. A sorted list of these compares bytes alone, where (score, member)
-    tuples had each comparison follow two pointers: a sorted set of 100k members spent
-    more time waiting on memory than comparing."""
-    bits: int = _U64.unpack(_F64_BE.pack(score + 0.0))[0]  # (-0.0 + 0.0 is 0.0)
-    return _U64.pack(bits ^ _MASK64 if bits >> 63 else bits | _SIGN_BIT) + member
 
 
 def _pair(key: bytes, scores: dict[bytes, float]) -> tuple[float, bytes]:
