@@ -20,9 +20,8 @@ import enum
 import struct
 from typing import ClassVar, Final, TypeVar
 
+from raftkv.core import frames
 from raftkv.core.binary import U32, BinaryReader, u32
-from raftkv.core.frames import join as join_frames
-from raftkv.core.frames import record as frame_record
 
 CODEC_VERSION: Final = 1
 
@@ -695,7 +694,7 @@ def encode(cmd: Command) -> bytes:
 
 
 def _encode_typed(cmd: TypedOp) -> bytes:
-    return frame_record(_TYPED_HEAD, cmd.request_id, cmd.now_ms, cmd.args)
+    return _frame_record(_TYPED_HEAD, cmd.request_id, cmd.now_ms, cmd.args)
 
 
 def _encode_txn(cmd: Txn) -> bytes:
@@ -719,7 +718,7 @@ def _encode_txn(cmd: Txn) -> bytes:
 
 def _blobs(parts: list[bytes], ops: tuple[Op, ...]) -> None:
     """Each op's encoding, its length first."""
-    parts.append(join_frames([encode(op) for op in ops]))
+    parts.append(_join_frames([encode(op) for op in ops]))
 
 
 _EXPIRE_WHEN_TAG: Final = 9
@@ -735,6 +734,8 @@ _TARGETS: Final = frozenset(int(t) for t in Target)
 _RELATIONS: Final = frozenset(int(r) for r in Relation)
 _BQ: Final = struct.Struct("<Bq")
 _pack_iq: Final = _IQ.pack
+_frame_record: Final = frames.record  # (Final: C statics, not a lookup per typed op)
+_join_frames: Final = frames.join
 _TYPED_HEAD: Final = _HEAD.pack(CODEC_VERSION, _TAGS[TypedOp])
 _TXN_HEAD: Final = _HEAD.pack(CODEC_VERSION, _TAGS[Txn])
 _EXPIRE_WHENS: Final = frozenset(int(w) for w in ExpireWhen if w)

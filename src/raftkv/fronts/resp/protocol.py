@@ -1,7 +1,7 @@
 """RESP replies as bytes: the encoders every command handler uses.
 
 Requests are read by ``reader.py`` (its C twin, ``reader.c``, is what runs); bulk
-strings and arrays of them are written by ``bulks.py`` (``bulks.c`` runs).
+strings, arrays of them and integers are written by ``writer.py`` (``writer.c``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from raftkv.fronts.resp import bulks
+from raftkv.fronts.resp import writer
 
 OK: Final = b"+OK\r\n"
 QUEUED: Final = b"+QUEUED\r\n"
@@ -33,21 +33,21 @@ _SMALL_INTEGERS: Final = [b":%d\r\n" % n for n in range(1024)]  # (0 and 1 most 
 
 
 def integer(n: int) -> bytes:
-    return _SMALL_INTEGERS[n] if 0 <= n < 1024 else b":%d\r\n" % n
+    return _SMALL_INTEGERS[n] if 0 <= n < 1024 else writer.integer(n)
 
 
 def bulk(value: bytes | None) -> bytes:
     if value is None:
         return NIL
-    return bulks.bulk(value)
+    return writer.bulk(value)
 
 
 def array(items: Iterable[bytes | None], nil: bytes = NIL) -> bytes:
     """An array of bulk strings (None items are ``nil``)."""
     listed = items if isinstance(items, list | tuple) else list(items)
-    encoded = bulks.array(listed, nil)
+    encoded = writer.array(listed, nil)
     if encoded is None:  # (an item that is not bytes: a bytearray, one by one)
-        return raw_array([nil if item is None else bulks.bulk(item) for item in listed])
+        return raw_array([nil if item is None else writer.bulk(item) for item in listed])
     return encoded
 
 
@@ -73,7 +73,7 @@ class Encoder:
     def bulk(self, value: bytes | None) -> bytes:
         if value is None:
             return self.NIL
-        return bulks.bulk(value)
+        return writer.bulk(value)
 
     def array(self, items: Iterable[bytes | None]) -> bytes:
         return array(items, self.NIL)

@@ -23,8 +23,8 @@ from raftkv.core.typed.replies import (
     Pairs,
     Status,
 )
-from raftkv.fronts.resp import bulks
 from raftkv.fronts.resp import protocol as p
+from raftkv.fronts.resp import writer
 from raftkv.fronts.resp.client import Client
 from raftkv.fronts.resp.spec import Reply, Spec, later, spec
 
@@ -81,7 +81,7 @@ def encode(reply: Any, enc: p.Encoder) -> bytes:
                 return p.raw_array(pairs)
             if isinstance(reply, Members):
                 return b"~%d\r\n%s" % (len(reply), b"".join(encode(item, enc) for item in reply))
-        flat = bulks.array(reply, enc.NIL)  # (bulk strings and nils, as most are)
+        flat = writer.array(reply, enc.NIL)  # (bulk strings and nils, as most are)
         if flat is not None:
             return flat
         return p.raw_array([encode(item, enc) for item in reply])

@@ -1,7 +1,7 @@
-"""RESP bulk strings: the C module (``fronts/resp/bulks.c``) against its plain Python
-reference (``bulks.py``) on any strings, nils and items that are not theirs to encode
-- the same bytes, the same None, the same exceptions - and the arrays read back by
-redis-py's own parser, as a client reads them."""
+"""RESP replies: the C module (``fronts/resp/writer.c``) against its plain Python
+reference (``writer.py``) on any strings, nils, integers and items that are not theirs
+to encode - the same bytes, the same None, the same exceptions - and the replies read
+back by redis-py's own parser, as a client reads them."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from redis._parsers import Encoder
 from redis._parsers.resp2 import _RESP2Parser
 from redis._parsers.socket import SocketBuffer
 
-import raftkv.fronts.resp.bulks as native
+import raftkv.fronts.resp.writer as native
 from tests.support.source_only import reference as source_reference
 
-reference = source_reference("raftkv/fronts/resp/bulks.py")
+reference = source_reference("raftkv/fronts/resp/writer.py")
 
 ITEMS = st.lists(st.none() | st.binary(max_size=300)
                  | st.sampled_from([b"", b"\r\n", b"x" * 70_000]), max_size=12)
@@ -23,7 +23,7 @@ NILS = st.sampled_from([b"$-1\r\n", b"_\r\n"])
 
 
 def test_the_native_module_is_the_c_one() -> None:
-    assert native.__file__.endswith(".so") and reference.__file__.endswith("bulks.py")
+    assert native.__file__.endswith(".so") and reference.__file__.endswith("writer.py")
 
 
 def _outcomes(call) -> list[tuple[str, object]]:
@@ -92,3 +92,15 @@ def test_array_refuses_what_is_not_a_tuple_or_a_list() -> None:
             except TypeError:
                 continue
             raise AssertionError(f"{module.__name__} encoded {odd!r}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers() | st.sampled_from([0, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1,
+                                          10**40, True]) | ODD)
+def test_integer_matches_its_reference(n) -> None:
+    outcomes = _outcomes(lambda m: m.integer(n))
+    assert outcomes[0] == outcomes[1]
+    if isinstance(n, int):
+        assert _parsed(outcomes[0][1]) == int(n)
+    else:
+        assert outcomes[0] == ("raised", TypeError)

@@ -1,6 +1,6 @@
-/* raftkv.fronts.resp.bulks: bulk strings and arrays of them, in C.
+/* raftkv.fronts.resp.writer: bulk strings, arrays of them and integers, in C.
  *
- * bulks.py is the same module in plain Python and says what it does; this file is
+ * writer.py is the same module in plain Python and says what it does; this file is
  * what runs.
  */
 #define PY_SSIZE_T_CLEAN
@@ -42,7 +42,7 @@ static Py_ssize_t header_size(Py_ssize_t n) {
     return 3 + digits(n, buf + sizeof buf);
 }
 
-static PyObject *bulks_bulk(PyObject *self, PyObject *value) {
+static PyObject *writer_bulk(PyObject *self, PyObject *value) {
     const char *data;
     Py_ssize_t len;
     if (PyBytes_Check(value)) {
@@ -66,14 +66,14 @@ static PyObject *bulks_bulk(PyObject *self, PyObject *value) {
     return out;
 }
 
-static PyObject *bulks_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *writer_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyBytes_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "bulks.array takes items and nil (bytes)");
+        PyErr_SetString(PyExc_TypeError, "writer.array takes items and nil (bytes)");
         return NULL;
     }
     PyObject *items = args[0], *nil = args[1];
     if (!PyTuple_Check(items) && !PyList_Check(items)) {
-        PyErr_SetString(PyExc_TypeError, "bulks.array takes a tuple or a list");
+        PyErr_SetString(PyExc_TypeError, "writer.array takes a tuple or a list");
         return NULL;
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
@@ -110,18 +110,53 @@ static PyObject *bulks_array(PyObject *self, PyObject *const *args, Py_ssize_t n
     return out;
 }
 
-static PyMethodDef bulks_methods[] = {
-    {"bulk", (PyCFunction)bulks_bulk, METH_O, "bulk(value): one bulk string"},
-    {"array", (PyCFunction)(void (*)(void))bulks_array, METH_FASTCALL,
+static PyObject *writer_integer(PyObject *self, PyObject *n) {
+    if (!PyLong_Check(n)) {
+        PyErr_SetString(PyExc_TypeError, "an integer reply is an int");
+        return NULL;
+    }
+    int overflow = 0;
+    long long value = PyLong_AsLongLongAndOverflow(n, &overflow);
+    if (overflow) {  /* (past 64 bits: Python writes the digits) */
+        PyObject *text = PyObject_Str(n);
+        if (text == NULL)
+            return NULL;
+        const char *digits = PyUnicode_AsUTF8(text);
+        PyObject *out = digits == NULL ? NULL : PyBytes_FromFormat(":%s\r\n", digits);
+        Py_DECREF(text);
+        return out;
+    }
+    if (value == -1 && PyErr_Occurred())
+        return NULL;
+    char buf[32];
+    char *end = buf + sizeof buf, *at = end;
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
+                                             : (unsigned long long)value;
+    *--at = '\n';
+    *--at = '\r';
+    do {
+        *--at = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude > 0);
+    if (value < 0)
+        *--at = '-';
+    *--at = ':';
+    return PyBytes_FromStringAndSize(at, end - at);
+}
+
+static PyMethodDef writer_methods[] = {
+    {"bulk", (PyCFunction)writer_bulk, METH_O, "bulk(value): one bulk string"},
+    {"array", (PyCFunction)(void (*)(void))writer_array, METH_FASTCALL,
      "array(items, nil): an array of bulk strings, None items as nil; None when an "
      "item is neither bytes nor None"},
+    {"integer", (PyCFunction)writer_integer, METH_O, "integer(n): an integer reply"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef bulks_module = {
-    PyModuleDef_HEAD_INIT, "raftkv.fronts.resp.bulks",
-    "Bulk strings and arrays of them (bulks.py documents them).", -1,
-    bulks_methods, NULL, NULL, NULL, NULL,
+static struct PyModuleDef writer_module = {
+    PyModuleDef_HEAD_INIT, "raftkv.fronts.resp.writer",
+    "RESP replies: bulk strings, arrays of them, integers (writer.py documents them).", -1,
+    writer_methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit_bulks(void) { return PyModule_Create(&bulks_module); }
+PyMODINIT_FUNC PyInit_writer(void) { return PyModule_Create(&writer_module); }
