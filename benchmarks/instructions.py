@@ -44,6 +44,7 @@ CASES: dict[str, tuple[str, str, int, int]] = {
     "resp-lpush-onekey-p16": ("resp", "lpush-onekey", 16, 20),  # one list, redis-benchmark's
     "resp-zadd-p16": ("resp", "zadd", 16, 20),  # one sorted set, as redis-benchmark's
     "resp-sadd-p16": ("resp", "sadd", 16, 20),  # one set of random members, as its SADD
+    "resp-hset-p16": ("resp", "hset", 16, 20),  # one hash of random fields, as its HSET
     "resp-lrange-p16": ("resp", "lrange", 16, 4),  # LRANGE_100's: 100 of a list's 600 items
 }
 
@@ -80,6 +81,10 @@ def _resp_request(kind: str, key: bytes) -> bytes:
     if kind == "sadd":  # (``key``: "score member", of which SADD takes the member)
         member = b"element:%s" % key.split()[1]
         return b"*3\r\n$4\r\nSADD\r\n$5\r\nmyset\r\n$%d\r\n%s\r\n" % (len(member), member)
+    if kind == "hset":
+        field = b"element:%s" % key.split()[1]
+        return b"*4\r\n$4\r\nHSET\r\n$6\r\nmyhash\r\n$%d\r\n%s\r\n$3\r\nxxx\r\n" % (
+            len(field), field)
     if kind == "get":
         return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
     if kind == "lpush":  # (to lists of their own: the keys above hold strings)
@@ -138,7 +143,7 @@ async def _drive(case: str, rounds: int) -> None:
         conn = connect()
         conn.connection_made(_CountingTransport())  # type: ignore[arg-type]
         connections.append(conn)
-    if kind in ("zadd", "sadd"):  # random scores and members every round (the same ones
+    if kind in ("zadd", "sadd", "hset"):  # random scores and members every round (the same ones
         # would change nothing), made for the most rounds in both runs: they cancel
         draw = random.Random(1).randrange
         plans = [[b"".join(encode(kind, b"%012d %012d" % (draw(100_000), draw(100_000)))
