@@ -140,6 +140,8 @@ print(len({replay(commands)[0] for _ in range(3)}))
 
 
 PLANTED_TIME = """
+from tests.support.source_only import use_source
+use_source()  # (a compiled row's fields are Final: it would not take the patch)
 import time
 from raftkv.core.typed import CALLABLE
 from raftkv.core.typed.replies import Reply

@@ -10,10 +10,11 @@
 #include <stdint.h>
 #include <string.h>
 
-static unsigned char *put_u32(unsigned char *at, uint64_t n) {
-    for (int i = 0; i < 4; i++)
+/* n's low width bytes at at, little-endian; what follows them. */
+static unsigned char *put_le(unsigned char *at, uint64_t n, int width) {
+    for (int i = 0; i < width; i++)
         at[i] = (unsigned char)((n >> (8 * i)) & 0xff);
-    return at + 4;
+    return at + width;
 }
 
 /* The frames' size (0 and an exception when they are not a tuple or list of bytes). */
@@ -45,7 +46,7 @@ static unsigned char *put_frames(unsigned char *at, PyObject *strings) {
     PyObject **items = PySequence_Fast_ITEMS(strings);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t len = PyBytes_GET_SIZE(items[i]);
-        at = put_u32(at, (uint64_t)len);
+        at = put_le(at, (uint64_t)len, 4);
         memcpy(at, PyBytes_AS_STRING(items[i]), len);
         at += len;
     }
@@ -88,13 +89,10 @@ static PyObject *frames_record(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     unsigned char *at = (unsigned char *)PyBytes_AS_STRING(out);
     memcpy(at, PyBytes_AS_STRING(head), head_len);
-    at = put_u32(at + head_len, (uint64_t)rid_len);
+    at = put_le(at + head_len, (uint64_t)rid_len, 4);
     memcpy(at, PyBytes_AS_STRING(rid), rid_len);
-    at = put_u32(at + rid_len, (uint64_t)count);
-    uint64_t bits = (uint64_t)stamp;
-    for (int i = 0; i < 8; i++)
-        at[i] = (unsigned char)((bits >> (8 * i)) & 0xff);
-    put_frames(at + 8, strings);
+    at = put_le(at + rid_len, (uint64_t)count, 4);
+    put_frames(put_le(at, (uint64_t)stamp, 8), strings);
     return out;
 }
 

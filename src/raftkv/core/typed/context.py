@@ -223,7 +223,7 @@ class Ctx:
                                          run.names, container)
                     self._before[key] = (stored, container.nbytes)
                 _, old_nbytes = self._before.pop(key)  # (a later op finds it absent)
-                self._fresh.pop(key, None)
+                fresh.pop(key, None)
                 now = keyspace.raw(key)
                 if now is not None:
                     if container is not None and kind_of(now):

@@ -4,6 +4,7 @@ the op that runs it (``fn(ctx, args) -> Reply``, ``args`` the whole command line
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from raftkv.core.typed.context import Ctx
 from raftkv.core.typed.replies import Reply
@@ -13,25 +14,25 @@ Op = Callable[[Ctx, list[bytes]], Reply]
 
 class TypedSpec:
     """(A plain class, not a dataclass: compiled, its attributes and ``keys`` are native
-    on every typed command's path. Rows are made once and never changed.)"""
+    on every typed command's path. Rows are made once; ``Final`` keeps them so.)"""
 
     def __init__(self, name: str, arity: int, flags: str, fn: Op, first_key: int = 1,
                  last_key: int = 1, key_step: int = 1,
                  find_keys: Callable[[list[bytes]], list[bytes]] | None = None) -> None:
-        self.name = name
-        self.arity = arity  # Redis's: n exactly, -n at least (the name included)
-        self.flags = flags  # Redis's words: "write", "readonly", "fast", "denyoom"...
-        self.fn = fn
-        self.first_key = first_key
-        self.last_key = last_key  # -1: through the last argument
-        self.key_step = key_step
+        self.name: Final = name
+        self.arity: Final = arity  # Redis's: n exactly, -n at least (the name included)
+        self.flags: Final = flags  # Redis's words: "write", "readonly", "fast", "denyoom"...
+        self.fn: Final = fn
+        self.first_key: Final = first_key
+        self.last_key: Final = last_key  # -1: through the last argument
+        self.key_step: Final = key_step
         # for commands whose keys follow a count (LMPOP, ZUNIONSTORE...): args -> keys
-        self.find_keys = find_keys
+        self.find_keys: Final = find_keys
         words = flags.split()  # (a script may write: it goes through the log)
-        self.writes = "write" in words or "may_replicate" in words
+        self.writes: Final = "write" in words or "may_replicate" in words
         # a write whose one key is its first argument (LPUSH, SADD, HSET, ZADD...): the
         # state machine runs consecutive ones on the same key in one context
-        self.one_key = self.writes and find_keys is None and first_key == last_key == 1
+        self.one_key: Final = self.writes and find_keys is None and first_key == last_key == 1
 
     def keys(self, args: list[bytes]) -> list[bytes]:
         if self.find_keys is not None:

@@ -7,8 +7,9 @@
 #include <Python.h>
 #include <string.h>
 
-/* The decimal digits of n (n >= 0) at the end of buf[0..20]; their count. */
-static int digits(Py_ssize_t n, char *end) {
+/* The decimal digits of n written to end at the end of a buffer of 20 or more bytes;
+ * their count. */
+static int digits(unsigned long long n, char *end) {
     int count = 0;
     do {
         *--end = (char)('0' + n % 10);
@@ -28,7 +29,7 @@ static Py_ssize_t header(char *at, char mark, Py_ssize_t n) {
         return 4;
     }
     char buf[24];
-    int count = digits(n, buf + sizeof buf);
+    int count = digits((unsigned long long)n, buf + sizeof buf);
     memcpy(at + 1, buf + sizeof buf - count, count);
     at[1 + count] = '\r';
     at[2 + count] = '\n';
@@ -39,7 +40,7 @@ static Py_ssize_t header_size(Py_ssize_t n) {
     if (n < 10)
         return 4;
     char buf[24];
-    return 3 + digits(n, buf + sizeof buf);
+    return 3 + digits((unsigned long long)n, buf + sizeof buf);
 }
 
 static PyObject *writer_bulk(PyObject *self, PyObject *value) {
@@ -129,15 +130,12 @@ static PyObject *writer_integer(PyObject *self, PyObject *n) {
     if (value == -1 && PyErr_Occurred())
         return NULL;
     char buf[32];
-    char *end = buf + sizeof buf, *at = end;
+    char *end = buf + sizeof buf;
     unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value
                                              : (unsigned long long)value;
-    *--at = '\n';
-    *--at = '\r';
-    do {
-        *--at = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude > 0);
+    end[-2] = '\r';
+    end[-1] = '\n';
+    char *at = end - 2 - digits(magnitude, end - 2);
     if (value < 0)
         *--at = '-';
     *--at = ':';

@@ -32,7 +32,7 @@ def array(items: Sequence[bytes | None], nil: bytes) -> bytes | None:
         if item is None:
             out += nil
         elif isinstance(item, bytes):
-            out += b"$%d\r\n%s\r\n" % (len(item), item)
+            out += bulk(item)
         else:
             return None
     return bytes(out)
