@@ -27,10 +27,9 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Final, Protocol
 
-from sortedcontainers import SortedList
-
 from raftkv.core import order, packed
 from raftkv.core.binary import U32, BinaryReader
+from raftkv.core.sorted_keys import SortedKeys
 
 
 class Kind(enum.IntEnum):
@@ -398,14 +397,14 @@ class ZSet:
         self._packed = blob  # (the packed form, or b"")
         self._count = count
         self._scores: dict[bytes, float] | None = None
-        self._order: SortedList | None = None  # of _order_key(score, member)
+        self._order: SortedKeys | None = None  # of _order_key(score, member)
         if scores is None and count:
             self.nbytes = len(blob) + PACKED_BASE_BYTES
         else:
             self._fill(scores if scores is not None else {})
 
     def _fill(self, scores: dict[bytes, float]) -> None:
-        order = SortedList(_order_key(s, m) for m, s in scores.items())
+        order = SortedKeys(_order_key(s, m) for m, s in scores.items())
         self._scores = dict(scores)
         self._order = order
         self.nbytes = ZSET_BASE_BYTES + sum(2 * len(m) + ZSET_MEMBER_OVERHEAD for m in scores)
@@ -447,7 +446,7 @@ class ZSet:
             return found
         return _position(packed.unpack(self._packed), score, b"")
 
-    def _open(self) -> tuple[dict[bytes, float], SortedList]:
+    def _open(self) -> tuple[dict[bytes, float], SortedKeys]:
         scores, order = self._scores, self._order
         if scores is None or order is None:
             self._fill(_unpack_scores(self._packed))
@@ -600,7 +599,7 @@ class _Ranked:
 
     __slots__ = ("_order", "_scores")
 
-    def __init__(self, order: SortedList, scores: dict[bytes, float]) -> None:
+    def __init__(self, order: SortedKeys, scores: dict[bytes, float]) -> None:
         self._order = order
         self._scores = scores
 
