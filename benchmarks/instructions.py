@@ -45,6 +45,8 @@ CASES: dict[str, tuple[str, str, int, int]] = {
     "resp-zadd-p16": ("resp", "zadd", 16, 20),  # one sorted set, as redis-benchmark's
     "resp-sadd-p16": ("resp", "sadd", 16, 20),  # one set of random members, as its SADD
     "resp-hset-p16": ("resp", "hset", 16, 20),  # one hash of random fields, as its HSET
+    "resp-hset-p1": ("resp", "hset", 1, 100),
+    "resp-zadd-p1": ("resp", "zadd", 1, 100),
     "resp-lrange-p16": ("resp", "lrange", 16, 4),  # LRANGE_100's: 100 of a list's 600 items
 }
 

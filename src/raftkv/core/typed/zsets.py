@@ -216,34 +216,32 @@ def zrangestore(ctx: Ctx, args: list[bytes]) -> Reply:
 
 # --- single members ----------------------------------------------------------------
 
-_ZADD_FLAGS: Final = frozenset((b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"))
+_ZADD_FLAGS: Final = (b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR")
 
 
 def zadd(ctx: Ctx, args: list[bytes]) -> Reply:
-    flags: set[bytes] = set()
+    seen = [False] * len(_ZADD_FLAGS)  # (the flags given, in _ZADD_FLAGS's order)
     i = 2
     while i < len(args):
         flag = args[i].upper()
         if flag not in _ZADD_FLAGS:
             break
-        flags.add(flag)
+        seen[_ZADD_FLAGS.index(flag)] = True
         i += 1
+    nx, xx, gt, lt, ch, incr = seen
     rest = args[i:]
     if not rest or len(rest) % 2:
         raise OpError(SYNTAX)
-    nx, xx, gt, lt = b"NX" in flags, b"XX" in flags, b"GT" in flags, b"LT" in flags
     if nx and xx:
         raise OpError(b"ERR XX and NX options at the same time are not compatible")
     if (gt and nx) or (lt and nx) or (gt and lt):
         raise OpError(b"ERR GT, LT, and/or NX options at the same time are not compatible")
-    incr = b"INCR" in flags
     if incr and len(rest) > 2:
         raise OpError(b"ERR INCR option supports a single increment-element pair")
     pairs = [(number(rest[j]), rest[j + 1]) for j in range(0, len(rest), 2)]
-    found = _read(ctx, args[1])
-    if found is None and xx:
+    if xx and _read(ctx, args[1]) is None:
         return None if incr else 0
-    z = _write(ctx, args[1])
+    z = _write(ctx, args[1])  # (WRONGTYPE here, before any change)
     added = updated = 0
     result: float | None = None
     for score, member in pairs:
@@ -270,7 +268,7 @@ def zadd(ctx: Ctx, args: list[bytes]) -> Reply:
         ctx.changed(args[1], b"zincr" if incr else b"zadd", Z)
     if incr:
         return result
-    return added + updated if b"CH" in flags else added
+    return added + updated if ch else added
 
 
 def zincrby(ctx: Ctx, args: list[bytes]) -> Reply:
