@@ -46,6 +46,8 @@ CASES: dict[str, tuple[str, str, int, int]] = {
     "resp-sadd-p16": ("resp", "sadd", 16, 20),  # one set of random members, as its SADD
     "resp-hset-p16": ("resp", "hset", 16, 20),  # one hash of random fields, as its HSET
     "resp-hset-p1": ("resp", "hset", 1, 100),
+    "resp-spop-p1": ("resp", "spop", 1, 100),  # random members of a set of 100,000
+    "resp-spop-p16": ("resp", "spop", 16, 20),
     "resp-zadd-p1": ("resp", "zadd", 1, 100),
     "resp-lrange-p16": ("resp", "lrange", 16, 4),  # LRANGE_100's: 100 of a list's 600 items
 }
@@ -91,6 +93,8 @@ def _resp_request(kind: str, key: bytes) -> bytes:
         return b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
     if kind == "lpush":  # (to lists of their own: the keys above hold strings)
         return b"*3\r\n$5\r\nLPUSH\r\n$%d\r\nl%s\r\n$3\r\nxxx\r\n" % (len(key) + 1, key)
+    if kind == "spop":
+        return b"*2\r\n$4\r\nSPOP\r\n$5\r\nmyset\r\n"
     if kind == "lrange":
         return b"*4\r\n$6\r\nLRANGE\r\n$6\r\nmylist\r\n$1\r\n0\r\n$2\r\n99\r\n"
     if kind == "lpush-onekey":
@@ -155,9 +159,11 @@ async def _drive(case: str, rounds: int) -> None:
         plans = [[b"".join(encode(kind, keys[(7 * c + j) % KEYS]) for j in range(batch))
                   for c in range(CONNECTIONS)]] * (50 + rounds)
     answered = 0
-    if kind == "lrange":  # the list it reads, as redis-benchmark fills it first
-        connections[0].data_received(b"*602\r\n$5\r\nRPUSH\r\n$6\r\nmylist\r\n"  # type: ignore[attr-defined]
-                                     + b"$3\r\nxxx\r\n" * 600)
+    fill = {"lrange": b"*602\r\n$5\r\nRPUSH\r\n$6\r\nmylist\r\n" + b"$3\r\nxxx\r\n" * 600,
+            "spop": b"*100002\r\n$4\r\nSADD\r\n$5\r\nmyset\r\n" + b"".join(
+                b"$13\r\nelement:%05d\r\n" % i for i in range(100_000))}.get(kind)
+    if fill is not None:  # the list or set it reads or pops, as redis-benchmark fills it
+        connections[0].data_received(fill)  # type: ignore[attr-defined]
         answered = 1
         while _CountingTransport.writes < answered:
             await asyncio.sleep(0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
+from raftkv.core import splitmix
 from raftkv.core.containers import Container, Kind, empty, kept
 from raftkv.core.history import DELETE, EXPIRE, TYPED, History, TypedRun
 from raftkv.core.keyspace import header, is_live, kind_of, pack
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 WRONGTYPE: Final = b"WRONGTYPE Operation against a key holding the wrong kind of value"
 _MASK64: Final = (1 << 64) - 1
+# (bound once: compiled, a module attribute is looked up on every call)
+_draw: Final = splitmix.draw
+_start: Final = splitmix.start
 EVENT_CLASSES: Final = {Kind.HASH: "h", Kind.LIST: "l", Kind.SET: "s", Kind.ZSET: "z",
                         Kind.STREAM: "t"}
 
@@ -90,20 +94,14 @@ class Ctx:
 
     def randrange(self, n: int) -> int:
         """A number in [0, n) from the entry's own random stream (SPOP and the RAND
-        commands): seeded by the entry's index, so every replica draws the same (a read
-        outside the log draws from the seed it was given).
-        splitmix64: a few multiplications a draw, where seeding a Mersenne Twister per
-        entry costs microseconds."""
-        state = (self._random_state or self.index * 0x9E3779B97F4A7C15 + 1) & _MASK64
-        state = (state + 0x9E3779B97F4A7C15) & _MASK64
-        self._random_state = state
-        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        return (z ^ (z >> 31)) % n
+        commands, ``splitmix``): seeded by the entry's index, so every replica draws
+        the same (a read outside the log draws from the seed it was given)."""
+        self._random_state, drawn = _draw(self._random_state or _start(self.index), n)
+        return drawn
 
     def reseed(self, seed: int) -> None:
         """Restart the stream from ``seed`` (a script's math.randomseed)."""
-        self._random_state = (seed * 0x9E3779B97F4A7C15 + 1) & _MASK64
+        self._random_state = _start(seed)
 
     def sibling(self) -> Ctx:
         """A fresh context at the same point for the next command of a script: its own
@@ -113,6 +111,8 @@ class Ctx:
 
     def sample(self, n: int, count: int) -> list[int]:
         """``count`` distinct numbers in [0, n), in the order drawn (Floyd's method)."""
+        if count == 1:  # (SPOP's: the one draw Floyd's method makes)
+            return [self.randrange(n)]
         chosen: dict[int, None] = {}
         for top in range(n - count, n):
             pick = self.randrange(top + 1)
