@@ -68,11 +68,22 @@ SMALL_ENTRIES: Final = 128
 SMALL_VALUE_BYTES: Final = 64
 SMALL_INTSET: Final = 512
 _EXACT_INT: Final = 2.0**53  # (every integer below it is a float exactly)
-_order_key: Final = order.key  # (Final: a C static, not a lookup per call)
 _SCORE_BYTES: Final = order.SCORE_BYTES  # an order key's score, before its member
 _HASH: Final = int(Kind.HASH)  # (as plain ints: compiled, a comparison is a C one)
 _LIST: Final = int(Kind.LIST)
+# The C modules' functions, bound once (Final: compiled, each is a C static, where
+# ``packed.find(...)`` looked the module and then the function up on every call)
+_order_key: Final = order.key
 _count_strings: Final = packed.count
+_packed_find: Final = packed.find
+_packed_pack: Final = packed.pack
+_packed_unpack: Final = packed.unpack
+_packed_pack_pairs: Final = packed.pack_pairs
+_packed_unpack_pairs: Final = packed.unpack_pairs
+_packed_put_pair: Final = packed.put_pair
+_packed_drop_pair: Final = packed.drop_pair
+_packed_push: Final = packed.push
+_packed_pop: Final = packed.pop
 
 
 class Hash:
@@ -112,18 +123,18 @@ class Hash:
     def get(self, field: bytes) -> bytes | None:
         if self._fields is not None:
             return self._fields.get(field)
-        return packed.find(self._packed, field)
+        return _packed_find(self._packed, field)
 
     def view(self) -> dict[bytes, bytes]:
         """The fields, to read (a packed hash unpacks into a new dict)."""
         if self._fields is not None:
             return self._fields
-        return packed.unpack_pairs(self._packed)
+        return _packed_unpack_pairs(self._packed)
 
     def _open(self) -> dict[bytes, bytes]:
         fields = self._fields
         if fields is None:
-            fields = self._fields = packed.unpack_pairs(self._packed)
+            fields = self._fields = _packed_unpack_pairs(self._packed)
             # the payload is the packed bytes less a length byte per string
             self.nbytes = (len(self._packed) - 2 * self._count
                            + self._count * HASH_FIELD_OVERHEAD)
@@ -134,7 +145,7 @@ class Hash:
         """Store ``value`` under ``field``; True when the field is new."""
         if self._fields is None and self._count < SMALL_ENTRIES and \
                 len(field) <= SMALL_VALUE_BYTES and len(value) <= SMALL_VALUE_BYTES:
-            self._packed, previous = packed.put_pair(self._packed, field, value)
+            self._packed, previous = _packed_put_pair(self._packed, field, value)
             self._count += previous is None
             self.nbytes = len(self._packed) + PACKED_BASE_BYTES
             return previous is None
@@ -151,7 +162,7 @@ class Hash:
         if self._fields is None:
             if len(field) > SMALL_VALUE_BYTES:
                 return False  # (no packed field is that long)
-            self._packed, previous = packed.drop_pair(self._packed, field)
+            self._packed, previous = _packed_drop_pair(self._packed, field)
             self._count -= previous is not None
             self.nbytes = len(self._packed) + PACKED_BASE_BYTES
             return previous is not None
@@ -172,7 +183,7 @@ class Hash:
             return self._packed
         if not fields:
             return None
-        blob = packed.pack_pairs(fields, SMALL_ENTRIES, SMALL_VALUE_BYTES)
+        blob = _packed_pack_pairs(fields, SMALL_ENTRIES, SMALL_VALUE_BYTES)
         if blob is not None:
             self._packed, self._count, self._fields = blob, len(fields), None
             self.nbytes = len(blob) + PACKED_BASE_BYTES
@@ -225,12 +236,12 @@ class List:
         """The items, to read (a packed list unpacks into a new list)."""
         if self._items is not None:
             return self._items
-        return packed.unpack(self._packed)
+        return _packed_unpack(self._packed)
 
     def _open(self) -> list[bytes] | deque[bytes]:
         items = self._items
         if items is None:
-            items = self._items = packed.unpack(self._packed)
+            items = self._items = _packed_unpack(self._packed)
             # the payload is the packed bytes less a length byte per item
             self.nbytes = (LIST_BASE_BYTES + len(self._packed) - self._count
                            + self._count * LIST_ITEM_OVERHEAD)
@@ -240,7 +251,7 @@ class List:
     def push(self, item: bytes, left: bool) -> None:
         if self._items is None and self._count < SMALL_ENTRIES and \
                 len(item) <= SMALL_VALUE_BYTES:
-            self._packed = packed.push(self._packed, item, left)
+            self._packed = _packed_push(self._packed, item, left)
             self._count += 1
             self.nbytes = len(self._packed) + PACKED_BASE_BYTES
             return
@@ -257,7 +268,7 @@ class List:
 
     def pop(self, left: bool) -> bytes:
         if self._items is None:
-            item, self._packed = packed.pop(self._packed, left)
+            item, self._packed = _packed_pop(self._packed, left)
             self._count -= 1
             self.nbytes = len(self._packed) + PACKED_BASE_BYTES
             return item
@@ -295,7 +306,7 @@ class List:
             return self._packed
         if not items:
             return None
-        blob = packed.pack(items, SMALL_ENTRIES, SMALL_VALUE_BYTES)
+        blob = _packed_pack(items, SMALL_ENTRIES, SMALL_VALUE_BYTES)
         if blob is not None:
             self._packed, self._count, self._items = blob, len(items), None
             self.nbytes = len(blob) + PACKED_BASE_BYTES
@@ -420,7 +431,7 @@ class ZSet:
     def score(self, member: bytes) -> float | None:
         if self._scores is not None:
             return self._scores.get(member)
-        text = packed.find(self._packed, member)
+        text = _packed_find(self._packed, member)
         return None if text is None else float(text)
 
     @property
@@ -436,7 +447,7 @@ class ZSet:
         if self._order is not None:
             assert self._scores is not None
             return _Ranked(self._order, self._scores)
-        strings = packed.unpack(self._packed)
+        strings = _packed_unpack(self._packed)
         return [(float(strings[i + 1]), strings[i]) for i in range(0, len(strings), 2)]
 
     def bisect(self, score: float) -> int:
@@ -444,7 +455,7 @@ class ZSet:
         if self._order is not None:
             found: int = self._order.bisect_left(_order_key(score, b""))
             return found
-        return _position(packed.unpack(self._packed), score, b"")
+        return _position(_packed_unpack(self._packed), score, b"")
 
     def _open(self) -> tuple[dict[bytes, float], SortedKeys]:
         scores, order = self._scores, self._order
@@ -458,7 +469,7 @@ class ZSet:
     def set(self, member: bytes, score: float) -> bool:
         """Give ``member`` ``score``; True when the member is new."""
         if self._scores is None and len(member) <= SMALL_VALUE_BYTES:
-            strings = packed.unpack(self._packed)
+            strings = _packed_unpack(self._packed)
             at = _find_member(strings, member)
             if at < 0 and self._count < SMALL_ENTRIES:
                 self._repack(_put_member(strings, member, score))
@@ -484,7 +495,7 @@ class ZSet:
 
     def delete(self, member: bytes) -> bool:
         if self._scores is None:
-            strings = packed.unpack(self._packed)
+            strings = _packed_unpack(self._packed)
             at = _find_member(strings, member)
             if at < 0:
                 return False
@@ -501,7 +512,7 @@ class ZSet:
     def pop(self, highest: bool) -> tuple[float, bytes]:
         """Take the (score, member) with the lowest rank, or the highest (not empty)."""
         if self._scores is None:
-            strings = packed.unpack(self._packed)
+            strings = _packed_unpack(self._packed)
             at = len(strings) - 2 if highest else 0
             member, text = strings[at], strings[at + 1]
             self._drop(strings, at)
@@ -519,7 +530,7 @@ class ZSet:
         self._count -= 1
 
     def _repack(self, strings: list[bytes]) -> None:
-        blob = packed.pack(strings, 2 * SMALL_ENTRIES, SMALL_VALUE_BYTES)
+        blob = _packed_pack(strings, 2 * SMALL_ENTRIES, SMALL_VALUE_BYTES)
         assert blob is not None  # (the callers keep within the limits)
         self._packed = blob
         self.nbytes = len(blob) + PACKED_BASE_BYTES
@@ -529,13 +540,13 @@ class ZSet:
         if self._order is not None:
             assert self._scores is not None
             return _pair(self._order[rank], self._scores)
-        strings = packed.unpack(self._packed)
+        strings = _packed_unpack(self._packed)
         pair = 2 * (rank if rank >= 0 else self._count + rank)
         return float(strings[pair + 1]), strings[pair]
 
     def rank(self, member: bytes) -> int | None:
         if self._order is None:
-            at = _find_member(packed.unpack(self._packed), member)
+            at = _find_member(_packed_unpack(self._packed), member)
             return None if at < 0 else at // 2
         score = self.score(member)
         return None if score is None else self._order.index(_order_key(score, member))
@@ -554,7 +565,7 @@ class ZSet:
         for score, member in self.order:
             strings.append(member)
             strings.append(_score_text(score))
-        blob = packed.pack(strings, 2 * SMALL_ENTRIES, SMALL_VALUE_BYTES)
+        blob = _packed_pack(strings, 2 * SMALL_ENTRIES, SMALL_VALUE_BYTES)
         if blob is not None:
             self._packed, self._count = blob, len(order)
             self._scores = self._order = None
@@ -645,7 +656,7 @@ def _put_member(strings: list[bytes], member: bytes, score: float) -> list[bytes
 
 
 def _unpack_scores(blob: bytes) -> dict[bytes, float]:
-    strings = packed.unpack(blob)
+    strings = _packed_unpack(blob)
     return {strings[i]: float(strings[i + 1]) for i in range(0, len(strings), 2)}
 
 

@@ -31,6 +31,9 @@ GET_NAMES: Final = frozenset({b"GET", b"get", b"Get"})
 MIN_RUN: Final = 2
 SET: Final = TABLE[b"set"]
 GET: Final = TABLE[b"get"]
+# (compiled: C statics, not a module lookup per call)
+_perf_counter_ns: Final = time.perf_counter_ns
+_islice: Final = itertools.islice
 
 
 def batch_run(client: Client, commands: list[list[bytes]], start: int
@@ -43,7 +46,7 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
     if name in SET_NAMES:
         limit = client.service.limits.max_value_bytes
         items: list[tuple[bytes, bytes]] = []
-        for args in itertools.islice(commands, start, None):
+        for args in _islice(commands, start, None):
             if len(args) != 3 or args[0] not in SET_NAMES or refusal(client, SET, args) \
                     or not 0 < len(args[1]) <= MAX_KEY_BYTES or len(args[2]) > limit:
                 break
@@ -56,7 +59,7 @@ def batch_run(client: Client, commands: list[list[bytes]], start: int
     if name not in GET_NAMES:
         return _typed_run(client, commands, start)
     keys: list[bytes] = []
-    for args in itertools.islice(commands, start, None):
+    for args in _islice(commands, start, None):
         if len(args) != 2 or args[0] not in GET_NAMES or refusal(client, GET, args) \
                 or not 0 < len(args[1]) <= MAX_KEY_BYTES:
             break
@@ -74,7 +77,7 @@ def _typed_run(client: Client, commands: list[list[bytes]], start: int
     lines: list[list[bytes]] = []
     rows: list[Spec] = []
     limit = client.service.limits.max_value_bytes
-    for args in itertools.islice(commands, start, None):
+    for args in _islice(commands, start, None):
         name = args[0].lower()
         row = TABLE.get(name)
         if row is None or row.handler is not typed or not row.writes \
@@ -110,7 +113,7 @@ def _answer(client: Client, start: int, stats: list[CommandStats], writing: bool
     count = len(stats)
     client.state.stats.commands += count
     client.writing = writing
-    started = time.perf_counter_ns()
+    started = _perf_counter_ns()
     try:
         result = call()
     except RaftKVError as exc:
@@ -118,5 +121,5 @@ def _answer(client: Client, start: int, stats: list[CommandStats], writing: bool
     finally:
         for row_stats in stats:
             row_stats.calls += 1
-        stats[0].ns += time.perf_counter_ns() - started
+        stats[0].ns += _perf_counter_ns() - started
     return later(result, render, count), start + count

@@ -30,24 +30,29 @@ def error_reply(message: str) -> bytes:
 
 
 _SMALL_INTEGERS: Final = [b":%d\r\n" % n for n in range(1024)]  # (0 and 1 most of all)
+# writer.c's functions, bound once (Final: compiled, each is a C static, where
+# ``writer.bulk(...)`` looked the module and then the function up on every call)
+_write_integer: Final = writer.integer
+_write_bulk: Final = writer.bulk
+_write_array: Final = writer.array
 
 
 def integer(n: int) -> bytes:
-    return _SMALL_INTEGERS[n] if 0 <= n < 1024 else writer.integer(n)
+    return _SMALL_INTEGERS[n] if 0 <= n < 1024 else _write_integer(n)
 
 
 def bulk(value: bytes | None) -> bytes:
     if value is None:
         return NIL
-    return writer.bulk(value)
+    return _write_bulk(value)
 
 
 def array(items: Iterable[bytes | None], nil: bytes = NIL) -> bytes:
     """An array of bulk strings (None items are ``nil``)."""
     listed = items if isinstance(items, list | tuple) else list(items)
-    encoded = writer.array(listed, nil)
+    encoded = _write_array(listed, nil)
     if encoded is None:  # (an item that is not bytes: a bytearray, one by one)
-        return raw_array([nil if item is None else writer.bulk(item) for item in listed])
+        return raw_array([nil if item is None else _write_bulk(item) for item in listed])
     return encoded
 
 
@@ -73,7 +78,7 @@ class Encoder:
     def bulk(self, value: bytes | None) -> bytes:
         if value is None:
             return self.NIL
-        return writer.bulk(value)
+        return _write_bulk(value)
 
     def array(self, items: Iterable[bytes | None]) -> bytes:
         return array(items, self.NIL)

@@ -15,7 +15,7 @@ import itertools
 import logging
 import ssl
 import time
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from raftkv.config import Config
 from raftkv.deferred import Deferred
@@ -34,6 +34,7 @@ from raftkv.service.auth import Authenticator, Identify
 from raftkv.service.service import KVService
 
 log = logging.getLogger("raftkv.resp")
+_monotonic: Final = time.monotonic  # (compiled: a C static, not a module lookup per call)
 
 
 def _is_write(args: list[bytes]) -> bool:
@@ -163,7 +164,7 @@ class Connection(asyncio.Protocol):
         if self._closed:
             return
         client = self.client
-        client.last_active = time.monotonic()
+        client.last_active = _monotonic()
         reader = self.reader
         reader.max_query_bytes = self.state.query_buffer_limit_bytes  # (CONFIG SET may change it)
         while True:
