@@ -509,12 +509,16 @@ class StateMachine:
             if end - position == 1:
                 results.append(handlers[type(op)](index, op))
             else:
-                self._typed_run(index, ops, position, end, results)
+                assert key is not None
+                self._typed_run(index, ops, position, end, key, results)
             position = end
         return tuple(results)
 
-    def _typed_run(self, index: int, ops: tuple[Op, ...], start: int, end: int,
+    def _typed_run(self, index: int, ops: tuple[Op, ...], start: int, end: int, key: bytes,
                    results: list[Result]) -> None:
+        """Ops ``start`` to ``end``, all writes to ``key`` alone, in one context. Each op
+        is given ``key`` itself for its key (an equal object): every dict lookup of it
+        then matches by identity, without comparing bytes."""
         ctx = Ctx(self.keyspace, ops[start].now_ms, index, self._remove, self.history,
                   machine=self)
         last = end - 1
@@ -523,7 +527,9 @@ class StateMachine:
             assert isinstance(op, TypedOp)
             ctx.begin()
             mark = len(ctx.events)
-            outcome, reply = attempt(ctx, list(op.args))
+            args = list(op.args)
+            args[1] = key
+            outcome, reply = attempt(ctx, args)
             if outcome is OUTCOME_OK:  # (an op that fails changed nothing)
                 ctx.finish(later=position != last)
             results.append(TypedResult(outcome, index, reply, tuple(ctx.events[mark:])))
